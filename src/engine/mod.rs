@@ -1,0 +1,163 @@
+//! Use cases shared by the CLI and (later) the TUI, each a function over the service traits.
+pub mod ingest;
+pub mod manifest;
+pub mod search;
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::domain::EmbedderId;
+use crate::models::ModelFiles;
+use crate::paths::Paths;
+use crate::services::local::describer::LocalDescriber;
+use crate::services::local::efficientnet::{self, EfficientNetLite0};
+use crate::services::local::exact_index::ExactIndex;
+use crate::services::local::minilm::{self, MiniLm};
+use crate::services::{Embedder, ImageAnalyser, VectorIndex, VectorMeta};
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// The open library: configuration, store, and services loaded on first use (a re-run that
+/// finds nothing to do never loads a model).
+pub struct Library {
+    pub paths: Paths,
+    pub config: Config,
+    pub store: Store,
+    models: ModelFiles,
+    text: Mutex<Option<Arc<dyn Embedder>>>,
+    analyser: Mutex<Option<Arc<dyn ImageAnalyser>>>,
+    pub describer: LocalDescriber,
+}
+
+impl Library {
+    pub fn open(paths: Paths, config: Config) -> Result<Self> {
+        let store = Store::open(&paths.database())?;
+        let models = ModelFiles::new(paths.models_dir());
+        let describer = LocalDescriber {
+            min_prob: config.models.label_min_prob,
+        };
+        Ok(Library {
+            paths,
+            config,
+            store,
+            models,
+            text: Mutex::new(None),
+            analyser: Mutex::new(None),
+            describer,
+        })
+    }
+
+    /// A library whose services are given (tests use the deterministic fakes).
+    pub fn with_services(
+        paths: Paths,
+        config: Config,
+        text: Arc<dyn Embedder>,
+        analyser: Arc<dyn ImageAnalyser>,
+    ) -> Result<Self> {
+        let lib = Self::open(paths, config)?;
+        *lib.text.lock().map_err(poisoned)? = Some(text);
+        *lib.analyser.lock().map_err(poisoned)? = Some(analyser);
+        Ok(lib)
+    }
+
+    /// The configured text embedder's id, known without loading it.
+    pub fn text_embedder_id(&self) -> EmbedderId {
+        if let Ok(g) = self.text.lock()
+            && let Some(e) = g.as_ref()
+        {
+            return e.id().clone();
+        }
+        EmbedderId::new(&self.config.models.text_embedder)
+    }
+
+    pub fn text_embedder(&self) -> Result<Arc<dyn Embedder>> {
+        let mut g = self.text.lock().map_err(poisoned)?;
+        if let Some(e) = g.as_ref() {
+            return Ok(e.clone());
+        }
+        let id = &self.config.models.text_embedder;
+        let e: Arc<dyn Embedder> = match id.as_str() {
+            minilm::EMBEDDER_ID => {
+                let t = std::time::Instant::now();
+                let m = MiniLm::load(&self.models.minilm_dir()?)?;
+                tracing::info!(ms = t.elapsed().as_millis() as u64, "loaded MiniLM");
+                Arc::new(m)
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "key 'models.text_embedder': unknown embedder '{other}' (available: {})",
+                    minilm::EMBEDDER_ID
+                )));
+            }
+        };
+        *g = Some(e.clone());
+        Ok(e)
+    }
+
+    pub fn analyser(&self) -> Result<Arc<dyn ImageAnalyser>> {
+        let mut g = self.analyser.lock().map_err(poisoned)?;
+        if let Some(a) = g.as_ref() {
+            return Ok(a.clone());
+        }
+        let t = std::time::Instant::now();
+        let a: Arc<dyn ImageAnalyser> = Arc::new(EfficientNetLite0::load(
+            &self.models.efficientnet_weights()?,
+            &self.models.imagenet_names()?,
+        )?);
+        tracing::info!(ms = t.elapsed().as_millis() as u64, "loaded EfficientNet-Lite0");
+        *g = Some(a.clone());
+        Ok(a)
+    }
+
+    pub fn image_features_id(&self) -> EmbedderId {
+        if let Ok(g) = self.analyser.lock()
+            && let Some(a) = g.as_ref()
+        {
+            return a.features_id().clone();
+        }
+        EmbedderId::new(efficientnet::FEATURES_ID)
+    }
+
+    /// Loads the in-memory index of one embedder's vectors from the store. A library that has
+    /// vectors, but none from this embedder, is an error naming the fix (never a silent
+    /// comparison across embedders).
+    pub fn load_index(&self, embedder: &EmbedderId) -> Result<ExactIndex> {
+        let vectors = self.store.vectors(embedder)?;
+        if vectors.is_empty() && self.store.count()? > 0 {
+            let have: Vec<String> = self
+                .store
+                .embedder_counts()?
+                .into_iter()
+                .map(|(e, n)| format!("{e} ({n})"))
+                .collect();
+            return Err(Error::EmbedderMismatch {
+                wanted: embedder.to_string(),
+                have: have.join(", "),
+            });
+        }
+        let dim = vectors.first().map(|v| v.vector.len()).unwrap_or(0);
+        let mut ix = ExactIndex::new(
+            embedder.clone(),
+            dim,
+            self.config.search.storage,
+            self.config.search.threads,
+        );
+        ix.reserve(vectors.len());
+        for v in vectors {
+            ix.upsert(
+                &v.asset_id,
+                &v.vector,
+                VectorMeta {
+                    objective: v.objective,
+                    node: v.node,
+                    kpi: v.kpi,
+                },
+            )?;
+        }
+        Ok(ix)
+    }
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Inference("a model loader panicked earlier in this process".into())
+}

@@ -1,0 +1,63 @@
+//! Library errors. Each names the item and the reason, so the CLI and the TUI can show it as is.
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+
+    #[error(
+        "model '{name}' is not installed (expected {path}); run `campaign-studio models fetch`"
+    )]
+    ModelMissing { name: String, path: PathBuf },
+
+    #[error("models fetch: {0}")]
+    Fetch(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("store: {0}")]
+    Store(#[from] rusqlite::Error),
+
+    #[error("inference: {0}")]
+    Inference(String),
+
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error(
+        "the library has no vectors from embedder '{wanted}' (it has: {have}); run `campaign-studio library reindex --embedder {wanted}` or search with the embedder the library was built with"
+    )]
+    EmbedderMismatch { wanted: String, have: String },
+
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Inference(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Invalid(format!("JSON: {e}"))
+    }
+}

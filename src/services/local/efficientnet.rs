@@ -1,0 +1,369 @@
+//! EfficientNet-Lite0 (ImageNet-1k) on candle: top-5 labels and the pooled 1280-d features.
+//!
+//! Lite0 is MBConv without squeeze-excitation, ReLU6, BatchNorm (eps 1e-3, folded into the
+//! convolutions at load time) and TensorFlow "SAME" padding, which is asymmetric on stride-2
+//! convolutions (the extra row/column goes after). No crate ships this network, so it is
+//! written here: 1x1 convolutions are matrix products on candle, the depthwise and stem
+//! convolutions are small direct loops (candle runs a grouped convolution as one convolution
+//! per channel, far slower for depthwise).
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use image::DynamicImage;
+use image::imageops::FilterType;
+
+use crate::domain::{EmbedderId, Label};
+use crate::services::{ImageAnalyser, ImageAnalysis, normalize};
+use crate::{Error, Result};
+
+pub const FEATURES_ID: &str = "local/efficientnet-lite0/pool-1280";
+pub const MODEL_NAME: &str = "local/efficientnet-lite0";
+const INPUT: usize = 224;
+const BN_EPS: f32 = 1e-3;
+/// Blocks that open a stage with stride 2 (the others use stride 1).
+const STRIDE2_BLOCKS: [usize; 4] = [1, 3, 5, 11];
+
+struct Pointwise {
+    w: Tensor, // (out, in), BN folded
+    b: Tensor, // (out, 1)
+    out: usize,
+}
+
+struct Spatial {
+    w: Vec<f32>, // (out, in, k, k) for the stem; (ch, 1, k, k) for depthwise
+    b: Vec<f32>,
+    k: usize,
+    stride: usize,
+}
+
+struct Block {
+    expand: Option<Pointwise>,
+    dw: Spatial,
+    project: Pointwise,
+    residual: bool,
+}
+
+pub struct EfficientNetLite0 {
+    stem: Spatial,
+    stem_out: usize,
+    blocks: Vec<Block>,
+    head: Pointwise,
+    fc_w: Tensor, // (1000, 1280)
+    fc_b: Tensor, // (1000, 1)
+    names: Vec<String>,
+    features_id: EmbedderId,
+}
+
+fn missing(name: &str) -> Error {
+    Error::Inference(format!("EfficientNet-Lite0 weights: tensor '{name}' is missing"))
+}
+
+/// (scale, shift) of a BatchNorm layer for folding into the preceding convolution.
+fn bn(t: &HashMap<String, Tensor>, prefix: &str) -> Result<(Vec<f32>, Vec<f32>)> {
+    let get = |s: &str| -> Result<Vec<f32>> {
+        let name = format!("{prefix}.{s}");
+        Ok(t.get(&name).ok_or_else(|| missing(&name))?.to_vec1::<f32>()?)
+    };
+    let (g, b, m, v) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
+    let scale: Vec<f32> = g.iter().zip(&v).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
+    let shift = b.iter().zip(&m).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    Ok((scale, shift))
+}
+
+fn conv_weights(t: &HashMap<String, Tensor>, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+    let w = t.get(name).ok_or_else(|| missing(name))?;
+    Ok((w.flatten_all()?.to_vec1::<f32>()?, w.dims().to_vec()))
+}
+
+fn folded(w: Vec<f32>, out: usize, scale: &[f32]) -> Vec<f32> {
+    let per = w.len() / out;
+    w.chunks(per)
+        .zip(scale)
+        .flat_map(|(row, s)| row.iter().map(move |x| x * s))
+        .collect()
+}
+
+fn pointwise(t: &HashMap<String, Tensor>, conv: &str, bn_prefix: &str) -> Result<Pointwise> {
+    let (w, dims) = conv_weights(t, conv)?;
+    let (scale, shift) = bn(t, bn_prefix)?;
+    let (out, inp) = (dims[0], dims[1]);
+    let w = Tensor::from_vec(folded(w, out, &scale), (out, inp), &Device::Cpu)?;
+    let b = Tensor::from_vec(shift, (out, 1), &Device::Cpu)?;
+    Ok(Pointwise { w, b, out })
+}
+
+fn spatial(t: &HashMap<String, Tensor>, conv: &str, bn_prefix: &str, stride: usize) -> Result<Spatial> {
+    let (w, dims) = conv_weights(t, conv)?;
+    let (scale, shift) = bn(t, bn_prefix)?;
+    Ok(Spatial {
+        w: folded(w, dims[0], &scale),
+        b: shift,
+        k: dims[3],
+        stride,
+    })
+}
+
+/// TF "SAME": output size and padding before (the remainder goes after).
+fn same(input: usize, k: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + k).saturating_sub(input);
+    (out, total / 2)
+}
+
+fn relu6(x: f32) -> f32 {
+    x.clamp(0.0, 6.0)
+}
+
+impl Spatial {
+    /// Depthwise convolution + ReLU6 over `x` (ch, h, w).
+    fn depthwise(&self, x: &[f32], ch: usize, h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+        let (k, s) = (self.k, self.stride);
+        let (oh, ph) = same(h, k, s);
+        let (ow, pw) = same(w, k, s);
+        let mut out = vec![0f32; ch * oh * ow];
+        for c in 0..ch {
+            let src = &x[c * h * w..(c + 1) * h * w];
+            let ker = &self.w[c * k * k..(c + 1) * k * k];
+            let dst = &mut out[c * oh * ow..(c + 1) * oh * ow];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = self.b[c];
+                    for ky in 0..k {
+                        let iy = (oy * s + ky) as isize - ph as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let row = &src[iy as usize * w..iy as usize * w + w];
+                        for kx in 0..k {
+                            let ix = (ox * s + kx) as isize - pw as isize;
+                            if ix >= 0 && ix < w as isize {
+                                acc += ker[ky * k + kx] * row[ix as usize];
+                            }
+                        }
+                    }
+                    dst[oy * ow + ox] = relu6(acc);
+                }
+            }
+        }
+        (out, oh, ow)
+    }
+
+    /// Full convolution + ReLU6 (the 3-channel stem).
+    fn full(&self, x: &[f32], cin: usize, cout: usize, h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+        let (k, s) = (self.k, self.stride);
+        let (oh, ph) = same(h, k, s);
+        let (ow, pw) = same(w, k, s);
+        let mut out = vec![0f32; cout * oh * ow];
+        for o in 0..cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = self.b[o];
+                    for c in 0..cin {
+                        for ky in 0..k {
+                            let iy = (oy * s + ky) as isize - ph as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..k {
+                                let ix = (ox * s + kx) as isize - pw as isize;
+                                if ix >= 0 && ix < w as isize {
+                                    acc += self.w[((o * cin + c) * k + ky) * k + kx]
+                                        * x[(c * h + iy as usize) * w + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    out[(o * oh + oy) * ow + ox] = relu6(acc);
+                }
+            }
+        }
+        (out, oh, ow)
+    }
+}
+
+impl Pointwise {
+    fn apply(&self, x: Vec<f32>, cin: usize, hw: usize, act: bool) -> Result<Vec<f32>> {
+        let t = Tensor::from_vec(x, (cin, hw), &Device::Cpu)?;
+        let y = self.w.matmul(&t)?.broadcast_add(&self.b)?;
+        let mut v = y.flatten_all()?.to_vec1::<f32>()?;
+        if act {
+            v.iter_mut().for_each(|x| *x = relu6(*x));
+        }
+        Ok(v)
+    }
+}
+
+impl EfficientNetLite0 {
+    /// Loads the converted safetensors weights and the ImageNet class names.
+    pub fn load(weights: &Path, names_json: &Path) -> Result<Self> {
+        let t = candle_core::safetensors::load(weights, &Device::Cpu)?;
+        let stem = spatial(&t, "_conv_stem.weight", "_bn0", 2)?;
+        let stem_out = stem.b.len();
+        let mut blocks = Vec::new();
+        let mut cin = stem_out;
+        for i in 0.. {
+            let p = format!("_blocks.{i}");
+            if !t.contains_key(&format!("{p}._depthwise_conv.weight")) {
+                break;
+            }
+            let expand = if t.contains_key(&format!("{p}._expand_conv.weight")) {
+                Some(pointwise(&t, &format!("{p}._expand_conv.weight"), &format!("{p}._bn0"))?)
+            } else {
+                None
+            };
+            let stride = if STRIDE2_BLOCKS.contains(&i) { 2 } else { 1 };
+            let dw = spatial(&t, &format!("{p}._depthwise_conv.weight"), &format!("{p}._bn1"), stride)?;
+            let project = pointwise(&t, &format!("{p}._project_conv.weight"), &format!("{p}._bn2"))?;
+            let residual = stride == 1 && project.out == cin;
+            cin = project.out;
+            blocks.push(Block {
+                expand,
+                dw,
+                project,
+                residual,
+            });
+        }
+        if blocks.len() != 16 {
+            return Err(Error::Inference(format!(
+                "EfficientNet-Lite0 weights: expected 16 blocks, found {}",
+                blocks.len()
+            )));
+        }
+        let head = pointwise(&t, "_conv_head.weight", "_bn1")?;
+        let fc_w = t.get("_fc.weight").ok_or_else(|| missing("_fc.weight"))?.clone();
+        let fc_b = t
+            .get("_fc.bias")
+            .ok_or_else(|| missing("_fc.bias"))?
+            .reshape(((), 1))?;
+        let raw = std::fs::read(names_json).map_err(|e| Error::io(names_json, e))?;
+        let names: Vec<String> = serde_json::from_slice(&raw)?;
+        if names.len() != fc_w.dims()[0] {
+            return Err(Error::Inference(format!(
+                "{}: {} class names for {} classes",
+                names_json.display(),
+                names.len(),
+                fc_w.dims()[0]
+            )));
+        }
+        Ok(EfficientNetLite0 {
+            stem,
+            stem_out,
+            blocks,
+            head,
+            fc_w,
+            fc_b,
+            names,
+            features_id: EmbedderId::new(FEATURES_ID),
+        })
+    }
+
+    /// Centre crop (87.5 %, as the model was evaluated), resize to 224², (x - 127) / 128, CHW.
+    pub fn preprocess(image: &DynamicImage) -> Vec<f32> {
+        let rgb = image.to_rgb8();
+        let (w, h) = rgb.dimensions();
+        let side = ((w.min(h) as f32) * 0.875).round().max(1.0) as u32;
+        let crop = image::imageops::crop_imm(&rgb, (w - side) / 2, (h - side) / 2, side, side)
+            .to_image();
+        let resized = image::imageops::resize(&crop, INPUT as u32, INPUT as u32, FilterType::Triangle);
+        let mut out = vec![0f32; 3 * INPUT * INPUT];
+        for (i, p) in resized.pixels().enumerate() {
+            for c in 0..3 {
+                out[c * INPUT * INPUT + i] = (p.0[c] as f32 - 127.0) / 128.0;
+            }
+        }
+        out
+    }
+
+    /// Pooled 1280-d features (before L2 normalisation) and the 1000 class probabilities.
+    pub fn forward(&self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (mut x, mut h, mut w) = self.stem.full(input, 3, self.stem_out, INPUT, INPUT);
+        let mut c = self.stem_out;
+        for b in &self.blocks {
+            let skip = b.residual.then(|| x.clone());
+            if let Some(e) = &b.expand {
+                x = e.apply(x, c, h * w, true)?;
+                c = e.out;
+            }
+            let (y, oh, ow) = b.dw.depthwise(&x, c, h, w);
+            (h, w) = (oh, ow);
+            x = b.project.apply(y, c, h * w, false)?;
+            c = b.project.out;
+            if let Some(s) = skip {
+                x.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+            }
+        }
+        let x = self.head.apply(x, c, h * w, true)?;
+        let hw = h * w;
+        let pooled: Vec<f32> = x.chunks(hw).map(|ch| ch.iter().sum::<f32>() / hw as f32).collect();
+        let f = Tensor::from_vec(pooled.clone(), (pooled.len(), 1), &Device::Cpu)?;
+        let logits = self.fc_w.matmul(&f)?.broadcast_add(&self.fc_b)?.flatten_all()?;
+        let probs = candle_nn::ops::softmax(&logits, 0)?.to_vec1::<f32>()?;
+        Ok((pooled, probs))
+    }
+
+    pub fn class_name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+}
+
+impl ImageAnalyser for EfficientNetLite0 {
+    fn analyse(&self, image: &DynamicImage) -> Result<ImageAnalysis> {
+        let (mut features, probs) = self.forward(&Self::preprocess(image))?;
+        normalize(&mut features);
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
+        let labels = order
+            .into_iter()
+            .take(5)
+            .map(|i| Label {
+                name: self.names[i].clone(),
+                prob: probs[i],
+            })
+            .collect();
+        Ok(ImageAnalysis {
+            labels,
+            features,
+            model: MODEL_NAME.into(),
+        })
+    }
+
+    fn features_id(&self) -> &EmbedderId {
+        &self.features_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        assert_eq!(same(224, 3, 2), (112, 0)); // total 1: nothing before, one after
+        assert_eq!(same(56, 5, 2), (28, 1)); // total 3: one before, two after
+        assert_eq!(same(14, 5, 1), (14, 2));
+        assert_eq!(same(7, 3, 1), (7, 1));
+    }
+
+    #[test]
+    fn depthwise_same_padding_on_a_tiny_tensor() {
+        // One channel, 3x3 box filter of ones, stride 1: each output sums its 3x3 neighbourhood.
+        let s = Spatial {
+            w: vec![1.0; 9],
+            b: vec![0.0],
+            k: 3,
+            stride: 1,
+        };
+        let x = vec![0.5f32; 16];
+        let (y, h, w) = s.depthwise(&x, 1, 4, 4);
+        assert_eq!((h, w), (4, 4));
+        assert_eq!(y[0], 2.0); // corner: 4 inputs
+        assert_eq!(y[5], 4.5); // inside: 9 inputs
+        // Stride 2 on 4x4: TF pads nothing before, one after.
+        let s2 = Spatial { stride: 2, ..s };
+        let (y, h, w) = s2.depthwise(&x, 1, 4, 4);
+        assert_eq!((h, w), (2, 2));
+        assert_eq!(y[0], 4.5); // rows/cols 0..3 all inside
+        assert_eq!(y[3], 2.0); // rows/cols 2..5: 2x2 inside
+    }
+}

@@ -1,0 +1,484 @@
+//! The embedded vector index: exact k-NN over one contiguous matrix per embedder.
+//!
+//! Measured on this kind of machine (DESIGN.md), an exact scan beat every embedded HNSW crate on
+//! filtered queries, so the scan is the index: rows are filtered by objective/node codes while
+//! scanning (never after), dot products are written so LLVM vectorises them (AVX2/FMA with
+//! x86-64-v3), large scans are split over a small thread pool, and an optional int8 copy of
+//! the matrix (4x less memory traffic) is scanned first with the best candidates re-ranked
+//! exactly in f32. Results are exact for f32 storage, so tests can assert them.
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use rayon::prelude::*;
+
+use crate::config::VectorStorage;
+use crate::domain::{EmbedderId, SearchFilter};
+use crate::services::{Neighbour, VectorIndex, VectorMeta};
+use crate::{Error, Result};
+
+/// Below this many rows a scan is faster on one thread than the pool's hand-off.
+const PARALLEL_MIN_ROWS: usize = 16_384;
+
+pub struct ExactIndex {
+    embedder: EmbedderId,
+    dim: usize,
+    storage: VectorStorage,
+    ids: Vec<String>,
+    rows: HashMap<String, usize>,
+    data: Vec<f32>,
+    q8: Vec<i8>,
+    q8_scale: Vec<f32>,
+    objective: Vec<u16>,
+    node: Vec<u16>,
+    kpi: Vec<Option<f64>>,
+    codes: Vec<String>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+struct Scored(f32, usize);
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    // Reversed, so a BinaryHeap<Scored> is a min-heap on the score (ties: higher row first out).
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Keeps the `k` best (score, row) pairs seen.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Scored>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+    #[inline]
+    fn push(&mut self, score: f32, row: usize) {
+        if self.heap.len() < self.k {
+            self.heap.push(Scored(score, row));
+        } else if let Some(min) = self.heap.peek()
+            && score > min.0
+        {
+            self.heap.pop();
+            self.heap.push(Scored(score, row));
+        }
+    }
+    fn merge(mut self, other: TopK) -> TopK {
+        for s in other.heap {
+            self.push(s.0, s.1);
+        }
+        self
+    }
+    fn into_sorted(self) -> Vec<(f32, usize)> {
+        let mut v: Vec<(f32, usize)> = self.heap.into_iter().map(|s| (s.0, s.1)).collect();
+        v.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        v
+    }
+}
+
+/// f32 dot product with 16 independent accumulators, so it vectorises without fast-math.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// int8 dot product in i32 (vectorises to widening multiply-adds).
+#[inline]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 32];
+    let ca = a.chunks_exact(32);
+    let cb = b.chunks_exact(32);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..32 {
+            acc[i] += x[i] as i16 as i32 * y[i] as i16 as i32;
+        }
+    }
+    let mut s: i32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += *x as i32 * *y as i32;
+    }
+    s
+}
+
+/// Symmetric per-vector int8 quantisation.
+fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = (x / scale).round().clamp(-127.0, 127.0) as i8;
+    }
+    scale
+}
+
+impl ExactIndex {
+    pub fn new(embedder: EmbedderId, dim: usize, storage: VectorStorage, threads: usize) -> Self {
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("index-scan-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        ExactIndex {
+            embedder,
+            dim,
+            storage,
+            ids: Vec::new(),
+            rows: HashMap::new(),
+            data: Vec::new(),
+            q8: Vec::new(),
+            q8_scale: Vec::new(),
+            objective: Vec::new(),
+            node: Vec::new(),
+            kpi: Vec::new(),
+            codes: Vec::new(),
+            pool,
+        }
+    }
+
+    pub fn reserve(&mut self, n: usize) {
+        self.ids.reserve(n);
+        self.data.reserve(n * self.dim);
+        if self.storage == VectorStorage::Int8 {
+            self.q8.reserve(n * self.dim);
+        }
+    }
+
+    fn code(&mut self, s: &str) -> u16 {
+        if let Some(i) = self.codes.iter().position(|c| c == s) {
+            i as u16
+        } else {
+            self.codes.push(s.to_string());
+            (self.codes.len() - 1) as u16
+        }
+    }
+
+    fn lookup(&self, s: &Option<String>) -> Option<Option<u16>> {
+        match s {
+            None => Some(None),
+            Some(s) => self.codes.iter().position(|c| c == s).map(|i| Some(i as u16)),
+        }
+    }
+
+    /// Bytes held per vector (matrix rows plus the per-row metadata, ids excluded).
+    pub fn bytes_per_vector(&self) -> usize {
+        let q = if self.storage == VectorStorage::Int8 { self.dim + 4 } else { 0 };
+        self.dim * 4 + q + 2 + 2 + 16
+    }
+
+    fn scan<F: Fn(usize) -> f32 + Sync>(
+        &self,
+        obj: Option<u16>,
+        node: Option<u16>,
+        k: usize,
+        score: F,
+    ) -> Vec<(f32, usize)> {
+        let n = self.ids.len();
+        let run = |start: usize, end: usize| {
+            let mut top = TopK::new(k);
+            for r in start..end {
+                if obj.is_some_and(|o| self.objective[r] != o) || node.is_some_and(|o| self.node[r] != o) {
+                    continue;
+                }
+                top.push(score(r), r);
+            }
+            top
+        };
+        let top = match &self.pool {
+            Some(pool) if n >= PARALLEL_MIN_ROWS => {
+                let parts = pool.current_num_threads();
+                let chunk = n.div_ceil(parts);
+                pool.install(|| {
+                    (0..parts)
+                        .into_par_iter()
+                        .map(|p| run(p * chunk, ((p + 1) * chunk).min(n)))
+                        .reduce(|| TopK::new(k), TopK::merge)
+                })
+            }
+            _ => run(0, n),
+        };
+        top.into_sorted()
+    }
+
+    fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.dim..(r + 1) * self.dim]
+    }
+}
+
+impl VectorIndex for ExactIndex {
+    fn embedder(&self) -> &EmbedderId {
+        &self.embedder
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn upsert(&mut self, id: &str, vector: &[f32], meta: VectorMeta) -> Result<()> {
+        if vector.len() != self.dim {
+            return Err(Error::Invalid(format!(
+                "vector for {id} has {} dimensions; index '{}' holds {}",
+                vector.len(),
+                self.embedder,
+                self.dim
+            )));
+        }
+        let (o, n) = (self.code(&meta.objective), self.code(&meta.node));
+        let row = match self.rows.get(id) {
+            Some(&r) => {
+                self.data[r * self.dim..(r + 1) * self.dim].copy_from_slice(vector);
+                self.objective[r] = o;
+                self.node[r] = n;
+                self.kpi[r] = meta.kpi;
+                r
+            }
+            None => {
+                let r = self.ids.len();
+                self.ids.push(id.to_string());
+                self.rows.insert(id.to_string(), r);
+                self.data.extend_from_slice(vector);
+                self.objective.push(o);
+                self.node.push(n);
+                self.kpi.push(meta.kpi);
+                if self.storage == VectorStorage::Int8 {
+                    self.q8.resize((r + 1) * self.dim, 0);
+                    self.q8_scale.push(1.0);
+                }
+                r
+            }
+        };
+        if self.storage == VectorStorage::Int8 {
+            let d = self.dim;
+            self.q8_scale[row] = quantise(vector, &mut self.q8[row * d..(row + 1) * d]);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(r) = self.rows.remove(id) else {
+            return false;
+        };
+        let last = self.ids.len() - 1;
+        let d = self.dim;
+        if r != last {
+            self.data.copy_within(last * d..(last + 1) * d, r * d);
+            if self.storage == VectorStorage::Int8 {
+                self.q8.copy_within(last * d..(last + 1) * d, r * d);
+                self.q8_scale[r] = self.q8_scale[last];
+            }
+            self.ids.swap(r, last);
+            self.objective[r] = self.objective[last];
+            self.node[r] = self.node[last];
+            self.kpi[r] = self.kpi[last];
+            self.rows.insert(self.ids[r].clone(), r);
+        }
+        self.ids.pop();
+        self.data.truncate(last * d);
+        if self.storage == VectorStorage::Int8 {
+            self.q8.truncate(last * d);
+            self.q8_scale.pop();
+        }
+        self.objective.pop();
+        self.node.pop();
+        self.kpi.pop();
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn search(&self, query: &[f32], filter: &SearchFilter, k: usize) -> Result<Vec<Neighbour>> {
+        if query.len() != self.dim {
+            return Err(Error::Invalid(format!(
+                "query has {} dimensions; index '{}' holds {}",
+                query.len(),
+                self.embedder,
+                self.dim
+            )));
+        }
+        let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node)) else {
+            return Ok(Vec::new()); // a filter value no vector has
+        };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let best = match self.storage {
+            VectorStorage::F32 => self.scan(obj, node, k, |r| dot(self.row(r), query)),
+            VectorStorage::Int8 => {
+                let mut q = vec![0i8; self.dim];
+                let qs = quantise(query, &mut q);
+                let d = self.dim;
+                // Over-fetch, then re-rank exactly: int8 error only reorders near-ties.
+                let pool = (k * 4).max(k + 32);
+                let rough = self.scan(obj, node, pool, |r| {
+                    dot_i8(&self.q8[r * d..(r + 1) * d], &q) as f32 * self.q8_scale[r] * qs
+                });
+                let mut exact: Vec<(f32, usize)> =
+                    rough.into_iter().map(|(_, r)| (dot(self.row(r), query), r)).collect();
+                exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                exact.truncate(k);
+                exact
+            }
+        };
+        Ok(best
+            .into_iter()
+            .map(|(s, r)| Neighbour {
+                id: self.ids[r].clone(),
+                similarity: s,
+            })
+            .collect())
+    }
+
+    fn filtered_kpis(&self, filter: &SearchFilter) -> Vec<f64> {
+        let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node)) else {
+            return Vec::new();
+        };
+        let mut v: Vec<f64> = (0..self.ids.len())
+            .filter(|&r| obj.is_none_or(|o| self.objective[r] == o) && node.is_none_or(|o| self.node[r] == o))
+            .filter_map(|r| self.kpi[r])
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+}
+
+/// Percentile rank of `kpi` within sorted `kpis` (ties count half), 0..1; unknown KPI -> 0.
+pub fn kpi_percentile(sorted: &[f64], kpi: Option<f64>) -> f32 {
+    let Some(x) = kpi else { return 0.0 };
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let below = sorted.partition_point(|v| *v < x);
+    let upto = sorted.partition_point(|v| *v <= x);
+    ((below as f64 + 0.5 * (upto - below) as f64) / sorted.len() as f64) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let mut v = v;
+        crate::services::normalize(&mut v);
+        v
+    }
+
+    fn meta(o: &str, n: &str, kpi: f64) -> VectorMeta {
+        VectorMeta {
+            objective: o.into(),
+            node: n.into(),
+            kpi: Some(kpi),
+        }
+    }
+
+    fn index(storage: VectorStorage) -> ExactIndex {
+        let mut ix = ExactIndex::new(EmbedderId::new("t"), 4, storage, 1);
+        let objs = ["clicks", "likes"];
+        let nodes = ["followers", "customers", "new_customers"];
+        for i in 0..60usize {
+            let v = unit(vec![1.0, i as f32 / 10.0, (i % 7) as f32, (i % 3) as f32 * 0.5]);
+            ix.upsert(&format!("a{i:02}"), &v, meta(objs[i % 2], nodes[i % 3], i as f64))
+                .unwrap();
+        }
+        ix
+    }
+
+    #[test]
+    fn filter_applies_during_search_and_returns_exactly_k() {
+        for storage in [VectorStorage::F32, VectorStorage::Int8] {
+            let ix = index(storage);
+            let q = unit(vec![1.0, 5.0, 0.0, 0.0]);
+            let f = SearchFilter {
+                objective: Some("likes".into()),
+                node: Some("customers".into()),
+            };
+            // i odd and i % 3 == 1: 10 of the 60 match.
+            let hits = ix.search(&q, &f, 7).unwrap();
+            assert_eq!(hits.len(), 7);
+            for h in &hits {
+                let i: usize = h.id[1..].parse().unwrap();
+                assert!(i % 2 == 1 && i % 3 == 1, "{}", h.id);
+            }
+            assert!(hits.windows(2).all(|w| w[0].similarity >= w[1].similarity));
+            // Fewer than k match: all of them come back.
+            assert_eq!(ix.search(&q, &f, 50).unwrap().len(), 10);
+            // An unknown filter value matches nothing.
+            let none = SearchFilter { objective: Some("awareness".into()), node: None };
+            assert!(ix.search(&q, &none, 5).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn f32_results_equal_a_brute_force_ranking() {
+        let ix = index(VectorStorage::F32);
+        let q = unit(vec![0.3, 2.0, 1.0, 0.1]);
+        let mut all: Vec<(f32, String)> = (0..ix.len())
+            .map(|r| (dot(ix.row(r), &q), ix.ids[r].clone()))
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let got: Vec<String> = ix
+            .search(&q, &SearchFilter::default(), 10)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        let want: Vec<String> = all.into_iter().take(10).map(|x| x.1).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn upsert_replaces_and_remove_keeps_rows_consistent() {
+        let mut ix = index(VectorStorage::Int8);
+        let q = unit(vec![0.0, 0.0, 0.0, 1.0]);
+        ix.upsert("a05", &q, meta("clicks", "followers", 1.0)).unwrap();
+        assert_eq!(ix.len(), 60);
+        let top = ix.search(&q, &SearchFilter::default(), 1).unwrap();
+        assert_eq!(top[0].id, "a05");
+        assert!((top[0].similarity - 1.0).abs() < 1e-6);
+        assert!(ix.remove("a05"));
+        assert!(!ix.remove("a05"));
+        assert_eq!(ix.len(), 59);
+        assert!(ix.search(&q, &SearchFilter::default(), 59).unwrap().iter().all(|n| n.id != "a05"));
+        assert!(ix.upsert("x", &[1.0], meta("clicks", "followers", 1.0)).is_err());
+    }
+
+    #[test]
+    fn percentiles_within_the_filtered_set() {
+        let ix = index(VectorStorage::F32);
+        let f = SearchFilter { objective: Some("clicks".into()), node: None };
+        let k = ix.filtered_kpis(&f);
+        assert_eq!(k.len(), 30);
+        assert_eq!(kpi_percentile(&k, Some(58.0)), (29.5 / 30.0) as f32);
+        assert_eq!(kpi_percentile(&k, Some(0.0)), (0.5 / 30.0) as f32);
+        assert_eq!(kpi_percentile(&k, None), 0.0);
+        assert_eq!(dot_i8(&[1, -2, 3], &[4, 5, -6]), 4 - 10 - 18);
+    }
+}

@@ -1,0 +1,7 @@
+//! The embedded default: real models from pinned registry packages, run with candle on CPU.
+pub mod describer;
+pub mod efficientnet;
+pub mod exact_index;
+pub mod imaging;
+pub mod minilm;
+pub mod torch_legacy;

@@ -1,0 +1,101 @@
+//! Service traits the engine works over, and their implementations: `local` (the embedded
+//! default), `fake` (deterministic, for tests; never selectable from config). Services never
+//! touch the terminal.
+pub mod fake;
+pub mod local;
+
+use crate::Result;
+use crate::domain::{Description, EmbedderId, Label, PaletteColor, SearchFilter};
+
+/// Whether a text is a search query or a library document (some models embed them differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRole {
+    Query,
+    Document,
+}
+
+/// Turns text (and, for multimodal models, images) into L2-normalised vectors.
+pub trait Embedder: Send + Sync {
+    fn id(&self) -> &EmbedderId;
+    fn dim(&self) -> usize;
+    fn embed_texts(&self, texts: &[String], role: TextRole) -> Result<Vec<Vec<f32>>>;
+    /// Multimodal embedders embed library images directly; text-only ones return `None`, and
+    /// the library embeds the image's description document instead.
+    fn embed_image(&self, _image: &image::DynamicImage) -> Option<Result<Vec<f32>>> {
+        None
+    }
+}
+
+/// What an image classifier sees in an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageAnalysis {
+    /// Top labels with probabilities, best first.
+    pub labels: Vec<Label>,
+    /// Pooled features for image-to-image similarity (L2-normalised).
+    pub features: Vec<f32>,
+    /// Which model produced them, e.g. "local/efficientnet-lite0".
+    pub model: String,
+}
+
+pub trait ImageAnalyser: Send + Sync {
+    fn analyse(&self, image: &image::DynamicImage) -> Result<ImageAnalysis>;
+    /// The embedder id of `features` vectors.
+    fn features_id(&self) -> &EmbedderId;
+}
+
+/// Everything a describer may use about one asset.
+#[derive(Debug, Clone, Default)]
+pub struct DescribeInput {
+    pub caption: Option<String>,
+    pub human_description: Option<String>,
+    pub campaign: Option<String>,
+    pub human_labels: Vec<String>,
+    pub model_labels: Vec<Label>,
+    pub palette: Vec<PaletteColor>,
+    pub width: u32,
+    pub height: u32,
+    /// Mean luma 0..1.
+    pub brightness: f32,
+}
+
+pub trait Describer: Send + Sync {
+    fn describe(&self, input: &DescribeInput) -> Result<Description>;
+}
+
+/// Per-vector data the index filters and ranks on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorMeta {
+    pub objective: String,
+    pub node: String,
+    pub kpi: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbour {
+    pub id: String,
+    pub similarity: f32,
+}
+
+/// A k-NN index over the vectors of one embedder. Filters apply during the search: when at
+/// least k vectors match the filter, exactly k come back, best first.
+pub trait VectorIndex: Send + Sync {
+    fn embedder(&self) -> &EmbedderId;
+    fn dim(&self) -> usize;
+    fn upsert(&mut self, id: &str, vector: &[f32], meta: VectorMeta) -> Result<()>;
+    fn remove(&mut self, id: &str) -> bool;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn search(&self, query: &[f32], filter: &SearchFilter, k: usize) -> Result<Vec<Neighbour>>;
+    /// KPIs of every vector matching `filter` (unknown KPIs left out), sorted ascending.
+    fn filtered_kpis(&self, filter: &SearchFilter) -> Vec<f64>;
+}
+
+/// L2-normalises in place; a zero vector stays zero.
+pub fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}

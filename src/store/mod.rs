@@ -1,0 +1,454 @@
+//! The library's source of truth: embedded SQLite (WAL). Originals and thumbnails are files
+//! under the data dir, addressed by content hash.
+pub mod schema;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::domain::{Asset, EmbedderId, SearchFilter};
+use crate::{Error, Result};
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// RFC 3339 UTC timestamp, second precision.
+pub fn now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn vector_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn blob_to_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// One stored vector with the fields the index filters on.
+pub struct StoredVector {
+    pub asset_id: String,
+    pub objective: String,
+    pub node: String,
+    pub kpi: Option<f64>,
+    pub vector: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LibraryStats {
+    pub assets: u64,
+    pub by_objective: Vec<(String, u64)>,
+    pub by_node: Vec<(String, u64)>,
+    pub embeddings: Vec<(String, u64)>,
+    pub bytes: u64,
+    pub with_caption: u64,
+    pub last_ingest: Option<String>,
+}
+
+const ASSET_COLUMNS: &str = "id, external_id, file, stored_path, thumbnail_path, byte_size, format, width, height, phash, objective, node, kpi, caption, description, model_labels, licence, attribution, metadata, created_at, updated_at";
+
+fn json_col<T: serde::de::DeserializeOwned>(s: String, idx: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn row_to_asset(r: &rusqlite::Row<'_>) -> rusqlite::Result<Asset> {
+    Ok(Asset {
+        id: r.get(0)?,
+        external_id: r.get(1)?,
+        file: r.get(2)?,
+        stored_path: r.get(3)?,
+        thumbnail_path: r.get(4)?,
+        byte_size: r.get::<_, i64>(5)? as u64,
+        format: r.get(6)?,
+        width: r.get(7)?,
+        height: r.get(8)?,
+        phash: r.get(9)?,
+        objective: r.get(10)?,
+        node: r.get(11)?,
+        kpi: r.get(12)?,
+        caption: r.get(13)?,
+        description: json_col(r.get(14)?, 14)?,
+        model_labels: json_col(r.get(15)?, 15)?,
+        licence: r.get(16)?,
+        attribution: r.get(17)?,
+        metadata: json_col(r.get(18)?, 18)?,
+        created_at: r.get(19)?,
+        updated_at: r.get(20)?,
+    })
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn })
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Writes an asset and its vectors in one transaction. `replaces` is an asset id whose row
+    /// (and vectors) this one supersedes (the same manifest id with new bytes).
+    pub fn put_asset(
+        &mut self,
+        asset: &Asset,
+        meta_hash: &str,
+        vectors: &[(EmbedderId, Vec<f32>, String)],
+        replaces: Option<&str>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if let Some(old) = replaces.filter(|o| *o != asset.id) {
+            tx.execute("DELETE FROM assets WHERE id = ?1", params![old])?;
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO assets ({ASSET_COLUMNS}, meta_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                 ON CONFLICT(id) DO UPDATE SET external_id = excluded.external_id, file = excluded.file,
+                   stored_path = excluded.stored_path, thumbnail_path = excluded.thumbnail_path,
+                   objective = excluded.objective, node = excluded.node, kpi = excluded.kpi,
+                   caption = excluded.caption, description = excluded.description,
+                   model_labels = excluded.model_labels, licence = excluded.licence,
+                   attribution = excluded.attribution, metadata = excluded.metadata,
+                   meta_hash = excluded.meta_hash, updated_at = excluded.updated_at"
+            ),
+            params![
+                asset.id,
+                asset.external_id,
+                asset.file,
+                asset.stored_path,
+                asset.thumbnail_path,
+                asset.byte_size as i64,
+                asset.format,
+                asset.width,
+                asset.height,
+                asset.phash,
+                asset.objective,
+                asset.node,
+                asset.kpi,
+                asset.caption,
+                serde_json::to_string(&asset.description)?,
+                serde_json::to_string(&asset.model_labels)?,
+                asset.licence,
+                asset.attribution,
+                serde_json::to_string(&asset.metadata)?,
+                asset.created_at,
+                asset.updated_at,
+                meta_hash,
+            ],
+        )?;
+        for (embedder, v, source) in vectors {
+            tx.execute(
+                "INSERT INTO embeddings (asset_id, embedder, dim, vector, source) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(asset_id, embedder) DO UPDATE SET dim = excluded.dim, vector = excluded.vector, source = excluded.source",
+                params![asset.id, embedder.as_str(), v.len() as i64, vector_to_blob(v), source],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn asset(&self, id: &str) -> Result<Option<Asset>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?1"),
+                params![id],
+                row_to_asset,
+            )
+            .optional()?)
+    }
+
+    /// Finds an asset by manifest id, full hash, or a unique hash prefix (>= 6 chars).
+    pub fn resolve(&self, key: &str) -> Result<Asset> {
+        let by_ext = self
+            .conn
+            .query_row(
+                &format!("SELECT {ASSET_COLUMNS} FROM assets WHERE external_id = ?1"),
+                params![key],
+                row_to_asset,
+            )
+            .optional()?;
+        if let Some(a) = by_ext {
+            return Ok(a);
+        }
+        if key.len() >= 6 && key.chars().all(|c| c.is_ascii_hexdigit()) {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {ASSET_COLUMNS} FROM assets WHERE id LIKE ?1 || '%' LIMIT 2"
+            ))?;
+            let found: Vec<Asset> = stmt
+                .query_map(params![key.to_lowercase()], row_to_asset)?
+                .collect::<rusqlite::Result<_>>()?;
+            match found.len() {
+                1 => return Ok(found.into_iter().next().expect("one row")),
+                2 => return Err(Error::Invalid(format!("'{key}' matches several assets; give more of the hash"))),
+                _ => {}
+            }
+        }
+        Err(Error::NotFound(format!(
+            "no asset with manifest id or hash '{key}'"
+        )))
+    }
+
+    /// (asset id, meta hash) of the asset with this manifest id.
+    pub fn by_external_id(&self, ext: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, meta_hash FROM assets WHERE external_id = ?1",
+                params![ext],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// (external id, meta hash) of the asset with this content hash.
+    pub fn by_content(&self, id: &str) -> Result<Option<(Option<String>, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT external_id, meta_hash FROM assets WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn embedders_of(&self, asset_id: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT embedder FROM embeddings WHERE asset_id = ?1 ORDER BY embedder")?;
+        let v = stmt
+            .query_map(params![asset_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn list(&self, filter: &SearchFilter, limit: usize, offset: usize) -> Result<Vec<Asset>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets
+             WHERE (?1 IS NULL OR objective = ?1) AND (?2 IS NULL OR node = ?2)
+             ORDER BY COALESCE(external_id, file), id LIMIT ?3 OFFSET ?4"
+        ))?;
+        let v = stmt
+            .query_map(
+                params![filter.objective, filter.node, limit as i64, offset as i64],
+                row_to_asset,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM assets", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Removes assets (vectors cascade). Returns the removed ones, for deleting their files.
+    pub fn remove(&mut self, ids: &[String]) -> Result<Vec<Asset>> {
+        let tx = self.conn.transaction()?;
+        let mut removed = Vec::new();
+        for id in ids {
+            let a = tx
+                .query_row(
+                    &format!("SELECT {ASSET_COLUMNS} FROM assets WHERE id = ?1"),
+                    params![id],
+                    row_to_asset,
+                )
+                .optional()?;
+            if let Some(a) = a {
+                tx.execute("DELETE FROM assets WHERE id = ?1", params![id])?;
+                removed.push(a);
+            }
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// How many other assets still point at this stored file (content-addressed files are
+    /// shared only by identical bytes, so this is 0 or 1 in practice).
+    pub fn references_to(&self, stored_path: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM assets WHERE stored_path = ?1 OR thumbnail_path = ?1",
+            params![stored_path],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    pub fn vectors(&self, embedder: &EmbedderId) -> Result<Vec<StoredVector>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.id, a.objective, a.node, a.kpi, e.vector FROM embeddings e
+             JOIN assets a ON a.id = e.asset_id WHERE e.embedder = ?1 ORDER BY a.id",
+        )?;
+        let v = stmt
+            .query_map(params![embedder.as_str()], |r| {
+                Ok(StoredVector {
+                    asset_id: r.get(0)?,
+                    objective: r.get(1)?,
+                    node: r.get(2)?,
+                    kpi: r.get(3)?,
+                    vector: blob_to_vector(&r.get::<_, Vec<u8>>(4)?),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// Embedder ids present, with their vector counts.
+    pub fn embedder_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT embedder, COUNT(*) FROM embeddings GROUP BY embedder ORDER BY embedder",
+        )?;
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn stats(&self) -> Result<LibraryStats> {
+        let group = |col: &str| -> Result<Vec<(String, u64)>> {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {col}, COUNT(*) FROM assets GROUP BY {col} ORDER BY {col}"
+            ))?;
+            let v = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(v)
+        };
+        let (bytes, with_caption): (i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(byte_size), 0), COUNT(caption) FROM assets",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let last_ingest = self
+            .conn
+            .query_row(
+                "SELECT finished_at FROM ingest_jobs WHERE status = 'done' ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(LibraryStats {
+            assets: self.count()?,
+            by_objective: group("objective")?,
+            by_node: group("node")?,
+            embeddings: self.embedder_counts()?,
+            bytes: bytes as u64,
+            with_caption: with_caption as u64,
+            last_ingest,
+        })
+    }
+
+    pub fn start_ingest_job(&self, root: &str, manifest: Option<&str>) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO ingest_jobs (root, manifest, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+            params![root, manifest, now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_ingest_job(&self, id: i64, status: &str, report: &impl Serialize) -> Result<()> {
+        self.conn.execute(
+            "UPDATE ingest_jobs SET finished_at = ?2, status = ?3, report = ?4 WHERE id = ?1",
+            params![id, now(), status, serde_json::to_string(report)?],
+        )?;
+        Ok(())
+    }
+
+    /// Ingest jobs that never finished (the process died): reported so the user knows a re-run
+    /// completes them.
+    pub fn unfinished_ingest_jobs(&self) -> Result<Vec<(i64, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, root, started_at FROM ingest_jobs WHERE status = 'running' ORDER BY id",
+        )?;
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn mark_ingest_jobs_interrupted(&self) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE ingest_jobs SET status = 'interrupted' WHERE status = 'running'",
+            [],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_is_rfc3339() {
+        let n = now();
+        assert_eq!(n.len(), 20);
+        assert!(n.starts_with("20") && n.ends_with('Z'));
+    }
+
+    #[test]
+    fn migrations_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db.sqlite3");
+        assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+        assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn blobs_round_trip() {
+        let v = vec![0.5f32, -1.25, 3.0];
+        assert_eq!(blob_to_vector(&vector_to_blob(&v)), v);
+    }
+}
