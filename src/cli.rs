@@ -173,7 +173,10 @@ struct Ctx {
 
 fn context(cli: &Cli) -> Result<Ctx> {
     let paths = Paths::resolve(cli.data_dir.clone(), cli.cache_dir.clone())?;
-    let cfg_file = cli.config.clone().unwrap_or_else(|| paths.user_config_file());
+    let cfg_file = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.user_config_file());
     if cli.config.is_some() && !cfg_file.exists() {
         bail!("config file {} does not exist", cfg_file.display());
     }
@@ -182,7 +185,12 @@ fn context(cli: &Cli) -> Result<Ctx> {
     // fastest on two busy cores (DESIGN.md). Set before the first thread (the log writer) starts.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // SAFETY: single-threaded here; no other thread reads the environment yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", config.models.inference_threads.to_string()) };
+        unsafe {
+            std::env::set_var(
+                "RAYON_NUM_THREADS",
+                config.models.inference_threads.to_string(),
+            )
+        };
     }
     let log = logging::init(&paths.log_dir(), &config.logging.level)?;
     tracing::info!(data = %paths.data_dir.display(), cache = %paths.cache_dir.display(), "start");
@@ -310,7 +318,11 @@ impl Progress {
     }
 }
 
-fn run_ingest(lib: &mut Library, opts: &IngestOptions, quiet_items: bool) -> Result<(IngestReport, f64)> {
+fn run_ingest(
+    lib: &mut Library,
+    opts: &IngestOptions,
+    quiet_items: bool,
+) -> Result<(IngestReport, f64)> {
     let mut progress = Progress::new(quiet_items);
     let t = std::time::Instant::now();
     let report = ingest::ingest(lib, opts, &mut |e| progress.event(e));
@@ -395,17 +407,47 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 stdout_line(&serde_json::to_string(&v)?)?;
             } else {
                 stdout_line(&format!("id           {}", a.id))?;
-                stdout_line(&format!("manifest id  {}", a.external_id.as_deref().unwrap_or("-")))?;
-                stdout_line(&format!("file         {}  ({} {}x{}, {} bytes)", a.file, a.format, a.width, a.height, a.byte_size))?;
+                stdout_line(&format!(
+                    "manifest id  {}",
+                    a.external_id.as_deref().unwrap_or("-")
+                ))?;
+                stdout_line(&format!(
+                    "file         {}  ({} {}x{}, {} bytes)",
+                    a.file, a.format, a.width, a.height, a.byte_size
+                ))?;
                 stdout_line(&format!("stored at    {}", a.stored_path))?;
-                stdout_line(&format!("objective    {}   node {}   kpi {}", a.objective, a.node, a.kpi.map(|k| k.to_string()).unwrap_or_else(|| "unknown".into())))?;
+                stdout_line(&format!(
+                    "objective    {}   node {}   kpi {}",
+                    a.objective,
+                    a.node,
+                    a.kpi
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "unknown".into())
+                ))?;
                 stdout_line(&format!("description  {}", a.description.description))?;
-                stdout_line(&format!("elements     {}", a.description.elements.join(", ")))?;
-                let pal: Vec<String> = a.description.palette.iter().map(|c| format!("{} {} {:.0}%", c.hex, c.name, c.share * 100.0)).collect();
+                stdout_line(&format!(
+                    "elements     {}",
+                    a.description.elements.join(", ")
+                ))?;
+                let pal: Vec<String> = a
+                    .description
+                    .palette
+                    .iter()
+                    .map(|c| format!("{} {} {:.0}%", c.hex, c.name, c.share * 100.0))
+                    .collect();
                 stdout_line(&format!("palette      {}", pal.join(", ")))?;
-                let labels: Vec<String> = a.model_labels.iter().map(|l| format!("{} {:.2}", l.name, l.prob)).collect();
+                let labels: Vec<String> = a
+                    .model_labels
+                    .iter()
+                    .map(|l| format!("{} {:.2}", l.name, l.prob))
+                    .collect();
                 stdout_line(&format!("model labels {}", labels.join(", ")))?;
-                stdout_line(&format!("sources      text: {}; elements: {}; palette: {}", or_none(&a.description.sources.text), or_none(&a.description.sources.elements), a.description.sources.palette))?;
+                stdout_line(&format!(
+                    "sources      text: {}; elements: {}; palette: {}",
+                    or_none(&a.description.sources.text),
+                    or_none(&a.description.sources.elements),
+                    a.description.sources.palette
+                ))?;
                 if let Some(l) = &a.licence {
                     stdout_line(&format!("licence      {l}"))?;
                 }
@@ -421,12 +463,25 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
             if json {
                 stdout_line(&serde_json::to_string(&s)?)?;
             } else {
-                stdout_line(&format!("assets      {} ({} with a caption), {:.1} MB", s.assets, s.with_caption, s.bytes as f64 / 1e6))?;
-                let fmt = |v: &[(String, u64)]| v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ");
+                stdout_line(&format!(
+                    "assets      {} ({} with a caption), {:.1} MB",
+                    s.assets,
+                    s.with_caption,
+                    s.bytes as f64 / 1e6
+                ))?;
+                let fmt = |v: &[(String, u64)]| {
+                    v.iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 stdout_line(&format!("objectives  {}", fmt(&s.by_objective)))?;
                 stdout_line(&format!("nodes       {}", fmt(&s.by_node)))?;
                 stdout_line(&format!("vectors     {}", fmt(&s.embeddings)))?;
-                stdout_line(&format!("last ingest {}", s.last_ingest.as_deref().unwrap_or("never")))?;
+                stdout_line(&format!(
+                    "last ingest {}",
+                    s.last_ingest.as_deref().unwrap_or("never")
+                ))?;
             }
             Ok(0)
         }
@@ -451,7 +506,9 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
             }
             let ids: Vec<&str> = removed.iter().map(|a| a.id.as_str()).collect();
             if json {
-                stdout_line(&serde_json::to_string(&json!({"removed": ids, "failed": missing}))?)?;
+                stdout_line(&serde_json::to_string(
+                    &json!({"removed": ids, "failed": missing}),
+                )?)?;
             } else {
                 for id in &ids {
                     stdout_line(&format!("removed {id}"))?;
@@ -466,7 +523,11 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
 }
 
 fn or_none(v: &[String]) -> String {
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -477,7 +538,11 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn filter_from(config: &Config, objective: Option<String>, node: Option<String>) -> Result<SearchFilter> {
+fn filter_from(
+    config: &Config,
+    objective: Option<String>,
+    node: Option<String>,
+) -> Result<SearchFilter> {
     Ok(SearchFilter {
         objective: objective.map(|o| config.check_objective(&o)).transpose()?,
         node: node.map(|n| config.check_node(&n)).transpose()?,
@@ -505,9 +570,15 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         rerank_pool: ctx.config.search.rerank_factor.max(1) * k,
     };
     if let Some(file) = a.queries {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
         for q in text.lines().filter(|l| !l.trim().is_empty()) {
-            let r = search::search(&lib.store, &index, embedder.as_ref(), &request(q.trim().to_string()))?;
+            let r = search::search(
+                &lib.store,
+                &index,
+                embedder.as_ref(),
+                &request(q.trim().to_string()),
+            )?;
             stdout_line(&serde_json::to_string(&r)?)?;
         }
         return Ok(0);
@@ -546,7 +617,9 @@ fn print_hits(r: &SearchResult) -> Result<()> {
             i + 1,
             h.score,
             h.similarity,
-            h.kpi.map(|k| format!("{k:.4}")).unwrap_or_else(|| "-".into()),
+            h.kpi
+                .map(|k| format!("{k:.4}"))
+                .unwrap_or_else(|| "-".into()),
             h.kpi_percentile * 100.0,
             h.objective,
             h.node,
@@ -564,7 +637,10 @@ fn demo_library(explicit: Option<PathBuf>) -> Result<PathBuf> {
         return Ok(p);
     }
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for c in [here.join("../shared/data/reference-library"), here.join("demo")] {
+    for c in [
+        here.join("../shared/data/reference-library"),
+        here.join("demo"),
+    ] {
         if c.join("manifest.jsonl").is_file() {
             return Ok(c);
         }
@@ -589,7 +665,10 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
     eprintln!("== searching (the studio TUI comes next; this is the headless search)");
     let embedder = lib.text_embedder()?;
     let index = lib.load_index(embedder.id())?;
-    for (objective, node) in [(None, None), (Some("likes".to_string()), Some("followers".to_string()))] {
+    for (objective, node) in [
+        (None, None),
+        (Some("likes".to_string()), Some("followers".to_string())),
+    ] {
         let r = search::search(
             &lib.store,
             &index,

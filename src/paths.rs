@@ -23,13 +23,17 @@ impl Paths {
     pub fn resolve(data_dir: Option<PathBuf>, cache_dir: Option<PathBuf>) -> Result<Self> {
         let dirs = directories::ProjectDirs::from("", "", "campaign-studio");
         let pick = |flag: Option<PathBuf>, env: &str, default: Option<PathBuf>| {
-            flag.or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from))
-                .or(default)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "no home directory to derive a default path from; set {env}"
-                    ))
-                })
+            flag.or_else(|| {
+                std::env::var_os(env)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or(default)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "no home directory to derive a default path from; set {env}"
+                ))
+            })
         };
         Ok(Paths {
             config_dir: pick(

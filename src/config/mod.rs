@@ -82,8 +82,11 @@ const DIR_VARS: [&str; 3] = ["CONFIG_DIR", "DATA_DIR", "CACHE_DIR"];
 impl Config {
     /// Defaults only (tests, and the base of every layered load).
     pub fn defaults() -> Self {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)), "config/default.toml")
-            .expect("the embedded default config is valid")
+        Self::from_figment(
+            Figment::from(Toml::string(DEFAULT_TOML)),
+            "config/default.toml",
+        )
+        .expect("the embedded default config is valid")
     }
 
     /// Defaults, then `user_file` if it exists, then `CAMPAIGN_STUDIO_*` env vars.
@@ -156,7 +159,7 @@ impl Config {
 
 fn check_value(what: &str, value: &str, allowed: &[String]) -> Result<String> {
     let v = value.trim().to_lowercase();
-    if allowed.iter().any(|a| *a == v) {
+    if allowed.contains(&v) {
         Ok(v)
     } else {
         Err(Error::Invalid(format!(
@@ -177,7 +180,10 @@ mod tests {
         assert_eq!(c.taxonomy.objectives.len(), 4);
         assert!(c.check_objective("Clicks").is_ok());
         let err = c.check_node("fans").unwrap_err().to_string();
-        assert!(err.contains("fans") && err.contains("new_customers"), "{err}");
+        assert!(
+            err.contains("fans") && err.contains("new_customers"),
+            "{err}"
+        );
     }
 
     #[test]

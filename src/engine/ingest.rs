@@ -72,8 +72,14 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngestEvent {
     /// Items found (after reading the manifest or scanning the folder).
-    Planned { total: usize, to_process: usize },
-    Item { item: String, outcome: Outcome },
+    Planned {
+        total: usize,
+        to_process: usize,
+    },
+    Item {
+        item: String,
+        outcome: Outcome,
+    },
 }
 
 /// One validated item, ready to process.
@@ -145,7 +151,9 @@ impl Item {
 pub fn resolve_in_root(root: &Path, rel: &str) -> std::result::Result<PathBuf, String> {
     let p = Path::new(rel);
     if p.is_absolute() {
-        return Err(format!("absolute path '{rel}' is not allowed: files must be inside the library root"));
+        return Err(format!(
+            "absolute path '{rel}' is not allowed: files must be inside the library root"
+        ));
     }
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(format!("path '{rel}' escapes the library root ('..')"));
@@ -199,7 +207,8 @@ fn scan_folder(root: &Path) -> Result<Vec<String>> {
             let Ok(ft) = entry.file_type() else { continue };
             if ft.is_dir() {
                 stack.push(p);
-            } else if (ft.is_file() || ft.is_symlink()) && has_image_extension(&p)
+            } else if (ft.is_file() || ft.is_symlink())
+                && has_image_extension(&p)
                 && let Ok(rel) = p.strip_prefix(root)
             {
                 out.push(rel.to_string_lossy().replace('\\', "/"));
@@ -251,13 +260,19 @@ fn validate(
         .clone()
         .or_else(|| opts.objective.clone())
         .ok_or_else(|| fail("no objective (give it in the manifest or with --objective)".into()))?;
-    let objective = lib.config.check_objective(&objective).map_err(|e| fail(e.to_string()))?;
+    let objective = lib
+        .config
+        .check_objective(&objective)
+        .map_err(|e| fail(e.to_string()))?;
     let node = row
         .node
         .clone()
         .or_else(|| opts.node.clone())
         .ok_or_else(|| fail("no audience node (give it in the manifest or with --node)".into()))?;
-    let node = lib.config.check_node(&node).map_err(|e| fail(e.to_string()))?;
+    let node = lib
+        .config
+        .check_node(&node)
+        .map_err(|e| fail(e.to_string()))?;
     let kpi = match &row.results {
         Some(v) => Some(parse_kpi(v).map_err(&fail)?),
         None => opts.kpi,
@@ -285,9 +300,13 @@ fn validate(
 enum Plan {
     Unchanged,
     /// Same bytes as a stored asset; only metadata (and so the description) changed.
-    Metadata { asset: Box<Asset> },
+    Metadata {
+        asset: Box<Asset>,
+    },
     /// New bytes: full processing. `replaces` is the stored asset with the same manifest id.
-    Full { replaces: Option<String> },
+    Full {
+        replaces: Option<String>,
+    },
 }
 
 struct Work {
@@ -303,11 +322,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
         return Ok(());
     }
-    let dir = path.parent().ok_or_else(|| Error::Invalid(format!("{} has no parent", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Invalid(format!("{} has no parent", path.display())))?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = dir.join(format!(
         ".{}.{}.{:?}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id(),
         std::thread::current().id()
     ));
@@ -343,7 +366,8 @@ fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed,
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_string();
-    let dec = imaging::decode(&bytes, &ext, lib.config.library.max_pixels).map_err(|e| e.to_string())?;
+    let dec =
+        imaging::decode(&bytes, &ext, lib.config.library.max_pixels).map_err(|e| e.to_string())?;
     let format = imaging::format_name(dec.format).to_string();
     let thumb = imaging::thumbnail_jpeg(&dec.image, lib.config.library.thumbnail_px)
         .map_err(|e| format!("thumbnail: {e}"))?;
@@ -407,7 +431,11 @@ fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed,
         asset,
         vectors: vec![
             (embedder.id().clone(), text_vector.0, text_vector.1),
-            (analyser.features_id().clone(), analysis.features, "image".into()),
+            (
+                analyser.features_id().clone(),
+                analysis.features,
+                "image".into(),
+            ),
         ],
     })
 }
@@ -424,7 +452,10 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     let description = lib.describer.describe(&input)?;
     let embedder = lib.text_embedder()?;
     let mut vectors = Vec::new();
-    if embedder.embed_image(&image::DynamicImage::new_rgb8(1, 1)).is_none() {
+    if embedder
+        .embed_image(&image::DynamicImage::new_rgb8(1, 1))
+        .is_none()
+    {
         let doc = lib.describer.document(&input, &description);
         let v = embedder
             .embed_texts(std::slice::from_ref(&doc), TextRole::Document)?
@@ -468,7 +499,10 @@ pub fn ingest(
         .canonicalize()
         .map_err(|e| Error::io(&opts.root, e))?;
     if !root.is_dir() {
-        return Err(Error::Invalid(format!("{} is not a folder", opts.root.display())));
+        return Err(Error::Invalid(format!(
+            "{} is not a folder",
+            opts.root.display()
+        )));
     }
     let rows: Vec<std::result::Result<ManifestRow, manifest::RowError>> = match &opts.manifest {
         Some(m) => manifest::read(m)?,
@@ -486,14 +520,23 @@ pub fn ingest(
     };
     let interrupted = lib.store.mark_ingest_jobs_interrupted()?;
     if interrupted > 0 {
-        tracing::warn!(interrupted, "earlier ingest runs did not finish; this run completes them");
+        tracing::warn!(
+            interrupted,
+            "earlier ingest runs did not finish; this run completes them"
+        );
     }
     let job = lib.store.start_ingest_job(
         &root.to_string_lossy(),
-        opts.manifest.as_ref().map(|m| m.to_string_lossy()).as_deref(),
+        opts.manifest
+            .as_ref()
+            .map(|m| m.to_string_lossy())
+            .as_deref(),
     )?;
     let mut report = IngestReport::default();
-    let fail = |report: &mut IngestReport, progress: &mut dyn FnMut(IngestEvent), item: String, reason: String| {
+    let fail = |report: &mut IngestReport,
+                progress: &mut dyn FnMut(IngestEvent),
+                item: String,
+                reason: String| {
         tracing::warn!(%item, %reason, "ingest item failed");
         progress(IngestEvent::Item {
             item: item.clone(),
@@ -565,15 +608,19 @@ pub fn ingest(
         let plan = match lib.store.by_content(&sha)? {
             Some((_, stored_hash)) => {
                 let embedders = lib.store.embedders_of(&sha)?;
-                let complete = embedders.iter().any(|e| *e == text_id.0)
-                    && embedders.iter().any(|e| *e == features_id.0);
+                let complete = embedders.contains(&text_id.0) && embedders.contains(&features_id.0);
                 if stored_hash == meta_hash && complete {
                     Plan::Unchanged
-                } else if !embedders.iter().any(|e| *e == features_id.0) {
+                } else if !embedders.contains(&features_id.0) {
                     Plan::Full { replaces: None }
                 } else {
-                    let asset = lib.store.asset(&sha)?.ok_or_else(|| Error::NotFound(sha.clone()))?;
-                    Plan::Metadata { asset: Box::new(asset) }
+                    let asset = lib
+                        .store
+                        .asset(&sha)?
+                        .ok_or_else(|| Error::NotFound(sha.clone()))?;
+                    Plan::Metadata {
+                        asset: Box::new(asset),
+                    }
                 }
             }
             None => {
@@ -592,7 +639,10 @@ pub fn ingest(
             plan,
         });
     }
-    let to_process = work.iter().filter(|w| !matches!(w.plan, Plan::Unchanged)).count();
+    let to_process = work
+        .iter()
+        .filter(|w| !matches!(w.plan, Plan::Unchanged))
+        .count();
     progress(IngestEvent::Planned { total, to_process });
     for (item, r) in pending_events {
         if let Err(reason) = r {
@@ -606,13 +656,20 @@ pub fn ingest(
         match &w.plan {
             Plan::Unchanged => {
                 report.unchanged += 1;
-                progress(IngestEvent::Item { item: w.item.item.clone(), outcome: Outcome::Unchanged });
+                progress(IngestEvent::Item {
+                    item: w.item.item.clone(),
+                    outcome: Outcome::Unchanged,
+                });
             }
             Plan::Metadata { asset } => match process_metadata(lib, &w, asset) {
                 Ok(p) => {
-                    lib.store.put_asset(&p.asset, &w.meta_hash, &p.vectors, None)?;
+                    lib.store
+                        .put_asset(&p.asset, &w.meta_hash, &p.vectors, None)?;
                     report.updated += 1;
-                    progress(IngestEvent::Item { item: w.item.item.clone(), outcome: Outcome::Updated });
+                    progress(IngestEvent::Item {
+                        item: w.item.item.clone(),
+                        outcome: Outcome::Updated,
+                    });
                 }
                 Err(e @ Error::ModelMissing { .. }) => return Err(e),
                 Err(e) => fail(&mut report, progress, w.item.item.clone(), e.to_string()),
@@ -666,7 +723,12 @@ pub fn ingest(
                             Plan::Full { replaces } => replaces.clone(),
                             _ => None,
                         };
-                        match store.put_asset(&p.asset, &w.meta_hash, &p.vectors, replaces.as_deref()) {
+                        match store.put_asset(
+                            &p.asset,
+                            &w.meta_hash,
+                            &p.vectors,
+                            replaces.as_deref(),
+                        ) {
                             Ok(()) => {
                                 let outcome = if replaces.is_some() {
                                     report.updated += 1;
@@ -675,7 +737,10 @@ pub fn ingest(
                                     report.ingested += 1;
                                     Outcome::Ingested
                                 };
-                                progress(IngestEvent::Item { item: w.item.item.clone(), outcome });
+                                progress(IngestEvent::Item {
+                                    item: w.item.item.clone(),
+                                    outcome,
+                                });
                             }
                             Err(e) => write_error = Some(e),
                         }

@@ -94,9 +94,8 @@ fn from_map(line: usize, mut m: Map<String, Value>) -> std::result::Result<Manif
 
 pub fn read(path: &Path) -> Result<Vec<std::result::Result<ManifestRow, RowError>>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(raw).map_err(|_| {
-        Error::Invalid(format!("{}: manifest is not UTF-8 text", path.display()))
-    })?;
+    let text = String::from_utf8(raw)
+        .map_err(|_| Error::Invalid(format!("{}: manifest is not UTF-8 text", path.display())))?;
     let is_csv = path
         .extension()
         .and_then(|e| e.to_str())
@@ -198,7 +197,10 @@ mod tests {
         assert_eq!(a.extra.get("coco_id"), Some(&Value::from(7)));
         assert_eq!(rows[1].as_ref().unwrap_err().item, "line 3");
         let b = rows[2].as_ref().unwrap_err();
-        assert_eq!((b.item.as_str(), b.reason.as_str()), ("b", "missing 'file' field"));
+        assert_eq!(
+            (b.item.as_str(), b.reason.as_str()),
+            ("b", "missing 'file' field")
+        );
     }
 
     #[test]

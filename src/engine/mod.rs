@@ -104,7 +104,10 @@ impl Library {
             &self.models.efficientnet_weights()?,
             &self.models.imagenet_names()?,
         )?);
-        tracing::info!(ms = t.elapsed().as_millis() as u64, "loaded EfficientNet-Lite0");
+        tracing::info!(
+            ms = t.elapsed().as_millis() as u64,
+            "loaded EfficientNet-Lite0"
+        );
         *g = Some(a.clone());
         Ok(a)
     }

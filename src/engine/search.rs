@@ -56,7 +56,9 @@ pub fn search_vector(
         let kpis = index.filtered_kpis(&req.filter);
         let w = req.kpi_weight;
         for n in neighbours {
-            let Some(a) = store.asset(&n.id)? else { continue };
+            let Some(a) = store.asset(&n.id)? else {
+                continue;
+            };
             let pct = kpi_percentile(&kpis, a.kpi);
             hits.push(ReferenceHit {
                 score: (1.0 - w) * n.similarity + w * pct,

@@ -20,7 +20,10 @@ impl FakeEmbedder {
     }
     fn embed(&self, text: &str) -> Vec<f32> {
         let mut v = vec![0f32; self.dim];
-        for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        for w in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
             let h = Sha256::digest(w.to_lowercase().as_bytes());
             let i = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize % self.dim;
             v[i] += 1.0;
@@ -61,8 +64,8 @@ impl ImageAnalyser for FakeAnalyser {
         let n = rgb.pixels().len().max(1) as f32;
         let mut m = [0f32; 3];
         for p in rgb.pixels() {
-            for c in 0..3 {
-                m[c] += p.0[c] as f32 / 255.0 / n;
+            for (acc, v) in m.iter_mut().zip(p.0) {
+                *acc += v as f32 / 255.0 / n;
             }
         }
         let names = ["red thing", "green thing", "blue thing"];

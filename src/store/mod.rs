@@ -209,7 +209,8 @@ impl Store {
             .optional()?)
     }
 
-    /// Finds an asset by manifest id, full hash, or a unique hash prefix (>= 6 chars).
+    /// Finds an asset by manifest id, file name (when unique), full hash, or a unique hash
+    /// prefix (>= 6 chars).
     pub fn resolve(&self, key: &str) -> Result<Asset> {
         let by_ext = self
             .conn
@@ -222,6 +223,15 @@ impl Store {
         if let Some(a) = by_ext {
             return Ok(a);
         }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets WHERE file = ?1 LIMIT 2"
+        ))?;
+        let by_file: Vec<Asset> = stmt
+            .query_map(params![key], row_to_asset)?
+            .collect::<rusqlite::Result<_>>()?;
+        if by_file.len() == 1 {
+            return Ok(by_file.into_iter().next().expect("one row"));
+        }
         if key.len() >= 6 && key.chars().all(|c| c.is_ascii_hexdigit()) {
             let mut stmt = self.conn.prepare(&format!(
                 "SELECT {ASSET_COLUMNS} FROM assets WHERE id LIKE ?1 || '%' LIMIT 2"
@@ -231,12 +241,16 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             match found.len() {
                 1 => return Ok(found.into_iter().next().expect("one row")),
-                2 => return Err(Error::Invalid(format!("'{key}' matches several assets; give more of the hash"))),
+                2 => {
+                    return Err(Error::Invalid(format!(
+                        "'{key}' matches several assets; give more of the hash"
+                    )));
+                }
                 _ => {}
             }
         }
         Err(Error::NotFound(format!(
-            "no asset with manifest id or hash '{key}'"
+            "no asset with manifest id, file or hash '{key}'"
         )))
     }
 
@@ -292,7 +306,8 @@ impl Store {
     pub fn count(&self) -> Result<u64> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM assets", [], |r| r.get::<_, i64>(0))? as u64)
+            .query_row("SELECT COUNT(*) FROM assets", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// Removes assets (vectors cascade). Returns the removed ones, for deleting their files.
@@ -442,8 +457,14 @@ mod tests {
     fn migrations_run_once() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("db.sqlite3");
-        assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
-        assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+        assert_eq!(
+            Store::open(&p).unwrap().schema_version().unwrap(),
+            schema::MIGRATIONS.len() as i64
+        );
+        assert_eq!(
+            Store::open(&p).unwrap().schema_version().unwrap(),
+            schema::MIGRATIONS.len() as i64
+        );
     }
 
     #[test]

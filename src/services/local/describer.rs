@@ -37,7 +37,11 @@ impl LocalDescriber {
         if let Some(c) = input.caption.as_deref().filter(|c| !c.trim().is_empty()) {
             parts.push(sentence(c));
         }
-        if let Some(c) = input.human_description.as_deref().filter(|c| !c.trim().is_empty()) {
+        if let Some(c) = input
+            .human_description
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
             parts.push(sentence(c));
         }
         if let Some(c) = input.campaign.as_deref().filter(|c| !c.trim().is_empty()) {
@@ -62,7 +66,11 @@ impl Describer for LocalDescriber {
             text.push(sentence(c));
             sources.text.push("manifest caption".into());
         }
-        if let Some(c) = input.human_description.as_deref().filter(|c| !c.trim().is_empty()) {
+        if let Some(c) = input
+            .human_description
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
             text.push(sentence(c));
             sources.text.push("manifest description".into());
         }
@@ -72,12 +80,17 @@ impl Describer for LocalDescriber {
         }
         let labels: Vec<&str> = self.confident_labels(input).collect();
         if text.is_empty() && !input.human_labels.is_empty() {
-            text.push(format!("Labelled by people: {}.", input.human_labels.join(", ")));
+            text.push(format!(
+                "Labelled by people: {}.",
+                input.human_labels.join(", ")
+            ));
             sources.text.push("manifest labels".into());
         }
         if text.is_empty() || (sources.text == ["manifest labels"] && !labels.is_empty()) {
             if labels.is_empty() {
-                text.push("No human description; the image classifier is unsure what it shows.".into());
+                text.push(
+                    "No human description; the image classifier is unsure what it shows.".into(),
+                );
             } else {
                 text.push(format!("Image classifier labels: {}.", labels.join(", ")));
             }
@@ -156,10 +169,20 @@ mod tests {
             campaign: None,
             human_labels: vec!["dog".into(), "Frisbee".into()],
             model_labels: vec![
-                Label { name: "golden retriever".into(), prob: 0.6 },
-                Label { name: "seashore".into(), prob: 0.05 },
+                Label {
+                    name: "golden retriever".into(),
+                    prob: 0.6,
+                },
+                Label {
+                    name: "seashore".into(),
+                    prob: 0.05,
+                },
             ],
-            palette: vec![PaletteColor { hex: "#3050c0".into(), share: 0.5, name: "blue".into() }],
+            palette: vec![PaletteColor {
+                hex: "#3050c0".into(),
+                share: 0.5,
+                name: "blue".into(),
+            }],
             width: 640,
             height: 480,
             brightness: 0.7,
@@ -169,9 +192,17 @@ mod tests {
 
     #[test]
     fn human_text_first_labels_as_elements_sources_named() {
-        let d = LocalDescriber { min_prob: 0.15 }.describe(&input()).unwrap();
-        assert!(d.description.starts_with("A dog catches a frisbee on the beach."));
-        assert!(d.description.contains("Landscape, bright; dominant colours blue."));
+        let d = LocalDescriber { min_prob: 0.15 }
+            .describe(&input())
+            .unwrap();
+        assert!(
+            d.description
+                .starts_with("A dog catches a frisbee on the beach.")
+        );
+        assert!(
+            d.description
+                .contains("Landscape, bright; dominant colours blue.")
+        );
         assert_eq!(d.elements, vec!["dog", "frisbee", "golden retriever"]);
         assert_eq!(d.sources.text, vec!["manifest caption"]);
         assert_eq!(d.sources.elements.len(), 2);
@@ -184,7 +215,12 @@ mod tests {
         i.human_labels.clear();
         let desc = LocalDescriber { min_prob: 0.15 };
         let d = desc.describe(&i).unwrap();
-        assert!(d.description.starts_with("Image classifier labels: golden retriever."), "{}", d.description);
+        assert!(
+            d.description
+                .starts_with("Image classifier labels: golden retriever."),
+            "{}",
+            d.description
+        );
         assert!(d.sources.text.is_empty());
         let doc = desc.document(&i, &d);
         assert_eq!(doc, "Shows golden retriever. Colours: blue.");

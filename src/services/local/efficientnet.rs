@@ -56,18 +56,36 @@ pub struct EfficientNetLite0 {
 }
 
 fn missing(name: &str) -> Error {
-    Error::Inference(format!("EfficientNet-Lite0 weights: tensor '{name}' is missing"))
+    Error::Inference(format!(
+        "EfficientNet-Lite0 weights: tensor '{name}' is missing"
+    ))
 }
 
 /// (scale, shift) of a BatchNorm layer for folding into the preceding convolution.
 fn bn(t: &HashMap<String, Tensor>, prefix: &str) -> Result<(Vec<f32>, Vec<f32>)> {
     let get = |s: &str| -> Result<Vec<f32>> {
         let name = format!("{prefix}.{s}");
-        Ok(t.get(&name).ok_or_else(|| missing(&name))?.to_vec1::<f32>()?)
+        Ok(t.get(&name)
+            .ok_or_else(|| missing(&name))?
+            .to_vec1::<f32>()?)
     };
-    let (g, b, m, v) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
-    let scale: Vec<f32> = g.iter().zip(&v).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
-    let shift = b.iter().zip(&m).zip(&scale).map(|((b, m), s)| b - m * s).collect();
+    let (g, b, m, v) = (
+        get("weight")?,
+        get("bias")?,
+        get("running_mean")?,
+        get("running_var")?,
+    );
+    let scale: Vec<f32> = g
+        .iter()
+        .zip(&v)
+        .map(|(g, v)| g / (v + BN_EPS).sqrt())
+        .collect();
+    let shift = b
+        .iter()
+        .zip(&m)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
     Ok((scale, shift))
 }
 
@@ -93,7 +111,12 @@ fn pointwise(t: &HashMap<String, Tensor>, conv: &str, bn_prefix: &str) -> Result
     Ok(Pointwise { w, b, out })
 }
 
-fn spatial(t: &HashMap<String, Tensor>, conv: &str, bn_prefix: &str, stride: usize) -> Result<Spatial> {
+fn spatial(
+    t: &HashMap<String, Tensor>,
+    conv: &str,
+    bn_prefix: &str,
+    stride: usize,
+) -> Result<Spatial> {
     let (w, dims) = conv_weights(t, conv)?;
     let (scale, shift) = bn(t, bn_prefix)?;
     Ok(Spatial {
@@ -150,7 +173,14 @@ impl Spatial {
     }
 
     /// Full convolution + ReLU6 (the 3-channel stem).
-    fn full(&self, x: &[f32], cin: usize, cout: usize, h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+    fn full(
+        &self,
+        x: &[f32],
+        cin: usize,
+        cout: usize,
+        h: usize,
+        w: usize,
+    ) -> (Vec<f32>, usize, usize) {
         let (k, s) = (self.k, self.stride);
         let (oh, ph) = same(h, k, s);
         let (ow, pw) = same(w, k, s);
@@ -208,13 +238,26 @@ impl EfficientNetLite0 {
                 break;
             }
             let expand = if t.contains_key(&format!("{p}._expand_conv.weight")) {
-                Some(pointwise(&t, &format!("{p}._expand_conv.weight"), &format!("{p}._bn0"))?)
+                Some(pointwise(
+                    &t,
+                    &format!("{p}._expand_conv.weight"),
+                    &format!("{p}._bn0"),
+                )?)
             } else {
                 None
             };
             let stride = if STRIDE2_BLOCKS.contains(&i) { 2 } else { 1 };
-            let dw = spatial(&t, &format!("{p}._depthwise_conv.weight"), &format!("{p}._bn1"), stride)?;
-            let project = pointwise(&t, &format!("{p}._project_conv.weight"), &format!("{p}._bn2"))?;
+            let dw = spatial(
+                &t,
+                &format!("{p}._depthwise_conv.weight"),
+                &format!("{p}._bn1"),
+                stride,
+            )?;
+            let project = pointwise(
+                &t,
+                &format!("{p}._project_conv.weight"),
+                &format!("{p}._bn2"),
+            )?;
             let residual = stride == 1 && project.out == cin;
             cin = project.out;
             blocks.push(Block {
@@ -231,7 +274,10 @@ impl EfficientNetLite0 {
             )));
         }
         let head = pointwise(&t, "_conv_head.weight", "_bn1")?;
-        let fc_w = t.get("_fc.weight").ok_or_else(|| missing("_fc.weight"))?.clone();
+        let fc_w = t
+            .get("_fc.weight")
+            .ok_or_else(|| missing("_fc.weight"))?
+            .clone();
         let fc_b = t
             .get("_fc.bias")
             .ok_or_else(|| missing("_fc.bias"))?
@@ -263,9 +309,10 @@ impl EfficientNetLite0 {
         let rgb = image.to_rgb8();
         let (w, h) = rgb.dimensions();
         let side = ((w.min(h) as f32) * 0.875).round().max(1.0) as u32;
-        let crop = image::imageops::crop_imm(&rgb, (w - side) / 2, (h - side) / 2, side, side)
-            .to_image();
-        let resized = image::imageops::resize(&crop, INPUT as u32, INPUT as u32, FilterType::Triangle);
+        let crop =
+            image::imageops::crop_imm(&rgb, (w - side) / 2, (h - side) / 2, side, side).to_image();
+        let resized =
+            image::imageops::resize(&crop, INPUT as u32, INPUT as u32, FilterType::Triangle);
         let mut out = vec![0f32; 3 * INPUT * INPUT];
         for (i, p) in resized.pixels().enumerate() {
             for c in 0..3 {
@@ -295,9 +342,16 @@ impl EfficientNetLite0 {
         }
         let x = self.head.apply(x, c, h * w, true)?;
         let hw = h * w;
-        let pooled: Vec<f32> = x.chunks(hw).map(|ch| ch.iter().sum::<f32>() / hw as f32).collect();
+        let pooled: Vec<f32> = x
+            .chunks(hw)
+            .map(|ch| ch.iter().sum::<f32>() / hw as f32)
+            .collect();
         let f = Tensor::from_vec(pooled.clone(), (pooled.len(), 1), &Device::Cpu)?;
-        let logits = self.fc_w.matmul(&f)?.broadcast_add(&self.fc_b)?.flatten_all()?;
+        let logits = self
+            .fc_w
+            .matmul(&f)?
+            .broadcast_add(&self.fc_b)?
+            .flatten_all()?;
         let probs = candle_nn::ops::softmax(&logits, 0)?.to_vec1::<f32>()?;
         Ok((pooled, probs))
     }

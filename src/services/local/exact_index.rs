@@ -35,6 +35,17 @@ pub struct ExactIndex {
     pool: Option<rayon::ThreadPool>,
 }
 
+impl std::fmt::Debug for ExactIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExactIndex")
+            .field("embedder", &self.embedder)
+            .field("dim", &self.dim)
+            .field("len", &self.ids.len())
+            .field("storage", &self.storage)
+            .finish()
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 struct Scored(f32, usize);
 impl Eq for Scored {}
@@ -183,13 +194,21 @@ impl ExactIndex {
     fn lookup(&self, s: &Option<String>) -> Option<Option<u16>> {
         match s {
             None => Some(None),
-            Some(s) => self.codes.iter().position(|c| c == s).map(|i| Some(i as u16)),
+            Some(s) => self
+                .codes
+                .iter()
+                .position(|c| c == s)
+                .map(|i| Some(i as u16)),
         }
     }
 
     /// Bytes held per vector (matrix rows plus the per-row metadata, ids excluded).
     pub fn bytes_per_vector(&self) -> usize {
-        let q = if self.storage == VectorStorage::Int8 { self.dim + 4 } else { 0 };
+        let q = if self.storage == VectorStorage::Int8 {
+            self.dim + 4
+        } else {
+            0
+        };
         self.dim * 4 + q + 2 + 2 + 16
     }
 
@@ -204,7 +223,9 @@ impl ExactIndex {
         let run = |start: usize, end: usize| {
             let mut top = TopK::new(k);
             for r in start..end {
-                if obj.is_some_and(|o| self.objective[r] != o) || node.is_some_and(|o| self.node[r] != o) {
+                if obj.is_some_and(|o| self.objective[r] != o)
+                    || node.is_some_and(|o| self.node[r] != o)
+                {
                     continue;
                 }
                 top.push(score(r), r);
@@ -324,7 +345,8 @@ impl VectorIndex for ExactIndex {
                 self.dim
             )));
         }
-        let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node)) else {
+        let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node))
+        else {
             return Ok(Vec::new()); // a filter value no vector has
         };
         if k == 0 {
@@ -341,8 +363,10 @@ impl VectorIndex for ExactIndex {
                 let rough = self.scan(obj, node, pool, |r| {
                     dot_i8(&self.q8[r * d..(r + 1) * d], &q) as f32 * self.q8_scale[r] * qs
                 });
-                let mut exact: Vec<(f32, usize)> =
-                    rough.into_iter().map(|(_, r)| (dot(self.row(r), query), r)).collect();
+                let mut exact: Vec<(f32, usize)> = rough
+                    .into_iter()
+                    .map(|(_, r)| (dot(self.row(r), query), r))
+                    .collect();
                 exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 exact.truncate(k);
                 exact
@@ -358,11 +382,14 @@ impl VectorIndex for ExactIndex {
     }
 
     fn filtered_kpis(&self, filter: &SearchFilter) -> Vec<f64> {
-        let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node)) else {
+        let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node))
+        else {
             return Vec::new();
         };
         let mut v: Vec<f64> = (0..self.ids.len())
-            .filter(|&r| obj.is_none_or(|o| self.objective[r] == o) && node.is_none_or(|o| self.node[r] == o))
+            .filter(|&r| {
+                obj.is_none_or(|o| self.objective[r] == o) && node.is_none_or(|o| self.node[r] == o)
+            })
             .filter_map(|r| self.kpi[r])
             .collect();
         v.sort_by(f64::total_cmp);
@@ -404,9 +431,18 @@ mod tests {
         let objs = ["clicks", "likes"];
         let nodes = ["followers", "customers", "new_customers"];
         for i in 0..60usize {
-            let v = unit(vec![1.0, i as f32 / 10.0, (i % 7) as f32, (i % 3) as f32 * 0.5]);
-            ix.upsert(&format!("a{i:02}"), &v, meta(objs[i % 2], nodes[i % 3], i as f64))
-                .unwrap();
+            let v = unit(vec![
+                1.0,
+                i as f32 / 10.0,
+                (i % 7) as f32,
+                (i % 3) as f32 * 0.5,
+            ]);
+            ix.upsert(
+                &format!("a{i:02}"),
+                &v,
+                meta(objs[i % 2], nodes[i % 3], i as f64),
+            )
+            .unwrap();
         }
         ix
     }
@@ -431,7 +467,10 @@ mod tests {
             // Fewer than k match: all of them come back.
             assert_eq!(ix.search(&q, &f, 50).unwrap().len(), 10);
             // An unknown filter value matches nothing.
-            let none = SearchFilter { objective: Some("awareness".into()), node: None };
+            let none = SearchFilter {
+                objective: Some("awareness".into()),
+                node: None,
+            };
             assert!(ix.search(&q, &none, 5).unwrap().is_empty());
         }
     }
@@ -458,7 +497,8 @@ mod tests {
     fn upsert_replaces_and_remove_keeps_rows_consistent() {
         let mut ix = index(VectorStorage::Int8);
         let q = unit(vec![0.0, 0.0, 0.0, 1.0]);
-        ix.upsert("a05", &q, meta("clicks", "followers", 1.0)).unwrap();
+        ix.upsert("a05", &q, meta("clicks", "followers", 1.0))
+            .unwrap();
         assert_eq!(ix.len(), 60);
         let top = ix.search(&q, &SearchFilter::default(), 1).unwrap();
         assert_eq!(top[0].id, "a05");
@@ -466,14 +506,25 @@ mod tests {
         assert!(ix.remove("a05"));
         assert!(!ix.remove("a05"));
         assert_eq!(ix.len(), 59);
-        assert!(ix.search(&q, &SearchFilter::default(), 59).unwrap().iter().all(|n| n.id != "a05"));
-        assert!(ix.upsert("x", &[1.0], meta("clicks", "followers", 1.0)).is_err());
+        assert!(
+            ix.search(&q, &SearchFilter::default(), 59)
+                .unwrap()
+                .iter()
+                .all(|n| n.id != "a05")
+        );
+        assert!(
+            ix.upsert("x", &[1.0], meta("clicks", "followers", 1.0))
+                .is_err()
+        );
     }
 
     #[test]
     fn percentiles_within_the_filtered_set() {
         let ix = index(VectorStorage::F32);
-        let f = SearchFilter { objective: Some("clicks".into()), node: None };
+        let f = SearchFilter {
+            objective: Some("clicks".into()),
+            node: None,
+        };
         let k = ix.filtered_kpis(&f);
         assert_eq!(k.len(), 30);
         assert_eq!(kpi_percentile(&k, Some(58.0)), (29.5 / 30.0) as f32);

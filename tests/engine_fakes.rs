@@ -1,0 +1,168 @@
+//! Engine behaviour with the deterministic fakes (no models): ingest, the filter contract,
+//! KPI blending, embedder mismatch.
+use std::io::Cursor;
+use std::sync::Arc;
+
+use campaign_studio::config::Config;
+use campaign_studio::domain::{EmbedderId, SearchFilter};
+use campaign_studio::engine::Library;
+use campaign_studio::engine::ingest::{IngestOptions, ingest};
+use campaign_studio::engine::search::{SearchRequest, search};
+use campaign_studio::paths::Paths;
+use campaign_studio::services::fake::{FakeAnalyser, FakeEmbedder};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use serde_json::json;
+
+const OBJECTIVES: [&str; 3] = ["clicks", "likes", "awareness"];
+const NODES: [&str; 3] = ["followers", "customers", "new_customers"];
+const THEMES: [&str; 4] = [
+    "red sports car on a mountain road",
+    "family dinner with pasta",
+    "dog running on a beach",
+    "laptop on an office desk",
+];
+
+fn library(dir: &std::path::Path) -> (Library, IngestOptions) {
+    let root = dir.join("lib");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut rows = Vec::new();
+    for i in 0..36u32 {
+        let img = RgbImage::from_fn(24, 16, |x, y| {
+            Rgb([(i * 7) as u8, (x * 5 + i) as u8, (y * 9) as u8])
+        });
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        std::fs::write(root.join(format!("{i}.png")), bytes).unwrap();
+        rows.push(
+            json!({
+                "id": format!("a{i:02}"),
+                "file": format!("{i}.png"),
+                "caption": format!("{} number {i}", THEMES[i as usize % 4]),
+                "objective": OBJECTIVES[i as usize % 3],
+                "node": NODES[(i / 3) as usize % 3],
+                "results": (i as f64) / 100.0,
+            })
+            .to_string(),
+        );
+    }
+    std::fs::write(root.join("manifest.jsonl"), rows.join("\n")).unwrap();
+    let paths = Paths::for_dirs(&dir.join("config"), &dir.join("data"), &dir.join("cache"));
+    let lib = Library::with_services(
+        paths,
+        Config::defaults(),
+        Arc::new(FakeEmbedder::new(64)),
+        Arc::new(FakeAnalyser::default()),
+    )
+    .unwrap();
+    let opts = IngestOptions {
+        manifest: Some(root.join("manifest.jsonl")),
+        root,
+        jobs: 2,
+        ..Default::default()
+    };
+    (lib, opts)
+}
+
+fn req(
+    query: &str,
+    objective: Option<&str>,
+    node: Option<&str>,
+    k: usize,
+    w: f32,
+) -> SearchRequest {
+    SearchRequest {
+        query: query.into(),
+        filter: SearchFilter {
+            objective: objective.map(Into::into),
+            node: node.map(Into::into),
+        },
+        k,
+        kpi_weight: w,
+        rerank_pool: k * 2,
+    }
+}
+
+#[test]
+fn ingest_then_filtered_search_returns_exactly_k_matching_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    let mut events = 0;
+    let r = ingest(&mut lib, &opts, &mut |_| events += 1).unwrap();
+    assert_eq!((r.ingested, r.failed.len()), (36, 0));
+    assert_eq!(events, 37); // planned + one per item
+    let again = ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    assert_eq!(again.unchanged, 36);
+
+    let embedder = FakeEmbedder::new(64);
+    let index = lib.load_index(&embedder.id).unwrap();
+    // 36 assets, 3 objectives x 3 nodes: 4 per (objective, node) pair.
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog on a beach", Some("likes"), Some("customers"), 3, 0.0),
+    )
+    .unwrap();
+    assert_eq!(res.hits.len(), 3);
+    assert!(
+        res.hits
+            .iter()
+            .all(|h| h.objective == "likes" && h.node == "customers")
+    );
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog on a beach", Some("likes"), Some("customers"), 10, 0.0),
+    )
+    .unwrap();
+    assert_eq!(res.hits.len(), 4);
+    // Without a filter the best hits are the dog captions.
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog running on a beach", None, None, 5, 0.0),
+    )
+    .unwrap();
+    assert!(
+        res.hits
+            .iter()
+            .all(|h| h.description.starts_with("dog running")),
+        "{:?}",
+        res.hits
+    );
+    // With the KPI weighted fully, the pool is ordered by KPI percentile.
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog running on a beach", None, None, 5, 1.0),
+    )
+    .unwrap();
+    let kpis: Vec<f64> = res.hits.iter().map(|h| h.kpi.unwrap()).collect();
+    assert!(kpis.windows(2).all(|w| w[0] >= w[1]), "{kpis:?}");
+    assert!(
+        res.hits
+            .iter()
+            .all(|h| (h.score - h.kpi_percentile).abs() < 1e-6)
+    );
+}
+
+#[test]
+fn an_index_of_another_embedder_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let err = lib
+        .load_index(&EmbedderId::new("local/other/desc-v1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'local/other/desc-v1'") && err.contains("models.text_embedder"),
+        "{err}"
+    );
+    assert!(err.contains("fake/bag-of-words/64 (36)"), "{err}");
+}

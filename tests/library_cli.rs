@@ -1,0 +1,381 @@
+//! The reference library end to end with the real models and the real binary.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::{Env, demo_library, manifest_len};
+use serde_json::Value;
+
+fn sqlite_count(env: &Env, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(env.data().join("library.sqlite3")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn ingest_demo_library_then_rerun_changes_nothing_and_search_filters_while_searching() {
+    let env = Env::new();
+    let lib = demo_library();
+    let n = manifest_len(&lib);
+    let manifest = lib.join("manifest.jsonl");
+    let (lib_s, man_s) = (lib.to_str().unwrap(), manifest.to_str().unwrap());
+
+    let r = env.json(&["library", "ingest", lib_s, "--manifest", man_s, "--json"]);
+    assert_eq!(r["ingested"], n as u64, "{r}");
+    assert_eq!(r["failed"], Value::Array(vec![]));
+    assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM assets"), n as i64);
+    assert_eq!(
+        sqlite_count(&env, "SELECT COUNT(*) FROM embeddings"),
+        2 * n as i64
+    );
+
+    let again = env.json(&["library", "ingest", lib_s, "--manifest", man_s, "--json"]);
+    assert_eq!(
+        (
+            again["ingested"].as_u64(),
+            again["updated"].as_u64(),
+            again["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(n as u64))
+    );
+
+    // Filtered search: exactly k hits when at least k match, none outside the filter.
+    let stats = env.json(&["library", "stats", "--json"]);
+    let likes = stats["by_objective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "likes")
+        .map(|p| p[1].as_u64().unwrap())
+        .unwrap();
+    assert!(likes >= 5);
+    let r = env.json(&[
+        "search",
+        "a dog playing with a ball",
+        "--objective",
+        "likes",
+        "-k",
+        "5",
+        "--json",
+    ]);
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5, "{r}");
+    for h in hits {
+        assert_eq!(h["objective"], "likes");
+        for f in [
+            "asset_id",
+            "external_id",
+            "file",
+            "similarity",
+            "kpi",
+            "score",
+            "node",
+            "description",
+            "elements",
+        ] {
+            assert!(h.get(f).is_some(), "hit lacks {f}: {h}");
+        }
+    }
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+
+    // A query close to a caption finds that image first (text search over descriptions).
+    let show = env.json(&["library", "list", "--limit", "400", "--json"]);
+    let captioned = show
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["caption"]
+                .as_str()
+                .is_some_and(|c| c.split(' ').count() >= 6)
+        })
+        .unwrap()
+        .clone();
+    let r = env.json(&[
+        "search",
+        captioned["caption"].as_str().unwrap(),
+        "-k",
+        "3",
+        "--kpi-weight",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(r["hits"][0]["asset_id"], captioned["id"], "{r}");
+
+    // Batch mode: one JSON object per query, in order.
+    let qfile = env.dir.path().join("queries.txt");
+    std::fs::write(
+        &qfile,
+        "a plate of food\n\ntwo people on a beach\na city street at night\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .args([
+            "search",
+            "--queries",
+            qfile.to_str().unwrap(),
+            "--node",
+            "customers",
+            "-k",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let queries: Vec<&str> = lines.iter().map(|l| l["query"].as_str().unwrap()).collect();
+    assert_eq!(
+        queries,
+        [
+            "a plate of food",
+            "two people on a beach",
+            "a city street at night"
+        ]
+    );
+    assert!(lines.iter().all(|l| {
+        l["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["node"] == "customers")
+    }));
+}
+
+#[test]
+fn efficientnet_labels_real_photos_sensibly() {
+    let env = Env::new();
+    let lib = demo_library();
+    // Three well-known sample photos, when this library has them.
+    let want = [
+        ("skimage-coffee", ["espresso", "cup", "coffee"]),
+        ("skimage-chelsea", ["cat", "tabby", "mau"]),
+    ];
+    let manifest = std::fs::read_to_string(lib.join("manifest.jsonl")).unwrap();
+    let mini = env.dir.path().join("mini.jsonl");
+    let rows: Vec<&str> = manifest
+        .lines()
+        .filter(|l| want.iter().any(|(id, _)| l.contains(&format!("\"{id}\""))))
+        .collect();
+    if rows.is_empty() {
+        return; // the bundled subset has neither
+    }
+    std::fs::write(&mini, rows.join("\n")).unwrap();
+    let r = env.json(&[
+        "library",
+        "ingest",
+        lib.to_str().unwrap(),
+        "--manifest",
+        mini.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r["ingested"].as_u64(), Some(rows.len() as u64));
+    for (id, words) in want {
+        if !rows.iter().any(|l| l.contains(&format!("\"{id}\""))) {
+            continue;
+        }
+        let a = env.json(&["library", "show", id, "--json"]);
+        let top = a["model_labels"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(
+            words.iter().any(|w| top.contains(w)),
+            "{id}: top label {top}"
+        );
+        assert!(a["model_labels"][0]["prob"].as_f64().unwrap() > 0.3);
+        let sum: f64 = a["description"]["palette"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["share"].as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn kill_during_ingest_then_rerun_leaves_every_asset_exactly_once() {
+    let env = Env::new();
+    let lib = demo_library();
+    let n = manifest_len(&lib);
+    let manifest = lib.join("manifest.jsonl");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("campaign-studio"))
+        .args([
+            "library",
+            "ingest",
+            lib.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--jobs",
+            "1",
+        ])
+        .env("CAMPAIGN_STUDIO_CONFIG_DIR", env.dir.path().join("config"))
+        .env("CAMPAIGN_STUDIO_DATA_DIR", env.data())
+        .env("CAMPAIGN_STUDIO_CACHE_DIR", &env.cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Progress lines are plain text when stderr is not a terminal: kill after the 5th asset.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut done = 0;
+    for line in stderr.lines() {
+        if line.unwrap().starts_with("ingested ") {
+            done += 1;
+            if done == 5 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = sqlite_count(&env, "SELECT COUNT(*) FROM assets");
+    assert!(partial >= 5 && (partial as usize) < n, "{partial}");
+
+    let r = env.json(&[
+        "library",
+        "ingest",
+        lib.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r["unchanged"].as_i64().unwrap(), partial, "{r}");
+    assert_eq!(r["ingested"].as_i64().unwrap(), n as i64 - partial, "{r}");
+    assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM assets"), n as i64);
+    assert_eq!(
+        sqlite_count(&env, "SELECT COUNT(DISTINCT external_id) FROM assets"),
+        n as i64
+    );
+    assert_eq!(
+        sqlite_count(&env, "SELECT COUNT(*) FROM embeddings"),
+        2 * n as i64
+    );
+    assert_eq!(
+        sqlite_count(
+            &env,
+            "SELECT COUNT(*) FROM ingest_jobs WHERE status = 'interrupted'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn changed_metadata_updates_in_place_and_remove_deletes() {
+    let env = Env::new();
+    let lib = demo_library();
+    let manifest = std::fs::read_to_string(lib.join("manifest.jsonl")).unwrap();
+    let rows: Vec<Value> = manifest
+        .lines()
+        .take(6)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let write = |rows: &[Value]| {
+        let p = env.dir.path().join("m.jsonl");
+        std::fs::write(
+            &p,
+            rows.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        p
+    };
+    let m = write(&rows);
+    let root = lib.to_str().unwrap();
+    let r = env.json(&[
+        "library",
+        "ingest",
+        root,
+        "--manifest",
+        m.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r["ingested"], 6);
+
+    let mut changed = rows.clone();
+    changed[2]["results"] = Value::from(0.5);
+    changed[2]["caption"] = Value::from("A brand new caption about red bicycles");
+    let m = write(&changed);
+    let r = env.json(&[
+        "library",
+        "ingest",
+        root,
+        "--manifest",
+        m.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        (r["updated"].as_u64(), r["unchanged"].as_u64()),
+        (Some(1), Some(5)),
+        "{r}"
+    );
+    let id = changed[2]["id"].as_str().unwrap();
+    let a = env.json(&["library", "show", id, "--json"]);
+    assert_eq!(a["kpi"], 0.5);
+    assert!(
+        a["description"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("A brand new caption")
+    );
+    let hit = env.json(&[
+        "search",
+        "red bicycles",
+        "-k",
+        "1",
+        "--kpi-weight",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(hit["hits"][0]["external_id"], id);
+
+    let thumb = a["thumbnail_path"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&thumb).exists());
+    let r = env.json(&["library", "remove", id, "--json"]);
+    assert_eq!(r["removed"].as_array().unwrap().len(), 1);
+    assert!(!std::path::Path::new(&thumb).exists());
+    assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM assets"), 5);
+    assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM embeddings"), 10);
+    let out = env.cmd().args(["library", "show", id]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_command_that_needs_a_missing_model_names_models_fetch() {
+    let env = Env::without_models();
+    let out = env.cmd().args(["search", "anything"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("models fetch"), "{err}");
+    let out = env
+        .cmd()
+        .args(["models", "status", "--json"])
+        .output()
+        .unwrap();
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(st.as_array().unwrap().iter().all(|m| m["present"] == false));
+}
+
+#[test]
+fn help_reads_well() {
+    let env = Env::without_models();
+    let out = env.cmd().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for w in [
+        "demo",
+        "models",
+        "library",
+        "search",
+        "CAMPAIGN_STUDIO_DATA_DIR",
+    ] {
+        assert!(help.contains(w), "{help}");
+    }
+}
