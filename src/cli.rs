@@ -636,11 +636,16 @@ fn demo_library(explicit: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return Ok(p);
     }
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for c in [
-        here.join("../shared/data/reference-library"),
-        here.join("demo"),
+    // Relative to the working directory first (a clone), then to the source tree it was built from.
+    let mut candidates = Vec::new();
+    for base in [
+        std::env::current_dir().unwrap_or_default(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")),
     ] {
+        candidates.push(base.join("../shared/data/reference-library"));
+        candidates.push(base.join("demo"));
+    }
+    for c in candidates {
         if c.join("manifest.jsonl").is_file() {
             return Ok(c);
         }
