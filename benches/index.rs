@@ -63,7 +63,7 @@ fn dataset(n: usize, dim: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<VectorMeta>) 
             "rest"
         };
         metas.push(VectorMeta {
-            objective: if r.next() % 2 == 0 {
+            objective: if r.next().is_multiple_of(2) {
                 "half".into()
             } else {
                 "other".into()
