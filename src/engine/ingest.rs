@@ -452,10 +452,7 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     let description = lib.describer.describe(&input)?;
     let embedder = lib.text_embedder()?;
     let mut vectors = Vec::new();
-    if embedder
-        .embed_image(&image::DynamicImage::new_rgb8(1, 1))
-        .is_none()
-    {
+    if !embedder.embeds_images() {
         let doc = lib.describer.document(&input, &description);
         let v = embedder
             .embed_texts(std::slice::from_ref(&doc), TextRole::Document)?
@@ -552,55 +549,53 @@ pub fn ingest(
     let text_id = lib.text_embedder_id();
     let features_id = lib.image_features_id();
     let mut work = Vec::new();
-    let mut pending_events: Vec<(String, std::result::Result<(), String>)> = Vec::new();
+    // Failures found while planning, reported after `Planned` so progress counts add up.
+    let mut pending_failures: Vec<(String, String)> = Vec::new();
     for row in rows {
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                pending_events.push((e.item, Err(e.reason)));
+                pending_failures.push((e.item, e.reason));
                 continue;
             }
         };
         let item = match validate(lib, opts, &root, row, &mut seen_ids) {
             Ok(i) => i,
             Err(f) => {
-                pending_events.push((f.item, Err(f.reason)));
+                pending_failures.push((f.item, f.reason));
                 continue;
             }
         };
         let len = match std::fs::metadata(&item.path) {
             Ok(m) => m.len(),
             Err(e) => {
-                pending_events.push((item.item, Err(format!("cannot read file: {e}"))));
+                pending_failures.push((item.item, format!("cannot read file: {e}")));
                 continue;
             }
         };
         if len == 0 {
-            pending_events.push((item.item, Err(imaging::DecodeError::Empty.to_string())));
+            pending_failures.push((item.item, imaging::DecodeError::Empty.to_string()));
             continue;
         }
         if len > lib.config.library.max_file_bytes {
-            pending_events.push((
+            pending_failures.push((
                 item.item,
-                Err(format!(
+                format!(
                     "file is {len} bytes, over the limit of {} (library.max_file_bytes)",
                     lib.config.library.max_file_bytes
-                )),
+                ),
             ));
             continue;
         }
         let sha = match std::fs::read(&item.path) {
             Ok(b) => hex::encode(Sha256::digest(&b)),
             Err(e) => {
-                pending_events.push((item.item, Err(format!("cannot read file: {e}"))));
+                pending_failures.push((item.item, format!("cannot read file: {e}")));
                 continue;
             }
         };
         if let Some(first) = seen_content.get(&sha) {
-            pending_events.push((
-                item.item,
-                Err(format!("same image content as item '{first}' in this run; skipped so it is not indexed twice")),
-            ));
+            pending_failures.push((item.item, format!("same image content as item '{first}' in this run; skipped so it is not indexed twice")));
             continue;
         }
         seen_content.insert(sha.clone(), item.item.clone());
@@ -644,10 +639,8 @@ pub fn ingest(
         .filter(|w| !matches!(w.plan, Plan::Unchanged))
         .count();
     progress(IngestEvent::Planned { total, to_process });
-    for (item, r) in pending_events {
-        if let Err(reason) = r {
-            fail(&mut report, progress, item, reason);
-        }
+    for (item, reason) in pending_failures {
+        fail(&mut report, progress, item, reason);
     }
 
     // 2. Unchanged and metadata-only items, on this thread (no image model needed).

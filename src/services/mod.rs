@@ -24,6 +24,10 @@ pub trait Embedder: Send + Sync {
     fn embed_image(&self, _image: &image::DynamicImage) -> Option<Result<Vec<f32>>> {
         None
     }
+    /// Whether `embed_image` embeds images (then library vectors are image vectors).
+    fn embeds_images(&self) -> bool {
+        false
+    }
 }
 
 /// What an image classifier sees in an image.
