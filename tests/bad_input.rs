@@ -158,34 +158,26 @@ fn bad_items_fail_with_reasons_and_good_ones_are_ingested() {
     // Nothing ingestable at all: non-zero exit, still one JSON object.
     let only_bad = env.dir.path().join("bad.jsonl");
     std::fs::write(&only_bad, row("x", "empty.jpg").to_string()).unwrap();
-    let out = env
-        .cmd()
-        .args([
-            "library",
-            "ingest",
-            root.to_str().unwrap(),
-            "--manifest",
-            only_bad.to_str().unwrap(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = env.run(&[
+        "library",
+        "ingest",
+        root.to_str().unwrap(),
+        "--manifest",
+        only_bad.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["failed"][0]["item"], "x");
 
     // An unreadable manifest is an error for the whole run.
-    let out = env
-        .cmd()
-        .args([
-            "library",
-            "ingest",
-            root.to_str().unwrap(),
-            "--manifest",
-            "/nonexistent.jsonl",
-        ])
-        .output()
-        .unwrap();
+    let out = env.run(&[
+        "library",
+        "ingest",
+        root.to_str().unwrap(),
+        "--manifest",
+        "/nonexistent.jsonl",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.jsonl"));
 }
@@ -229,11 +221,7 @@ fn folder_without_manifest_uses_flags_and_csv_manifests_work() {
     );
 
     // Without flags or manifest, nothing can be ingested: exit 1 with reasons.
-    let out = env
-        .cmd()
-        .args(["library", "ingest", root.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
+    let out = env.run(&["library", "ingest", root.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
 
     // CSV: same bytes as before, new metadata -> updated in place, not duplicated.

@@ -110,19 +110,15 @@ fn ingest_demo_library_then_rerun_changes_nothing_and_search_filters_while_searc
         "a plate of food\n\ntwo people on a beach\na city street at night\n",
     )
     .unwrap();
-    let out = env
-        .cmd()
-        .args([
-            "search",
-            "--queries",
-            qfile.to_str().unwrap(),
-            "--node",
-            "customers",
-            "-k",
-            "2",
-        ])
-        .output()
-        .unwrap();
+    let out = env.run(&[
+        "search",
+        "--queries",
+        qfile.to_str().unwrap(),
+        "--node",
+        "customers",
+        "-k",
+        "2",
+    ]);
     assert!(out.status.success());
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -344,22 +340,18 @@ fn changed_metadata_updates_in_place_and_remove_deletes() {
     assert!(!std::path::Path::new(&thumb).exists());
     assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM assets"), 5);
     assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM embeddings"), 10);
-    let out = env.cmd().args(["library", "show", id]).output().unwrap();
+    let out = env.run(&["library", "show", id]);
     assert!(!out.status.success());
 }
 
 #[test]
 fn a_command_that_needs_a_missing_model_names_models_fetch() {
     let env = Env::without_models();
-    let out = env.cmd().args(["search", "anything"]).output().unwrap();
+    let out = env.run(&["search", "anything"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("models fetch"), "{err}");
-    let out = env
-        .cmd()
-        .args(["models", "status", "--json"])
-        .output()
-        .unwrap();
+    let out = env.run(&["models", "status", "--json"]);
     let st: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(st.as_array().unwrap().iter().all(|m| m["present"] == false));
 }

@@ -70,8 +70,14 @@ impl Env {
             .env("CAMPAIGN_STUDIO_CACHE_DIR", &self.cache);
         c
     }
+    /// Runs the binary to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Runs the binary, asserts success, parses stdout as one JSON value.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let out = self.cmd().args(args).output().unwrap();
+        let out = self.run(args);
         assert!(
             out.status.success(),
             "{args:?} failed: {}",
