@@ -54,6 +54,9 @@ pub struct Description {
     pub description: String,
     pub elements: Vec<String>,
     pub palette: Vec<PaletteColor>,
+    /// Mean luma 0..1, kept so a metadata-only update can re-describe without decoding.
+    #[serde(default)]
+    pub brightness: f32,
     pub sources: DescriptionSources,
 }
 

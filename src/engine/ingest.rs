@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::OriginalsMode;
-use crate::domain::{Asset, Description, EmbedderId};
+use crate::domain::{Asset, EmbedderId};
 use crate::engine::Library;
 use crate::engine::manifest::{self, ManifestRow};
 use crate::paths::Paths;
@@ -448,7 +448,7 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     input.palette = old.description.palette.clone();
     input.width = old.width;
     input.height = old.height;
-    input.brightness = brightness_from(&old.description);
+    input.brightness = old.description.brightness;
     let description = lib.describer.describe(&input)?;
     let embedder = lib.text_embedder()?;
     let mut vectors = Vec::new();
@@ -473,17 +473,6 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     asset.metadata = w.item.metadata();
     asset.updated_at = now();
     Ok(Processed { asset, vectors })
-}
-
-/// The stored description's brightness word back to a number (the image is not decoded again).
-fn brightness_from(d: &Description) -> f32 {
-    if d.description.contains(", dark") {
-        0.2
-    } else if d.description.contains(", bright") {
-        0.8
-    } else {
-        0.5
-    }
 }
 
 pub fn ingest(

@@ -134,6 +134,7 @@ impl Describer for LocalDescriber {
             description: text.join(" "),
             elements,
             palette: input.palette.clone(),
+            brightness: input.brightness,
             sources,
         })
     }
