@@ -166,3 +166,41 @@ fn an_index_of_another_embedder_is_refused_with_the_fix() {
     );
     assert!(err.contains("fake/bag-of-words/64 (36)"), "{err}");
 }
+
+#[test]
+fn large_indexes_switch_to_sketches_and_keep_the_filter_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, opts) = library(dir.path());
+    let mut config = Config::defaults();
+    config.search.exact_max_vectors = 10; // 36 assets: above it
+    let paths = lib.paths.clone();
+    drop(lib);
+    let mut lib = Library::with_services(
+        paths,
+        config,
+        Arc::new(FakeEmbedder::new(64)),
+        Arc::new(FakeAnalyser::default()),
+    )
+    .unwrap();
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let embedder = FakeEmbedder::new(64);
+    let index = lib.load_index(&embedder.id).unwrap();
+    assert_eq!(
+        index.storage(),
+        campaign_studio::config::VectorStorage::Sketch
+    );
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("family dinner", Some("clicks"), None, 5, 0.0),
+    )
+    .unwrap();
+    assert_eq!(res.hits.len(), 5);
+    assert!(res.hits.iter().all(|h| h.objective == "clicks"));
+    assert!(
+        res.hits[0].description.starts_with("family dinner"),
+        "{:?}",
+        res.hits[0]
+    );
+}

@@ -48,8 +48,26 @@ pub struct LibraryConfig {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum VectorStorage {
+    /// Exact scan of full-precision vectors.
     F32,
+    /// Scan of an int8 copy, best candidates re-ranked exactly in f32.
     Int8,
+    /// Hamming scan of 1-bit sign sketches (of the centred vectors), best candidates
+    /// re-ranked exactly in f32: about 32x less memory traffic per query than f32.
+    Sketch,
+    /// F32 below `search.exact_max_vectors`, Sketch above.
+    Auto,
+}
+
+impl VectorStorage {
+    /// The concrete storage for an index of `n` vectors.
+    pub fn resolve(self, n: usize, exact_max: usize) -> VectorStorage {
+        match self {
+            VectorStorage::Auto if n > exact_max => VectorStorage::Sketch,
+            VectorStorage::Auto => VectorStorage::F32,
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,6 +78,7 @@ pub struct SearchConfig {
     pub rerank_factor: usize,
     pub threads: usize,
     pub storage: VectorStorage,
+    pub exact_max_vectors: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -184,6 +203,13 @@ mod tests {
             err.contains("fans") && err.contains("new_customers"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn auto_storage_resolves_by_size() {
+        assert_eq!(VectorStorage::Auto.resolve(10, 50), VectorStorage::F32);
+        assert_eq!(VectorStorage::Auto.resolve(51, 50), VectorStorage::Sketch);
+        assert_eq!(VectorStorage::Int8.resolve(51, 50), VectorStorage::Int8);
     }
 
     #[test]

@@ -125,7 +125,9 @@ impl Library {
     /// vectors, but none from this embedder, is an error naming the fix (never a silent
     /// comparison across embedders).
     pub fn load_index(&self, embedder: &EmbedderId) -> Result<ExactIndex> {
+        let t = std::time::Instant::now();
         let vectors = self.store.vectors(embedder)?;
+        let read_ms = t.elapsed().as_millis() as u64;
         if vectors.is_empty() && self.store.count()? > 0 {
             let have: Vec<String> = self
                 .store
@@ -142,7 +144,10 @@ impl Library {
         let mut ix = ExactIndex::new(
             embedder.clone(),
             dim,
-            self.config.search.storage,
+            self.config
+                .search
+                .storage
+                .resolve(vectors.len(), self.config.search.exact_max_vectors),
             self.config.search.threads,
         );
         ix.reserve(vectors.len());
@@ -157,6 +162,15 @@ impl Library {
                 },
             )?;
         }
+        ix.rebuild_sketches();
+        tracing::info!(
+            embedder = %embedder,
+            vectors = ix.len(),
+            storage = ?ix.storage(),
+            read_ms,
+            total_ms = t.elapsed().as_millis() as u64,
+            "index loaded"
+        );
         Ok(ix)
     }
 }

@@ -5,7 +5,10 @@
 //! scanning (never after), dot products are written so LLVM vectorises them (AVX2/FMA with
 //! x86-64-v3), large scans are split over a small thread pool, and an optional int8 copy of
 //! the matrix (4x less memory traffic) is scanned first with the best candidates re-ranked
-//! exactly in f32. Results are exact for f32 storage, so tests can assert them.
+//! exactly in f32. For large indexes a 1-bit sign sketch of each (centred) vector is scanned
+//! instead (Hamming distance, popcount; 128 bytes per 1024-d vector), and a wide pool of its
+//! best candidates is re-ranked exactly in f32. With a filter, the matching rows are listed
+//! first and only they are scanned. Results are exact for f32 storage, so tests can assert them.
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -18,6 +21,13 @@ use crate::{Error, Result};
 
 /// Below this many rows a scan is faster on one thread than the pool's hand-off.
 const PARALLEL_MIN_ROWS: usize = 16_384;
+/// Sketch search re-ranks max(k * SKETCH_OVERFETCH, SKETCH_MIN_POOL) candidates exactly, scaled
+/// up for vectors shorter than 1024-d (fewer bits rank less sharply). Chosen with the index
+/// bench: recall@10 >= 0.99 at 100k vectors of 384-d and 1024-d.
+const SKETCH_OVERFETCH: usize = 64;
+const SKETCH_MIN_POOL: usize = 640;
+/// The sketch scan is cheap per row; splitting it over threads only pays on very large indexes.
+const SKETCH_PARALLEL_MIN_ROWS: usize = 1 << 19;
 
 pub struct ExactIndex {
     embedder: EmbedderId,
@@ -28,6 +38,10 @@ pub struct ExactIndex {
     data: Vec<f32>,
     q8: Vec<i8>,
     q8_scale: Vec<f32>,
+    /// 1-bit sketches, `words` u64 per row, of `row - centre`.
+    sketch: Vec<u64>,
+    words: usize,
+    centre: Vec<f32>,
     objective: Vec<u16>,
     node: Vec<u16>,
     kpi: Vec<Option<f64>>,
@@ -136,6 +150,22 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     s
 }
 
+/// Sign bits of `v - centre`, 64 dimensions per word.
+fn sketch_into(v: &[f32], centre: &[f32], out: &mut [u64]) {
+    for (w, (vc, cc)) in out.iter_mut().zip(v.chunks(64).zip(centre.chunks(64))) {
+        let mut bits = 0u64;
+        for (i, (x, c)) in vc.iter().zip(cc).enumerate() {
+            bits |= u64::from(x > c) << i;
+        }
+        *w = bits;
+    }
+}
+
+#[inline]
+fn hamming(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
 /// Symmetric per-vector int8 quantisation.
 fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -147,7 +177,9 @@ fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
 }
 
 impl ExactIndex {
+    /// `Auto` here means F32: resolve it with the expected size first (`VectorStorage::resolve`).
     pub fn new(embedder: EmbedderId, dim: usize, storage: VectorStorage, threads: usize) -> Self {
+        let storage = storage.resolve(0, usize::MAX);
         let pool = (threads > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()
@@ -166,6 +198,9 @@ impl ExactIndex {
             data: Vec::new(),
             q8: Vec::new(),
             q8_scale: Vec::new(),
+            sketch: Vec::new(),
+            words: dim.div_ceil(64),
+            centre: vec![0.0; dim],
             objective: Vec::new(),
             node: Vec::new(),
             kpi: Vec::new(),
@@ -204,12 +239,42 @@ impl ExactIndex {
 
     /// Bytes held per vector (matrix rows plus the per-row metadata, ids excluded).
     pub fn bytes_per_vector(&self) -> usize {
-        let q = if self.storage == VectorStorage::Int8 {
-            self.dim + 4
-        } else {
-            0
+        let extra = match self.storage {
+            VectorStorage::Int8 => self.dim + 4,
+            VectorStorage::Sketch => self.words * 8,
+            _ => 0,
         };
-        self.dim * 4 + q + 2 + 2 + 16
+        self.dim * 4 + extra + 2 + 2 + 16
+    }
+
+    pub fn storage(&self) -> VectorStorage {
+        self.storage
+    }
+
+    /// Re-centres the sketches on the mean of the stored vectors (sign bits of centred vectors
+    /// carry far more information than raw signs when embeddings share a common direction).
+    /// Call after a bulk load; later upserts use the centre as it is.
+    pub fn rebuild_sketches(&mut self) {
+        if self.storage != VectorStorage::Sketch || self.ids.is_empty() {
+            return;
+        }
+        let n = self.ids.len();
+        let mut centre = vec![0f64; self.dim];
+        for row in self.data.chunks_exact(self.dim) {
+            centre
+                .iter_mut()
+                .zip(row)
+                .for_each(|(c, x)| *c += f64::from(*x));
+        }
+        self.centre = centre.iter().map(|c| (c / n as f64) as f32).collect();
+        let (d, w) = (self.dim, self.words);
+        for r in 0..n {
+            sketch_into(
+                &self.data[r * d..(r + 1) * d],
+                &self.centre,
+                &mut self.sketch[r * w..(r + 1) * w],
+            );
+        }
     }
 
     fn scan<F: Fn(usize) -> f32 + Sync>(
@@ -220,32 +285,57 @@ impl ExactIndex {
         score: F,
     ) -> Vec<(f32, usize)> {
         let n = self.ids.len();
+        // With a filter, list the matching rows first: a tight loop over two u16 arrays, so
+        // the scoring loop below has no unpredictable branch per row.
+        let rows: Option<Vec<u32>> = (obj.is_some() || node.is_some()).then(|| {
+            (0..n as u32)
+                .filter(|&r| {
+                    obj.is_none_or(|o| self.objective[r as usize] == o)
+                        && node.is_none_or(|o| self.node[r as usize] == o)
+                })
+                .collect()
+        });
+        let len = rows.as_ref().map_or(n, Vec::len);
         let run = |start: usize, end: usize| {
             let mut top = TopK::new(k);
-            for r in start..end {
-                if obj.is_some_and(|o| self.objective[r] != o)
-                    || node.is_some_and(|o| self.node[r] != o)
-                {
-                    continue;
-                }
-                top.push(score(r), r);
+            match &rows {
+                Some(rows) => rows[start..end]
+                    .iter()
+                    .for_each(|&r| top.push(score(r as usize), r as usize)),
+                None => (start..end).for_each(|r| top.push(score(r), r)),
             }
             top
         };
+        let parallel_min = if self.storage == VectorStorage::Sketch {
+            SKETCH_PARALLEL_MIN_ROWS
+        } else {
+            PARALLEL_MIN_ROWS
+        };
         let top = match &self.pool {
-            Some(pool) if n >= PARALLEL_MIN_ROWS => {
+            Some(pool) if len >= parallel_min => {
                 let parts = pool.current_num_threads();
-                let chunk = n.div_ceil(parts);
+                let chunk = len.div_ceil(parts);
                 pool.install(|| {
                     (0..parts)
                         .into_par_iter()
-                        .map(|p| run(p * chunk, ((p + 1) * chunk).min(n)))
+                        .map(|p| run((p * chunk).min(len), ((p + 1) * chunk).min(len)))
                         .reduce(|| TopK::new(k), TopK::merge)
                 })
             }
-            _ => run(0, n),
+            _ => run(0, len),
         };
         top.into_sorted()
+    }
+
+    /// Exact f32 scores of candidate rows, best k.
+    fn rerank(&self, rough: Vec<(f32, usize)>, query: &[f32], k: usize) -> Vec<(f32, usize)> {
+        let mut exact: Vec<(f32, usize)> = rough
+            .into_iter()
+            .map(|(_, r)| (dot(self.row(r), query), r))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        exact.truncate(k);
+        exact
     }
 
     fn row(&self, r: usize) -> &[f32] {
@@ -292,12 +382,23 @@ impl VectorIndex for ExactIndex {
                     self.q8.resize((r + 1) * self.dim, 0);
                     self.q8_scale.push(1.0);
                 }
+                if self.storage == VectorStorage::Sketch {
+                    self.sketch.resize((r + 1) * self.words, 0);
+                }
                 r
             }
         };
         if self.storage == VectorStorage::Int8 {
             let d = self.dim;
             self.q8_scale[row] = quantise(vector, &mut self.q8[row * d..(row + 1) * d]);
+        }
+        if self.storage == VectorStorage::Sketch {
+            let w = self.words;
+            sketch_into(
+                vector,
+                &self.centre,
+                &mut self.sketch[row * w..(row + 1) * w],
+            );
         }
         Ok(())
     }
@@ -314,6 +415,10 @@ impl VectorIndex for ExactIndex {
                 self.q8.copy_within(last * d..(last + 1) * d, r * d);
                 self.q8_scale[r] = self.q8_scale[last];
             }
+            if self.storage == VectorStorage::Sketch {
+                let w = self.words;
+                self.sketch.copy_within(last * w..(last + 1) * w, r * w);
+            }
             self.ids.swap(r, last);
             self.objective[r] = self.objective[last];
             self.node[r] = self.node[last];
@@ -326,6 +431,7 @@ impl VectorIndex for ExactIndex {
             self.q8.truncate(last * d);
             self.q8_scale.pop();
         }
+        self.sketch.truncate(last * self.words);
         self.objective.pop();
         self.node.pop();
         self.kpi.pop();
@@ -363,14 +469,21 @@ impl VectorIndex for ExactIndex {
                 let rough = self.scan(obj, node, pool, |r| {
                     dot_i8(&self.q8[r * d..(r + 1) * d], &q) as f32 * self.q8_scale[r] * qs
                 });
-                let mut exact: Vec<(f32, usize)> = rough
-                    .into_iter()
-                    .map(|(_, r)| (dot(self.row(r), query), r))
-                    .collect();
-                exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                exact.truncate(k);
-                exact
+                self.rerank(rough, query, k)
             }
+            VectorStorage::Sketch => {
+                let w = self.words;
+                let mut q = vec![0u64; w];
+                sketch_into(query, &self.centre, &mut q);
+                let pool = (k * SKETCH_OVERFETCH).max(SKETCH_MIN_POOL)
+                    * 1024_usize.div_ceil(self.dim).max(1);
+                let rough = self.scan(obj, node, pool, |r| {
+                    -(hamming(&self.sketch[r * w..(r + 1) * w], &q) as f32)
+                });
+                self.rerank(rough, query, k)
+            }
+            // Resolved to a concrete storage before the index is built.
+            VectorStorage::Auto => self.scan(obj, node, k, |r| dot(self.row(r), query)),
         };
         Ok(best
             .into_iter()
@@ -449,8 +562,13 @@ mod tests {
 
     #[test]
     fn filter_applies_during_search_and_returns_exactly_k() {
-        for storage in [VectorStorage::F32, VectorStorage::Int8] {
-            let ix = index(storage);
+        for storage in [
+            VectorStorage::F32,
+            VectorStorage::Int8,
+            VectorStorage::Sketch,
+        ] {
+            let mut ix = index(storage);
+            ix.rebuild_sketches();
             let q = unit(vec![1.0, 5.0, 0.0, 0.0]);
             let f = SearchFilter {
                 objective: Some("likes".into()),
@@ -495,7 +613,14 @@ mod tests {
 
     #[test]
     fn upsert_replaces_and_remove_keeps_rows_consistent() {
-        let mut ix = index(VectorStorage::Int8);
+        for storage in [VectorStorage::Int8, VectorStorage::Sketch] {
+            upsert_and_remove(storage);
+        }
+    }
+
+    fn upsert_and_remove(storage: VectorStorage) {
+        let mut ix = index(storage);
+        ix.rebuild_sketches();
         let q = unit(vec![0.0, 0.0, 0.0, 1.0]);
         ix.upsert("a05", &q, meta("clicks", "followers", 1.0))
             .unwrap();
