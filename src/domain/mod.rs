@@ -1,4 +1,6 @@
 //! Plain serde types, no I/O.
 pub mod asset;
+pub mod campaign;
 
 pub use asset::*;
+pub use campaign::*;

@@ -1,6 +1,8 @@
 //! Use cases shared by the CLI and (later) the TUI, each a function over the service traits.
+pub mod campaign;
 pub mod ingest;
 pub mod manifest;
+pub mod prompt;
 pub mod search;
 
 use std::sync::{Arc, Mutex};

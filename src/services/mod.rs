@@ -103,3 +103,56 @@ pub fn normalize(v: &mut [f32]) {
         v.iter_mut().for_each(|x| *x /= n);
     }
 }
+
+/// A streamed piece of a prompt writer's output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptEvent {
+    /// Scratchpad text (the writer's reasoning), in order.
+    Reasoning(String),
+    /// Answer text, in order.
+    Answer(String),
+}
+
+/// One chosen reference, as the prompt writer sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReferenceForPrompt {
+    pub asset_id: String,
+    /// The manifest id, else the file name: what the reasoning cites.
+    pub label: String,
+    pub description: String,
+    pub elements: Vec<String>,
+    pub palette: Vec<PaletteColor>,
+    pub brightness: f32,
+    pub kpi: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PromptInput {
+    pub brief: String,
+    pub objective: String,
+    pub node: String,
+    pub references: Vec<ReferenceForPrompt>,
+    pub brand: Option<crate::domain::BrandKit>,
+    /// The re-run instruction, if any.
+    pub instruction: Option<String>,
+    /// The prompt the instruction changes, if any.
+    pub previous_prompt: Option<String>,
+    /// The generator's prompt limit.
+    pub max_chars: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct PromptResult {
+    pub reasoning: String,
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// What wrote it, and what kind of thing that is.
+    pub model: String,
+    pub flags: Vec<String>,
+}
+
+/// Writes a text-to-image prompt, streaming reasoning and answer as they are produced.
+pub trait PromptWriter: Send + Sync {
+    fn model(&self) -> &str;
+    fn write(&self, input: &PromptInput, on_event: &mut dyn FnMut(PromptEvent)) -> Result<PromptResult>;
+}

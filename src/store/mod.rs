@@ -1,5 +1,6 @@
 //! The library's source of truth: embedded SQLite (WAL). Originals and thumbnails are files
 //! under the data dir, addressed by content hash.
+pub mod campaigns;
 pub mod schema;
 
 use std::path::Path;

@@ -47,4 +47,60 @@ pub const MIGRATIONS: &[&str] = &[
         report      TEXT                          -- JSON IngestReport
     );
     "#,
+    // 2: campaigns and every step they go through.
+    r#"
+    CREATE TABLE campaigns (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        brief      TEXT NOT NULL,
+        objective  TEXT NOT NULL,
+        node       TEXT NOT NULL,
+        brand      TEXT,                          -- JSON BrandKit
+        selected   TEXT NOT NULL DEFAULT '[]',    -- JSON [asset id]
+        step       TEXT NOT NULL DEFAULT 'brief',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE recommendation_runs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        query       TEXT NOT NULL,
+        k           INTEGER NOT NULL,
+        kpi_weight  REAL NOT NULL,
+        embedder    TEXT NOT NULL,
+        hits        TEXT NOT NULL,                -- JSON [ReferenceHit]
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE prompt_versions (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id     TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        source          TEXT NOT NULL,            -- ai | user
+        model           TEXT NOT NULL,
+        reasoning       TEXT NOT NULL,
+        prompt          TEXT NOT NULL,
+        negative_prompt TEXT NOT NULL,
+        instruction     TEXT,
+        refs            TEXT NOT NULL,            -- JSON [asset id]
+        flags           TEXT NOT NULL,            -- JSON [string]
+        created_at      TEXT NOT NULL
+    );
+    CREATE TABLE generations (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id       TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        prompt_version_id INTEGER NOT NULL REFERENCES prompt_versions(id),
+        model             TEXT NOT NULL,
+        request           TEXT NOT NULL,          -- JSON GenerationRequest
+        created_at        TEXT NOT NULL
+    );
+    CREATE TABLE generated_images (
+        id            TEXT PRIMARY KEY,           -- sha256 of the PNG
+        generation_id INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+        campaign_id   TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        path          TEXT NOT NULL,
+        seed          INTEGER NOT NULL,
+        novelty       TEXT,                       -- JSON Novelty
+        kpi           REAL,                       -- real results, recorded later
+        created_at    TEXT NOT NULL
+    );
+    "#,
 ];

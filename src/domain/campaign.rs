@@ -1,0 +1,105 @@
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ReferenceHit;
+
+/// A brand kit (TOML): feeds the prompt and the negative prompt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandKit {
+    pub name: String,
+    /// Hex colours, e.g. "#0a7cff".
+    #[serde(default)]
+    pub palette: Vec<String>,
+    #[serde(default)]
+    pub tone: Vec<String>,
+    #[serde(default)]
+    pub must_include: Vec<String>,
+    #[serde(default)]
+    pub must_avoid: Vec<String>,
+    #[serde(default)]
+    pub negative_terms: Vec<String>,
+}
+
+/// The furthest step a campaign has reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStep {
+    Brief,
+    References,
+    Prompt,
+    Generated,
+}
+
+impl CampaignStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStep::Brief => "brief",
+            CampaignStep::References => "references",
+            CampaignStep::Prompt => "prompt",
+            CampaignStep::Generated => "generated",
+        }
+    }
+    pub fn parse(s: &str) -> CampaignStep {
+        match s {
+            "references" => CampaignStep::References,
+            "prompt" => CampaignStep::Prompt,
+            "generated" => CampaignStep::Generated,
+            _ => CampaignStep::Brief,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    pub brief: String,
+    pub objective: String,
+    pub node: String,
+    pub brand: Option<BrandKit>,
+    /// Asset ids the user chose as references, in the order chosen.
+    pub selected: Vec<String>,
+    pub step: CampaignStep,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One run of the recommender for a campaign, kept with its hits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecommendationRun {
+    pub id: i64,
+    pub campaign_id: String,
+    pub query: String,
+    pub k: usize,
+    pub kpi_weight: f32,
+    pub embedder: String,
+    pub hits: Vec<ReferenceHit>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptSource {
+    Ai,
+    User,
+}
+
+/// One version of the text-to-image prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptVersion {
+    pub id: i64,
+    pub campaign_id: String,
+    pub source: PromptSource,
+    /// What wrote it, e.g. "local/composer-v1"; "user" for edits.
+    pub model: String,
+    pub reasoning: String,
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// The extra instruction of a re-run, if any.
+    pub instruction: Option<String>,
+    /// Asset ids of the references it was written from.
+    pub references: Vec<String>,
+    /// Notes such as "cut at a clause boundary to 512 characters".
+    pub flags: Vec<String>,
+    pub created_at: String,
+}

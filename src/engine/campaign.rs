@@ -1,0 +1,181 @@
+//! Campaign use cases: create, recommend references, record the user's selection.
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::{BrandKit, Campaign, CampaignStep, RecommendationRun, SearchFilter};
+use crate::engine::Library;
+use crate::engine::search::{self, SearchRequest};
+use crate::services::{Embedder, VectorIndex};
+use crate::store::now;
+use crate::{Error, Result};
+
+/// A short id, unique per process and time: 12 hex chars of a hash of the clock, the pid and
+/// a counter (no randomness crate needed for ids that are only unique, not secret).
+pub fn new_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!(
+        "{nanos}:{}:{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    hex::encode(&Sha256::digest(seed.as_bytes())[..6])
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewCampaign {
+    pub name: String,
+    pub brief: String,
+    pub objective: String,
+    pub node: String,
+    pub brand: Option<BrandKit>,
+}
+
+fn is_hex_colour(s: &str) -> bool {
+    let h = s.strip_prefix('#').unwrap_or(s);
+    h.len() == 6 && h.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Reads and checks a brand kit TOML file.
+pub fn load_brand_kit(path: &Path) -> Result<BrandKit> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let kit: BrandKit = toml::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), e.message())))?;
+    if kit.name.trim().is_empty() {
+        return Err(Error::Invalid(format!("{}: key 'name' is empty", path.display())));
+    }
+    if let Some(bad) = kit.palette.iter().find(|c| !is_hex_colour(c)) {
+        return Err(Error::Invalid(format!(
+            "{}: key 'palette': '{bad}' is not a hex colour like #0a7cff",
+            path.display()
+        )));
+    }
+    Ok(kit)
+}
+
+pub fn create(lib: &Library, new: NewCampaign) -> Result<Campaign> {
+    let name = new.name.trim().to_string();
+    if name.is_empty() {
+        return Err(Error::Invalid("a campaign needs a name".into()));
+    }
+    let brief = new.brief.trim().to_string();
+    if brief.is_empty() {
+        return Err(Error::Invalid("the brief is empty".into()));
+    }
+    let ts = now();
+    let c = Campaign {
+        id: new_id(),
+        name,
+        brief,
+        objective: lib.config.check_objective(&new.objective)?,
+        node: lib.config.check_node(&new.node)?,
+        brand: new.brand,
+        selected: Vec::new(),
+        step: CampaignStep::Brief,
+        created_at: ts.clone(),
+        updated_at: ts,
+    };
+    lib.store.insert_campaign(&c)?;
+    Ok(c)
+}
+
+pub struct RecommendOptions {
+    pub k: usize,
+    /// Defaults to the brief.
+    pub query: Option<String>,
+    pub kpi_weight: f32,
+    pub rerank_factor: usize,
+}
+
+/// Filtered k-NN with the campaign's objective and node; the run is stored with its hits.
+pub fn recommend(
+    lib: &Library,
+    campaign: &Campaign,
+    index: &dyn VectorIndex,
+    embedder: &dyn Embedder,
+    opts: &RecommendOptions,
+) -> Result<RecommendationRun> {
+    let query = opts
+        .query
+        .clone()
+        .filter(|q| !q.trim().is_empty())
+        .unwrap_or_else(|| campaign.brief.clone());
+    let result = search::search(
+        &lib.store,
+        index,
+        embedder,
+        &SearchRequest {
+            query: query.clone(),
+            filter: SearchFilter {
+                objective: Some(campaign.objective.clone()),
+                node: Some(campaign.node.clone()),
+            },
+            k: opts.k,
+            kpi_weight: opts.kpi_weight,
+            rerank_pool: opts.rerank_factor.max(1) * opts.k,
+        },
+    )?;
+    let mut run = RecommendationRun {
+        id: 0,
+        campaign_id: campaign.id.clone(),
+        query,
+        k: opts.k,
+        kpi_weight: opts.kpi_weight,
+        embedder: result.embedder,
+        hits: result.hits,
+        created_at: now(),
+    };
+    run.id = lib.store.insert_run(&run)?;
+    lib.store.advance_step(&campaign.id, CampaignStep::References)?;
+    Ok(run)
+}
+
+/// Records the chosen references (manifest ids, files or hashes); `[]` clears them.
+pub fn select(lib: &Library, campaign: &Campaign, keys: &[String]) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    for k in keys {
+        let a = lib
+            .store
+            .resolve(k)
+            .map_err(|e| Error::Invalid(format!("reference '{k}': {e}")))?;
+        if !ids.contains(&a.id) {
+            ids.push(a.id);
+        }
+    }
+    lib.store.set_selection(&campaign.id, &ids)?;
+    if !ids.is_empty() {
+        lib.store.advance_step(&campaign.id, CampaignStep::References)?;
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_short_and_distinct() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn brand_kits_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kit.toml");
+        std::fs::write(&p, "name = \"Acme\"\npalette = [\"#0a7cff\", \"ffcc00\"]\ntone = [\"playful\"]\nnegative_terms = [\"clutter\"]\n").unwrap();
+        let k = load_brand_kit(&p).unwrap();
+        assert_eq!(k.palette.len(), 2);
+        std::fs::write(&p, "name = \"Acme\"\npalette = [\"blue\"]\n").unwrap();
+        assert!(load_brand_kit(&p).unwrap_err().to_string().contains("'blue' is not a hex colour"));
+        std::fs::write(&p, "name = \"Acme\"\ncolours = [\"#000000\"]\n").unwrap();
+        assert!(load_brand_kit(&p).unwrap_err().to_string().contains("colours"));
+    }
+}

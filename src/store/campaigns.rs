@@ -1,0 +1,258 @@
+//! Campaigns and their steps in the store.
+use rusqlite::{OptionalExtension, params};
+
+use crate::domain::{
+    Campaign, CampaignStep, PromptSource, PromptVersion, RecommendationRun,
+};
+use crate::store::{Store, now};
+use crate::{Error, Result};
+
+const CAMPAIGN_COLUMNS: &str =
+    "id, name, brief, objective, node, brand, selected, step, created_at, updated_at";
+
+fn json_err(idx: usize, e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn row_to_campaign(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
+    let brand: Option<String> = r.get(5)?;
+    let selected: String = r.get(6)?;
+    Ok(Campaign {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        brief: r.get(2)?,
+        objective: r.get(3)?,
+        node: r.get(4)?,
+        brand: brand
+            .map(|b| serde_json::from_str(&b))
+            .transpose()
+            .map_err(|e| json_err(5, e))?,
+        selected: serde_json::from_str(&selected).map_err(|e| json_err(6, e))?,
+        step: CampaignStep::parse(&r.get::<_, String>(7)?),
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+fn row_to_prompt(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptVersion> {
+    let source: String = r.get(2)?;
+    Ok(PromptVersion {
+        id: r.get(0)?,
+        campaign_id: r.get(1)?,
+        source: if source == "user" { PromptSource::User } else { PromptSource::Ai },
+        model: r.get(3)?,
+        reasoning: r.get(4)?,
+        prompt: r.get(5)?,
+        negative_prompt: r.get(6)?,
+        instruction: r.get(7)?,
+        references: serde_json::from_str(&r.get::<_, String>(8)?).map_err(|e| json_err(8, e))?,
+        flags: serde_json::from_str(&r.get::<_, String>(9)?).map_err(|e| json_err(9, e))?,
+        created_at: r.get(10)?,
+    })
+}
+
+const PROMPT_COLUMNS: &str = "id, campaign_id, source, model, reasoning, prompt, negative_prompt, instruction, refs, flags, created_at";
+
+impl Store {
+    pub fn insert_campaign(&self, c: &Campaign) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT INTO campaigns ({CAMPAIGN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                c.id,
+                c.name,
+                c.brief,
+                c.objective,
+                c.node,
+                c.brand.as_ref().map(serde_json::to_string).transpose()?,
+                serde_json::to_string(&c.selected)?,
+                c.step.as_str(),
+                c.created_at,
+                c.updated_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?1"),
+                params![id],
+                row_to_campaign,
+            )
+            .optional()?)
+    }
+
+    /// A campaign by id, unique id prefix, or exact name.
+    pub fn resolve_campaign(&self, key: &str) -> Result<Campaign> {
+        if let Some(c) = self.campaign(key)? {
+            return Ok(c);
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id LIKE ?1 || '%' OR name = ?1 LIMIT 2"
+        ))?;
+        let found: Vec<Campaign> = stmt
+            .query_map(params![key], row_to_campaign)?
+            .collect::<rusqlite::Result<_>>()?;
+        match found.len() {
+            1 => Ok(found.into_iter().next().expect("one row")),
+            0 => Err(Error::NotFound(format!("no campaign with id or name '{key}'"))),
+            _ => Err(Error::Invalid(format!(
+                "'{key}' matches several campaigns; give more of the id"
+            ))),
+        }
+    }
+
+    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY updated_at DESC, id"
+        ))?;
+        let v = stmt
+            .query_map([], row_to_campaign)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn rename_campaign(&self, id: &str, name: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE campaigns SET name = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, name, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a campaign and everything it holds; returns the generated image paths so the
+    /// caller can delete the files.
+    pub fn delete_campaign(&mut self, id: &str) -> Result<Vec<String>> {
+        let tx = self.conn.transaction()?;
+        let paths: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT path FROM generated_images WHERE campaign_id = ?1")?;
+            stmt.query_map(params![id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        tx.execute("DELETE FROM generated_images WHERE campaign_id = ?1", params![id])?;
+        tx.execute("DELETE FROM generations WHERE campaign_id = ?1", params![id])?;
+        tx.execute("DELETE FROM campaigns WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(paths)
+    }
+
+    /// Records the user's references, and moves the step forward (never back).
+    pub fn set_selection(&self, id: &str, selected: &[String]) -> Result<()> {
+        self.conn.execute(
+            "UPDATE campaigns SET selected = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, serde_json::to_string(selected)?, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn advance_step(&self, id: &str, step: CampaignStep) -> Result<()> {
+        let current = self
+            .campaign(id)?
+            .ok_or_else(|| Error::NotFound(format!("campaign {id}")))?
+            .step;
+        let order = |s: CampaignStep| s as u8;
+        if order(step) > order(current) {
+            self.conn.execute(
+                "UPDATE campaigns SET step = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, step.as_str(), now()],
+            )?;
+        } else {
+            self.touch_campaign(id)?;
+        }
+        Ok(())
+    }
+
+    pub fn touch_campaign(&self, id: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE campaigns SET updated_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn insert_run(&self, run: &RecommendationRun) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO recommendation_runs (campaign_id, query, k, kpi_weight, embedder, hits, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                run.campaign_id,
+                run.query,
+                run.k as i64,
+                run.kpi_weight,
+                run.embedder,
+                serde_json::to_string(&run.hits)?,
+                run.created_at
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn runs(&self, campaign_id: &str) -> Result<Vec<RecommendationRun>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, campaign_id, query, k, kpi_weight, embedder, hits, created_at
+             FROM recommendation_runs WHERE campaign_id = ?1 ORDER BY id",
+        )?;
+        let v = stmt
+            .query_map(params![campaign_id], |r| {
+                Ok(RecommendationRun {
+                    id: r.get(0)?,
+                    campaign_id: r.get(1)?,
+                    query: r.get(2)?,
+                    k: r.get::<_, i64>(3)? as usize,
+                    kpi_weight: r.get(4)?,
+                    embedder: r.get(5)?,
+                    hits: serde_json::from_str(&r.get::<_, String>(6)?)
+                        .map_err(|e| json_err(6, e))?,
+                    created_at: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn insert_prompt_version(&self, p: &PromptVersion) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO prompt_versions (campaign_id, source, model, reasoning, prompt, negative_prompt, instruction, refs, flags, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                p.campaign_id,
+                match p.source {
+                    PromptSource::Ai => "ai",
+                    PromptSource::User => "user",
+                },
+                p.model,
+                p.reasoning,
+                p.prompt,
+                p.negative_prompt,
+                p.instruction,
+                serde_json::to_string(&p.references)?,
+                serde_json::to_string(&p.flags)?,
+                p.created_at
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn prompt_versions(&self, campaign_id: &str) -> Result<Vec<PromptVersion>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE campaign_id = ?1 ORDER BY id"
+        ))?;
+        let v = stmt
+            .query_map(params![campaign_id], row_to_prompt)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    pub fn prompt_version(&self, id: i64) -> Result<Option<PromptVersion>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {PROMPT_COLUMNS} FROM prompt_versions WHERE id = ?1"),
+                params![id],
+                row_to_prompt,
+            )
+            .optional()?)
+    }
+}
