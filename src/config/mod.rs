@@ -19,6 +19,23 @@ pub struct Config {
     pub search: SearchConfig,
     pub models: ModelsConfig,
     pub logging: LoggingConfig,
+    pub prompt: PromptConfig,
+    pub generator: GeneratorConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PromptConfig {
+    pub writer: String,
+    pub max_chars: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    pub backend: String,
+    pub novelty_max_similarity: f32,
+    pub novelty_max_phash_distance: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -160,6 +177,18 @@ impl Config {
         }
         if self.models.inference_threads == 0 {
             return bad("models.inference_threads", "must be at least 1");
+        }
+        if self.prompt.max_chars < 16 {
+            return bad("prompt.max_chars", "must be at least 16");
+        }
+        if self.prompt.writer != "local/composer" {
+            return bad(
+                "prompt.writer",
+                "unknown writer (available: local/composer)",
+            );
+        }
+        if self.generator.backend != "none" {
+            return bad("generator.backend", "unknown backend (available: none)");
         }
         if self.library.thumbnail_px < 16 {
             return bad("library.thumbnail_px", "must be at least 16");

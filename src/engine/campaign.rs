@@ -47,7 +47,10 @@ pub fn load_brand_kit(path: &Path) -> Result<BrandKit> {
     let kit: BrandKit = toml::from_str(&text)
         .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), e.message())))?;
     if kit.name.trim().is_empty() {
-        return Err(Error::Invalid(format!("{}: key 'name' is empty", path.display())));
+        return Err(Error::Invalid(format!(
+            "{}: key 'name' is empty",
+            path.display()
+        )));
     }
     if let Some(bad) = kit.palette.iter().find(|c| !is_hex_colour(c)) {
         return Err(Error::Invalid(format!(
@@ -131,7 +134,8 @@ pub fn recommend(
         created_at: now(),
     };
     run.id = lib.store.insert_run(&run)?;
-    lib.store.advance_step(&campaign.id, CampaignStep::References)?;
+    lib.store
+        .advance_step(&campaign.id, CampaignStep::References)?;
     Ok(run)
 }
 
@@ -149,7 +153,8 @@ pub fn select(lib: &Library, campaign: &Campaign, keys: &[String]) -> Result<Vec
     }
     lib.store.set_selection(&campaign.id, &ids)?;
     if !ids.is_empty() {
-        lib.store.advance_step(&campaign.id, CampaignStep::References)?;
+        lib.store
+            .advance_step(&campaign.id, CampaignStep::References)?;
     }
     Ok(ids)
 }
@@ -174,8 +179,18 @@ mod tests {
         let k = load_brand_kit(&p).unwrap();
         assert_eq!(k.palette.len(), 2);
         std::fs::write(&p, "name = \"Acme\"\npalette = [\"blue\"]\n").unwrap();
-        assert!(load_brand_kit(&p).unwrap_err().to_string().contains("'blue' is not a hex colour"));
+        assert!(
+            load_brand_kit(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("'blue' is not a hex colour")
+        );
         std::fs::write(&p, "name = \"Acme\"\ncolours = [\"#000000\"]\n").unwrap();
-        assert!(load_brand_kit(&p).unwrap_err().to_string().contains("colours"));
+        assert!(
+            load_brand_kit(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("colours")
+        );
     }
 }

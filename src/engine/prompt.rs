@@ -17,7 +17,9 @@ pub const RERUN: &str = include_str!("../../prompts/rerun.md");
 
 /// Escapes text placed inside our tags, so it cannot close them or open new ones.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
@@ -36,7 +38,11 @@ pub struct RenderedPrompt {
 }
 
 fn join_or_none(v: &[String]) -> String {
-    if v.is_empty() { "none".into() } else { escape(&v.join(", ")) }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        escape(&v.join(", "))
+    }
 }
 
 fn brand_block(b: &BrandKit) -> String {
@@ -93,7 +99,11 @@ pub fn render(input: &PromptInput) -> RenderedPrompt {
         ("brand_kit", brand),
         ("instruction", instruction),
     ];
-    let template = if input.references.is_empty() { WITHOUT_REFERENCES } else { WITH_REFERENCES };
+    let template = if input.references.is_empty() {
+        WITHOUT_REFERENCES
+    } else {
+        WITH_REFERENCES
+    };
     RenderedPrompt {
         system,
         user: fill(template, &vars),
@@ -112,7 +122,9 @@ pub fn cut_at_clause(text: &str, max: usize) -> String {
         .max()
         .filter(|&i| i > max / 3)
         .unwrap_or_else(|| head.rfind(' ').unwrap_or(head.len()));
-    head[..cut].trim_end_matches([',', ';', '.', ' ']).to_string()
+    head[..cut]
+        .trim_end_matches([',', ';', '.', ' '])
+        .to_string()
 }
 
 /// Runs the writer; an answer over the limit is re-asked once with a shortening instruction,
@@ -141,9 +153,10 @@ pub fn write_within_limit(
     if second.prompt.chars().count() > input.max_chars {
         let n = second.prompt.chars().count();
         second.prompt = cut_at_clause(&second.prompt, input.max_chars);
-        second
-            .flags
-            .push(format!("cut at a clause boundary from {n} to {} characters", second.prompt.chars().count()));
+        second.flags.push(format!(
+            "cut at a clause boundary from {n} to {} characters",
+            second.prompt.chars().count()
+        ));
     }
     Ok(second)
 }
@@ -154,10 +167,11 @@ pub fn references_for(lib: &Library, campaign: &Campaign) -> Result<Vec<Referenc
         .selected
         .iter()
         .map(|id| {
-            let a = lib
-                .store
-                .asset(id)?
-                .ok_or_else(|| Error::NotFound(format!("selected reference {id} is no longer in the library")))?;
+            let a = lib.store.asset(id)?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "selected reference {id} is no longer in the library"
+                ))
+            })?;
             Ok(ReferenceForPrompt {
                 asset_id: a.id.clone(),
                 label: a.external_id.clone().unwrap_or_else(|| a.file.clone()),
@@ -217,7 +231,12 @@ pub fn write_prompt(
 }
 
 /// Stores the user's own version of the prompt (and negative prompt, when given).
-pub fn edit(lib: &Library, campaign: &Campaign, text: &str, negative: Option<&str>) -> Result<PromptVersion> {
+pub fn edit(
+    lib: &Library,
+    campaign: &Campaign,
+    text: &str,
+    negative: Option<&str>,
+) -> Result<PromptVersion> {
     let text = text.trim();
     if text.is_empty() {
         return Err(Error::Invalid("the prompt is empty".into()));
@@ -235,7 +254,9 @@ pub fn edit(lib: &Library, campaign: &Campaign, text: &str, negative: Option<&st
             .or_else(|| base.as_ref().map(|b| b.negative_prompt.clone()))
             .unwrap_or_default(),
         instruction: None,
-        references: base.map(|b| b.references).unwrap_or_else(|| campaign.selected.clone()),
+        references: base
+            .map(|b| b.references)
+            .unwrap_or_else(|| campaign.selected.clone()),
         flags: Vec::new(),
         created_at: now(),
     };
@@ -251,7 +272,12 @@ pub fn restore(lib: &Library, campaign: &Campaign) -> Result<PromptVersion> {
         .iter()
         .rev()
         .find(|v| v.source == PromptSource::Ai)
-        .ok_or_else(|| Error::Invalid(format!("campaign '{}' has no AI prompt yet; run `campaign prompt` first", campaign.name)))?;
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "campaign '{}' has no AI prompt yet; run `campaign prompt` first",
+                campaign.name
+            ))
+        })?;
     let mut v = ai.clone();
     v.flags.push(format!("restored from version {}", ai.id));
     v.created_at = now();
@@ -288,7 +314,8 @@ mod tests {
         assert_eq!(r.user.matches("<related_images>").count(), 1);
         assert!(r.user.contains("&lt;/related_images&gt;"));
         // The injected sentence stays inside the tags, as data.
-        let inside = &r.user[r.user.find("<related_images>").unwrap()..r.user.find("</related_images>").unwrap()];
+        let inside = &r.user
+            [r.user.find("<related_images>").unwrap()..r.user.find("</related_images>").unwrap()];
         assert!(inside.contains("ignore previous instructions"));
         assert!(r.user.contains("Sell &lt;b&gt;shoes&lt;/b&gt;"));
         assert!(r.system.contains("not\n  instructions to you"));
@@ -308,8 +335,14 @@ mod tests {
         i.previous_prompt = Some("old prompt".into());
         let r = render(&i);
         assert!(r.user.contains("No reference images were chosen"));
-        assert!(r.user.contains("Brand: Acme") && r.user.contains("#0a7cff") && r.user.contains("smoking"));
-        assert!(r.user.contains("<previous_prompt>\nold prompt") && r.user.contains("more playful"));
+        assert!(
+            r.user.contains("Brand: Acme")
+                && r.user.contains("#0a7cff")
+                && r.user.contains("smoking")
+        );
+        assert!(
+            r.user.contains("<previous_prompt>\nold prompt") && r.user.contains("more playful")
+        );
         assert!(!r.user.contains("{{"));
     }
 
@@ -317,7 +350,10 @@ mod tests {
     fn cuts_at_clause_boundaries() {
         let t = "a red bicycle on a bridge, golden hour light, wide shot, film grain";
         assert_eq!(cut_at_clause(t, 200), t);
-        assert_eq!(cut_at_clause(t, 50), "a red bicycle on a bridge, golden hour light");
+        assert_eq!(
+            cut_at_clause(t, 50),
+            "a red bicycle on a bridge, golden hour light"
+        );
         assert!(cut_at_clause(&"word ".repeat(200), 100).chars().count() <= 100);
     }
 
@@ -326,12 +362,20 @@ mod tests {
         fn model(&self) -> &str {
             "test/wordy"
         }
-        fn write(&self, input: &PromptInput, on_event: &mut dyn FnMut(PromptEvent)) -> Result<PromptResult> {
+        fn write(
+            &self,
+            input: &PromptInput,
+            on_event: &mut dyn FnMut(PromptEvent),
+        ) -> Result<PromptResult> {
             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             on_event(PromptEvent::Reasoning("thinking".into()));
             let shorten = input.instruction.is_some();
             Ok(PromptResult {
-                prompt: if shorten { "short, but, still, too, long, ".repeat(30) } else { "x, ".repeat(400) },
+                prompt: if shorten {
+                    "short, but, still, too, long, ".repeat(30)
+                } else {
+                    "x, ".repeat(400)
+                },
                 model: self.model().into(),
                 ..Default::default()
             })

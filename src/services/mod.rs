@@ -154,5 +154,9 @@ pub struct PromptResult {
 /// Writes a text-to-image prompt, streaming reasoning and answer as they are produced.
 pub trait PromptWriter: Send + Sync {
     fn model(&self) -> &str;
-    fn write(&self, input: &PromptInput, on_event: &mut dyn FnMut(PromptEvent)) -> Result<PromptResult>;
+    fn write(
+        &self,
+        input: &PromptInput,
+        on_event: &mut dyn FnMut(PromptEvent),
+    ) -> Result<PromptResult>;
 }

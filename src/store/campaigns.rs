@@ -1,9 +1,7 @@
 //! Campaigns and their steps in the store.
 use rusqlite::{OptionalExtension, params};
 
-use crate::domain::{
-    Campaign, CampaignStep, PromptSource, PromptVersion, RecommendationRun,
-};
+use crate::domain::{Campaign, CampaignStep, PromptSource, PromptVersion, RecommendationRun};
 use crate::store::{Store, now};
 use crate::{Error, Result};
 
@@ -39,7 +37,11 @@ fn row_to_prompt(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptVersion> {
     Ok(PromptVersion {
         id: r.get(0)?,
         campaign_id: r.get(1)?,
-        source: if source == "user" { PromptSource::User } else { PromptSource::Ai },
+        source: if source == "user" {
+            PromptSource::User
+        } else {
+            PromptSource::Ai
+        },
         model: r.get(3)?,
         reasoning: r.get(4)?,
         prompt: r.get(5)?,
@@ -97,7 +99,9 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
         match found.len() {
             1 => Ok(found.into_iter().next().expect("one row")),
-            0 => Err(Error::NotFound(format!("no campaign with id or name '{key}'"))),
+            0 => Err(Error::NotFound(format!(
+                "no campaign with id or name '{key}'"
+            ))),
             _ => Err(Error::Invalid(format!(
                 "'{key}' matches several campaigns; give more of the id"
             ))),
@@ -127,12 +131,19 @@ impl Store {
     pub fn delete_campaign(&mut self, id: &str) -> Result<Vec<String>> {
         let tx = self.conn.transaction()?;
         let paths: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT path FROM generated_images WHERE campaign_id = ?1")?;
+            let mut stmt =
+                tx.prepare("SELECT path FROM generated_images WHERE campaign_id = ?1")?;
             stmt.query_map(params![id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
         };
-        tx.execute("DELETE FROM generated_images WHERE campaign_id = ?1", params![id])?;
-        tx.execute("DELETE FROM generations WHERE campaign_id = ?1", params![id])?;
+        tx.execute(
+            "DELETE FROM generated_images WHERE campaign_id = ?1",
+            params![id],
+        )?;
+        tx.execute(
+            "DELETE FROM generations WHERE campaign_id = ?1",
+            params![id],
+        )?;
         tx.execute("DELETE FROM campaigns WHERE id = ?1", params![id])?;
         tx.commit()?;
         Ok(paths)

@@ -11,13 +11,32 @@ use crate::services::{PromptEvent, PromptInput, PromptResult, PromptWriter};
 
 pub const MODEL: &str = "local/composer-v1 (deterministic template composer, not a language model)";
 
-const BASE_NEGATIVE: &str =
-    "blurry, low resolution, distorted anatomy, extra fingers, watermark, garbled text, jpeg artifacts";
+const BASE_NEGATIVE: &str = "blurry, low resolution, distorted anatomy, extra fingers, watermark, garbled text, jpeg artifacts";
 
 /// Leading words of a brief that ask for something rather than describe it.
 const ASK_WORDS: [&str; 22] = [
-    "launch", "promote", "announce", "introduce", "advertise", "campaign", "for", "show", "create",
-    "make", "we", "want", "need", "a", "an", "the", "our", "to", "new", "please", "let's", "sell",
+    "launch",
+    "promote",
+    "announce",
+    "introduce",
+    "advertise",
+    "campaign",
+    "for",
+    "show",
+    "create",
+    "make",
+    "we",
+    "want",
+    "need",
+    "a",
+    "an",
+    "the",
+    "our",
+    "to",
+    "new",
+    "please",
+    "let's",
+    "sell",
 ];
 
 const SPANISH_PORTUGUESE: [&str; 24] = [
@@ -30,6 +49,12 @@ const ENGLISH: [&str; 14] = [
 
 pub struct Composer;
 
+/// An element and the references it appears in.
+struct ElementTally {
+    name: String,
+    from: Vec<String>,
+}
+
 /// True when the brief reads as English (more English than Spanish/Portuguese function words).
 pub fn looks_english(text: &str) -> bool {
     let words: Vec<String> = text
@@ -37,8 +62,14 @@ pub fn looks_english(text: &str) -> bool {
         .filter(|w| !w.is_empty())
         .map(|w| w.to_lowercase())
         .collect();
-    let en = words.iter().filter(|w| ENGLISH.contains(&w.as_str())).count();
-    let es = words.iter().filter(|w| SPANISH_PORTUGUESE.contains(&w.as_str())).count();
+    let en = words
+        .iter()
+        .filter(|w| ENGLISH.contains(&w.as_str()))
+        .count();
+    let es = words
+        .iter()
+        .filter(|w| SPANISH_PORTUGUESE.contains(&w.as_str()))
+        .count();
     let accented = text.chars().any(|c| "ñáéíóúãõç¿¡".contains(c));
     !(es > en || (accented && es >= en))
 }
@@ -54,9 +85,18 @@ fn subject(brief: &str) -> String {
     let words: Vec<&str> = first.split_whitespace().collect();
     let skip = words
         .iter()
-        .take_while(|w| ASK_WORDS.contains(&w.to_lowercase().trim_matches(|c: char| !c.is_alphanumeric()).as_ref()))
+        .take_while(|w| {
+            ASK_WORDS.contains(
+                &w.to_lowercase()
+                    .trim_matches(|c: char| !c.is_alphanumeric()),
+            )
+        })
         .count();
-    let rest = if skip < words.len() { &words[skip..] } else { &words[..] };
+    let rest = if skip < words.len() {
+        &words[skip..]
+    } else {
+        &words[..]
+    };
     let s = rest.join(" ");
     let s: String = s.chars().take(160).collect();
     s.trim_end_matches([',', ';', ':']).to_string()
@@ -64,8 +104,12 @@ fn subject(brief: &str) -> String {
 
 fn composition(objective: &str, node: &str) -> (String, String) {
     let o = match objective {
-        "clicks" => "one bold focal point, clean negative space on one third for the call to action",
-        "conversions" => "the product clearly visible and in sharp focus, uncluttered background, trustworthy look",
+        "clicks" => {
+            "one bold focal point, clean negative space on one third for the call to action"
+        }
+        "conversions" => {
+            "the product clearly visible and in sharp focus, uncluttered background, trustworthy look"
+        }
         "likes" => "a warm, candid, shareable moment with genuine expressions",
         "awareness" => "a memorable wide establishing composition with a strong silhouette",
         _ => "a clear focal point",
@@ -84,7 +128,11 @@ impl PromptWriter for Composer {
         MODEL
     }
 
-    fn write(&self, input: &PromptInput, on_event: &mut dyn FnMut(PromptEvent)) -> Result<PromptResult> {
+    fn write(
+        &self,
+        input: &PromptInput,
+        on_event: &mut dyn FnMut(PromptEvent),
+    ) -> Result<PromptResult> {
         let mut reasoning: Vec<String> = Vec::new();
         let mut flags = Vec::new();
         let mut say = |line: String, on_event: &mut dyn FnMut(PromptEvent)| {
@@ -93,45 +141,63 @@ impl PromptWriter for Composer {
         };
 
         let subj = subject(&input.brief);
-        say(format!("Subject, from the brief's first sentence: \"{subj}\"."), on_event);
+        say(
+            format!("Subject, from the brief's first sentence: \"{subj}\"."),
+            on_event,
+        );
         if !looks_english(&input.brief) {
             flags.push("the brief is not in English; the offline composer does not translate, so the subject keeps the brief's words".to_string());
             say("The brief does not read as English; I cannot translate offline, so the subject keeps its words.".into(), on_event);
         }
 
         // Elements shared by the references, most frequent first (ties: first seen).
-        let mut counts: BTreeMap<String, (usize, usize, Vec<String>)> = BTreeMap::new();
-        let mut order = 0;
+        let mut tallies: Vec<ElementTally> = Vec::new();
         for r in &input.references {
             for e in &r.elements {
-                let entry = counts.entry(e.clone()).or_insert((0, order, Vec::new()));
-                entry.0 += 1;
-                entry.2.push(r.label.clone());
-                order += 1;
+                match tallies.iter_mut().find(|t| t.name == *e) {
+                    Some(t) => t.from.push(r.label.clone()),
+                    None => tallies.push(ElementTally {
+                        name: e.clone(),
+                        from: vec![r.label.clone()],
+                    }),
+                }
             }
         }
-        let mut elements: Vec<(String, (usize, usize, Vec<String>))> = counts.into_iter().collect();
-        elements.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.1.1.cmp(&b.1.1)));
+        // A stable sort keeps first-seen order among equal counts.
+        tallies.sort_by_key(|t| std::cmp::Reverse(t.from.len()));
         let subj_lower = subj.to_lowercase();
-        let chosen: Vec<&(String, (usize, usize, Vec<String>))> = elements
+        let chosen: Vec<&ElementTally> = tallies
             .iter()
-            .filter(|(e, _)| !subj_lower.contains(e.as_str()))
+            .filter(|t| !subj_lower.contains(t.name.as_str()))
             .take(4)
             .collect();
         if input.references.is_empty() {
             say("No references were chosen, so elements, light and colours come from the brief and the objective alone.".into(), on_event);
         } else if chosen.is_empty() {
-            say("The references share no elements beyond the subject.".into(), on_event);
+            say(
+                "The references share no elements beyond the subject.".into(),
+                on_event,
+            );
         } else {
-            for (e, (n, _, from)) in &chosen {
-                say(format!("Element \"{e}\": in {n} of {} references ({}).", input.references.len(), from.join(", ")), on_event);
+            for t in &chosen {
+                say(
+                    format!(
+                        "Element \"{}\": in {} of {} references ({}).",
+                        t.name,
+                        t.from.len(),
+                        input.references.len(),
+                        t.from.join(", ")
+                    ),
+                    on_event,
+                );
             }
         }
 
         let lighting = if input.references.is_empty() {
             "soft natural light".to_string()
         } else {
-            let b = input.references.iter().map(|r| r.brightness).sum::<f32>() / input.references.len() as f32;
+            let b = input.references.iter().map(|r| r.brightness).sum::<f32>()
+                / input.references.len() as f32;
             let l = if b > 0.62 {
                 "bright natural daylight"
             } else if b < 0.32 {
@@ -139,7 +205,13 @@ impl PromptWriter for Composer {
             } else {
                 "soft natural light"
             };
-            say(format!("Light: the references average {:.0} % brightness, so \"{l}\".", b * 100.0), on_event);
+            say(
+                format!(
+                    "Light: the references average {:.0} % brightness, so \"{l}\".",
+                    b * 100.0
+                ),
+                on_event,
+            );
             l.to_string()
         };
 
@@ -160,7 +232,14 @@ impl PromptWriter for Composer {
                 }
             }
             if !colours.is_empty() {
-                say(format!("Colours from the brand kit {}: {}.", b.name, colours.join(", ")), on_event);
+                say(
+                    format!(
+                        "Colours from the brand kit {}: {}.",
+                        b.name,
+                        colours.join(", ")
+                    ),
+                    on_event,
+                );
             }
         }
         let mut shares: BTreeMap<String, f32> = BTreeMap::new();
@@ -178,21 +257,40 @@ impl PromptWriter for Composer {
             .take(3usize.saturating_sub(colours.len().min(3)))
             .collect();
         if !from_refs.is_empty() {
-            say(format!("Colours the references share most: {}.", from_refs.join(", ")), on_event);
+            say(
+                format!(
+                    "Colours the references share most: {}.",
+                    from_refs.join(", ")
+                ),
+                on_event,
+            );
             colours.extend(from_refs);
         }
 
         let (comp, audience) = composition(&input.objective, &input.node);
-        say(format!("Composition for the objective \"{}\": {comp}.", input.objective), on_event);
+        say(
+            format!(
+                "Composition for the objective \"{}\": {comp}.",
+                input.objective
+            ),
+            on_event,
+        );
         if !audience.is_empty() {
-            say(format!("For the audience \"{}\": {audience}.", input.node), on_event);
+            say(
+                format!("For the audience \"{}\": {audience}.", input.node),
+                on_event,
+            );
         }
 
         let mut parts = vec![subj.clone()];
         if !chosen.is_empty() {
             parts.push(format!(
                 "with {}",
-                chosen.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>().join(", ")
+                chosen
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         parts.push(lighting);
@@ -207,7 +305,13 @@ impl PromptWriter for Composer {
         if let Some(b) = &input.brand {
             if !b.must_include.is_empty() {
                 parts.push(format!("featuring {}", b.must_include.join(", ")));
-                say(format!("The brand kit asks to always show: {}.", b.must_include.join(", ")), on_event);
+                say(
+                    format!(
+                        "The brand kit asks to always show: {}.",
+                        b.must_include.join(", ")
+                    ),
+                    on_event,
+                );
             }
             if !b.tone.is_empty() {
                 parts.push(format!("{} mood", b.tone.join(", ")));
@@ -215,12 +319,26 @@ impl PromptWriter for Composer {
             negative.extend(b.must_avoid.iter().cloned());
             negative.extend(b.negative_terms.iter().cloned());
             if !b.must_avoid.is_empty() || !b.negative_terms.is_empty() {
-                say("What the brand kit avoids goes to the negative prompt, never into the prompt.".into(), on_event);
+                say(
+                    "What the brand kit avoids goes to the negative prompt, never into the prompt."
+                        .into(),
+                    on_event,
+                );
             }
         }
-        if let Some(i) = input.instruction.as_deref().filter(|i| !i.trim().is_empty()) {
+        if let Some(i) = input
+            .instruction
+            .as_deref()
+            .filter(|i| !i.trim().is_empty())
+        {
             parts.push(i.trim().trim_end_matches('.').to_string());
-            say(format!("The instruction \"{}\" is added as written (a composer cannot reinterpret it).", i.trim()), on_event);
+            say(
+                format!(
+                    "The instruction \"{}\" is added as written (a composer cannot reinterpret it).",
+                    i.trim()
+                ),
+                on_event,
+            );
         }
         parts.push("professional advertising photograph, sharp focus, high detail".into());
         let prompt = parts.join(", ");
@@ -247,7 +365,11 @@ mod tests {
         ReferenceForPrompt {
             label: label.into(),
             elements: elements.iter().map(|s| s.to_string()).collect(),
-            palette: vec![PaletteColor { hex: "#000000".into(), share: 0.6, name: colour.into() }],
+            palette: vec![PaletteColor {
+                hex: "#000000".into(),
+                share: 0.6,
+                name: colour.into(),
+            }],
             brightness,
             ..Default::default()
         }
@@ -256,10 +378,15 @@ mod tests {
     #[test]
     fn composes_from_brief_references_and_brand_with_reasons() {
         let input = PromptInput {
-            brief: "Launch our new trail running shoe for weekend adventurers. Show mud and energy.".into(),
+            brief:
+                "Launch our new trail running shoe for weekend adventurers. Show mud and energy."
+                    .into(),
             objective: "clicks".into(),
             node: "new_customers".into(),
-            references: vec![r("ref-a", &["person", "dog", "beach"], "blue", 0.8), r("ref-b", &["dog", "frisbee"], "blue", 0.7)],
+            references: vec![
+                r("ref-a", &["person", "dog", "beach"], "blue", 0.8),
+                r("ref-b", &["dog", "frisbee"], "blue", 0.7),
+            ],
             brand: Some(BrandKit {
                 name: "Acme".into(),
                 palette: vec!["#ff6600".into()],
@@ -281,13 +408,27 @@ mod tests {
             .unwrap();
         assert_eq!(answer, out.prompt);
         assert_eq!(reasoning.trim_end(), out.reasoning);
-        assert!(out.prompt.starts_with("trail running shoe for weekend adventurers, with dog, "), "{}", out.prompt);
+        assert!(
+            out.prompt
+                .starts_with("trail running shoe for weekend adventurers, with dog, "),
+            "{}",
+            out.prompt
+        );
         assert!(out.prompt.contains("bright natural daylight"));
-        assert!(out.prompt.contains("orange, blue colour palette"), "{}", out.prompt);
+        assert!(
+            out.prompt.contains("orange, blue colour palette"),
+            "{}",
+            out.prompt
+        );
         assert!(out.prompt.contains("negative space"));
         assert!(!out.prompt.contains("cigarettes"));
-        assert!(out.negative_prompt.contains("cigarettes") && out.negative_prompt.contains("clutter"));
-        assert!(out.reasoning.contains("in 2 of 2 references (ref-a, ref-b)"));
+        assert!(
+            out.negative_prompt.contains("cigarettes") && out.negative_prompt.contains("clutter")
+        );
+        assert!(
+            out.reasoning
+                .contains("in 2 of 2 references (ref-a, ref-b)")
+        );
         assert!(out.flags.is_empty());
         assert!(out.model.contains("not a language model"));
     }
@@ -295,10 +436,18 @@ mod tests {
     #[test]
     fn spanish_briefs_are_flagged_not_pretended() {
         assert!(looks_english("A new espresso machine for busy families"));
-        assert!(!looks_english("Lanzamiento de la nueva cafetera para familias ocupadas"));
+        assert!(!looks_english(
+            "Lanzamiento de la nueva cafetera para familias ocupadas"
+        ));
         let out = Composer
             .write(
-                &PromptInput { brief: "Lanzamiento de la nueva cafetera para las familias".into(), objective: "likes".into(), node: "followers".into(), max_chars: 512, ..Default::default() },
+                &PromptInput {
+                    brief: "Lanzamiento de la nueva cafetera para las familias".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    max_chars: 512,
+                    ..Default::default()
+                },
                 &mut |_| {},
             )
             .unwrap();

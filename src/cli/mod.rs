@@ -16,6 +16,8 @@ use campaign_studio::paths::Paths;
 use campaign_studio::services::VectorIndex;
 use campaign_studio::{logging, models};
 
+mod campaign;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "campaign-studio",
@@ -62,6 +64,9 @@ enum Command {
     Library(LibraryCmd),
     /// Search the library with text; results are filtered by objective and node while searching.
     Search(SearchArgs),
+    /// Campaigns: brief, references, prompt, and every step saved.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,9 +170,9 @@ struct SearchArgs {
     json: bool,
 }
 
-struct Ctx {
-    paths: Paths,
-    config: Config,
+pub(crate) struct Ctx {
+    pub(crate) paths: Paths,
+    pub(crate) config: Config,
     _log: tracing_appender::non_blocking::WorkerGuard,
 }
 
@@ -209,10 +214,11 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Library(cmd) => library(&ctx, cmd),
         Command::Search(args) => search_cmd(&ctx, args),
         Command::Demo { library, query } => demo(&ctx, library, &query),
+        Command::Campaign(cmd) => campaign::run(&ctx, cmd),
     }
 }
 
-fn stdout_line(s: &str) -> Result<()> {
+pub(crate) fn stdout_line(s: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{s}")?;
     Ok(())
@@ -594,24 +600,39 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
 }
 
 fn print_hits(r: &SearchResult) -> Result<()> {
-    let filter = match (&r.objective, &r.node) {
+    print_hits_of(
+        &r.query,
+        r.objective.as_deref(),
+        r.node.as_deref(),
+        r.kpi_weight,
+        &r.hits,
+    )
+}
+
+pub(crate) fn print_hits_of(
+    query: &str,
+    objective: Option<&str>,
+    node: Option<&str>,
+    kpi_weight: f32,
+    hits: &[campaign_studio::domain::ReferenceHit],
+) -> Result<()> {
+    let filter = match (objective, node) {
         (None, None) => "no filter".to_string(),
         (o, n) => format!(
             "objective {}, node {}",
-            o.as_deref().unwrap_or("any"),
-            n.as_deref().unwrap_or("any")
+            o.unwrap_or("any"),
+            n.unwrap_or("any")
         ),
     };
     stdout_line(&format!(
-        "\"{}\" ({filter}; score = {:.2}·similarity + {:.2}·KPI percentile)",
-        r.query,
-        1.0 - r.kpi_weight,
-        r.kpi_weight
+        "\"{query}\" ({filter}; score = {:.2}·similarity + {:.2}·KPI percentile)",
+        1.0 - kpi_weight,
+        kpi_weight
     ))?;
-    if r.hits.is_empty() {
+    if hits.is_empty() {
         stdout_line("  no matching assets")?;
     }
-    for (i, h) in r.hits.iter().enumerate() {
+    for (i, h) in hits.iter().enumerate() {
         stdout_line(&format!(
             "{:>2}. score {:.3}  sim {:.3}  kpi {} (p{:.0})  {}/{}  {}",
             i + 1,

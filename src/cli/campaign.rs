@@ -1,0 +1,395 @@
+//! `campaign-studio campaign ...`: the headless campaign flow.
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use campaign_studio::domain::Campaign;
+use campaign_studio::engine::Library;
+use campaign_studio::engine::campaign::{self, NewCampaign, RecommendOptions};
+use campaign_studio::engine::prompt;
+use campaign_studio::services::local::composer::Composer;
+use campaign_studio::services::{PromptEvent, PromptWriter};
+
+use super::{Ctx, print_hits_of, stdout_line};
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignCmd {
+    /// Create a campaign from a brief, an objective and an audience node.
+    New(NewArgs),
+    /// List campaigns, most recently changed first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything a campaign holds: brief, runs, references, prompt versions.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a campaign.
+    Rename {
+        id: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a campaign and everything it holds.
+    Delete {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find references: filtered k-NN with the campaign's objective and node (query = the brief).
+    Recommend {
+        id: String,
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Search with this text instead of the brief.
+        #[arg(long)]
+        query: Option<String>,
+        #[arg(long)]
+        kpi_weight: Option<f32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Choose the references to use (manifest ids, files or hashes); --clear to choose none.
+    Select {
+        id: String,
+        #[arg(required_unless_present = "clear")]
+        assets: Vec<String>,
+        #[arg(long, conflicts_with = "assets")]
+        clear: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a text-to-image prompt from the brief and the selected references. The reasoning
+    /// streams to stderr as it is written.
+    Prompt {
+        id: String,
+        /// Re-run with an extra instruction ("make it more playful").
+        #[arg(long)]
+        instruction: Option<String>,
+        /// Stream JSON Lines events on stdout: {"type":"reasoning"|"answer","delta"}, then
+        /// {"type":"result",...}.
+        #[arg(long, conflicts_with = "json")]
+        stream_json: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store your own version of the prompt.
+    PromptEdit {
+        id: String,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        negative: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the last AI-written prompt current again.
+    PromptRestore {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    #[arg(long)]
+    name: String,
+    #[arg(
+        long,
+        required_unless_present = "brief_file",
+        conflicts_with = "brief_file"
+    )]
+    brief: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    brief_file: Option<PathBuf>,
+    #[arg(long)]
+    objective: String,
+    #[arg(long)]
+    node: String,
+    /// A brand kit TOML (name, palette, tone, must_include, must_avoid, negative_terms).
+    #[arg(long, value_name = "FILE")]
+    brand: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn print_campaign_line(c: &Campaign) -> Result<()> {
+    stdout_line(&format!(
+        "{}  {:<28} {:<11} {:<12} {:<14} {}",
+        c.id,
+        c.name,
+        c.step.as_str(),
+        c.objective,
+        c.node,
+        c.updated_at
+    ))
+}
+
+fn writer(ctx: &Ctx) -> Box<dyn PromptWriter> {
+    // Config validation allows only the composer today; cloud writers plug in here.
+    let _ = &ctx.config.prompt.writer;
+    Box::new(Composer)
+}
+
+pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
+    let mut opened = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    let lib = &mut opened;
+    match cmd {
+        CampaignCmd::New(a) => {
+            let brief = match (a.brief, a.brief_file) {
+                (Some(b), _) => b,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+                (None, None) => bail!("give --brief TEXT or --brief-file FILE"),
+            };
+            let brand = a
+                .brand
+                .as_deref()
+                .map(campaign::load_brand_kit)
+                .transpose()?;
+            let c = campaign::create(
+                lib,
+                NewCampaign {
+                    name: a.name,
+                    brief,
+                    objective: a.objective,
+                    node: a.node,
+                    brand,
+                },
+            )?;
+            if a.json {
+                stdout_line(&serde_json::to_string(&c)?)?;
+            } else {
+                stdout_line(&format!("created campaign {} ({})", c.id, c.name))?;
+            }
+        }
+        CampaignCmd::List { json } => {
+            let all = lib.store.campaigns()?;
+            if json {
+                stdout_line(&serde_json::to_string(&all)?)?;
+            } else {
+                for c in &all {
+                    print_campaign_line(c)?;
+                }
+                if all.is_empty() {
+                    eprintln!(
+                        "no campaigns yet: campaign-studio campaign new --name ... --brief ... --objective ... --node ..."
+                    );
+                }
+            }
+        }
+        CampaignCmd::Show { id, json } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let runs = lib.store.runs(&c.id)?;
+            let prompts = lib.store.prompt_versions(&c.id)?;
+            if json {
+                stdout_line(&serde_json::to_string(
+                    &json!({"campaign": c, "runs": runs, "prompt_versions": prompts}),
+                )?)?;
+            } else {
+                print_campaign_line(&c)?;
+                stdout_line(&format!("brief: {}", c.brief))?;
+                if let Some(b) = &c.brand {
+                    stdout_line(&format!("brand kit: {}", b.name))?;
+                }
+                stdout_line(&format!("recommendation runs: {}", runs.len()))?;
+                stdout_line(&format!("selected references: {}", c.selected.len()))?;
+                for id in &c.selected {
+                    if let Some(a) = lib.store.asset(id)? {
+                        stdout_line(&format!(
+                            "  {}  {}",
+                            a.external_id.as_deref().unwrap_or(&a.file),
+                            a.description.description
+                        ))?;
+                    }
+                }
+                if let Some(p) = prompts.last() {
+                    stdout_line(&format!(
+                        "prompt (version {} of {}, {:?}, {}): {}",
+                        p.id,
+                        prompts.len(),
+                        p.source,
+                        p.model,
+                        p.prompt
+                    ))?;
+                    stdout_line(&format!("negative: {}", p.negative_prompt))?;
+                }
+            }
+        }
+        CampaignCmd::Rename { id, name, json } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            if name.trim().is_empty() {
+                bail!("the new name is empty");
+            }
+            lib.store.rename_campaign(&c.id, name.trim())?;
+            let c = lib.store.resolve_campaign(&c.id)?;
+            if json {
+                stdout_line(&serde_json::to_string(&c)?)?;
+            } else {
+                stdout_line(&format!("renamed {} to {}", c.id, c.name))?;
+            }
+        }
+        CampaignCmd::Delete { id, json } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let files = lib.store.delete_campaign(&c.id)?;
+            for f in &files {
+                let _ = std::fs::remove_file(f);
+            }
+            if json {
+                stdout_line(&serde_json::to_string(
+                    &json!({"deleted": c.id, "files_removed": files.len()}),
+                )?)?;
+            } else {
+                stdout_line(&format!("deleted campaign {} ({})", c.id, c.name))?;
+            }
+        }
+        CampaignCmd::Recommend {
+            id,
+            k,
+            query,
+            kpi_weight,
+            json,
+        } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let kpi_weight = kpi_weight.unwrap_or(ctx.config.search.kpi_weight);
+            if !(0.0..=1.0).contains(&kpi_weight) {
+                bail!("--kpi-weight {kpi_weight}: must be between 0 and 1");
+            }
+            let embedder = lib.text_embedder()?;
+            let index = lib.load_index(embedder.id())?;
+            let run = campaign::recommend(
+                lib,
+                &c,
+                &index,
+                embedder.as_ref(),
+                &RecommendOptions {
+                    k: k.unwrap_or(ctx.config.search.k),
+                    query,
+                    kpi_weight,
+                    rerank_factor: ctx.config.search.rerank_factor,
+                },
+            )?;
+            if json {
+                stdout_line(&serde_json::to_string(
+                    &json!({"run": run.id, "query": run.query, "hits": run.hits}),
+                )?)?;
+            } else {
+                print_hits_of(
+                    &run.query,
+                    Some(&c.objective),
+                    Some(&c.node),
+                    run.kpi_weight,
+                    &run.hits,
+                )?;
+                eprintln!(
+                    "choose references with: campaign-studio campaign select {} ID...",
+                    c.id
+                );
+            }
+        }
+        CampaignCmd::Select {
+            id,
+            assets,
+            clear,
+            json,
+        } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let keys = if clear { Vec::new() } else { assets };
+            let ids = campaign::select(lib, &c, &keys)?;
+            if json {
+                stdout_line(&serde_json::to_string(
+                    &json!({"campaign": c.id, "selected": ids}),
+                )?)?;
+            } else {
+                stdout_line(&format!("{} reference(s) selected", ids.len()))?;
+            }
+        }
+        CampaignCmd::Prompt {
+            id,
+            instruction,
+            stream_json,
+            json,
+        } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let w = writer(ctx);
+            let mut err = std::io::stderr().lock();
+            let mut out = std::io::stdout().lock();
+            let v = prompt::write_prompt(
+                lib,
+                &c,
+                w.as_ref(),
+                instruction,
+                ctx.config.prompt.max_chars,
+                &mut |e| {
+                    if stream_json {
+                        let (kind, delta) = match &e {
+                            PromptEvent::Reasoning(t) => ("reasoning", t),
+                            PromptEvent::Answer(t) => ("answer", t),
+                        };
+                        let _ = writeln!(out, "{}", json!({"type": kind, "delta": delta}));
+                        let _ = out.flush();
+                    } else if let PromptEvent::Reasoning(t) = &e {
+                        let _ = write!(err, "{t}");
+                        let _ = err.flush();
+                    }
+                },
+            )?;
+            drop(out);
+            drop(err);
+            let result = json!({
+                "version": v.id, "reasoning": v.reasoning, "prompt": v.prompt,
+                "negative_prompt": v.negative_prompt, "model": v.model, "flags": v.flags,
+                "references": v.references, "instruction": v.instruction,
+            });
+            if stream_json {
+                let mut r = result;
+                r["type"] = json!("result");
+                stdout_line(&r.to_string())?;
+            } else if json {
+                stdout_line(&result.to_string())?;
+            } else {
+                stdout_line(&format!("prompt:   {}", v.prompt))?;
+                stdout_line(&format!("negative: {}", v.negative_prompt))?;
+                stdout_line(&format!("written by {}", v.model))?;
+                for f in &v.flags {
+                    stdout_line(&format!("note: {f}"))?;
+                }
+            }
+        }
+        CampaignCmd::PromptEdit {
+            id,
+            text,
+            negative,
+            json,
+        } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let v = prompt::edit(lib, &c, &text, negative.as_deref())?;
+            if json {
+                stdout_line(&serde_json::to_string(&v)?)?;
+            } else {
+                stdout_line(&format!("stored your prompt as version {}", v.id))?;
+            }
+        }
+        CampaignCmd::PromptRestore { id, json } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let v = prompt::restore(lib, &c)?;
+            if json {
+                stdout_line(&serde_json::to_string(&v)?)?;
+            } else {
+                stdout_line(&format!(
+                    "restored the AI prompt as version {}: {}",
+                    v.id, v.prompt
+                ))?;
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,183 @@
+//! The headless campaign flow on the demo library with the real models and the offline composer.
+mod common;
+
+use common::{Env, demo_library};
+use serde_json::Value;
+
+fn ingest_demo(env: &Env) {
+    let lib = demo_library();
+    let m = lib.join("manifest.jsonl");
+    let r = env.json(&[
+        "library",
+        "ingest",
+        lib.to_str().unwrap(),
+        "--manifest",
+        m.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(r["failed"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn brief_to_prompt_with_every_step_saved() {
+    let env = Env::new();
+    ingest_demo(&env);
+    let brand = env.dir.path().join("brand.toml");
+    std::fs::write(
+        &brand,
+        "name = \"Acme Sports\"\npalette = [\"#ff6600\"]\ntone = [\"energetic\"]\nmust_avoid = [\"injuries\"]\nnegative_terms = [\"clutter\"]\n",
+    )
+    .unwrap();
+    let c = env.json(&[
+        "campaign", "new", "--name", "Summer tennis", "--brief",
+        "Launch our new tennis racket for weekend players. People playing tennis outdoors on a sunny court.",
+        "--objective", "awareness", "--node", "followers", "--brand", brand.to_str().unwrap(), "--json",
+    ]);
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(c["step"], "brief");
+    assert_eq!(c["brand"]["name"], "Acme Sports");
+
+    // Unknown objective: a message listing the allowed values.
+    let out = env.run(&[
+        "campaign",
+        "new",
+        "--name",
+        "x",
+        "--brief",
+        "y",
+        "--objective",
+        "sales",
+        "--node",
+        "followers",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sales") && err.contains("clicks, awareness, likes, conversions"),
+        "{err}"
+    );
+
+    let r = env.json(&["campaign", "recommend", &id, "-k", "4", "--json"]);
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 4, "{r}");
+    assert!(
+        hits.iter()
+            .all(|h| h["objective"] == "awareness" && h["node"] == "followers")
+    );
+    for f in [
+        "asset_id",
+        "external_id",
+        "file",
+        "similarity",
+        "kpi",
+        "score",
+        "description",
+        "elements",
+    ] {
+        assert!(hits[0].get(f).is_some(), "{f}");
+    }
+    let picks: Vec<String> = hits[..2]
+        .iter()
+        .map(|h| h["external_id"].as_str().unwrap().to_string())
+        .collect();
+    let s = env.json(&["campaign", "select", &id, &picks[0], &picks[1], "--json"]);
+    assert_eq!(s["selected"].as_array().unwrap().len(), 2);
+    let out = env.run(&["campaign", "select", &id, "no-such-asset"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-asset"));
+
+    // The prompt: reasoning streams to stderr, the result is one JSON object on stdout.
+    let out = env.run(&["campaign", "prompt", &id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Subject, from the brief"), "{stderr}");
+    assert!(p["prompt"].as_str().unwrap().chars().count() <= 512);
+    assert!(
+        p["prompt"]
+            .as_str()
+            .unwrap()
+            .starts_with("tennis racket for weekend players"),
+        "{p}"
+    );
+    assert!(p["negative_prompt"].as_str().unwrap().contains("injuries"));
+    assert!(
+        p["model"]
+            .as_str()
+            .unwrap()
+            .contains("not a language model")
+    );
+    assert_eq!(p["references"].as_array().unwrap().len(), 2);
+    for r in p["references"].as_array().unwrap() {
+        assert!(p["reasoning"].as_str().unwrap().len() > 50);
+        assert_eq!(r.as_str().unwrap().len(), 64);
+    }
+
+    // --stream-json: reasoning and answer deltas in order, then the result.
+    let out = env.run(&[
+        "campaign",
+        "prompt",
+        &id,
+        "--instruction",
+        "shot at golden hour",
+        "--stream-json",
+    ]);
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let first_answer = kinds.iter().position(|k| *k == "answer").unwrap();
+    assert!(kinds[..first_answer].iter().all(|k| *k == "reasoning"));
+    assert_eq!(kinds.last(), Some(&"result"));
+    let answer: String = events
+        .iter()
+        .filter(|e| e["type"] == "answer")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    let result = events.last().unwrap();
+    assert_eq!(answer, result["prompt"].as_str().unwrap());
+    assert!(answer.contains("shot at golden hour"));
+    assert_eq!(result["instruction"], "shot at golden hour");
+
+    let e = env.json(&[
+        "campaign",
+        "prompt-edit",
+        &id,
+        "--text",
+        "A tennis player mid-serve, orange court, wide shot",
+        "--json",
+    ]);
+    assert_eq!(e["source"], "user");
+    let r = env.json(&["campaign", "prompt-restore", &id, "--json"]);
+    assert_eq!(r["source"], "ai");
+    assert_eq!(r["prompt"], result["prompt"]);
+
+    let show = env.json(&["campaign", "show", &id, "--json"]);
+    assert_eq!(show["campaign"]["step"], "prompt");
+    assert_eq!(show["runs"].as_array().unwrap().len(), 1);
+    let versions: Vec<&str> = show["prompt_versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["ai", "ai", "user", "ai"]);
+
+    let renamed = env.json(&["campaign", "rename", &id, "Summer tennis 2027", "--json"]);
+    assert_eq!(renamed["name"], "Summer tennis 2027");
+    let list = env.json(&["campaign", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    env.json(&["campaign", "delete", "Summer tennis 2027", "--json"]);
+    assert!(
+        env.json(&["campaign", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
