@@ -169,6 +169,54 @@ fn brief_to_prompt_with_every_step_saved() {
         .collect();
     assert_eq!(versions, ["ai", "ai", "user", "ai"]);
 
+    // Offline there is no image generator: non-zero exit, says so, offers the mood board.
+    let out = env.run(&[
+        "campaign", "generate", &id, "--count", "2", "--aspect", "16:9",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no image generator") && err.contains(&format!("campaign moodboard {id}")),
+        "{err}"
+    );
+    let out = env.run(&["campaign", "generate", &id, "--count", "6"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("6"));
+
+    let mb = env.dir.path().join("board.png");
+    let r = env.json(&[
+        "campaign",
+        "moodboard",
+        &id,
+        "--out",
+        mb.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r["references"], 2);
+    let img = image::open(&mb).unwrap();
+    assert_eq!(img.width(), 1600);
+    // The default location is used by export.
+    env.json(&["campaign", "moodboard", &id, "--json"]);
+    let out_dir = env.dir.path().join("export");
+    let r = env.json(&[
+        "campaign",
+        "export",
+        &id,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        (r["images"].as_u64(), r["references"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("campaign.json")).unwrap()).unwrap();
+    assert_eq!(doc["moodboard"], "moodboard.png");
+    assert!(out_dir.join("moodboard.png").is_file());
+    assert_eq!(doc["prompt_versions"].as_array().unwrap().len(), 4);
+    let html = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    assert!(html.contains("No images were generated") && html.contains("Mood board"));
+
     let renamed = env.json(&["campaign", "rename", &id, "Summer tennis 2027", "--json"]);
     assert_eq!(renamed["name"], "Summer tennis 2027");
     let list = env.json(&["campaign", "list", "--json"]);

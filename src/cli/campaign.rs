@@ -9,7 +9,7 @@ use serde_json::json;
 use campaign_studio::domain::Campaign;
 use campaign_studio::engine::Library;
 use campaign_studio::engine::campaign::{self, NewCampaign, RecommendOptions};
-use campaign_studio::engine::prompt;
+use campaign_studio::engine::{export, generate, moodboard, prompt};
 use campaign_studio::services::local::composer::Composer;
 use campaign_studio::services::{PromptEvent, PromptWriter};
 
@@ -96,6 +96,70 @@ pub enum CampaignCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Generate images from the current prompt (needs an image generator; offline there is
+    /// none, and this says so and offers `moodboard`).
+    Generate(GenerateArgs),
+    /// A PNG sheet of the selected references, their colours and the prompt, titled "mood board".
+    Moodboard {
+        id: String,
+        /// Where to write it (default: <data dir>/moodboards/<campaign id>.png).
+        #[arg(long, value_name = "FILE.png")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write images, campaign.json and a self-contained index.html contact sheet to a folder.
+    Export {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the real result (KPI) of a generated image.
+    Results {
+        id: String,
+        /// The generated image's id (or a prefix of at least 6 characters).
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        kpi: f64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    id: String,
+    /// Images in one call.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    count: u32,
+    #[arg(long, requires = "height", conflicts_with = "aspect")]
+    width: Option<u32>,
+    #[arg(long, requires = "width")]
+    height: Option<u32>,
+    /// Aspect ratio such as 16:9; the size is the largest the model allows.
+    #[arg(long)]
+    aspect: Option<String>,
+    /// Seed (a random one is drawn and recorded when not given).
+    #[arg(long)]
+    seed: Option<u32>,
+    /// How strictly to follow the prompt.
+    #[arg(long, default_value_t = 6.5)]
+    cfg: f32,
+    #[arg(long, default_value = "standard", value_parser = ["standard", "premium"])]
+    quality: String,
+    /// Negative prompt (default: the current prompt version's).
+    #[arg(long)]
+    negative: Option<String>,
+    #[arg(long, default_value = "text", value_parser = ["text", "variation", "color-guided"])]
+    task: String,
+    /// Variation only: how close to the references, 0.2..1.0.
+    #[arg(long)]
+    similarity: Option<f32>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -390,6 +454,86 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 ))?;
             }
         }
+        CampaignCmd::Generate(a) => {
+            let c = lib.store.resolve_campaign(&a.id)?;
+            // Parsed now so mistakes are reported whatever the backend; only "none" passes config
+            // validation today, and there is no offline generator to hand the options to.
+            let opts = generate_options(&a)?;
+            tracing::info!(campaign = %c.id, ?opts, "generate asked with no generator configured");
+            let msg = generate::no_generator_message(&c.id);
+            if a.json {
+                stdout_line(&json!({"error": "no_generator", "message": msg, "moodboard": format!("campaign-studio campaign moodboard {}", c.id)}).to_string())?;
+            }
+            eprintln!("error: {msg}");
+            return Ok(3);
+        }
+        CampaignCmd::Moodboard { id, out, json } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let out = out.unwrap_or_else(|| default_moodboard(ctx, &c.id));
+            let n = moodboard::render(lib, &c, &out)?;
+            if json {
+                stdout_line(&json!({"moodboard": out, "references": n}).to_string())?;
+            } else {
+                stdout_line(&format!(
+                    "mood board written to {} ({n} reference(s)); it is not a generated image",
+                    out.display()
+                ))?;
+            }
+        }
+        CampaignCmd::Export { id, out, json } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let mb = default_moodboard(ctx, &c.id);
+            let r = export::export(lib, &c, &out, Some(&mb))?;
+            if json {
+                stdout_line(&serde_json::to_string(&r)?)?;
+            } else {
+                stdout_line(&format!(
+                    "exported to {}: {} image(s), {} reference(s), {} prompt version(s); open {}/index.html",
+                    r.dir, r.images, r.references, r.prompt_versions, r.dir
+                ))?;
+            }
+        }
+        CampaignCmd::Results {
+            id,
+            image,
+            kpi,
+            json,
+        } => {
+            let c = lib.store.resolve_campaign(&id)?;
+            let im = campaign::record_results(lib, &c, &image, kpi)?;
+            if json {
+                stdout_line(&serde_json::to_string(&im)?)?;
+            } else {
+                stdout_line(&format!("recorded KPI {kpi} for image {}", &im.id[..12]))?;
+            }
+        }
     }
     Ok(0)
+}
+
+fn generate_options(a: &GenerateArgs) -> Result<generate::GenerateOptions> {
+    use campaign_studio::domain::{Quality, TaskType};
+    let task = TaskType::parse(&a.task).with_context(|| format!("--task {}", a.task))?;
+    Ok(generate::GenerateOptions {
+        count: a.count,
+        size: a.width.zip(a.height),
+        aspect: a.aspect.clone(),
+        seed: a.seed,
+        cfg_scale: a.cfg,
+        quality: if a.quality == "premium" {
+            Quality::Premium
+        } else {
+            Quality::Standard
+        },
+        negative: a.negative.clone(),
+        task,
+        similarity_strength: a.similarity,
+    })
+}
+
+fn default_moodboard(ctx: &Ctx, campaign_id: &str) -> PathBuf {
+    ctx.paths
+        .data_dir
+        .join("moodboards")
+        .join(format!("{campaign_id}.png"))
 }

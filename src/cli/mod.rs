@@ -111,6 +111,14 @@ enum LibraryCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add a generated image with recorded results to the library (its campaign's objective
+    /// and node, its KPI), so winners feed later recommendations.
+    Promote {
+        /// The generated image's id (or a prefix of at least 6 characters).
+        image: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove assets (by manifest id or hash) with their vectors and stored files.
     Remove {
         #[arg(required = true)]
@@ -490,6 +498,15 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 ))?;
             }
             Ok(0)
+        }
+        LibraryCmd::Promote { image, json } => {
+            let r = campaign_studio::engine::campaign::promote(&mut lib, &image)?;
+            if json {
+                stdout_line(&serde_json::to_string(&r)?)?;
+            } else {
+                print_ingest_summary(&r, 0.0);
+            }
+            Ok(if r.nothing_succeeded() { 1 } else { 0 })
         }
         LibraryCmd::Remove { ids, json } => {
             let mut resolved = Vec::new();

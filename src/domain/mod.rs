@@ -1,6 +1,8 @@
 //! Plain serde types, no I/O.
 pub mod asset;
 pub mod campaign;
+pub mod generation;
 
 pub use asset::*;
 pub use campaign::*;
+pub use generation::*;

@@ -159,6 +159,78 @@ pub fn select(lib: &Library, campaign: &Campaign, keys: &[String]) -> Result<Vec
     Ok(ids)
 }
 
+/// Records the real result of a generated image of this campaign.
+pub fn record_results(
+    lib: &Library,
+    campaign: &Campaign,
+    image_key: &str,
+    kpi: f64,
+) -> Result<crate::domain::GeneratedImage> {
+    if !kpi.is_finite() || kpi < 0.0 {
+        return Err(Error::Invalid(format!(
+            "KPI {kpi} must be a non-negative number"
+        )));
+    }
+    let im = lib.store.resolve_generated_image(image_key)?;
+    if im.campaign_id != campaign.id {
+        return Err(Error::Invalid(format!(
+            "image {} belongs to another campaign ({})",
+            &im.id[..12],
+            im.campaign_id
+        )));
+    }
+    lib.store.set_image_kpi(&im.id, kpi)?;
+    lib.store.touch_campaign(&campaign.id)?;
+    lib.store.resolve_generated_image(&im.id)
+}
+
+/// Adds a generated image with recorded results to the library, with its campaign's objective,
+/// node and the image's KPI, so winners feed later recommendations.
+pub fn promote(lib: &mut Library, image_key: &str) -> Result<crate::engine::ingest::IngestReport> {
+    let im = lib.store.resolve_generated_image(image_key)?;
+    let kpi = im.kpi.ok_or_else(|| {
+        Error::Invalid(format!(
+            "image {} has no results yet: record them with `campaign results {} --image {} --kpi X`",
+            &im.id[..12],
+            im.campaign_id,
+            &im.id[..12]
+        ))
+    })?;
+    let c = lib
+        .store
+        .campaign(&im.campaign_id)?
+        .ok_or_else(|| Error::NotFound(format!("campaign {}", im.campaign_id)))?;
+    let path = std::path::PathBuf::from(&im.path);
+    let (root, file) = match (path.parent(), path.file_name()) {
+        (Some(r), Some(f)) => (r.to_path_buf(), f.to_string_lossy().into_owned()),
+        _ => return Err(Error::Invalid(format!("{}: not a file path", im.path))),
+    };
+    let row = serde_json::json!({
+        "id": format!("generated-{}", &im.id[..12]),
+        "file": file,
+        "objective": c.objective,
+        "node": c.node,
+        "results": kpi,
+        "description": format!("Generated for the campaign {} by {} from the prompt: {}", c.name, im.model, im.request.prompt),
+        "campaign": c.name,
+        "generated_by": im.model,
+        "seed": im.seed,
+    });
+    let tmp = lib.paths.data_dir.join("tmp");
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let manifest = tmp.join(format!("promote-{}.jsonl", &im.id[..12]));
+    std::fs::write(&manifest, row.to_string()).map_err(|e| Error::io(&manifest, e))?;
+    let opts = crate::engine::ingest::IngestOptions {
+        root,
+        manifest: Some(manifest.clone()),
+        jobs: 1,
+        ..Default::default()
+    };
+    let report = crate::engine::ingest::ingest(lib, &opts, &mut |_| {});
+    let _ = std::fs::remove_file(&manifest);
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

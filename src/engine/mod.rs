@@ -1,7 +1,10 @@
 //! Use cases shared by the CLI and (later) the TUI, each a function over the service traits.
 pub mod campaign;
+pub mod export;
+pub mod generate;
 pub mod ingest;
 pub mod manifest;
+pub mod moodboard;
 pub mod prompt;
 pub mod search;
 

@@ -85,3 +85,91 @@ impl ImageAnalyser for FakeAnalyser {
         &self.id
     }
 }
+
+/// The size and parameter rules Nova Canvas documents; the fake generator uses them so tests
+/// exercise real validation.
+pub fn canvas_like_caps(model: &str) -> crate::services::GeneratorCaps {
+    use crate::domain::TaskType;
+    crate::services::GeneratorCaps {
+        model: model.into(),
+        tasks: vec![TaskType::Text, TaskType::Variation, TaskType::ColorGuided],
+        max_count: 5,
+        max_prompt_chars: 1024,
+        sizes: crate::services::SizeRules {
+            min_side: 320,
+            max_side: 4096,
+            multiple_of: 16,
+            max_pixels: 4_194_304,
+            max_aspect: 4.0,
+        },
+        cfg_range: (1.1, 10.0),
+        seed_max: 2_147_483_646,
+        max_reference_images: 5,
+        max_colours: 10,
+    }
+}
+
+/// Deterministic generator: a gradient PNG per (prompt, seed, index); or, when `copy_of` is
+/// set, that file's bytes (to test novelty flags). Records every request it receives.
+pub struct FakeGenerator {
+    pub caps: crate::services::GeneratorCaps,
+    pub copy_of: Option<std::path::PathBuf>,
+    pub requests: std::sync::Mutex<Vec<crate::domain::GenerationRequest>>,
+}
+
+impl Default for FakeGenerator {
+    fn default() -> Self {
+        FakeGenerator {
+            caps: canvas_like_caps("fake/gradient"),
+            copy_of: None,
+            requests: Default::default(),
+        }
+    }
+}
+
+impl crate::services::ImageGenerator for FakeGenerator {
+    fn caps(&self) -> &crate::services::GeneratorCaps {
+        &self.caps
+    }
+
+    fn generate(
+        &self,
+        r: &crate::domain::GenerationRequest,
+    ) -> Result<Vec<crate::services::GeneratedPng>> {
+        if let Ok(mut g) = self.requests.lock() {
+            g.push(r.clone());
+        }
+        let h = Sha256::digest(r.prompt.as_bytes());
+        (0..r.params.count)
+            .map(|i| {
+                let seed = r.params.seed.wrapping_add(i);
+                let png = match &self.copy_of {
+                    Some(p) => {
+                        let img =
+                            image::open(p).map_err(|e| crate::Error::Inference(e.to_string()))?;
+                        let mut out = Vec::new();
+                        img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+                            .map_err(|e| crate::Error::Inference(e.to_string()))?;
+                        out
+                    }
+                    None => {
+                        let (w, hgt) = (r.params.width / 8, r.params.height / 8);
+                        let img = image::RgbImage::from_fn(w, hgt, |x, y| {
+                            image::Rgb([
+                                h[0].wrapping_add((x * 255 / w.max(1)) as u8),
+                                h[1].wrapping_add((y * 255 / hgt.max(1)) as u8),
+                                (seed % 251) as u8,
+                            ])
+                        });
+                        let mut out = Vec::new();
+                        image::DynamicImage::ImageRgb8(img)
+                            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+                            .map_err(|e| crate::Error::Inference(e.to_string()))?;
+                        out
+                    }
+                };
+                Ok(crate::services::GeneratedPng { png, seed })
+            })
+            .collect()
+    }
+}

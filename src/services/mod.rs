@@ -160,3 +160,154 @@ pub trait PromptWriter: Send + Sync {
         on_event: &mut dyn FnMut(PromptEvent),
     ) -> Result<PromptResult>;
 }
+
+/// The size rules of a generator model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeRules {
+    pub min_side: u32,
+    pub max_side: u32,
+    pub multiple_of: u32,
+    pub max_pixels: u64,
+    /// Longest side / shortest side.
+    pub max_aspect: f32,
+}
+
+/// What a generator model can do, and its parameter limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratorCaps {
+    pub model: String,
+    pub tasks: Vec<crate::domain::TaskType>,
+    pub max_count: u32,
+    pub max_prompt_chars: usize,
+    pub sizes: SizeRules,
+    pub cfg_range: (f32, f32),
+    pub seed_max: u32,
+    pub max_reference_images: usize,
+    pub max_colours: usize,
+}
+
+impl GeneratorCaps {
+    /// Checks a request against the model's rules; the error names the field and the rule.
+    pub fn validate(&self, r: &crate::domain::GenerationRequest) -> Result<()> {
+        use crate::Error::Invalid;
+        let p = &r.params;
+        let bad = |msg: String| Err(Invalid(format!("{}: {msg}", self.model)));
+        if !self.tasks.contains(&p.task) {
+            return bad(format!(
+                "task {:?} is not supported (supported: {:?})",
+                p.task, self.tasks
+            ));
+        }
+        if p.count == 0 || p.count > self.max_count {
+            return bad(format!(
+                "count {} is outside 1..={}",
+                p.count, self.max_count
+            ));
+        }
+        let n = r.prompt.chars().count();
+        if n == 0 || n > self.max_prompt_chars {
+            return bad(format!(
+                "prompt has {n} characters; it must have 1..={}",
+                self.max_prompt_chars
+            ));
+        }
+        let s = &self.sizes;
+        for (name, v) in [("width", p.width), ("height", p.height)] {
+            if v < s.min_side || v > s.max_side {
+                return bad(format!(
+                    "{name} {v} is outside {}..={}",
+                    s.min_side, s.max_side
+                ));
+            }
+            if v % s.multiple_of != 0 {
+                return bad(format!("{name} {v} is not a multiple of {}", s.multiple_of));
+            }
+        }
+        if p.width as u64 * p.height as u64 > s.max_pixels {
+            return bad(format!(
+                "{}x{} has more than {} pixels",
+                p.width, p.height, s.max_pixels
+            ));
+        }
+        let aspect = p.width.max(p.height) as f32 / p.width.min(p.height) as f32;
+        if aspect > s.max_aspect {
+            return bad(format!("aspect ratio {aspect:.2} is over {}", s.max_aspect));
+        }
+        if p.cfg_scale < self.cfg_range.0 || p.cfg_scale > self.cfg_range.1 {
+            return bad(format!(
+                "cfg {} is outside {}..={}",
+                p.cfg_scale, self.cfg_range.0, self.cfg_range.1
+            ));
+        }
+        if p.seed > self.seed_max {
+            return bad(format!("seed {} is over {}", p.seed, self.seed_max));
+        }
+        match p.task {
+            crate::domain::TaskType::Variation => {
+                if r.reference_images.is_empty() {
+                    return bad("a variation needs at least one selected reference image".into());
+                }
+                if r.reference_images.len() > self.max_reference_images {
+                    return bad(format!(
+                        "at most {} reference images",
+                        self.max_reference_images
+                    ));
+                }
+                if let Some(st) = p.similarity_strength
+                    && !(0.2..=1.0).contains(&st)
+                {
+                    return bad(format!("similarity strength {st} is outside 0.2..=1.0"));
+                }
+            }
+            crate::domain::TaskType::ColorGuided => {
+                if r.colours.is_empty() || r.colours.len() > self.max_colours {
+                    return bad(format!(
+                        "colour-guided generation needs 1..={} colours",
+                        self.max_colours
+                    ));
+                }
+            }
+            crate::domain::TaskType::Text => {}
+        }
+        Ok(())
+    }
+
+    /// The largest valid size with roughly this aspect ratio (e.g. "16:9").
+    pub fn size_for_aspect(&self, aspect: &str) -> Result<(u32, u32)> {
+        let (a, b) = aspect
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.trim().parse::<f32>().ok()?, b.trim().parse::<f32>().ok()?)))
+            .filter(|(a, b)| *a > 0.0 && *b > 0.0)
+            .ok_or_else(|| crate::Error::Invalid(format!("aspect '{aspect}' is not like 16:9")))?;
+        let s = &self.sizes;
+        let ratio = a / b;
+        if ratio.max(1.0 / ratio) > s.max_aspect {
+            return Err(crate::Error::Invalid(format!(
+                "{}: aspect {aspect} is over {}",
+                self.model, s.max_aspect
+            )));
+        }
+        let m = s.multiple_of as f32;
+        let h = ((s.max_pixels as f32 / ratio).sqrt() / m).floor() * m;
+        let w = ((h * ratio) / m).floor() * m;
+        let clamp =
+            |v: f32| (v as u32).clamp(s.min_side, s.max_side) / s.multiple_of * s.multiple_of;
+        Ok((clamp(w), clamp(h)))
+    }
+}
+
+/// One image a generator returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedPng {
+    pub png: Vec<u8>,
+    pub seed: u32,
+}
+
+/// A text-to-image model. It declares what it can do and validates requests before any call.
+pub trait ImageGenerator: Send + Sync {
+    fn caps(&self) -> &GeneratorCaps;
+    fn validate(&self, request: &crate::domain::GenerationRequest) -> Result<()> {
+        self.caps().validate(request)
+    }
+    fn generate(&self, request: &crate::domain::GenerationRequest) -> Result<Vec<GeneratedPng>>;
+}

@@ -267,3 +267,106 @@ impl Store {
             .optional()?)
     }
 }
+
+const IMAGE_COLUMNS: &str = "i.id, i.generation_id, i.campaign_id, i.path, i.seed, g.model, g.prompt_version_id, g.request, i.refs, i.novelty, i.kpi, i.created_at";
+
+fn row_to_image(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::domain::GeneratedImage> {
+    let novelty: Option<String> = r.get(9)?;
+    Ok(crate::domain::GeneratedImage {
+        id: r.get(0)?,
+        generation_id: r.get(1)?,
+        campaign_id: r.get(2)?,
+        path: r.get(3)?,
+        seed: r.get::<_, i64>(4)? as u32,
+        model: r.get(5)?,
+        prompt_version_id: r.get(6)?,
+        request: serde_json::from_str(&r.get::<_, String>(7)?).map_err(|e| json_err(7, e))?,
+        references: serde_json::from_str(&r.get::<_, String>(8)?).map_err(|e| json_err(8, e))?,
+        novelty: novelty
+            .map(|n| serde_json::from_str(&n))
+            .transpose()
+            .map_err(|e| json_err(9, e))?,
+        kpi: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+impl Store {
+    /// Stores a generation call and its images in one transaction.
+    pub fn insert_generation(
+        &mut self,
+        campaign_id: &str,
+        prompt_version_id: i64,
+        model: &str,
+        request: &crate::domain::GenerationRequest,
+        images: &mut [crate::domain::GeneratedImage],
+    ) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO generations (campaign_id, prompt_version_id, model, request, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![campaign_id, prompt_version_id, model, serde_json::to_string(request)?, now()],
+        )?;
+        let gid = tx.last_insert_rowid();
+        for im in images.iter_mut() {
+            im.generation_id = gid;
+            tx.execute(
+                "INSERT OR REPLACE INTO generated_images (id, generation_id, campaign_id, path, seed, refs, novelty, kpi, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)",
+                params![
+                    im.id,
+                    gid,
+                    campaign_id,
+                    im.path,
+                    im.seed as i64,
+                    serde_json::to_string(&im.references)?,
+                    im.novelty.as_ref().map(serde_json::to_string).transpose()?,
+                    im.created_at
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(gid)
+    }
+
+    pub fn generated_images(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<crate::domain::GeneratedImage>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {IMAGE_COLUMNS} FROM generated_images i JOIN generations g ON g.id = i.generation_id
+             WHERE i.campaign_id = ?1 ORDER BY i.generation_id, i.seed, i.id"
+        ))?;
+        let v = stmt
+            .query_map(params![campaign_id], row_to_image)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// A generated image by (a unique prefix of) its id.
+    pub fn resolve_generated_image(&self, key: &str) -> Result<crate::domain::GeneratedImage> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {IMAGE_COLUMNS} FROM generated_images i JOIN generations g ON g.id = i.generation_id
+             WHERE i.id LIKE ?1 || '%' LIMIT 2"
+        ))?;
+        let found: Vec<crate::domain::GeneratedImage> = stmt
+            .query_map(params![key.to_lowercase()], row_to_image)?
+            .collect::<rusqlite::Result<_>>()?;
+        match found.len() {
+            1 if key.len() >= 6 => Ok(found.into_iter().next().expect("one row")),
+            0 => Err(Error::NotFound(format!(
+                "no generated image with id '{key}'"
+            ))),
+            _ => Err(Error::Invalid(format!(
+                "'{key}' matches several generated images or is shorter than 6 characters"
+            ))),
+        }
+    }
+
+    pub fn set_image_kpi(&self, image_id: &str, kpi: f64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE generated_images SET kpi = ?2 WHERE id = ?1",
+            params![image_id, kpi],
+        )?;
+        Ok(())
+    }
+}

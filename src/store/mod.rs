@@ -307,6 +307,17 @@ impl Store {
         Ok(v)
     }
 
+    /// (asset id, perceptual hash) of every asset.
+    pub fn phashes(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, phash FROM assets ORDER BY id")?;
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
     pub fn count(&self) -> Result<u64> {
         Ok(self
             .conn

@@ -98,6 +98,7 @@ pub const MIGRATIONS: &[&str] = &[
         campaign_id   TEXT NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
         path          TEXT NOT NULL,
         seed          INTEGER NOT NULL,
+        refs          TEXT NOT NULL,              -- JSON [asset id]
         novelty       TEXT,                       -- JSON Novelty
         kpi           REAL,                       -- real results, recorded later
         created_at    TEXT NOT NULL

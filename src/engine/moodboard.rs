@@ -1,0 +1,216 @@
+//! The mood board: what the offline default offers instead of generated images. A PNG sheet
+//! titled "MOOD BOARD" with the selected references, their dominant colours and the brand's,
+//! and the current prompt. It is never stored or shown as a generated image.
+//!
+//! Text is drawn with the public-domain 8x8 bitmap font of the `font8x8` crate (scaled), so no
+//! font file or system font is needed.
+use std::path::Path;
+
+use font8x8::UnicodeFonts;
+use image::{Rgb, RgbImage, imageops};
+
+use crate::domain::Campaign;
+use crate::engine::{Library, prompt};
+use crate::{Error, Result};
+
+const WIDTH: u32 = 1600;
+const MARGIN: u32 = 48;
+const BG: Rgb<u8> = Rgb([250, 248, 244]);
+const INK: Rgb<u8> = Rgb([30, 30, 34]);
+const MUTED: Rgb<u8> = Rgb([110, 110, 118]);
+
+fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32, colour: Rgb<u8>) {
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = font8x8::BASIC_FONTS
+            .get(ch)
+            .or_else(|| font8x8::LATIN_FONTS.get(ch))
+            .or_else(|| font8x8::BASIC_FONTS.get('?'))
+            .unwrap_or([0; 8]);
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8u32 {
+                if bits & (1 << col) != 0 {
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            let px = x + (i as u32 * 8 + col) * scale + dx;
+                            let py = y + row as u32 * scale + dy;
+                            if px < img.width() && py < img.height() {
+                                img.put_pixel(px, py, colour);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Words wrapped to lines of at most `cols` characters.
+fn wrap(text: &str, cols: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for w in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + w.chars().count() > cols {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(w);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+fn parse_hex(hex: &str) -> Option<Rgb<u8>> {
+    let h = hex.trim_start_matches('#');
+    let p = |i: usize| u8::from_str_radix(h.get(i..i + 2)?, 16).ok();
+    Some(Rgb([p(0)?, p(2)?, p(4)?]))
+}
+
+/// Renders the mood board of a campaign to `out` (PNG). Returns the number of references shown.
+pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
+    let refs: Vec<_> = campaign
+        .selected
+        .iter()
+        .filter_map(|id| lib.store.asset(id).ok().flatten())
+        .collect();
+    let current = prompt::current(lib, campaign)?;
+    let tile_w = (WIDTH - 2 * MARGIN - 2 * 24) / 3;
+    let tile_h = tile_w * 3 / 4;
+    let rows = refs.len().div_ceil(3) as u32;
+    let prompt_lines = current
+        .as_ref()
+        .map(|p| wrap(&p.prompt, 92))
+        .unwrap_or_default();
+    let height = MARGIN
+        + 90
+        + rows * (tile_h + 56)
+        + 140
+        + 40
+        + prompt_lines.len() as u32 * 24
+        + MARGIN
+        + 40;
+    let mut img = RgbImage::from_pixel(WIDTH, height, BG);
+
+    draw_text(&mut img, MARGIN, MARGIN, "MOOD BOARD", 5, INK);
+    let sub = format!(
+        "{}  -  {} / {}  -  references chosen, not generated images",
+        campaign.name, campaign.objective, campaign.node
+    );
+    draw_text(
+        &mut img,
+        MARGIN,
+        MARGIN + 52,
+        &sub.chars().take(96).collect::<String>(),
+        2,
+        MUTED,
+    );
+
+    let mut y = MARGIN + 90;
+    for (i, a) in refs.iter().enumerate() {
+        let (col, row) = (i as u32 % 3, i as u32 / 3);
+        let x = MARGIN + col * (tile_w + 24);
+        let ty = y + row * (tile_h + 56);
+        match image::open(&a.thumbnail_path).or_else(|_| image::open(&a.stored_path)) {
+            Ok(t) => {
+                let t = t
+                    .resize(tile_w, tile_h, imageops::FilterType::Triangle)
+                    .to_rgb8();
+                let ox = x + (tile_w - t.width()) / 2;
+                let oy = ty + (tile_h - t.height()) / 2;
+                imageops::overlay(&mut img, &t, ox as i64, oy as i64);
+            }
+            Err(e) => {
+                tracing::warn!(asset = %a.id, error = %e, "mood board: thumbnail unreadable");
+                draw_text(
+                    &mut img,
+                    x,
+                    ty + tile_h / 2,
+                    "(image unavailable)",
+                    2,
+                    MUTED,
+                );
+            }
+        }
+        let label = a.external_id.clone().unwrap_or_else(|| a.file.clone());
+        draw_text(
+            &mut img,
+            x,
+            ty + tile_h + 10,
+            &label.chars().take(36).collect::<String>(),
+            2,
+            INK,
+        );
+        let kpi = a.kpi.map(|k| format!("KPI {k}")).unwrap_or_default();
+        draw_text(&mut img, x, ty + tile_h + 30, &kpi, 2, MUTED);
+    }
+    y += rows * (tile_h + 56);
+
+    // Palette: brand colours first, then each reference's top colours.
+    draw_text(&mut img, MARGIN, y + 8, "PALETTE", 3, INK);
+    let mut swatches: Vec<String> = campaign
+        .brand
+        .as_ref()
+        .map(|b| b.palette.clone())
+        .unwrap_or_default();
+    for a in &refs {
+        for c in a.description.palette.iter().take(2) {
+            if !swatches.contains(&c.hex) {
+                swatches.push(c.hex.clone());
+            }
+        }
+    }
+    for (i, hex) in swatches.iter().take(10).enumerate() {
+        let x = MARGIN + i as u32 * 148;
+        if let Some(c) = parse_hex(hex) {
+            for py in y + 44..y + 104 {
+                for px in x..x + 128 {
+                    img.put_pixel(px, py, c);
+                }
+            }
+        }
+        draw_text(&mut img, x, y + 112, hex, 2, MUTED);
+    }
+    y += 140;
+
+    draw_text(&mut img, MARGIN, y + 8, "PROMPT", 3, INK);
+    y += 40;
+    if prompt_lines.is_empty() {
+        draw_text(
+            &mut img,
+            MARGIN,
+            y,
+            "(no prompt yet: run `campaign prompt`)",
+            2,
+            MUTED,
+        );
+    }
+    for l in &prompt_lines {
+        draw_text(&mut img, MARGIN, y, l, 2, INK);
+        y += 24;
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = out.with_extension("png.tmp");
+    img.save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", out.display())))?;
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    Ok(refs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_and_draws_text() {
+        assert_eq!(wrap("a bb ccc dddd", 6), vec!["a bb", "ccc", "dddd"]);
+        let mut img = RgbImage::from_pixel(100, 20, BG);
+        draw_text(&mut img, 0, 0, "MB", 1, INK);
+        assert!(img.pixels().any(|p| *p == INK));
+        assert_eq!(parse_hex("#ff6600"), Some(Rgb([255, 102, 0])));
+    }
+}
