@@ -145,6 +145,46 @@ fn brief_to_prompt_with_every_step_saved() {
     assert!(answer.contains("shot at golden hour"));
     assert_eq!(result["instruction"], "shot at golden hour");
 
+    // The optional rephrase by the small local model: streamed, labelled, and either used or
+    // declined with a reason (a 135M model often drops details).
+    let out = env.run(&["campaign", "prompt", &id, "--rephrase", "--stream-json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let said: String = ev
+        .iter()
+        .filter(|e| e["type"] == "answer")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert!(
+        said.starts_with("A photograph of") && said.len() > 20,
+        "{said}"
+    );
+    let res = ev.last().unwrap();
+    assert!(res["model"].as_str().unwrap().contains("small local model"));
+    let declined = res["flags"].as_array().unwrap().iter().any(|f| {
+        f.as_str()
+            .unwrap()
+            .starts_with("kept the composer's prompt")
+    });
+    assert_eq!(declined, res["prompt"] != said.trim(), "{res}");
+    // Back to the plain composer version for the steps below.
+    env.json(&[
+        "campaign",
+        "prompt",
+        &id,
+        "--instruction",
+        "shot at golden hour",
+        "--json",
+    ]);
+
     let e = env.json(&[
         "campaign",
         "prompt-edit",
@@ -167,7 +207,7 @@ fn brief_to_prompt_with_every_step_saved() {
         .iter()
         .map(|v| v["source"].as_str().unwrap())
         .collect();
-    assert_eq!(versions, ["ai", "ai", "user", "ai"]);
+    assert_eq!(versions, ["ai", "ai", "ai", "ai", "user", "ai"]);
 
     // Offline there is no image generator: non-zero exit, says so, offers the mood board.
     let out = env.run(&[
@@ -213,7 +253,7 @@ fn brief_to_prompt_with_every_step_saved() {
         serde_json::from_slice(&std::fs::read(out_dir.join("campaign.json")).unwrap()).unwrap();
     assert_eq!(doc["moodboard"], "moodboard.png");
     assert!(out_dir.join("moodboard.png").is_file());
-    assert_eq!(doc["prompt_versions"].as_array().unwrap().len(), 4);
+    assert_eq!(doc["prompt_versions"].as_array().unwrap().len(), 6);
     let html = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
     assert!(html.contains("No images were generated") && html.contains("Mood board"));
 

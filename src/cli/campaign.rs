@@ -11,6 +11,7 @@ use campaign_studio::engine::Library;
 use campaign_studio::engine::campaign::{self, NewCampaign, RecommendOptions};
 use campaign_studio::engine::{export, generate, moodboard, prompt};
 use campaign_studio::services::local::composer::Composer;
+use campaign_studio::services::local::rephrase::Rephrased;
 use campaign_studio::services::{PromptEvent, PromptWriter};
 
 use super::{Ctx, print_hits_of, stdout_line};
@@ -73,6 +74,9 @@ pub enum CampaignCmd {
         /// Re-run with an extra instruction ("make it more playful").
         #[arg(long)]
         instruction: Option<String>,
+        /// Then rephrase the prompt with SmolLM2-135M, a small local language model (streamed).
+        #[arg(long)]
+        rephrase: bool,
         /// Stream JSON Lines events on stdout: {"type":"reasoning"|"answer","delta"}, then
         /// {"type":"result",...}.
         #[arg(long, conflicts_with = "json")]
@@ -379,17 +383,28 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
         CampaignCmd::Prompt {
             id,
             instruction,
+            rephrase,
             stream_json,
             json,
         } => {
             let c = lib.store.resolve_campaign(&id)?;
-            let w = writer(ctx);
+            let base = writer(ctx);
+            let lm = if rephrase {
+                Some(lib.small_lm()?)
+            } else {
+                None
+            };
+            let rephrased = lm.as_deref().map(|lm| Rephrased::new(base.as_ref(), lm));
+            let w: &dyn PromptWriter = match &rephrased {
+                Some(r) => r,
+                None => base.as_ref(),
+            };
             let mut err = std::io::stderr().lock();
             let mut out = std::io::stdout().lock();
             let v = prompt::write_prompt(
                 lib,
                 &c,
-                w.as_ref(),
+                w,
                 instruction,
                 ctx.config.prompt.max_chars,
                 &mut |e| {
@@ -400,8 +415,17 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                         };
                         let _ = writeln!(out, "{}", json!({"type": kind, "delta": delta}));
                         let _ = out.flush();
-                    } else if let PromptEvent::Reasoning(t) = &e {
-                        let _ = write!(err, "{t}");
+                    } else {
+                        // The scratchpad streams to stderr; so does a rephrase, token by token.
+                        match &e {
+                            PromptEvent::Reasoning(t) => {
+                                let _ = write!(err, "{t}");
+                            }
+                            PromptEvent::Answer(t) if rephrase => {
+                                let _ = write!(err, "{t}");
+                            }
+                            PromptEvent::Answer(_) => {}
+                        }
                         let _ = err.flush();
                     }
                 },

@@ -18,6 +18,7 @@ use crate::services::local::describer::LocalDescriber;
 use crate::services::local::efficientnet::{self, EfficientNetLite0};
 use crate::services::local::exact_index::ExactIndex;
 use crate::services::local::minilm::{self, MiniLm};
+use crate::services::local::smollm::SmolLm;
 use crate::services::{Embedder, ImageAnalyser, VectorIndex, VectorMeta};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -31,6 +32,7 @@ pub struct Library {
     models: ModelFiles,
     text: Mutex<Option<Arc<dyn Embedder>>>,
     analyser: Mutex<Option<Arc<dyn ImageAnalyser>>>,
+    small_lm: Mutex<Option<Arc<SmolLm>>>,
     pub describer: LocalDescriber,
 }
 
@@ -48,6 +50,7 @@ impl Library {
             models,
             text: Mutex::new(None),
             analyser: Mutex::new(None),
+            small_lm: Mutex::new(None),
             describer,
         })
     }
@@ -115,6 +118,19 @@ impl Library {
         );
         *g = Some(a.clone());
         Ok(a)
+    }
+
+    /// SmolLM2-135M, the small local language model (loaded on first use).
+    pub fn small_lm(&self) -> Result<Arc<SmolLm>> {
+        let mut g = self.small_lm.lock().map_err(poisoned)?;
+        if let Some(m) = g.as_ref() {
+            return Ok(m.clone());
+        }
+        let t = std::time::Instant::now();
+        let m = Arc::new(SmolLm::load(&self.models.smollm2_gguf()?)?);
+        tracing::info!(ms = t.elapsed().as_millis() as u64, "loaded SmolLM2-135M");
+        *g = Some(m.clone());
+        Ok(m)
     }
 
     pub fn image_features_id(&self) -> EmbedderId {

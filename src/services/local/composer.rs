@@ -193,11 +193,17 @@ impl PromptWriter for Composer {
             }
         }
 
-        let lighting = if input.references.is_empty() {
+        // Brightness 0 means "not recorded" (assets described before it was stored).
+        let known: Vec<f32> = input
+            .references
+            .iter()
+            .map(|r| r.brightness)
+            .filter(|b| *b > 0.0)
+            .collect();
+        let lighting = if known.is_empty() {
             "soft natural light".to_string()
         } else {
-            let b = input.references.iter().map(|r| r.brightness).sum::<f32>()
-                / input.references.len() as f32;
+            let b = known.iter().sum::<f32>() / known.len() as f32;
             let l = if b > 0.62 {
                 "bright natural daylight"
             } else if b < 0.32 {
@@ -282,29 +288,34 @@ impl PromptWriter for Composer {
             );
         }
 
-        let mut parts = vec![subj.clone()];
+        // Clauses with a priority (0 = kept whatever happens); lower-priority clauses are
+        // dropped, last first, until the prompt fits the generator's limit.
+        let mut parts: Vec<(u8, String)> = vec![(0, subj.clone())];
         if !chosen.is_empty() {
-            parts.push(format!(
-                "with {}",
-                chosen
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            parts.push((
+                2,
+                format!(
+                    "with {}",
+                    chosen
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
-        parts.push(lighting);
+        parts.push((3, lighting));
         if !colours.is_empty() {
-            parts.push(format!("{} colour palette", colours.join(", ")));
+            parts.push((3, format!("{} colour palette", colours.join(", "))));
         }
-        parts.push(comp);
+        parts.push((4, comp));
         if !audience.is_empty() {
-            parts.push(audience);
+            parts.push((6, audience));
         }
         let mut negative: Vec<String> = vec![BASE_NEGATIVE.to_string()];
         if let Some(b) = &input.brand {
             if !b.must_include.is_empty() {
-                parts.push(format!("featuring {}", b.must_include.join(", ")));
+                parts.push((1, format!("featuring {}", b.must_include.join(", "))));
                 say(
                     format!(
                         "The brand kit asks to always show: {}.",
@@ -314,7 +325,7 @@ impl PromptWriter for Composer {
                 );
             }
             if !b.tone.is_empty() {
-                parts.push(format!("{} mood", b.tone.join(", ")));
+                parts.push((5, format!("{} mood", b.tone.join(", "))));
             }
             negative.extend(b.must_avoid.iter().cloned());
             negative.extend(b.negative_terms.iter().cloned());
@@ -331,7 +342,7 @@ impl PromptWriter for Composer {
             .as_deref()
             .filter(|i| !i.trim().is_empty())
         {
-            parts.push(i.trim().trim_end_matches('.').to_string());
+            parts.push((1, i.trim().trim_end_matches('.').to_string()));
             say(
                 format!(
                     "The instruction \"{}\" is added as written (a composer cannot reinterpret it).",
@@ -340,7 +351,42 @@ impl PromptWriter for Composer {
                 on_event,
             );
         }
-        parts.push("professional advertising photograph, sharp focus, high detail".into());
+        parts.push((
+            7,
+            "professional advertising photograph, sharp focus, high detail".into(),
+        ));
+        let length = |p: &[(u8, String)]| {
+            p.iter()
+                .map(|(_, t)| t.chars().count() + 2)
+                .sum::<usize>()
+                .saturating_sub(2)
+        };
+        let mut dropped = Vec::new();
+        while length(&parts) > input.max_chars {
+            let Some(i) = (0..parts.len())
+                .filter(|&i| parts[i].0 > 0)
+                .max_by_key(|&i| (parts[i].0, i))
+            else {
+                break;
+            };
+            dropped.push(parts.remove(i).1);
+        }
+        if !dropped.is_empty() {
+            say(
+                format!(
+                    "To fit {} characters I left out: {}.",
+                    input.max_chars,
+                    dropped.join("; ")
+                ),
+                on_event,
+            );
+            flags.push(format!(
+                "left out {} clause(s) to fit {} characters",
+                dropped.len(),
+                input.max_chars
+            ));
+        }
+        let parts: Vec<String> = parts.into_iter().map(|(_, t)| t).collect();
         let prompt = parts.join(", ");
         for chunk in prompt.split_inclusive(' ') {
             on_event(PromptEvent::Answer(chunk.to_string()));
@@ -431,6 +477,26 @@ mod tests {
         );
         assert!(out.flags.is_empty());
         assert!(out.model.contains("not a language model"));
+    }
+
+    #[test]
+    fn drops_low_priority_clauses_to_fit_the_limit() {
+        let input = PromptInput {
+            brief: "A ceramic mug of hot cocoa on a wooden table by a frosty window".into(),
+            objective: "clicks".into(),
+            node: "followers".into(),
+            references: vec![r("ref-a", &["cup", "table"], "brown", 0.5)],
+            max_chars: 120,
+            ..Default::default()
+        };
+        let out = Composer.write(&input, &mut |_| {}).unwrap();
+        assert!(out.prompt.chars().count() <= 120, "{}", out.prompt);
+        assert!(
+            out.prompt.starts_with("ceramic mug of hot cocoa"),
+            "{}",
+            out.prompt
+        );
+        assert!(out.flags[0].starts_with("left out"), "{:?}", out.flags);
     }
 
     #[test]

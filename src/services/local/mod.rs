@@ -5,4 +5,6 @@ pub mod efficientnet;
 pub mod exact_index;
 pub mod imaging;
 pub mod minilm;
+pub mod rephrase;
+pub mod smollm;
 pub mod torch_legacy;
