@@ -258,10 +258,11 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             let c = lib.store.resolve_campaign(&id)?;
             let runs = lib.store.runs(&c.id)?;
             let prompts = lib.store.prompt_versions(&c.id)?;
+            let images = lib.store.generated_images(&c.id)?;
             if json {
-                stdout_line(&serde_json::to_string(
-                    &json!({"campaign": c, "runs": runs, "prompt_versions": prompts}),
-                )?)?;
+                stdout_line(&serde_json::to_string(&json!({
+                    "campaign": c, "runs": runs, "prompt_versions": prompts, "generated_images": images,
+                }))?)?;
             } else {
                 print_campaign_line(&c)?;
                 stdout_line(&format!("brief: {}", c.brief))?;
@@ -289,6 +290,20 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                         p.prompt
                     ))?;
                     stdout_line(&format!("negative: {}", p.negative_prompt))?;
+                }
+                stdout_line(&format!("generated images: {}", images.len()))?;
+                for im in &images {
+                    let flag = match &im.novelty {
+                        Some(n) if n.too_close => " (too close to an existing asset)",
+                        _ => "",
+                    };
+                    stdout_line(&format!(
+                        "  {}  seed {}  {}  kpi {}{flag}",
+                        &im.id[..12],
+                        im.seed,
+                        im.model,
+                        im.kpi.map(|k| k.to_string()).unwrap_or_else(|| "-".into())
+                    ))?;
                 }
             }
         }
