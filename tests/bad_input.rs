@@ -227,14 +227,7 @@ fn folder_without_manifest_uses_flags_and_csv_manifests_work() {
     // CSV: same bytes as before, new metadata -> updated in place, not duplicated.
     let csv = env.dir.path().join("m.csv");
     std::fs::write(&csv, "file,objective,node,results,caption,campaign\na.jpg,likes,followers,0.07,A red and green pattern,Winter sale\n").unwrap();
-    let r = env.json(&[
-        "library",
-        "ingest",
-        root.to_str().unwrap(),
-        "--manifest",
-        csv.to_str().unwrap(),
-        "--json",
-    ]);
+    let r = env.ingest(&root, &csv);
     assert_eq!(r["updated"], 1, "{r}");
     let a = env.json(&["library", "show", "a.jpg", "--json"]);
     assert_eq!(a["caption"], "A red and green pattern");

@@ -7,14 +7,7 @@ use serde_json::Value;
 fn ingest_demo(env: &Env) {
     let lib = demo_library();
     let m = lib.join("manifest.jsonl");
-    let r = env.json(&[
-        "library",
-        "ingest",
-        lib.to_str().unwrap(),
-        "--manifest",
-        m.to_str().unwrap(),
-        "--json",
-    ]);
+    let r = env.ingest(&lib, &m);
     assert!(r["failed"].as_array().unwrap().is_empty());
 }
 

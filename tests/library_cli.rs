@@ -18,9 +18,8 @@ fn ingest_demo_library_then_rerun_changes_nothing_and_search_filters_while_searc
     let lib = demo_library();
     let n = manifest_len(&lib);
     let manifest = lib.join("manifest.jsonl");
-    let (lib_s, man_s) = (lib.to_str().unwrap(), manifest.to_str().unwrap());
 
-    let r = env.json(&["library", "ingest", lib_s, "--manifest", man_s, "--json"]);
+    let r = env.ingest(&lib, &manifest);
     assert_eq!(r["ingested"], n as u64, "{r}");
     assert_eq!(r["failed"], Value::Array(vec![]));
     assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM assets"), n as i64);
@@ -29,7 +28,7 @@ fn ingest_demo_library_then_rerun_changes_nothing_and_search_filters_while_searc
         2 * n as i64
     );
 
-    let again = env.json(&["library", "ingest", lib_s, "--manifest", man_s, "--json"]);
+    let again = env.ingest(&lib, &manifest);
     assert_eq!(
         (
             again["ingested"].as_u64(),
@@ -162,14 +161,7 @@ fn efficientnet_labels_real_photos_sensibly() {
         return; // the bundled subset has neither
     }
     std::fs::write(&mini, rows.join("\n")).unwrap();
-    let r = env.json(&[
-        "library",
-        "ingest",
-        lib.to_str().unwrap(),
-        "--manifest",
-        mini.to_str().unwrap(),
-        "--json",
-    ]);
+    let r = env.ingest(&lib, &mini);
     assert_eq!(r["ingested"].as_u64(), Some(rows.len() as u64));
     for (id, words) in want {
         if !rows.iter().any(|l| l.contains(&format!("\"{id}\""))) {
@@ -234,14 +226,7 @@ fn kill_during_ingest_then_rerun_leaves_every_asset_exactly_once() {
     let partial = sqlite_count(&env, "SELECT COUNT(*) FROM assets");
     assert!(partial >= 5 && (partial as usize) < n, "{partial}");
 
-    let r = env.json(&[
-        "library",
-        "ingest",
-        lib.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--json",
-    ]);
+    let r = env.ingest(&lib, &manifest);
     assert_eq!(r["unchanged"].as_i64().unwrap(), partial, "{r}");
     assert_eq!(r["ingested"].as_i64().unwrap(), n as i64 - partial, "{r}");
     assert_eq!(sqlite_count(&env, "SELECT COUNT(*) FROM assets"), n as i64);

@@ -75,6 +75,18 @@ impl Env {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// `library ingest ROOT --manifest MANIFEST --json`, asserted to succeed.
+    pub fn ingest(&self, root: &Path, manifest: &Path) -> serde_json::Value {
+        self.json(&[
+            "library",
+            "ingest",
+            root.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--json",
+        ])
+    }
+
     /// Runs the binary, asserts success, parses stdout as one JSON value.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.run(args);
