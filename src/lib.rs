@@ -15,3 +15,6 @@ pub mod services;
 pub mod store;
 
 pub use errors::{Error, Result};
+pub mod app;
+pub mod tui;
+pub mod ui;

@@ -40,8 +40,9 @@ pub struct Cli {
     /// A config file to use instead of <config dir>/config.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Without a command, the studio opens (a keyboard-driven terminal UI).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,7 +217,10 @@ fn context(cli: &Cli) -> Result<Ctx> {
 
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = context(&cli)?;
-    match cli.command {
+    let Some(command) = cli.command else {
+        return studio(&ctx);
+    };
+    match command {
         Command::Models(ModelsCmd::Fetch { json }) => models_fetch(&ctx, json),
         Command::Models(ModelsCmd::Status { json }) => models_status(&ctx, json),
         Command::Library(cmd) => library(&ctx, cmd),
@@ -224,6 +228,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Demo { library, query } => demo(&ctx, library, &query),
         Command::Campaign(cmd) => campaign::run(&ctx, cmd),
     }
+}
+
+fn studio(ctx: &Ctx) -> Result<i32> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        bail!("the studio needs a terminal; use the subcommands (see --help) for scripts");
+    }
+    let lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    campaign_studio::tui::run(lib)?;
+    Ok(0)
 }
 
 pub(crate) fn stdout_line(s: &str) -> Result<()> {
