@@ -4,7 +4,6 @@
 use std::io::Stdout;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crossterm::event::{self, Event};
 use crossterm::execute;
@@ -21,6 +20,21 @@ use crate::engine::campaign::{self, NewCampaign, RecommendOptions};
 use crate::engine::{moodboard, prompt};
 use crate::services::local::composer::Composer;
 use crate::{Error, Result};
+
+/// What the event loop waits for: terminal input or a worker's result.
+enum Incoming {
+    Terminal(Event),
+    Result(Action),
+}
+
+/// The worker's side of the loop's queue.
+struct ResultSender(Sender<Incoming>);
+
+impl ResultSender {
+    fn send(&self, a: Action) -> std::result::Result<(), mpsc::SendError<Incoming>> {
+        self.0.send(Incoming::Result(a))
+    }
+}
 
 /// Restores the terminal when dropped (also on early return and unwinding).
 struct TerminalGuard;
@@ -49,7 +63,7 @@ fn io(e: std::io::Error) -> Error {
 fn worker(
     mut lib: Library,
     effects: Receiver<Effect>,
-    actions: Sender<Action>,
+    actions: ResultSender,
     cancelled: Arc<Mutex<Vec<JobId>>>,
 ) {
     let is_cancelled = |job: JobId| cancelled.lock().map(|c| c.contains(&job)).unwrap_or(false);
@@ -211,7 +225,8 @@ pub fn run(lib: Library) -> Result<()> {
         cfg.search.k,
     );
     let (effect_tx, effect_rx) = mpsc::channel::<Effect>();
-    let (action_tx, action_rx) = mpsc::channel::<Action>();
+    let (action_tx_for_input, action_rx) = mpsc::channel::<Incoming>();
+    let action_tx = ResultSender(action_tx_for_input.clone());
     let cancelled = Arc::new(Mutex::new(Vec::new()));
     let worker_cancelled = cancelled.clone();
     let handle = std::thread::Builder::new()
@@ -241,31 +256,47 @@ pub fn run(lib: Library) -> Result<()> {
         }
     };
     dispatch(vec![Effect::LoadCampaigns]);
-    let mut dirty = true;
+    // Terminal input arrives on its own thread, into the same queue as the worker's results,
+    // so the loop sleeps in `recv` until something happens: no polling, near-zero idle CPU.
+    let (input_tx, input_rx) = (action_tx_for_input, action_rx);
+    std::thread::Builder::new()
+        .name("studio-input".into())
+        .spawn(move || {
+            while let Ok(ev) = event::read() {
+                if input_tx.send(Incoming::Terminal(ev)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(io)?;
+    terminal
+        .draw(|f| crate::ui::render(f, &state, &keymap))
+        .map_err(io)?;
     while !state.quitting {
-        if dirty {
-            terminal
-                .draw(|f| crate::ui::render(f, &state, &keymap))
-                .map_err(io)?;
-            dirty = false;
-        }
-        // Block briefly for input; results from the worker are drained every turn.
-        if event::poll(Duration::from_millis(40)).map_err(io)? {
-            match event::read().map_err(io)? {
-                Event::Key(k) => {
+        let Ok(first) = input_rx.recv() else { break };
+        // Drain everything queued, then draw once.
+        let mut dirty = false;
+        for msg in std::iter::once(first).chain(input_rx.try_iter()) {
+            match msg {
+                Incoming::Terminal(Event::Key(k)) => {
                     if let Some(a) = keymap::resolve(&keymap, state.pane, k) {
                         state.toast = None;
                         dispatch(update(&mut state, a));
                         dirty = true;
                     }
                 }
-                Event::Resize(_, _) => dirty = true,
-                _ => {}
+                Incoming::Terminal(Event::Resize(_, _)) => dirty = true,
+                Incoming::Terminal(_) => {}
+                Incoming::Result(a) => {
+                    dispatch(update(&mut state, a));
+                    dirty = true;
+                }
             }
         }
-        while let Ok(a) = action_rx.try_recv() {
-            dispatch(update(&mut state, a));
-            dirty = true;
+        if dirty && !state.quitting {
+            terminal
+                .draw(|f| crate::ui::render(f, &state, &keymap))
+                .map_err(io)?;
         }
     }
     drop(effect_tx);
