@@ -134,6 +134,22 @@ fn ingest_then_filtered_search_returns_exactly_k_matching_hits() {
         "{:?}",
         res.hits
     );
+    // Default weight: relevance leads (similarity rescaled in the pool), so the most similar
+    // asset is first and every score is (1-w)*relevance + w*percentile.
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog running on a beach", None, None, 5, 0.25),
+    )
+    .unwrap();
+    let best = res
+        .hits
+        .iter()
+        .map(|h| h.similarity)
+        .fold(f32::MIN, f32::max);
+    assert_eq!(res.hits[0].similarity, best);
+    assert!((res.hits[0].score - (0.75 + 0.25 * res.hits[0].kpi_percentile)).abs() < 1e-5);
     // With the KPI weighted fully, the pool is ordered by KPI percentile.
     let res = search(
         &lib.store,

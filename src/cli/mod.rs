@@ -656,7 +656,7 @@ pub(crate) fn print_hits_of(
         ),
     };
     stdout_line(&format!(
-        "\"{query}\" ({filter}; score = {:.2}·similarity + {:.2}·KPI percentile)",
+        "\"{query}\" ({filter}; score = {:.2}·relevance + {:.2}·KPI percentile; relevance = similarity rescaled 0..1 in the pool)",
         1.0 - kpi_weight,
         kpi_weight
     ))?;

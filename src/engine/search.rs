@@ -13,7 +13,8 @@ pub struct SearchRequest {
     pub query: String,
     pub filter: SearchFilter,
     pub k: usize,
-    /// score = (1 - w) * similarity + w * kpi_percentile
+    /// score = (1 - w) * relevance + w * kpi_percentile, relevance = similarity rescaled to 0..1
+    /// within the re-rank pool
     pub kpi_weight: f32,
     /// How many nearest neighbours by similarity are re-ranked by score (at least k): the KPI
     /// reorders relevant assets, it never pulls in irrelevant ones.
@@ -55,13 +56,27 @@ pub fn search_vector(
         let neighbours = index.search(query, &req.filter, pool)?;
         let kpis = index.filtered_kpis(&req.filter);
         let w = req.kpi_weight;
+        // Similarity is rescaled to 0..1 within the pool before blending: raw cosine values of
+        // a text embedder sit in a narrow band (often 0.1-0.5), where a KPI percentile in 0..1
+        // would swamp relevance. Rescaled, the most similar asset counts 1 and the least 0, so
+        // relevance leads and the KPI orders assets of similar relevance.
+        let (lo, hi) = neighbours.iter().fold((f32::MAX, f32::MIN), |(lo, hi), n| {
+            (lo.min(n.similarity), hi.max(n.similarity))
+        });
+        let relevance = |s: f32| {
+            if hi - lo > 1e-6 {
+                (s - lo) / (hi - lo)
+            } else {
+                1.0
+            }
+        };
         for n in neighbours {
             let Some(a) = store.asset(&n.id)? else {
                 continue;
             };
             let pct = kpi_percentile(&kpis, a.kpi);
             hits.push(ReferenceHit {
-                score: (1.0 - w) * n.similarity + w * pct,
+                score: (1.0 - w) * relevance(n.similarity) + w * pct,
                 similarity: n.similarity,
                 kpi: a.kpi,
                 kpi_percentile: pct,
