@@ -47,7 +47,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Set up everything for a first look: fetch the models, ingest the demo library, search it.
+    /// Set up everything for a first look: fetch the models, ingest the demo library, then open
+    /// the studio (on a terminal) or print a sample search (otherwise).
     Demo {
         /// Folder of the demo library (default: ../shared/data/reference-library when present,
         /// else the small commercial-use subset shipped in demo/).
@@ -231,7 +232,6 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn studio(ctx: &Ctx) -> Result<i32> {
-    use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         bail!("the studio needs a terminal; use the subcommands (see --help) for scripts");
     }
@@ -719,6 +719,11 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
     };
     let (report, secs) = run_ingest(&mut lib, &opts, true)?;
     print_ingest_summary(&report, secs);
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        eprintln!("== opening the studio (F1 for keys, Ctrl-C to quit)");
+        drop(lib);
+        return studio(ctx);
+    }
     eprintln!("== searching (the studio TUI comes next; this is the headless search)");
     let embedder = lib.text_embedder()?;
     let index = lib.load_index(embedder.id())?;
