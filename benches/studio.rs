@@ -1,12 +1,16 @@
 //! Studio rendering: time to render the busiest screen (references with a full list and the
 //! detail column; the prompt pane with a long streamed scratchpad) at 200x60, and the cost of
-//! one key (update + render) while a stream is running. `cargo bench --bench studio`
+//! one key (update + render) while a stream is running. The references grid has every visible
+//! thumbnail encoded (half blocks: the most cells to fill). `cargo bench --bench studio`
 use std::hint::black_box;
 
 use campaign_studio::app::keymap::default_keymap;
+use campaign_studio::app::state::{Encoded, ImageSlot};
 use campaign_studio::app::{Action, Pane, State, update};
 use campaign_studio::domain::ReferenceHit;
 use campaign_studio::services::PromptEvent;
+use campaign_studio::tui::images;
+use campaign_studio::ui::Ui;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -47,15 +51,49 @@ fn busy_state(pane: Pane) -> State {
     s
 }
 
+/// Encodes every thumbnail the screen asks for, as the encoder thread would.
+fn with_thumbnails(mut s: State, t: &mut Terminal<TestBackend>, ui: &Ui, png: &str) -> State {
+    for h in &mut s.hits {
+        h.thumbnail_path = png.to_string();
+    }
+    s.images_enabled = true;
+    update(&mut s, Action::Resized(200, 60));
+    let mut missing = Vec::new();
+    t.draw(|f| missing = campaign_studio::ui::render(f, &s, ui))
+        .expect("draw");
+    let picker = images::setup("halfblocks", false).picker.expect("picker");
+    for key in missing {
+        let p = images::encode(&picker, &key).expect("encode");
+        update(
+            &mut s,
+            Action::ImageReady {
+                key,
+                slot: ImageSlot::Ready(Encoded(std::sync::Arc::new(p))),
+            },
+        );
+    }
+    s
+}
+
 fn render(c: &mut Criterion) {
-    let km = default_keymap();
+    let ui = Ui::new(default_keymap());
+    let km = &ui;
     let mut t = Terminal::new(TestBackend::new(200, 60)).expect("terminal");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("thumb.png");
+    image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([x as u8, y as u8, (x ^ y) as u8])
+    })
+    .save(&png)
+    .expect("png");
     for pane in [Pane::References, Pane::Prompt] {
-        let s = busy_state(pane);
+        let s = with_thumbnails(busy_state(pane), &mut t, &ui, &png.to_string_lossy());
         c.bench_function(&format!("render {pane:?} 200x60"), |b| {
             b.iter(|| {
-                t.draw(|f| campaign_studio::ui::render(f, black_box(&s), &km))
-                    .expect("draw");
+                t.draw(|f| {
+                    campaign_studio::ui::render(f, black_box(&s), km);
+                })
+                .expect("draw");
             })
         });
     }
@@ -72,8 +110,10 @@ fn render(c: &mut Criterion) {
                 },
             );
             update(&mut s, Action::ToggleHelp);
-            t.draw(|f| campaign_studio::ui::render(f, &s, &km))
-                .expect("draw");
+            t.draw(|f| {
+                campaign_studio::ui::render(f, &s, km);
+            })
+            .expect("draw");
         })
     });
 }

@@ -1,8 +1,12 @@
 //! The studio's state machine (update) and its screens (insta snapshots on TestBackend).
 use campaign_studio::app::keymap::default_keymap;
 use campaign_studio::app::{Action, Effect, Pane, State, update};
-use campaign_studio::domain::{Campaign, CampaignStep, PromptSource, PromptVersion, ReferenceHit};
+use campaign_studio::domain::{
+    Campaign, CampaignStep, GeneratedImage, GenerationParams, GenerationRequest, Novelty,
+    PromptSource, PromptVersion, Quality, ReferenceHit, TaskType,
+};
 use campaign_studio::services::PromptEvent;
+use campaign_studio::ui::Ui;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -55,6 +59,14 @@ fn hit(i: usize) -> ReferenceHit {
         description: format!("A surfer riding wave number {i}. Landscape, bright."),
         elements: vec!["person".into(), "surfboard".into()],
     }
+}
+
+/// Effects other than the autosave of the session view (tested on their own).
+fn fx(effects: Vec<Effect>) -> Vec<Effect> {
+    effects
+        .into_iter()
+        .filter(|e| !matches!(e, Effect::SaveView { .. }))
+        .collect()
 }
 
 fn type_text(s: &mut State, text: &str) {
@@ -118,14 +130,23 @@ fn brief_to_references_to_prompt_through_update() {
             hits: (1..=4).map(hit).collect(),
         },
     );
-    assert_eq!(fx, vec![Effect::LoadCampaigns]);
+    let saved: Vec<&Effect> = fx
+        .iter()
+        .filter(|e| matches!(e, Effect::SaveView { .. }))
+        .collect();
+    assert_eq!(
+        saved.len(),
+        1,
+        "a campaign's view is saved as soon as it exists"
+    );
+    assert_eq!(self::fx(fx.clone()), vec![Effect::LoadCampaigns]);
     assert_eq!(
         (s.pane, s.hits.len(), s.busy()),
         (Pane::References, 4, false)
     );
 
-    update(&mut s, Action::Down);
-    let fx = update(&mut s, Action::Toggle);
+    update(&mut s, Action::Right);
+    let fx = self::fx(update(&mut s, Action::Toggle));
     assert_eq!(
         fx,
         vec![Effect::SaveSelection {
@@ -207,7 +228,10 @@ fn cancel_errors_help_delete_and_generate() {
     let Effect::Search { job, .. } = update(&mut s, Action::Submit)[0].clone() else {
         panic!()
     };
-    assert_eq!(update(&mut s, Action::Cancel), vec![Effect::CancelJob(job)]);
+    assert_eq!(
+        fx(update(&mut s, Action::Cancel)),
+        vec![Effect::CancelJob(job)]
+    );
     assert!(!s.busy());
     // A failure of a job no longer current is ignored; of the current job, shown.
     assert!(
@@ -249,20 +273,24 @@ fn cancel_errors_help_delete_and_generate() {
     update(&mut s, Action::Down);
     update(&mut s, Action::DeleteCampaign);
     assert_eq!(
-        update(&mut s, Action::Confirm),
+        fx(update(&mut s, Action::Confirm)),
         vec![Effect::DeleteCampaign("b".into()), Effect::LoadCampaigns]
     );
-    assert!(update(&mut s, Action::Confirm).is_empty());
+    assert!(fx(update(&mut s, Action::Confirm)).is_empty());
     assert_eq!(
-        update(&mut s, Action::Open),
+        fx(update(&mut s, Action::Open)),
         vec![Effect::OpenCampaign("b".into())]
     );
 }
 
-fn draw(s: &State, w: u16, h: u16) -> String {
+fn draw(s: &mut State, w: u16, h: u16) -> String {
+    update(s, Action::Resized(w, h));
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    let km = default_keymap();
-    t.draw(|f| campaign_studio::ui::render(f, s, &km)).unwrap();
+    let ui = Ui::new(default_keymap());
+    t.draw(|f| {
+        campaign_studio::ui::render(f, s, &ui);
+    })
+    .unwrap();
     format!("{}", t.backend())
 }
 
@@ -283,24 +311,148 @@ fn screens() -> Vec<(&'static str, State)> {
     refs.campaign = Some(campaign("a1", "Summer surf"));
     refs.hits = (1..=5).map(hit).collect();
     refs.selected = vec![hit(2).asset_id];
+    let mut preview = refs.clone_for_test();
+    update(&mut preview, Action::Right);
+    update(&mut preview, Action::Open);
+    assert!(preview.preview.is_some());
     let mut prompt = refs.clone_for_test();
     prompt.pane = Pane::Prompt;
+    update(&mut prompt, Action::PromptSaved(Box::new(version(1, None))));
+    update(
+        &mut prompt,
+        Action::PromptSaved(Box::new(version(2, Some("more playful")))),
+    );
     prompt.reasoning =
         "Subject, from the brief: \"surfers\".\nElement \"surfboard\": in 2 of 2 references.\n"
             .into();
-    prompt.answer = "two friends surfing big waves at sunset, with surfboard, golden light".into();
+    let mut streaming = refs.clone_for_test();
+    streaming.pane = Pane::Prompt;
+    streaming.prompt_job = Some(9);
+    streaming.reasoning = "Subject, from the brief: \"surfers\".\n".into();
+    streaming.answer = "two friends surfing big waves".into();
+    let mut offline = refs.clone_for_test();
+    offline.pane = Pane::Generate;
     let mut generate = refs.clone_for_test();
     generate.pane = Pane::Generate;
+    generate.generator = Some(campaign_studio::services::fake::canvas_like_caps(
+        "amazon.nova-canvas-v1:0",
+    ));
+    generate.gallery = vec![generated(42, 0.71, false), generated(43, 0.97, true)];
+    update(&mut generate, Action::Down);
+    update(&mut generate, Action::Right);
+    let mut library = state();
+    library.pane = Pane::Library;
+    update(
+        &mut library,
+        Action::StatsLoaded(Box::new(campaign_studio::store::LibraryStats {
+            assets: 328,
+            by_objective: vec![("clicks".into(), 100), ("likes".into(), 228)],
+            by_node: vec![("followers".into(), 328)],
+            embeddings: vec![("local/minilm-l6-v2/desc-v1".into(), 328)],
+            bytes: 41_000_000,
+            with_caption: 328,
+            last_ingest: Some("2026-11-28T00:00:00Z".into()),
+        })),
+    );
+    library.ingest_job = Some(4);
+    library.ingest = Some(campaign_studio::app::state::IngestProgress {
+        total: 40,
+        to_process: 40,
+        done: 12,
+        ingested: 10,
+        updated: 1,
+        unchanged: 0,
+        failed: 1,
+        last: "b.jpg".into(),
+        last_error: Some("bad.jpg: not an image (unrecognised format)".into()),
+    });
+    let mut rename = sessions_with(&["Summer surf", "Winter coffee"]);
+    update(&mut rename, Action::RenameCampaign);
     let mut help = refs.clone_for_test();
     help.show_help = true;
     vec![
         ("sessions", sessions),
+        ("rename", rename),
         ("brief", brief),
         ("references", refs),
+        ("preview", preview),
         ("prompt", prompt),
+        ("prompt_streaming", streaming),
+        ("generate_offline", offline),
         ("generate", generate),
+        ("library", library),
         ("help", help),
     ]
+}
+
+fn sessions_with(names: &[&str]) -> State {
+    let mut s = state();
+    update(
+        &mut s,
+        Action::CampaignsLoaded(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| campaign(&format!("c{i}"), n))
+                .collect(),
+        ),
+    );
+    s
+}
+
+fn version(id: i64, instruction: Option<&str>) -> PromptVersion {
+    PromptVersion {
+        id,
+        campaign_id: "a1".into(),
+        source: PromptSource::Ai,
+        model: "local/composer-v1".into(),
+        reasoning: "Subject: surfers.".into(),
+        prompt: "two friends surfing big waves at sunset, golden light".into(),
+        negative_prompt: "blurry, text".into(),
+        instruction: instruction.map(str::to_string),
+        references: vec![],
+        flags: vec![],
+        created_at: String::new(),
+    }
+}
+
+fn generated(seed: u32, similarity: f32, too_close: bool) -> GeneratedImage {
+    GeneratedImage {
+        id: format!("{seed:064}"),
+        generation_id: 1,
+        campaign_id: "a1".into(),
+        path: format!("/nonexistent/{seed}.png"),
+        seed,
+        model: "amazon.nova-canvas-v1:0".into(),
+        prompt_version_id: 2,
+        request: GenerationRequest {
+            prompt: "two friends surfing".into(),
+            negative_prompt: String::new(),
+            params: GenerationParams {
+                count: 2,
+                width: 1024,
+                height: 1024,
+                seed,
+                seed_was_random: false,
+                cfg_scale: 6.5,
+                quality: Quality::Standard,
+                task: TaskType::Text,
+                similarity_strength: None,
+            },
+            reference_images: vec![],
+            colours: vec![],
+        },
+        references: vec![],
+        novelty: Some(Novelty {
+            nearest_asset: None,
+            similarity,
+            phash_distance: None,
+            phash_nearest: None,
+            too_close,
+        }),
+        kpi: None,
+        created_at: String::new(),
+    }
 }
 
 trait CloneForTest {
@@ -319,9 +471,9 @@ impl CloneForTest for State {
 
 #[test]
 fn every_screen_at_three_sizes() {
-    for (name, s) in screens() {
+    for (name, mut s) in screens() {
         for (w, h) in [(20, 5), (80, 24), (200, 60)] {
-            insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(&s, w, h));
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(&mut s, w, h));
         }
     }
 }

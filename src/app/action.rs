@@ -1,4 +1,8 @@
-use crate::domain::{Campaign, PromptVersion, ReferenceHit};
+use crate::app::state::{ImageKey, ImageSlot, SessionView};
+use crate::domain::{
+    Asset, BrandKit, Campaign, GeneratedImage, PromptVersion, ReferenceHit, TaskType,
+};
+use crate::engine::ingest::{IngestEvent, IngestReport};
 use crate::services::PromptEvent;
 use crate::store::LibraryStats;
 
@@ -9,39 +13,55 @@ pub type JobId = u64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Quit,
+    Suspend,
     NextPane,
     PrevPane,
+    /// Focus the next field within the pane (Brief, Prompt).
+    NextField,
     ToggleHelp,
     Up,
     Down,
-    /// Enter on a list: open the focused item.
+    Left,
+    Right,
+    /// Enter on a list: open the focused item (session, reference preview, version).
     Open,
     /// Space on references: toggle selection.
     Toggle,
     /// Ctrl-S: the focused pane's main action (save brief and search, write prompt, ...).
     Submit,
-    /// Esc: cancel the running job or close an overlay.
+    /// Esc: close an overlay or editor, else cancel running jobs.
     Cancel,
     NewCampaign,
+    RenameCampaign,
     DeleteCampaign,
+    ExportCampaign,
     Confirm,
     CycleObjective,
     CycleNode,
+    CycleBrand,
     MoreResults,
     FewerResults,
+    MoreKpiWeight,
+    LessKpiWeight,
+    SaveEdit,
     RestorePrompt,
     Generate,
+    GalleryPrev,
+    GalleryNext,
     MoodBoard,
-    /// A key for the focused text editor.
+    StartIngest,
+    /// A key for the focused text editor or form (unbound keys).
     EditorInput(crossterm::event::KeyEvent),
+    /// Mouse wheel (when mouse capture is on).
+    Scroll(i8),
+    /// The terminal's size in cells.
+    Resized(u16, u16),
     /// Results from the runtime.
     CampaignsLoaded(Vec<Campaign>),
+    BrandsLoaded(Vec<BrandKit>),
     StatsLoaded(Box<LibraryStats>),
-    CampaignOpened {
-        campaign: Box<Campaign>,
-        hits: Vec<ReferenceHit>,
-        prompt: Option<Box<PromptVersion>>,
-    },
+    AssetsLoaded(Vec<Asset>),
+    CampaignOpened(Box<OpenedCampaign>),
     SearchDone {
         job: JobId,
         campaign: Box<Campaign>,
@@ -55,6 +75,24 @@ pub enum Action {
         job: JobId,
         version: Box<PromptVersion>,
     },
+    /// A prompt version saved outside a job (user edit, restore).
+    PromptSaved(Box<PromptVersion>),
+    Generated {
+        job: JobId,
+        images: Vec<GeneratedImage>,
+    },
+    IngestProgress {
+        job: JobId,
+        event: IngestEvent,
+    },
+    IngestDone {
+        job: JobId,
+        report: IngestReport,
+    },
+    ImageReady {
+        key: ImageKey,
+        slot: ImageSlot,
+    },
     Notice(String),
     JobFailed {
         job: JobId,
@@ -62,14 +100,69 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// Whether the action comes from the user (keys, mouse), not from a job or the terminal.
+    pub fn is_input(&self) -> bool {
+        !matches!(
+            self,
+            Action::Resized(..)
+                | Action::CampaignsLoaded(_)
+                | Action::BrandsLoaded(_)
+                | Action::StatsLoaded(_)
+                | Action::AssetsLoaded(_)
+                | Action::CampaignOpened(_)
+                | Action::SearchDone { .. }
+                | Action::PromptStream { .. }
+                | Action::PromptDone { .. }
+                | Action::PromptSaved(_)
+                | Action::Generated { .. }
+                | Action::IngestProgress { .. }
+                | Action::IngestDone { .. }
+                | Action::ImageReady { .. }
+                | Action::Notice(_)
+                | Action::JobFailed { .. }
+        )
+    }
+}
+
+/// Everything the studio shows for a campaign, as loaded on open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenedCampaign {
+    pub campaign: Campaign,
+    pub hits: Vec<ReferenceHit>,
+    pub versions: Vec<PromptVersion>,
+    pub gallery: Vec<GeneratedImage>,
+    pub view: Option<SessionView>,
+}
+
+/// The generation parameters the Generate pane sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateParams {
+    pub count: u32,
+    pub aspect: String,
+    pub seed: Option<u32>,
+    pub cfg_scale: f32,
+    pub quality: crate::domain::Quality,
+    pub task: TaskType,
+    pub negative: Option<String>,
+}
+
 /// Side effects `update` asks for; the runtime performs them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     LoadCampaigns,
+    LoadBrands,
     LoadStats,
+    LoadAssets,
     OpenCampaign(String),
+    RenameCampaign {
+        campaign_id: String,
+        name: String,
+    },
     DeleteCampaign(String),
-    /// Create (when `campaign_id` is None) or reuse the campaign, then recommend.
+    ExportCampaign(String),
+    /// Create (when `campaign_id` is None, or the brief changed) or reuse the campaign, then
+    /// recommend.
     Search {
         job: JobId,
         campaign_id: Option<String>,
@@ -77,7 +170,10 @@ pub enum Effect {
         brief: String,
         objective: String,
         node: String,
+        brand: Option<BrandKit>,
+        query: Option<String>,
         k: usize,
+        kpi_weight: f32,
     },
     SaveSelection {
         campaign_id: String,
@@ -86,13 +182,37 @@ pub enum Effect {
     WritePrompt {
         job: JobId,
         campaign_id: String,
+        instruction: Option<String>,
+    },
+    SavePromptEdit {
+        campaign_id: String,
+        prompt: String,
+        negative: String,
     },
     RestorePrompt {
         campaign_id: String,
     },
+    Generate {
+        job: JobId,
+        campaign_id: String,
+        params: GenerateParams,
+    },
     MoodBoard {
         campaign_id: String,
     },
+    /// Files the folder's manifest does not cover get `objective` and `node`.
+    Ingest {
+        job: JobId,
+        folder: String,
+        objective: String,
+        node: String,
+    },
+    /// Save the studio's view of a campaign (the persistence actor).
+    SaveView {
+        campaign_id: String,
+        view: SessionView,
+    },
     CancelJob(JobId),
+    Suspend,
     Quit,
 }

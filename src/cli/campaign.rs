@@ -94,6 +94,14 @@ pub enum CampaignCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a generated image (by id or prefix) or a library asset (manifest id or hash) in
+    /// the terminal (kitty, iTerm2 or sixel when the terminal speaks it, else half blocks).
+    ShowImage {
+        key: String,
+        /// Width in terminal cells (default: fit the terminal).
+        #[arg(long)]
+        width: Option<u32>,
+    },
     /// Make the last AI-written prompt current again.
     PromptRestore {
         id: String,
@@ -480,6 +488,47 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             } else {
                 stdout_line(&format!("stored your prompt as version {}", v.id))?;
             }
+        }
+        CampaignCmd::ShowImage { key, width } => {
+            let (path, caption) = match lib.store.resolve_generated_image(&key) {
+                Ok(g) => (
+                    g.path.clone(),
+                    format!(
+                        "generated image {} · seed {} · {}",
+                        &g.id[..12],
+                        g.seed,
+                        g.model
+                    ),
+                ),
+                Err(_) => {
+                    let a = lib.store.resolve(&key).with_context(|| {
+                        format!("'{key}' is neither a generated image nor a library asset")
+                    })?;
+                    (
+                        a.stored_path.clone(),
+                        format!(
+                            "library asset {}",
+                            a.external_id.clone().unwrap_or(a.file.clone())
+                        ),
+                    )
+                }
+            };
+            let img = image::ImageReader::open(&path)
+                .with_context(|| format!("opening {path}"))?
+                .with_guessed_format()
+                .with_context(|| format!("reading {path}"))?
+                .decode()
+                .with_context(|| format!("decoding {path}"))?;
+            let cols = crossterm::terminal::size()
+                .map(|(w, _)| w as u32)
+                .unwrap_or(80);
+            let conf = viuer::Config {
+                width: Some(width.unwrap_or(cols.min(100))),
+                absolute_offset: false,
+                ..Default::default()
+            };
+            viuer::print(&img, &conf).with_context(|| format!("printing {path}"))?;
+            stdout_line(&caption)?;
         }
         CampaignCmd::PromptRestore { id, json } => {
             let c = lib.store.resolve_campaign(&id)?;

@@ -40,6 +40,10 @@ pub struct Cli {
     /// A config file to use instead of <config dir>/config.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Inline images in the studio: auto (ask the terminal), kitty, sixel, iterm2, halfblocks,
+    /// or none. Overrides studio.image_protocol.
+    #[arg(long, global = true, value_name = "PROTOCOL", value_parser = ["auto", "kitty", "sixel", "iterm2", "halfblocks", "none"])]
+    image_protocol: Option<String>,
     /// Without a command, the studio opens (a keyboard-driven terminal UI).
     #[command(subcommand)]
     command: Option<Command>,
@@ -69,6 +73,12 @@ enum Command {
     /// Campaigns: brief, references, prompt, and every step saved.
     #[command(subcommand)]
     Campaign(campaign::CampaignCmd),
+    /// Paths, config, models, library, and what this terminal can do (colours, size, the
+    /// image protocol the studio would use).
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,7 +205,10 @@ fn context(cli: &Cli) -> Result<Ctx> {
     if cli.config.is_some() && !cfg_file.exists() {
         bail!("config file {} does not exist", cfg_file.display());
     }
-    let config = Config::load(&cfg_file)?;
+    let mut config = Config::load(&cfg_file)?;
+    if let Some(p) = &cli.image_protocol {
+        config.studio.image_protocol = p.clone();
+    }
     // candle sizes its matmul parallelism from RAYON_NUM_THREADS; one thread per inference is
     // fastest on two busy cores (DESIGN.md). Set before the first thread (the log writer) starts.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -228,6 +241,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Search(args) => search_cmd(&ctx, args),
         Command::Demo { library, query } => demo(&ctx, library, &query),
         Command::Campaign(cmd) => campaign::run(&ctx, cmd),
+        Command::Doctor { json } => doctor(&ctx, json),
     }
 }
 
@@ -237,6 +251,129 @@ fn studio(ctx: &Ctx) -> Result<i32> {
     }
     let lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
     campaign_studio::tui::run(lib)?;
+    Ok(0)
+}
+
+fn doctor(ctx: &Ctx, json: bool) -> Result<i32> {
+    use campaign_studio::tui::images;
+    let env = |k: &str| std::env::var(k).ok();
+    let tty = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let size = crossterm::terminal::size().ok();
+    let choice = ctx.config.studio.image_protocol.clone();
+    // Asking the terminal needs one (the answer comes back on stdin).
+    let setup = images::setup(&choice, tty);
+    let font = setup.picker.as_ref().map(|p| {
+        let f = p.font_size();
+        (f.width, f.height)
+    });
+    let models = models::status(&ctx.paths.models_dir());
+    let lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    let stats = lib.store.stats()?;
+    let report = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "paths": {
+            "config_file": ctx.paths.user_config_file(),
+            "config_file_exists": ctx.paths.user_config_file().exists(),
+            "brand_kits": ctx.paths.config_dir.join("brands"),
+            "data_dir": ctx.paths.data_dir,
+            "database": ctx.paths.database(),
+            "logs": ctx.paths.log_dir(),
+            "models": ctx.paths.models_dir(),
+        },
+        "models": models.iter().map(|m| json!({"name": m.name, "job": m.job, "present": m.present})).collect::<Vec<_>>(),
+        "backends": {
+            "text_embedder": ctx.config.models.text_embedder,
+            "prompt_writer": ctx.config.prompt.writer,
+            "image_generator": ctx.config.generator.backend,
+        },
+        "library": {"assets": stats.assets, "vectors": stats.embeddings},
+        "terminal": {
+            "interactive": tty,
+            "size": size.map(|(w, h)| format!("{w}x{h}")),
+            "TERM": env("TERM"),
+            "COLORTERM": env("COLORTERM"),
+            "TERM_PROGRAM": env("TERM_PROGRAM"),
+            "inside_tmux": env("TMUX").is_some(),
+            "no_color": env("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            "image_protocol_setting": choice,
+            "image_protocol": setup.label,
+            "cell_pixels": font.map(|(w, h)| format!("{w}x{h}")),
+            "mouse": ctx.config.studio.mouse,
+        },
+    });
+    if json {
+        stdout_line(&report.to_string())?;
+        return Ok(0);
+    }
+    let mut out = String::new();
+    let t = &report["terminal"];
+    let p = &report["paths"];
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    out.push_str(&format!(
+        "campaign-studio {}\n\npaths\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    for k in [
+        "config_file",
+        "brand_kits",
+        "data_dir",
+        "database",
+        "logs",
+        "models",
+    ] {
+        out.push_str(&format!("  {k:<14} {}\n", s(&p[k])));
+    }
+    if !ctx.paths.user_config_file().exists() {
+        out.push_str("  (no config file: the defaults apply)\n");
+    }
+    out.push_str("\nmodels\n");
+    for m in &models {
+        out.push_str(&format!(
+            "  {:<28} {}\n",
+            m.name,
+            if m.present {
+                "installed"
+            } else {
+                "missing (run `campaign-studio models fetch`)"
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "\nbackends\n  text embedder  {}\n  prompt writer  {}\n  generator      {}{}\n",
+        ctx.config.models.text_embedder,
+        ctx.config.prompt.writer,
+        ctx.config.generator.backend,
+        if ctx.config.generator.backend == "none" {
+            " (no offline text-to-image model exists; the studio offers a mood board)"
+        } else {
+            ""
+        }
+    ));
+    out.push_str(&format!("\nlibrary\n  assets         {}\n", stats.assets));
+    out.push_str("\nterminal\n");
+    for k in [
+        "interactive",
+        "size",
+        "TERM",
+        "COLORTERM",
+        "TERM_PROGRAM",
+        "inside_tmux",
+        "no_color",
+        "image_protocol_setting",
+        "image_protocol",
+        "cell_pixels",
+        "mouse",
+    ] {
+        out.push_str(&format!("  {k:<22} {}\n", s(&t[k])));
+    }
+    if !tty {
+        out.push_str("  (not a terminal: the image protocol was not asked for; run doctor in the terminal you use)\n");
+    }
+    print!("{out}");
     Ok(0)
 }
 
@@ -385,6 +522,7 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 node: a.node.clone(),
                 kpi: a.kpi,
                 campaign: a.campaign.clone(),
+                cancel: None,
             };
             if let Some(k) = a.kpi
                 && (!k.is_finite() || k < 0.0)

@@ -21,7 +21,31 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub prompt: PromptConfig,
     pub generator: GeneratorConfig,
+    pub studio: StudioConfig,
 }
+
+/// The terminal studio: inline images, mouse, colours by role, key overrides.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StudioConfig {
+    /// "auto", "kitty", "sixel", "iterm2", "halfblocks" or "none".
+    pub image_protocol: String,
+    pub mouse: bool,
+    /// Role -> colour name ("cyan", "dark-gray", "#0a7cff", "reset").
+    pub theme: std::collections::BTreeMap<String, String>,
+    /// "<pane>.<action>" (or "global.<action>") -> key ("ctrl-q", "f2", "x").
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+pub const IMAGE_PROTOCOLS: [&str; 6] = ["auto", "kitty", "sixel", "iterm2", "halfblocks", "none"];
+pub const THEME_ROLES: [&str; 6] = [
+    "accent",
+    "muted",
+    "selection",
+    "error",
+    "success",
+    "reasoning",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +213,26 @@ impl Config {
         }
         if self.generator.backend != "none" {
             return bad("generator.backend", "unknown backend (available: none)");
+        }
+        if !IMAGE_PROTOCOLS.contains(&self.studio.image_protocol.as_str()) {
+            return bad(
+                "studio.image_protocol",
+                &format!("must be one of {}", IMAGE_PROTOCOLS.join(", ")),
+            );
+        }
+        for (role, colour) in &self.studio.theme {
+            if !THEME_ROLES.contains(&role.as_str()) {
+                return bad(
+                    &format!("studio.theme.{role}"),
+                    &format!("unknown role (roles: {})", THEME_ROLES.join(", ")),
+                );
+            }
+            if colour.parse::<ratatui::style::Color>().is_err() {
+                return bad(
+                    &format!("studio.theme.{role}"),
+                    &format!("'{colour}' is not a colour (a name like cyan, or #rrggbb)"),
+                );
+            }
         }
         if self.library.thumbnail_px < 16 {
             return bad("library.thumbnail_px", "must be at least 16");

@@ -37,6 +37,9 @@ pub struct IngestOptions {
     pub node: Option<String>,
     pub kpi: Option<f64>,
     pub campaign: Option<String>,
+    /// Set from another thread to stop after the items in flight (the studio's Esc); what was
+    /// written stays, and a later run picks up the rest.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -51,6 +54,9 @@ pub struct IngestReport {
     pub updated: usize,
     pub unchanged: usize,
     pub failed: Vec<ItemFailure>,
+    /// Stopped early on request; the items not reached are neither failed nor ingested.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 impl IngestReport {
@@ -676,6 +682,7 @@ pub fn ingest(
         let next = AtomicUsize::new(0);
         let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Processed, String>)>();
         let (ctx_ref, full_ref) = (&ctx, &full);
+        let cancel = opts.cancel.as_deref();
         let mut write_error = None;
         std::thread::scope(|s| {
             for _ in 0..jobs {
@@ -683,6 +690,9 @@ pub fn ingest(
                 let next = &next;
                 s.spawn(move || {
                     loop {
+                        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                            break;
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(w) = full_ref.get(i) else { break };
                         let r = process_full(ctx_ref, w);
@@ -737,6 +747,15 @@ pub fn ingest(
         }
     }
     report.failed.sort_by(|a, b| a.item.cmp(&b.item));
-    lib.store.finish_ingest_job(job, "done", &report)?;
+    report.cancelled = opts
+        .cancel
+        .as_deref()
+        .is_some_and(|c| c.load(Ordering::Relaxed));
+    let status = if report.cancelled {
+        "cancelled"
+    } else {
+        "done"
+    };
+    lib.store.finish_ingest_job(job, status, &report)?;
     Ok(report)
 }

@@ -149,6 +149,25 @@ impl Store {
         Ok(paths)
     }
 
+    /// The studio's saved view of a campaign (JSON), written by the studio's persistence actor.
+    pub fn set_view(&self, id: &str, view: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE campaigns SET view = ?2 WHERE id = ?1",
+            params![id, view],
+        )?;
+        Ok(())
+    }
+
+    pub fn view(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT view FROM campaigns WHERE id = ?1", [id], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
     /// Records the user's references, and moves the step forward (never back).
     pub fn set_selection(&self, id: &str, selected: &[String]) -> Result<()> {
         self.conn.execute(

@@ -104,4 +104,8 @@ pub const MIGRATIONS: &[&str] = &[
         created_at    TEXT NOT NULL
     );
     "#,
+    // 3: the studio's view of a session (pane, cursors, drafts, form), JSON, restored on reopen.
+    r#"
+    ALTER TABLE campaigns ADD COLUMN view TEXT;
+    "#,
 ];

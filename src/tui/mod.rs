@@ -1,46 +1,52 @@
-//! The terminal runtime: terminal lifecycle (raw mode, alternate screen, restored on exit and
-//! on panic), the event loop (drain input and results, update, draw once when something
-//! changed), and the engine worker that runs effects off the UI thread.
-use std::io::Stdout;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+//! The terminal runtime: terminal lifecycle (raw mode, alternate screen; restored on exit, on
+//! panic and around Ctrl-Z), the event loop (drain input and results, update, draw once per
+//! frame when something changed, inside a synchronized update), and three threads off the UI:
+//! the engine worker (effects in order), the image encoder, and the persistence actor (session
+//! views, coalesced, drained on quit).
+pub mod images;
+pub mod runner;
 
-use crossterm::event::{self, Event};
+use std::collections::{HashMap, HashSet};
+use std::io::Stdout;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, MouseEventKind};
 use crossterm::execute;
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode,
 };
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-use crate::app::keymap::{self, Binding};
-use crate::app::{Action, Effect, JobId, State, update};
+use crate::app::keymap;
+use crate::app::state::{ImageKey, SessionView};
+use crate::app::{Action, Effect, State, update};
 use crate::engine::Library;
-use crate::engine::campaign::{self, NewCampaign, RecommendOptions};
-use crate::engine::{moodboard, prompt};
-use crate::services::local::composer::Composer;
+use crate::services::ImageGenerator;
+use crate::store::Store;
+use crate::ui::{Theme, Ui};
 use crate::{Error, Result};
 
-/// What the event loop waits for: terminal input or a worker's result.
+pub use runner::Runner;
+
+/// What the event loop waits for: terminal input or a result from a thread.
 enum Incoming {
     Terminal(Event),
     Result(Action),
 }
 
-/// The worker's side of the loop's queue.
-struct ResultSender(Sender<Incoming>);
-
-impl ResultSender {
-    fn send(&self, a: Action) -> std::result::Result<(), mpsc::SendError<Incoming>> {
-        self.0.send(Incoming::Result(a))
-    }
+/// Restores the terminal when dropped (also on early return and unwinding).
+struct TerminalGuard {
+    mouse: bool,
 }
 
-/// Restores the terminal when dropped (also on early return and unwinding).
-struct TerminalGuard;
-
-fn restore() {
+fn restore(mouse: bool) {
     let _ = disable_raw_mode();
+    if mouse {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    }
     let _ = execute!(
         std::io::stdout(),
         LeaveAlternateScreen,
@@ -48,9 +54,18 @@ fn restore() {
     );
 }
 
+fn enter(mouse: bool) -> Result<()> {
+    enable_raw_mode().map_err(io)?;
+    execute!(std::io::stdout(), EnterAlternateScreen).map_err(io)?;
+    if mouse {
+        execute!(std::io::stdout(), EnableMouseCapture).map_err(io)?;
+    }
+    Ok(())
+}
+
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        restore();
+        restore(self.mouse);
     }
 }
 
@@ -58,207 +73,140 @@ fn io(e: std::io::Error) -> Error {
     Error::io("terminal", e)
 }
 
-/// Runs effects on the library, one at a time and in order (so store writes stay ordered), and
-/// reports back as actions.
-fn worker(
-    mut lib: Library,
-    effects: Receiver<Effect>,
-    actions: ResultSender,
-    cancelled: Arc<Mutex<Vec<JobId>>>,
-) {
-    let is_cancelled = |job: JobId| cancelled.lock().map(|c| c.contains(&job)).unwrap_or(false);
-    for effect in effects {
-        let send = |a: Action| {
-            let _ = actions.send(a);
-        };
-        let job = match &effect {
-            Effect::Search { job, .. } | Effect::WritePrompt { job, .. } => *job,
-            _ => 0,
-        };
-        let result: Result<()> = (|| {
-            match effect {
-                Effect::Quit => return Ok(()),
-                Effect::CancelJob(_) => {}
-                Effect::LoadCampaigns => send(Action::CampaignsLoaded(lib.store.campaigns()?)),
-                Effect::LoadStats => send(Action::StatsLoaded(Box::new(lib.store.stats()?))),
-                Effect::OpenCampaign(id) => {
-                    let c = lib.store.resolve_campaign(&id)?;
-                    let hits = lib
-                        .store
-                        .runs(&c.id)?
-                        .pop()
-                        .map(|r| r.hits)
-                        .unwrap_or_default();
-                    let prompt = prompt::current(&lib, &c)?;
-                    send(Action::CampaignOpened {
-                        campaign: Box::new(c),
-                        hits,
-                        prompt: prompt.map(Box::new),
-                    });
-                }
-                Effect::DeleteCampaign(id) => {
-                    for f in lib.store.delete_campaign(&id)? {
-                        let _ = std::fs::remove_file(f);
-                    }
-                    send(Action::Notice("Campaign deleted.".into()));
-                }
-                Effect::Search {
-                    job,
-                    campaign_id,
-                    name,
-                    brief,
-                    objective,
-                    node,
-                    k,
-                } => {
-                    let c = match campaign_id.and_then(|id| lib.store.campaign(&id).ok().flatten())
-                    {
-                        Some(c)
-                            if c.brief == brief && c.objective == objective && c.node == node =>
-                        {
-                            c
-                        }
-                        // A changed brief is a new campaign version: the old one keeps its history.
-                        _ => campaign::create(
-                            &lib,
-                            NewCampaign {
-                                name,
-                                brief,
-                                objective,
-                                node,
-                                brand: None,
-                            },
-                        )?,
-                    };
-                    let embedder = lib.text_embedder()?;
-                    let index = lib.load_index(embedder.id())?;
-                    if is_cancelled(job) {
-                        return Ok(());
-                    }
-                    let run = campaign::recommend(
-                        &lib,
-                        &c,
-                        &index,
-                        embedder.as_ref(),
-                        &RecommendOptions {
-                            k,
-                            query: None,
-                            kpi_weight: lib.config.search.kpi_weight,
-                            rerank_factor: lib.config.search.rerank_factor,
-                        },
-                    )?;
-                    let c = lib.store.campaign(&c.id)?.unwrap_or(c);
-                    send(Action::SearchDone {
-                        job,
-                        campaign: Box::new(c),
-                        hits: run.hits,
-                    });
-                }
-                Effect::SaveSelection {
-                    campaign_id,
-                    selected,
-                } => lib.store.set_selection(&campaign_id, &selected)?,
-                Effect::WritePrompt { job, campaign_id } => {
-                    let c = lib.store.resolve_campaign(&campaign_id)?;
-                    let max = lib.config.prompt.max_chars;
-                    let v = prompt::write_prompt(&lib, &c, &Composer, None, max, &mut |e| {
-                        if !is_cancelled(job) {
-                            send(Action::PromptStream { job, event: e });
-                        }
-                    })?;
-                    send(Action::PromptDone {
-                        job,
-                        version: Box::new(v),
-                    });
-                }
-                Effect::RestorePrompt { campaign_id } => {
-                    let c = lib.store.resolve_campaign(&campaign_id)?;
-                    let v = prompt::restore(&lib, &c)?;
-                    send(Action::Notice(format!(
-                        "Restored the AI prompt as version {}.",
-                        v.id
-                    )));
-                    send(Action::CampaignOpened {
-                        hits: lib
-                            .store
-                            .runs(&c.id)?
-                            .pop()
-                            .map(|r| r.hits)
-                            .unwrap_or_default(),
-                        prompt: Some(Box::new(v)),
-                        campaign: Box::new(c),
-                    });
-                }
-                Effect::MoodBoard { campaign_id } => {
-                    let c = lib.store.resolve_campaign(&campaign_id)?;
-                    let out = lib
-                        .paths
-                        .data_dir
-                        .join("moodboards")
-                        .join(format!("{}.png", c.id));
-                    moodboard::render(&lib, &c, &out)?;
-                    send(Action::Notice(format!(
-                        "Mood board written to {} (not a generated image).",
-                        out.display()
-                    )));
-                }
+/// The persistence actor: writes session views, the latest per campaign, in batches.
+fn persistence(store: Store, views: Receiver<(String, SessionView)>) {
+    while let Ok(first) = views.recv() {
+        let mut latest: HashMap<String, SessionView> = HashMap::new();
+        for (id, v) in std::iter::once(first).chain(views.try_iter()) {
+            latest.insert(id, v);
+        }
+        for (id, v) in latest {
+            if let Err(e) = runner::save_view(&store, &id, &v) {
+                tracing::error!(error = %e, campaign = %id, "session view not saved");
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            tracing::error!(error = %e, "studio job failed");
-            let _ = actions.send(Action::JobFailed {
-                job,
-                error: e.to_string(),
-            });
         }
     }
 }
 
+/// Stops the process the way the shell expects after Ctrl-Z, with the terminal restored
+/// first and set up again when `fg` continues it.
+#[cfg(unix)]
+fn suspend(mouse: bool) -> Result<()> {
+    restore(mouse);
+    // SAFETY: raising a signal on our own process; SIGTSTP's default action stops it and
+    // returns here when it is continued.
+    unsafe {
+        libc::raise(libc::SIGTSTP);
+    }
+    enter(mouse)
+}
+
+#[cfg(not(unix))]
+fn suspend(_mouse: bool) -> Result<()> {
+    Ok(())
+}
+
+/// The shortest time between two frames while results stream in (about 60 per second).
+const FRAME: Duration = Duration::from_millis(16);
+
 /// Runs the studio until the user quits.
 pub fn run(lib: Library) -> Result<()> {
     let cfg = lib.config.clone();
-    let keymap: Vec<Binding> = keymap::default_keymap();
+    let keymap = keymap::keymap_with_overrides(&cfg.studio.keys).map_err(Error::Config)?;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ui = Ui {
+        keymap,
+        theme: Theme::from_config(&cfg.studio.theme, no_color),
+    };
     let mut state = State::new(
         cfg.taxonomy.objectives.clone(),
         cfg.taxonomy.nodes.clone(),
         cfg.search.k,
     );
+    state.kpi_weight = cfg.search.kpi_weight;
+    let generator: Option<Box<dyn ImageGenerator>> = None;
+    state.generator = generator.as_ref().map(|g| g.caps().clone());
+    let mouse = cfg.studio.mouse;
+    let views_store = Store::open(&lib.paths.database())?;
+
     let (effect_tx, effect_rx) = mpsc::channel::<Effect>();
-    let (action_tx_for_input, action_rx) = mpsc::channel::<Incoming>();
-    let action_tx = ResultSender(action_tx_for_input.clone());
-    let cancelled = Arc::new(Mutex::new(Vec::new()));
-    let worker_cancelled = cancelled.clone();
-    let handle = std::thread::Builder::new()
+    let (incoming_tx, incoming_rx) = mpsc::channel::<Incoming>();
+    let mut runner = Runner::new(lib, generator);
+    let cancellation = runner.cancellation.clone();
+    let results = incoming_tx.clone();
+    let worker = std::thread::Builder::new()
         .name("studio-engine".into())
-        .spawn(move || worker(lib, effect_rx, action_tx, worker_cancelled))
+        .spawn(move || {
+            for effect in effect_rx {
+                runner.run(effect, &mut |a| {
+                    let _ = results.send(Incoming::Result(a));
+                });
+            }
+        })
+        .map_err(io)?;
+    let (views_tx, views_rx) = mpsc::channel::<(String, SessionView)>();
+    let persist = std::thread::Builder::new()
+        .name("studio-persist".into())
+        .spawn(move || persistence(views_store, views_rx))
         .map_err(io)?;
 
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        restore();
+        restore(mouse);
         default_hook(info);
     }));
-    enable_raw_mode().map_err(io)?;
-    let _guard = TerminalGuard;
-    execute!(std::io::stdout(), EnterAlternateScreen).map_err(io)?;
+    enter(mouse)?;
+    let _guard = TerminalGuard { mouse };
+    // Ask the terminal about graphics before the input thread starts reading stdin.
+    let setup = images::setup(&cfg.studio.image_protocol, true);
+    state.image_protocol = setup.label.clone();
+    state.images_enabled = setup.picker.is_some();
+    let (image_tx, image_rx) = mpsc::channel::<Vec<ImageKey>>();
+    if let Some(picker) = setup.picker {
+        let (atx, arx) = mpsc::channel::<Action>();
+        let to_loop = incoming_tx.clone();
+        std::thread::Builder::new()
+            .name("studio-images".into())
+            .spawn(move || images::encoder(picker, image_rx, atx))
+            .map_err(io)?;
+        std::thread::Builder::new()
+            .name("studio-images-fwd".into())
+            .spawn(move || {
+                for a in arx {
+                    if to_loop.send(Incoming::Result(a)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(io)?;
+    }
     let mut terminal: Terminal<CrosstermBackend<Stdout>> =
         Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(io)?;
+    let size = terminal.size().map_err(io)?;
+    update(&mut state, Action::Resized(size.width, size.height));
 
-    let dispatch = |effects: Vec<Effect>| {
+    let mut requested: HashSet<ImageKey> = HashSet::new();
+    // Effects go to their thread; returns whether the user asked to suspend.
+    let dispatch = move |effects: Vec<Effect>| -> bool {
+        let mut suspend = false;
         for e in effects {
-            if let Effect::CancelJob(j) = e
-                && let Ok(mut c) = cancelled.lock()
-            {
-                c.push(j);
+            match e {
+                Effect::CancelJob(j) => cancellation.cancel(j),
+                Effect::SaveView { campaign_id, view } => {
+                    let _ = views_tx.send((campaign_id, view));
+                }
+                Effect::Suspend => suspend = true,
+                e => {
+                    let _ = effect_tx.send(e);
+                }
             }
-            let _ = effect_tx.send(e);
         }
+        suspend
     };
-    dispatch(vec![Effect::LoadCampaigns]);
-    // Terminal input arrives on its own thread, into the same queue as the worker's results,
-    // so the loop sleeps in `recv` until something happens: no polling, near-zero idle CPU.
-    let (input_tx, input_rx) = (action_tx_for_input, action_rx);
+    dispatch(vec![Effect::LoadCampaigns, Effect::LoadBrands]);
+    // Terminal input arrives on its own thread, into the same queue as the results, so the
+    // loop sleeps in `recv` until something happens: no polling, near-zero idle CPU.
+    let input_tx = incoming_tx;
     std::thread::Builder::new()
         .name("studio-input".into())
         .spawn(move || {
@@ -269,37 +217,89 @@ pub fn run(lib: Library) -> Result<()> {
             }
         })
         .map_err(io)?;
-    terminal
-        .draw(|f| crate::ui::render(f, &state, &keymap))
-        .map_err(io)?;
+    let draw = |terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+                state: &State,
+                requested: &mut HashSet<ImageKey>|
+     -> Result<()> {
+        let mut missing = Vec::new();
+        // Synchronized update: the terminal shows the whole frame at once (no tearing over SSH).
+        execute!(std::io::stdout(), BeginSynchronizedUpdate).map_err(io)?;
+        terminal
+            .draw(|f| missing = crate::ui::render(f, state, &ui))
+            .map_err(io)?;
+        execute!(std::io::stdout(), EndSynchronizedUpdate).map_err(io)?;
+        let new: Vec<ImageKey> = missing
+            .into_iter()
+            .filter(|k| requested.insert(k.clone()))
+            .collect();
+        if !new.is_empty() {
+            let _ = image_tx.send(new);
+        }
+        Ok(())
+    };
+    draw(&mut terminal, &state, &mut requested)?;
+    let mut last_frame = Instant::now();
     while !state.quitting {
-        let Ok(first) = input_rx.recv() else { break };
-        // Drain everything queued, then draw once.
+        let Ok(first) = incoming_rx.recv() else { break };
         let mut dirty = false;
-        for msg in std::iter::once(first).chain(input_rx.try_iter()) {
-            match msg {
-                Incoming::Terminal(Event::Key(k)) => {
-                    if let Some(a) = keymap::resolve(&keymap, state.pane, k) {
-                        state.toast = None;
-                        dispatch(update(&mut state, a));
-                        dirty = true;
-                    }
+        let mut suspend_requested = false;
+        let mut pending = Some(first);
+        // Handle what is queued; while results stream, gather until the next frame is due.
+        loop {
+            let batch: Vec<Incoming> = pending
+                .take()
+                .into_iter()
+                .chain(incoming_rx.try_iter())
+                .collect();
+            for msg in batch {
+                let Some(a) = to_action(msg, &state, &ui) else {
+                    continue;
+                };
+                if let Action::ImageReady { key, .. } = &a {
+                    requested.remove(key);
                 }
-                Incoming::Terminal(Event::Resize(_, _)) => dirty = true,
-                Incoming::Terminal(_) => {}
-                Incoming::Result(a) => {
-                    dispatch(update(&mut state, a));
-                    dirty = true;
-                }
+                suspend_requested |= dispatch(update(&mut state, a));
+                dirty = true;
+            }
+            let wait = FRAME.saturating_sub(last_frame.elapsed());
+            if !dirty || wait.is_zero() || state.quitting || suspend_requested {
+                break;
+            }
+            match incoming_rx.recv_timeout(wait) {
+                Ok(msg) => pending = Some(msg),
+                Err(_) => break,
             }
         }
+        if suspend_requested {
+            suspend(mouse)?;
+            terminal.clear().map_err(io)?;
+            dirty = true;
+        }
         if dirty && !state.quitting {
-            terminal
-                .draw(|f| crate::ui::render(f, &state, &keymap))
-                .map_err(io)?;
+            draw(&mut terminal, &state, &mut requested)?;
+            last_frame = Instant::now();
         }
     }
-    drop(effect_tx);
-    let _ = handle.join();
+    // Quit: let the worker finish what was asked, and the persistence actor drain its queue.
+    drop(dispatch);
+    let _ = worker.join();
+    let _ = persist.join();
     Ok(())
+}
+
+/// Terminal events to actions (through the keymap); results pass through.
+fn to_action(msg: Incoming, state: &State, ui: &Ui) -> Option<Action> {
+    match msg {
+        Incoming::Terminal(Event::Key(k)) => {
+            keymap::resolve(&ui.keymap, state.pane, state.text_input(), k)
+        }
+        Incoming::Terminal(Event::Resize(w, h)) => Some(Action::Resized(w, h)),
+        Incoming::Terminal(Event::Mouse(m)) => match m.kind {
+            MouseEventKind::ScrollUp => Some(Action::Scroll(-1)),
+            MouseEventKind::ScrollDown => Some(Action::Scroll(1)),
+            _ => None,
+        },
+        Incoming::Terminal(_) => None,
+        Incoming::Result(a) => Some(a),
+    }
 }

@@ -1,0 +1,456 @@
+//! Scripted key flows through the whole studio loop minus the terminal: keys go through the
+//! keymap into `update`, effects run on the real `Runner` (store, search, prompt writer,
+//! generation, ingest, persistence) with deterministic fake embedder, analyser and generator,
+//! and results come back into `update`. No clock, no sleeps: each effect runs to completion.
+use std::collections::VecDeque;
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+
+use campaign_studio::app::keymap::{Binding, default_keymap, resolve};
+use campaign_studio::app::state::{ImageKey, ImageSlot};
+use campaign_studio::app::{Action, Effect, Pane, State, update};
+use campaign_studio::config::Config;
+use campaign_studio::domain::{PromptSource, TaskType};
+use campaign_studio::engine::Library;
+use campaign_studio::engine::ingest::{IngestOptions, ingest};
+use campaign_studio::paths::Paths;
+use campaign_studio::services::fake::{FakeAnalyser, FakeEmbedder, FakeGenerator};
+use campaign_studio::tui::Runner;
+use campaign_studio::tui::images;
+use campaign_studio::ui::Ui;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+
+fn png(i: u32, w: u32, h: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(w, h, |x, y| {
+        Rgb([(i * 20) as u8, (x * 3) as u8, (y * 5 + i) as u8])
+    });
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+        .unwrap();
+    bytes
+}
+
+fn library(dir: &Path) -> Library {
+    let root = dir.join("lib");
+    std::fs::create_dir_all(&root).unwrap();
+    let themes = [
+        "dog running on a beach",
+        "family dinner",
+        "red car on a road",
+    ];
+    let mut rows = Vec::new();
+    for i in 0..12u32 {
+        std::fs::write(root.join(format!("{i}.png")), png(i, 64, 48)).unwrap();
+        rows.push(
+            json!({"id": format!("a{i:02}"), "file": format!("{i}.png"),
+            "caption": format!("{} {i}", themes[i as usize % 3]), "objective": "likes",
+            "node": "followers", "results": i as f64 / 100.0})
+            .to_string(),
+        );
+    }
+    std::fs::write(root.join("manifest.jsonl"), rows.join("\n")).unwrap();
+    let paths = Paths::for_dirs(&dir.join("config"), &dir.join("data"), &dir.join("cache"));
+    let brands = dir.join("config/brands");
+    std::fs::create_dir_all(&brands).unwrap();
+    std::fs::write(
+        brands.join("acme.toml"),
+        "name = \"Acme\"\npalette = [\"#ff6600\"]\ntone = [\"warm\"]\n",
+    )
+    .unwrap();
+    let mut lib = Library::with_services(
+        paths,
+        Config::defaults(),
+        Arc::new(FakeEmbedder::new(64)),
+        Arc::new(FakeAnalyser::default()),
+    )
+    .unwrap();
+    let r = ingest(
+        &mut lib,
+        &IngestOptions {
+            manifest: Some(root.join("manifest.jsonl")),
+            root,
+            jobs: 1,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.ingested, 12);
+    lib
+}
+
+fn new_state() -> State {
+    let c = Config::defaults();
+    State::new(c.taxonomy.objectives, c.taxonomy.nodes, c.search.k)
+}
+
+struct Studio {
+    state: State,
+    runner: Runner,
+    keymap: Vec<Binding>,
+    /// Every effect run, in order (to check what reached the engine).
+    log: Vec<Effect>,
+}
+
+impl Studio {
+    fn new(runner: Runner) -> Self {
+        let mut s = Studio {
+            state: new_state(),
+            runner,
+            keymap: default_keymap(),
+            log: Vec::new(),
+        };
+        s.state.generator = s.runner.generator.as_ref().map(|g| g.caps().clone());
+        s.act(Action::Resized(120, 40));
+        s.run(vec![Effect::LoadCampaigns, Effect::LoadBrands]);
+        s
+    }
+
+    /// Runs effects (and the effects their results cause) to completion.
+    fn run(&mut self, effects: Vec<Effect>) {
+        let mut queue: VecDeque<Effect> = effects.into();
+        while let Some(e) = queue.pop_front() {
+            self.log.push(e.clone());
+            match e {
+                Effect::CancelJob(j) => self.runner.cancellation.cancel(j),
+                Effect::Quit | Effect::Suspend => {}
+                e => {
+                    let mut results = Vec::new();
+                    self.runner.run(e, &mut |a| results.push(a));
+                    for a in results {
+                        queue.extend(update(&mut self.state, a));
+                    }
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, a: Action) {
+        let fx = update(&mut self.state, a);
+        self.run(fx);
+    }
+
+    fn key(&mut self, code: KeyCode, mods: KeyModifiers) {
+        let k = KeyEvent::new(code, mods);
+        if let Some(a) = resolve(&self.keymap, self.state.pane, self.state.text_input(), k) {
+            self.act(a);
+        }
+    }
+
+    fn press(&mut self, c: char) {
+        self.key(KeyCode::Char(c), KeyModifiers::NONE);
+    }
+
+    fn ctrl(&mut self, c: char) {
+        self.key(KeyCode::Char(c), KeyModifiers::CONTROL);
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.press(c);
+        }
+    }
+
+    fn toast(&self) -> String {
+        self.state
+            .toast
+            .as_ref()
+            .map(|t| t.text.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn brief_references_prompt_generate_then_reopen_restores_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let mut st = Studio::new(Runner::new(lib, Some(Box::new(FakeGenerator::default()))));
+    assert_eq!(st.state.brands.len(), 1);
+
+    // Brief: new campaign, text, objective "likes" (third), brand kit, search.
+    st.press('n');
+    assert_eq!(st.state.pane, Pane::Brief);
+    st.type_text("A happy dog running on a sunny beach");
+    st.ctrl('o');
+    st.ctrl('o');
+    st.ctrl('b');
+    assert_eq!(st.state.brand_kit().unwrap().name, "Acme");
+    st.ctrl('s');
+    assert_eq!(st.state.pane, Pane::References, "{}", st.toast());
+    assert_eq!(st.state.hits.len(), 8);
+    assert!(st.toast().contains("8 reference(s)"));
+    let c = st.state.campaign.clone().unwrap();
+    assert_eq!(
+        (
+            c.objective.as_str(),
+            c.brand.as_ref().unwrap().name.as_str()
+        ),
+        ("likes", "Acme")
+    );
+
+    // Select two references (space, right, space); the store has them.
+    st.press(' ');
+    st.key(KeyCode::Right, KeyModifiers::NONE);
+    st.press(' ');
+    let chosen = vec![
+        st.state.hits[0].asset_id.clone(),
+        st.state.hits[1].asset_id.clone(),
+    ];
+    assert_eq!(st.state.selected, chosen);
+    let stored = st.runner.lib.store.campaign(&c.id).unwrap().unwrap();
+    assert_eq!(stored.selected, chosen);
+    // The KPI weight control re-runs the search with the new weight.
+    st.press(']');
+    assert!(st.log.iter().any(
+        |e| matches!(e, Effect::Search { kpi_weight, .. } if (*kpi_weight - 0.30).abs() < 1e-6)
+    ));
+    assert_eq!(st.state.selected, chosen, "a re-run keeps the selection");
+
+    // Prompt: the AI writes (streamed), the user edits and saves, then a re-run with an
+    // instruction.
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    assert_eq!(st.state.pane, Pane::Prompt);
+    st.ctrl('s');
+    let streamed = st
+        .log
+        .iter()
+        .filter(|e| matches!(e, Effect::WritePrompt { .. }))
+        .count();
+    assert_eq!(streamed, 1);
+    assert!(!st.state.reasoning.is_empty());
+    let v1 = st.state.prompt.clone().unwrap();
+    assert_eq!(v1.source, PromptSource::Ai);
+    assert_eq!(v1.references, chosen);
+    st.key(KeyCode::End, KeyModifiers::NONE);
+    st.type_text(", watercolour");
+    st.ctrl('e');
+    let v2 = st.state.prompt.clone().unwrap();
+    assert_eq!(v2.source, PromptSource::User);
+    assert!(v2.prompt.ends_with(", watercolour"), "{}", v2.prompt);
+    st.ctrl('f');
+    st.ctrl('f');
+    st.type_text("make it more playful");
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    let v3 = st.state.prompt.clone().unwrap();
+    assert_eq!(v3.instruction.as_deref(), Some("make it more playful"));
+    assert_eq!(st.state.versions.len(), 3);
+    // Version list: show v1 again.
+    st.ctrl('f');
+    st.key(KeyCode::Up, KeyModifiers::NONE);
+    st.key(KeyCode::Up, KeyModifiers::NONE);
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(st.state.prompt.as_ref().unwrap().id, v1.id);
+    st.key(KeyCode::Down, KeyModifiers::NONE);
+    st.key(KeyCode::Down, KeyModifiers::NONE);
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(st.state.prompt.as_ref().unwrap().id, v3.id);
+
+    // Generate: count 2, aspect 16:9, seed 42, then g.
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    assert_eq!(st.state.pane, Pane::Generate);
+    st.key(KeyCode::Right, KeyModifiers::NONE);
+    st.key(KeyCode::Down, KeyModifiers::NONE);
+    st.key(KeyCode::Right, KeyModifiers::NONE);
+    st.key(KeyCode::Down, KeyModifiers::NONE);
+    st.type_text("42");
+    st.press('g');
+    assert_eq!(st.state.gallery.len(), 2, "{}", st.toast());
+    let seeds: Vec<u32> = st.state.gallery.iter().map(|g| g.seed).collect();
+    assert_eq!(seeds, vec![42, 43]);
+    let params = &st.state.gallery[0].request.params;
+    assert_eq!(
+        (params.count, params.task, params.width > params.height),
+        (2, TaskType::Text, true)
+    );
+    for g in &st.state.gallery {
+        assert!(Path::new(&g.path).is_file());
+        assert_eq!(g.references, chosen);
+        assert!(g.novelty.is_some());
+    }
+    assert!(st.toast().contains("2 image(s) generated"));
+    st.press(']');
+    assert_eq!(st.state.gallery_cursor, 1);
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(
+        st.state.preview.as_ref().unwrap().path,
+        st.state.gallery[1].path
+    );
+    st.key(KeyCode::Esc, KeyModifiers::NONE);
+    assert!(st.state.preview.is_none());
+    // Half-typed edits are part of the session too.
+    st.state.pane = Pane::Prompt;
+    st.state.prompt_field = campaign_studio::app::state::PromptField::Instruction;
+    st.type_text("warmer light");
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    let before = st.state.view();
+
+    // Reopen in a fresh studio over the same store: every pane comes back as it was.
+    let runner = st.runner;
+    let mut again = Studio::new(runner);
+    assert_eq!(again.state.pane, Pane::Sessions);
+    assert_eq!(again.state.campaigns.len(), 1);
+    again.key(KeyCode::Enter, KeyModifiers::NONE);
+    assert_eq!(again.state.view(), before);
+    assert_eq!(again.state.pane, Pane::Generate);
+    assert_eq!(again.state.selected, chosen);
+    assert_eq!(again.state.versions.len(), 3);
+    assert_eq!(again.state.prompt.as_ref().unwrap().id, v3.id);
+    assert_eq!(again.state.gallery.len(), 2);
+    assert_eq!(again.state.gen_form.seed, Some(42));
+    assert_eq!(again.state.brand_kit().unwrap().name, "Acme");
+    assert_eq!(again.state.hits.len(), 8);
+    assert_eq!(again.state.instruction.lines().join(""), "warmer light");
+}
+
+#[test]
+fn sessions_rename_export_and_library_ingest_with_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let mut st = Studio::new(Runner::new(lib, None));
+    st.press('n');
+    st.type_text("Red cars on a mountain road");
+    st.ctrl('s');
+    assert!(st.state.campaign.is_some());
+    // Without a generator, g says so and offers the mood board; m makes one.
+    st.state.pane = Pane::Generate;
+    st.press('g');
+    assert!(st.toast().contains("No image generator"), "{}", st.toast());
+    st.press('m');
+    assert!(st.toast().contains("Mood board written"), "{}", st.toast());
+
+    // Sessions: rename (End, type, Enter), export.
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    assert_eq!(st.state.pane, Pane::Library);
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    assert_eq!(st.state.pane, Pane::Sessions);
+    st.press('r');
+    assert!(st.state.text_input());
+    st.key(KeyCode::End, KeyModifiers::NONE);
+    st.type_text(" (final)");
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    let id = st.state.campaign.as_ref().unwrap().id.clone();
+    let stored = st.runner.lib.store.campaign(&id).unwrap().unwrap();
+    assert_eq!(stored.name, "Red cars on a mountain road (final)");
+    assert_eq!(st.state.campaigns[0].name, stored.name);
+    st.press('e');
+    assert!(st.toast().starts_with("Exported"), "{}", st.toast());
+    let out = st.toast().rsplit(" to ").next().unwrap().to_string();
+    assert!(Path::new(&out).join("campaign.json").is_file());
+    assert!(Path::new(&out).join("index.html").is_file());
+
+    // Library: ingest a folder with two new images and one that is not an image.
+    let more = dir.path().join("more");
+    std::fs::create_dir_all(&more).unwrap();
+    std::fs::write(more.join("x.png"), png(40, 50, 50)).unwrap();
+    std::fs::write(more.join("y.png"), png(41, 60, 40)).unwrap();
+    std::fs::write(more.join("z.png"), b"not a png").unwrap();
+    st.key(KeyCode::BackTab, KeyModifiers::SHIFT);
+    assert_eq!(st.state.pane, Pane::Library);
+    assert_eq!(st.state.stats.as_ref().unwrap().assets, 12);
+    st.press('i');
+    assert!(st.state.text_input());
+    st.type_text(&more.display().to_string());
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    let p = st.state.ingest.clone().unwrap();
+    assert_eq!(
+        (p.total, p.done, p.ingested, p.failed),
+        (3, 3, 2, 1),
+        "{p:?}"
+    );
+    assert!(p.last_error.unwrap().contains("z.png"));
+    assert!(st.toast().contains("2 new"), "{}", st.toast());
+    assert_eq!(st.state.stats.as_ref().unwrap().assets, 14);
+    assert_eq!(st.state.assets.len(), 14);
+    // Again: nothing is ingested twice.
+    st.press('i');
+    st.type_text(&more.display().to_string());
+    st.key(KeyCode::Enter, KeyModifiers::NONE);
+    assert!(st.toast().contains("0 new"), "{}", st.toast());
+    assert_eq!(st.state.stats.as_ref().unwrap().assets, 14);
+
+    // Delete with confirmation.
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    st.press('d');
+    st.press('y');
+    assert!(st.state.campaigns.is_empty());
+    assert!(st.state.campaign.is_none());
+}
+
+#[test]
+fn a_cancelled_job_reports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let mut st = Studio::new(Runner::new(lib, None));
+    st.press('n');
+    st.type_text("dogs");
+    // Submit, but cancel before the effect runs: the runner skips it, and the state is idle.
+    let fx = update(&mut st.state, Action::Submit);
+    let fx2 = update(&mut st.state, Action::Cancel);
+    st.run(fx2);
+    st.run(fx);
+    assert!(st.state.hits.is_empty());
+    assert!(!st.state.busy());
+    assert_eq!(st.state.pane, Pane::Brief);
+}
+
+#[test]
+fn images_are_encoded_off_the_ui_and_drawn_in_tiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let mut st = Studio::new(Runner::new(lib, None));
+    st.press('n');
+    st.type_text("dog on a beach");
+    st.ctrl('o');
+    st.ctrl('o');
+    st.ctrl('s');
+    st.state.images_enabled = true;
+    let ui = Ui::new(default_keymap());
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut missing = Vec::new();
+    term.draw(|f| missing = campaign_studio::ui::render(f, &st.state, &ui))
+        .unwrap();
+    // Every visible tile asks for its thumbnail once, at its size in cells.
+    assert_eq!(missing.len(), 8, "{missing:?}");
+    assert!(missing.iter().all(|k| k.cols == 24 && k.rows == 5));
+    // The encoder thread answers each; a broken file is a per-image message, not a failure.
+    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let (res_tx, res_rx) = std::sync::mpsc::channel();
+    let setup = images::setup("halfblocks", false);
+    assert_eq!(setup.label, "halfblocks (forced)");
+    let picker = setup.picker.unwrap();
+    let t = std::thread::spawn(move || images::encoder(picker, req_rx, res_tx));
+    let mut batch = missing.clone();
+    let bad = ImageKey {
+        path: dir.path().join("nope.png").display().to_string(),
+        cols: 10,
+        rows: 4,
+    };
+    batch.push(bad.clone());
+    req_tx.send(batch).unwrap();
+    drop(req_tx);
+    t.join().unwrap();
+    for a in res_rx {
+        if let Action::ImageReady { key, slot } = &a
+            && *key == bad
+        {
+            assert!(matches!(slot, ImageSlot::Failed(_)), "{slot:?}");
+        }
+        update(&mut st.state, a);
+    }
+    term.draw(|f| missing = campaign_studio::ui::render(f, &st.state, &ui))
+        .unwrap();
+    assert!(missing.is_empty());
+    let screen = format!("{}", term.backend());
+    assert!(
+        screen.contains('▀') || screen.contains('▄'),
+        "half blocks drawn:\n{screen}"
+    );
+    assert_eq!(images::setup("none", false).label, "off");
+    assert!(images::setup("none", false).picker.is_none());
+}
