@@ -356,3 +356,66 @@ fn help_reads_well() {
         assert!(help.contains(w), "{help}");
     }
 }
+
+#[test]
+fn doctor_reports_paths_terminal_and_protocol_and_show_image_prints() {
+    let env = Env::new();
+    let v = env.json(&["doctor", "--json"]);
+    assert_eq!(v["terminal"]["interactive"], false);
+    assert_eq!(
+        v["terminal"]["image_protocol"],
+        "halfblocks (not asked: not a terminal)"
+    );
+    assert!(
+        v["paths"]["database"]
+            .as_str()
+            .unwrap()
+            .ends_with("library.sqlite3")
+    );
+    assert_eq!(v["backends"]["image_generator"], "none");
+    let forced = env.json(&["doctor", "--json", "--image-protocol", "none"]);
+    assert_eq!(forced["terminal"]["image_protocol"], "off");
+    let text = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("image_protocol") && text.contains("models"),
+        "{text}"
+    );
+
+    // show-image: a library asset printed in the terminal (half blocks when not a terminal).
+    let lib = demo_library();
+    let dir = env.dir.path().join("two");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut copied = 0;
+    for e in std::fs::read_dir(lib.join("images")).unwrap().flatten() {
+        if copied < 2 {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            copied += 1;
+        }
+    }
+    let r = env.json(&[
+        "library",
+        "ingest",
+        dir.to_str().unwrap(),
+        "--objective",
+        "likes",
+        "--node",
+        "followers",
+        "--json",
+    ]);
+    assert_eq!(r["ingested"], 2, "{r}");
+    let listed = env.json(&["library", "list", "--json"]);
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let out = env.run(&["campaign", "show-image", &id[..12], "--width", "20"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains('▀') || shown.contains('▄'), "{shown}");
+    assert!(shown.contains("library asset"), "{shown}");
+    let out = env.run(&["campaign", "show-image", "nothing-like-this"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing-like-this"));
+}

@@ -90,3 +90,62 @@ fn studio_starts_searches_and_restores_the_terminal() {
         "terminal left in raw mode: {modes}"
     );
 }
+
+/// Ctrl-Z in an interactive shell: the shell gets a cooked terminal back, `fg` brings the
+/// studio back fully drawn, and it still takes keys.
+#[test]
+fn ctrl_z_suspends_with_the_terminal_restored_and_fg_resumes() {
+    let env = Env::new();
+    let session = format!("cs-suspend-{}", std::process::id());
+    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
+    tmux(&["kill-session", "-t", &session]);
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "32",
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-i",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = format!(
+        "CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'",
+        env.dir.path().join("config").display(),
+        env.data().display(),
+        env.cache.display(),
+        bin.display(),
+    );
+    tmux(&["send-keys", "-t", &session, "-l", &run]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "No campaigns yet");
+    tmux(&["send-keys", "-t", &session, "C-z"]);
+    wait_for(&session, "Stopped");
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "-l",
+        "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo | tr '\\n' + ; echo MODES",
+    ]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "icanon+echo+MODES");
+    tmux(&["send-keys", "-t", &session, "-l", "fg"]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "No campaigns yet");
+    tmux(&["send-keys", "-t", &session, "n"]);
+    wait_for(&session, "Name: (new campaign");
+    tmux(&["send-keys", "-t", &session, "C-c"]);
+    tmux(&["send-keys", "-t", &session, "-l", "echo BACK-$?"]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "BACK-0");
+    tmux(&["kill-session", "-t", &session]);
+}

@@ -234,6 +234,7 @@ impl Config {
                 );
             }
         }
+        crate::app::keymap::keymap_with_overrides(&self.studio.keys).map_err(Error::Config)?;
         if self.library.thumbnail_px < 16 {
             return bad("library.thumbnail_px", "must be at least 16");
         }
@@ -301,5 +302,31 @@ mod tests {
         std::fs::write(&f, "[search]\nkk = 1\n").unwrap();
         let e = Config::load(&f).unwrap_err().to_string();
         assert!(e.contains("kk"), "{e}");
+
+        // The studio's keys, colours and image protocol are checked at load, by name.
+        for (toml, want) in [
+            (
+                "[studio.keys]\n\"references.fly\" = \"x\"\n",
+                "references.fly",
+            ),
+            (
+                "[studio.theme]\naccent = \"blurple\"\n",
+                "studio.theme.accent",
+            ),
+            (
+                "[studio.theme]\nsparkle = \"red\"\n",
+                "studio.theme.sparkle",
+            ),
+            (
+                "[studio]\nimage_protocol = \"ascii\"\n",
+                "studio.image_protocol",
+            ),
+        ] {
+            std::fs::write(&f, toml).unwrap();
+            let e = Config::load(&f).unwrap_err().to_string();
+            assert!(e.contains(want), "{toml}: {e}");
+        }
+        std::fs::write(&f, "[studio.keys]\n\"global.quit\" = \"ctrl-q\"\n").unwrap();
+        assert_eq!(Config::load(&f).unwrap().studio.keys.len(), 1);
     }
 }

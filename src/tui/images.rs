@@ -188,7 +188,9 @@ pub fn setup(choice: &str, query_terminal: bool) -> ImageSetup {
         }
         None => {
             picker.set_protocol_type(detected);
-            let how = if probe.answered || detected != ProtocolType::Halfblocks {
+            let how = if !query_terminal {
+                "not asked: not a terminal"
+            } else if probe.answered || detected != ProtocolType::Halfblocks {
                 "detected"
             } else {
                 "terminal did not answer"

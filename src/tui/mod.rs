@@ -272,7 +272,14 @@ pub fn run(lib: Library) -> Result<()> {
         }
         if suspend_requested {
             suspend(mouse)?;
-            terminal.clear().map_err(io)?;
+            // A fresh terminal object redraws everything; `Terminal::clear` would ask for the
+            // cursor position, which the input thread's pending read would swallow.
+            execute!(
+                std::io::stdout(),
+                crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+            )
+            .map_err(io)?;
+            terminal = Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(io)?;
             dirty = true;
         }
         if dirty && !state.quitting {

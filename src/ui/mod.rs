@@ -974,3 +974,28 @@ fn help(f: &mut Frame, area: Rect, state: &State, ui: &Ui) {
         rect,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn theme_from_config_and_no_color() {
+        let mut roles = std::collections::BTreeMap::new();
+        roles.insert("accent".to_string(), "#0a7cff".to_string());
+        let t = Theme::from_config(&roles, false);
+        assert_eq!(t.accent.fg, Some(Color::Rgb(10, 124, 255)));
+        assert_eq!(t.error.fg, Some(Color::Red));
+        let plain = Theme::from_config(&roles, true);
+        for s in [
+            plain.accent,
+            plain.muted,
+            plain.selection,
+            plain.error,
+            plain.reasoning,
+        ] {
+            assert_eq!(s.fg, None, "NO_COLOR: no colours at all");
+        }
+        assert!(plain.selection.add_modifier.contains(Modifier::REVERSED));
+    }
+}
