@@ -283,7 +283,7 @@ impl State {
             renaming: None,
             campaign: None,
             name: TextArea::default(),
-            brief: TextArea::default(),
+            brief: text_editor(""),
             query: TextArea::default(),
             brief_field: BriefField::Brief,
             objective: 0,
@@ -300,8 +300,8 @@ impl State {
             versions: Vec::new(),
             versions_cursor: 0,
             prompt: None,
-            prompt_editor: TextArea::default(),
-            negative_editor: TextArea::default(),
+            prompt_editor: text_editor(""),
+            negative_editor: text_editor(""),
             instruction: TextArea::default(),
             prompt_field: PromptField::Prompt,
             generator: None,
@@ -390,12 +390,14 @@ pub fn line_editor(text: &str) -> TextArea<'static> {
     TextArea::from([text.to_string()])
 }
 
-/// A multi-line editor holding `text`.
+/// A multi-line editor holding `text`, soft-wrapped at words (prompts are one long line).
 pub fn text_editor(text: &str) -> TextArea<'static> {
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    if lines.is_empty() {
+    let mut t = if lines.is_empty() {
         TextArea::default()
     } else {
         TextArea::from(lines)
-    }
+    };
+    t.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
+    t
 }

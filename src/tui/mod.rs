@@ -244,7 +244,9 @@ pub fn run(lib: Library) -> Result<()> {
         let mut dirty = false;
         let mut suspend_requested = false;
         let mut pending = Some(first);
-        // Handle what is queued; while results stream, gather until the next frame is due.
+        let mut typed = false;
+        // Handle what is queued; while results stream, gather until the next frame is due
+        // (at most one frame per 16 ms). A key is drawn at once: typing never waits.
         loop {
             let batch: Vec<Incoming> = pending
                 .take()
@@ -252,6 +254,7 @@ pub fn run(lib: Library) -> Result<()> {
                 .chain(incoming_rx.try_iter())
                 .collect();
             for msg in batch {
+                typed |= matches!(msg, Incoming::Terminal(Event::Key(_)));
                 let Some(a) = to_action(msg, &state, &ui) else {
                     continue;
                 };
@@ -262,7 +265,7 @@ pub fn run(lib: Library) -> Result<()> {
                 dirty = true;
             }
             let wait = FRAME.saturating_sub(last_frame.elapsed());
-            if !dirty || wait.is_zero() || state.quitting || suspend_requested {
+            if !dirty || typed || wait.is_zero() || state.quitting || suspend_requested {
                 break;
             }
             match incoming_rx.recv_timeout(wait) {
