@@ -477,3 +477,123 @@ fn every_screen_at_three_sizes() {
         }
     }
 }
+
+/// The actions the flows above do not reach, one by one.
+#[test]
+fn remaining_actions_each_do_their_one_thing() {
+    let mut s = state();
+    assert_eq!(update(&mut s, Action::Suspend), vec![Effect::Suspend]);
+    assert_eq!(
+        update(&mut s, Action::PrevPane),
+        vec![Effect::LoadStats, Effect::LoadAssets]
+    );
+    assert_eq!(s.pane, Pane::Library);
+    assert_eq!(
+        fx(update(&mut s, Action::NextPane)),
+        vec![Effect::LoadCampaigns]
+    );
+    // Nothing open: k and KPI weight change without a search; brand needs kits.
+    update(&mut s, Action::MoreResults);
+    update(&mut s, Action::FewerResults);
+    update(&mut s, Action::FewerResults);
+    assert_eq!(s.k, 6);
+    update(&mut s, Action::LessKpiWeight);
+    assert!((s.kpi_weight - 0.20).abs() < 1e-6);
+    for _ in 0..3 {
+        update(&mut s, Action::CycleNode);
+    }
+    assert_eq!(s.node, 0, "cycles back to the first node");
+    update(&mut s, Action::CycleBrand);
+    assert!(s.brand.is_none() && s.toast.as_ref().unwrap().text.contains("brands/"));
+    update(
+        &mut s,
+        Action::BrandsLoaded(vec![campaign_studio::domain::BrandKit {
+            name: "Acme".into(),
+            ..Default::default()
+        }]),
+    );
+    update(&mut s, Action::CycleBrand);
+    assert_eq!(s.brand, Some(0));
+    update(&mut s, Action::CycleBrand);
+    assert_eq!(s.brand, None);
+    // Restore and mood board need an open campaign.
+    assert!(update(&mut s, Action::RestorePrompt).is_empty());
+    assert!(s.toast.as_ref().unwrap().text.contains("No campaign yet"));
+    s.campaign = Some(campaign("c9", "Nine"));
+    assert!(
+        fx(update(&mut s, Action::RestorePrompt)).contains(&Effect::RestorePrompt {
+            campaign_id: "c9".into()
+        })
+    );
+    // With a campaign, k re-runs the search.
+    s.brief = campaign_studio::app::state::text_editor("dogs");
+    assert!(matches!(
+        fx(update(&mut s, Action::MoreResults))[..],
+        [Effect::Search { k: 8, .. }]
+    ));
+    // Fields cycle within a pane.
+    s.pane = Pane::Brief;
+    for _ in 0..3 {
+        update(&mut s, Action::NextField);
+    }
+    assert_eq!(
+        s.brief_field,
+        campaign_studio::app::state::BriefField::Brief
+    );
+    s.pane = Pane::Prompt;
+    update(&mut s, Action::NextField);
+    assert_eq!(
+        s.prompt_field,
+        campaign_studio::app::state::PromptField::Negative
+    );
+    // Gallery and scroll.
+    s.pane = Pane::Generate;
+    s.gallery = vec![generated(1, 0.5, false), generated(2, 0.5, false)];
+    update(&mut s, Action::GalleryNext);
+    update(&mut s, Action::GalleryNext);
+    assert_eq!(s.gallery_cursor, 1);
+    update(&mut s, Action::GalleryPrev);
+    assert_eq!(s.gallery_cursor, 0);
+    update(&mut s, Action::Scroll(1));
+    assert_eq!(s.gen_form.field, 1, "the wheel moves the focused list");
+    // Late results of jobs that are not running are dropped.
+    assert!(
+        update(
+            &mut s,
+            Action::Generated {
+                job: 77,
+                images: vec![generated(3, 0.1, false)]
+            }
+        )
+        .is_empty()
+    );
+    assert_eq!(s.gallery.len(), 2);
+    update(
+        &mut s,
+        Action::IngestProgress {
+            job: 78,
+            event: campaign_studio::engine::ingest::IngestEvent::Planned {
+                total: 1,
+                to_process: 1,
+            },
+        },
+    );
+    assert!(s.ingest.is_none());
+    // A saved prompt version becomes the one shown.
+    update(&mut s, Action::PromptSaved(Box::new(version(5, None))));
+    assert_eq!(s.prompt.as_ref().unwrap().id, 5);
+    assert_eq!(s.versions.len(), 1);
+    assert_eq!(
+        s.prompt_editor.lines().join(""),
+        "two friends surfing big waves at sunset, golden light"
+    );
+    // Generate with a generator but no prompt asks for one; with one, sends the form.
+    s.generator = Some(campaign_studio::services::fake::canvas_like_caps("m"));
+    s.gen_form.seed = Some(7);
+    let e = fx(update(&mut s, Action::Generate));
+    let [Effect::Generate { params, .. }] = &e[..] else {
+        panic!("{e:?}")
+    };
+    assert_eq!((params.seed, params.aspect.as_str()), (Some(7), "1:1"));
+    assert!(s.busy());
+}
