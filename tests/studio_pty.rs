@@ -144,6 +144,15 @@ fn ctrl_z_suspends_with_the_terminal_restored_and_fg_resumes() {
     tmux(&["send-keys", "-t", &session, "n"]);
     wait_for(&session, "Name: (new campaign");
     tmux(&["send-keys", "-t", &session, "C-c"]);
+    // Type only once the shell has the terminal again.
+    let start = Instant::now();
+    while tmux(&["display", "-p", "-t", &session, "#{pane_current_command}"]).trim() != "bash" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the studio did not quit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     tmux(&["send-keys", "-t", &session, "-l", "echo BACK-$?"]);
     tmux(&["send-keys", "-t", &session, "Enter"]);
     wait_for(&session, "BACK-0");
