@@ -39,6 +39,10 @@ pub enum Error {
 
     #[error("not found: {0}")]
     NotFound(String),
+
+    /// A cloud call failed; the text says which model, what happened and what to do.
+    #[error("{0}")]
+    Cloud(String),
 }
 
 impl Error {

@@ -544,9 +544,32 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
         }
         CampaignCmd::Generate(a) => {
             let c = lib.store.resolve_campaign(&a.id)?;
-            // Parsed now so mistakes are reported whatever the backend; only "none" passes config
-            // validation today, and there is no offline generator to hand the options to.
+            // Parsed first, so mistakes are reported whatever the backend.
             let opts = generate_options(&a)?;
+            if let Some(generator) = campaign_studio::services::generator_from_config(&ctx.config)?
+            {
+                let images = generate::generate(lib, &c, generator.as_ref(), &opts)?;
+                if a.json {
+                    stdout_line(&serde_json::to_string(&images)?)?;
+                } else {
+                    for g in &images {
+                        let flag = match &g.novelty {
+                            Some(n) if n.too_close => format!(
+                                "  TOO CLOSE to a library image (similarity {:.2})",
+                                n.similarity
+                            ),
+                            _ => String::new(),
+                        };
+                        stdout_line(&format!(
+                            "{}  seed {}  {}{flag}",
+                            &g.id[..12],
+                            g.seed,
+                            g.path
+                        ))?;
+                    }
+                }
+                return Ok(0);
+            }
             tracing::info!(campaign = %c.id, ?opts, "generate asked with no generator configured");
             let msg = generate::no_generator_message(&c.id);
             if a.json {

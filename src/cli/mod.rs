@@ -76,6 +76,10 @@ enum Command {
     /// Paths, config, models, library, and what this terminal can do (colours, size, the
     /// image protocol the studio would use).
     Doctor {
+        /// Also make one minimal call per configured cloud model and report OK or the exact
+        /// error (an empty request: the model answers "malformed input" when access works).
+        #[arg(long)]
+        probe: bool,
         #[arg(long)]
         json: bool,
     },
@@ -241,7 +245,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Search(args) => search_cmd(&ctx, args),
         Command::Demo { library, query } => demo(&ctx, library, &query),
         Command::Campaign(cmd) => campaign::run(&ctx, cmd),
-        Command::Doctor { json } => doctor(&ctx, json),
+        Command::Doctor { probe, json } => doctor(&ctx, probe, json),
     }
 }
 
@@ -254,7 +258,41 @@ fn studio(ctx: &Ctx) -> Result<i32> {
     Ok(0)
 }
 
-fn doctor(ctx: &Ctx, json: bool) -> Result<i32> {
+/// The Bedrock part of `doctor`: region, endpoint, credential source (never secrets), models,
+/// and with `probe` one minimal call per configured model.
+fn doctor_bedrock(ctx: &Ctx, probe: bool) -> serde_json::Value {
+    use campaign_studio::services::bedrock::Bedrock;
+    let cfg = &ctx.config;
+    let backend = cfg.generator.backend.as_str();
+    if !backend.starts_with("bedrock/") && !probe {
+        return json!({"used": false});
+    }
+    let model = if backend == "bedrock/stability" {
+        &cfg.bedrock.models.stability
+    } else {
+        &cfg.bedrock.models.canvas
+    };
+    match Bedrock::new(&cfg.bedrock) {
+        Err(e) => json!({"used": true, "error": e.to_string()}),
+        Ok(b) => {
+            let creds = b.credential_source();
+            let mut v = json!({
+                "used": backend.starts_with("bedrock/"),
+                "region": b.region(),
+                "endpoint": if cfg.bedrock.endpoint_url.is_empty() { "public" } else { cfg.bedrock.endpoint_url.as_str() },
+                "credentials": creds.as_ref().map(String::as_str).unwrap_or_else(|e| e.as_str()),
+                "generator_model": model,
+            });
+            if probe && creds.is_ok() {
+                v["probe"] =
+                    json!({ model.as_str(): match b.probe(model) { Ok(s) => s, Err(e) => e } });
+            }
+            v
+        }
+    }
+}
+
+fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     use campaign_studio::tui::images;
     let env = |k: &str| std::env::var(k).ok();
     let tty = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
@@ -287,6 +325,7 @@ fn doctor(ctx: &Ctx, json: bool) -> Result<i32> {
             "image_generator": ctx.config.generator.backend,
         },
         "library": {"assets": stats.assets, "vectors": stats.embeddings},
+        "bedrock": doctor_bedrock(ctx, probe),
         "terminal": {
             "interactive": tty,
             "size": size.map(|(w, h)| format!("{w}x{h}")),
@@ -354,6 +393,26 @@ fn doctor(ctx: &Ctx, json: bool) -> Result<i32> {
         }
     ));
     out.push_str(&format!("\nlibrary\n  assets         {}\n", stats.assets));
+    let b = &report["bedrock"];
+    if b["used"] == true || probe {
+        out.push_str("\nbedrock\n");
+        for k in [
+            "region",
+            "endpoint",
+            "credentials",
+            "generator_model",
+            "error",
+        ] {
+            if !b[k].is_null() {
+                out.push_str(&format!("  {k:<16} {}\n", s(&b[k])));
+            }
+        }
+        if let Some(p) = b["probe"].as_object() {
+            for (m, r) in p {
+                out.push_str(&format!("  probe {m}: {}\n", s(r)));
+            }
+        }
+    }
     out.push_str("\nterminal\n");
     for k in [
         "interactive",

@@ -22,7 +22,37 @@ pub struct Config {
     pub prompt: PromptConfig,
     pub generator: GeneratorConfig,
     pub studio: StudioConfig,
+    pub bedrock: BedrockConfig,
 }
+
+/// Amazon Bedrock. Credentials come from the AWS default chain only (never from this file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockConfig {
+    /// "" = from AWS_REGION or the profile.
+    pub region: String,
+    /// "" = AWS_PROFILE or "default".
+    pub profile: String,
+    /// "" = the public endpoint; set for VPC endpoints (and tests).
+    pub endpoint_url: String,
+    /// Attempts per call, the first included (throttling and 5xx are retried with backoff
+    /// and jitter).
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    /// Per-call read timeout (Nova calls may run for minutes).
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub models: BedrockModels,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockModels {
+    pub canvas: String,
+    pub stability: String,
+}
+
+pub const GENERATOR_BACKENDS: [&str; 3] = ["none", "bedrock/nova-canvas", "bedrock/stability"];
 
 /// The terminal studio: inline images, mouse, colours by role, key overrides.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -211,8 +241,20 @@ impl Config {
                 "unknown writer (available: local/composer)",
             );
         }
-        if self.generator.backend != "none" {
-            return bad("generator.backend", "unknown backend (available: none)");
+        if !GENERATOR_BACKENDS.contains(&self.generator.backend.as_str()) {
+            return bad(
+                "generator.backend",
+                &format!(
+                    "unknown backend (available: {})",
+                    GENERATOR_BACKENDS.join(", ")
+                ),
+            );
+        }
+        if self.bedrock.max_attempts == 0 || self.bedrock.timeout_secs == 0 {
+            return bad(
+                "bedrock.max_attempts / bedrock.timeout_secs",
+                "must be at least 1",
+            );
         }
         if !IMAGE_PROTOCOLS.contains(&self.studio.image_protocol.as_str()) {
             return bad(

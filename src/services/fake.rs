@@ -89,24 +89,7 @@ impl ImageAnalyser for FakeAnalyser {
 /// The size and parameter rules Nova Canvas documents; the fake generator uses them so tests
 /// exercise real validation.
 pub fn canvas_like_caps(model: &str) -> crate::services::GeneratorCaps {
-    use crate::domain::TaskType;
-    crate::services::GeneratorCaps {
-        model: model.into(),
-        tasks: vec![TaskType::Text, TaskType::Variation, TaskType::ColorGuided],
-        max_count: 5,
-        max_prompt_chars: 1024,
-        sizes: crate::services::SizeRules {
-            min_side: 320,
-            max_side: 4096,
-            multiple_of: 16,
-            max_pixels: 4_194_304,
-            max_aspect: 4.0,
-        },
-        cfg_range: (1.1, 10.0),
-        seed_max: 2_147_483_646,
-        max_reference_images: 5,
-        max_colours: 10,
-    }
+    crate::services::bedrock::canvas::caps(model)
 }
 
 /// Deterministic generator: a gradient PNG per (prompt, seed, index); or, when `copy_of` is

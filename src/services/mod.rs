@@ -1,6 +1,7 @@
 //! Service traits the engine works over, and their implementations: `local` (the embedded
 //! default), `fake` (deterministic, for tests; never selectable from config). Services never
 //! touch the terminal.
+pub mod bedrock;
 pub mod fake;
 pub mod local;
 
@@ -310,4 +311,26 @@ pub trait ImageGenerator: Send + Sync {
         self.caps().validate(request)
     }
     fn generate(&self, request: &crate::domain::GenerationRequest) -> Result<Vec<GeneratedPng>>;
+}
+
+/// The image generator `generator.backend` names; None for "none" (offline there is none).
+pub fn generator_from_config(
+    cfg: &crate::config::Config,
+) -> Result<Option<Box<dyn ImageGenerator>>> {
+    use std::sync::Arc;
+    let backend = cfg.generator.backend.as_str();
+    if backend == "none" {
+        return Ok(None);
+    }
+    let client = Arc::new(bedrock::Bedrock::new(&cfg.bedrock)?);
+    Ok(Some(match backend {
+        "bedrock/stability" => Box::new(bedrock::stability::Stability::new(
+            client,
+            &cfg.bedrock.models.stability,
+        )),
+        _ => Box::new(bedrock::canvas::NovaCanvas::new(
+            client,
+            &cfg.bedrock.models.canvas,
+        )),
+    }))
 }
