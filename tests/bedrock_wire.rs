@@ -32,6 +32,87 @@ fn png_b64(shade: u8) -> String {
     base64::engine::general_purpose::STANDARD.encode(out)
 }
 
+const NOVA_STREAM_PATH: &str = "/model/amazon.nova-pro-v1%3A0/converse-stream";
+
+/// One AWS event-stream frame of a ConverseStream event, as Bedrock sends it.
+fn event_frame(event_type: &str, payload: Value) -> Vec<u8> {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let msg = Message::new(serde_json::to_vec(&payload).unwrap())
+        .add_header(Header::new(
+            ":event-type",
+            HeaderValue::String(event_type.to_string().into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".to_string().into()),
+        ))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("event".to_string().into()),
+        ));
+    let mut out = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&msg, &mut out).unwrap();
+    out
+}
+
+/// A streamed Nova Pro answer: the scratchpad in <thinking> tags split mid-tag across
+/// deltas, then the JSON answer, then stop and usage.
+fn nova_stream(deltas: &[&str]) -> ResponseTemplate {
+    let mut body = event_frame("messageStart", json!({"role": "assistant"}));
+    for d in deltas {
+        body.extend(event_frame(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": d}}),
+        ));
+    }
+    body.extend(event_frame(
+        "contentBlockStop",
+        json!({"contentBlockIndex": 0}),
+    ));
+    body.extend(event_frame(
+        "messageStop",
+        json!({"stopReason": "end_turn"}),
+    ));
+    body.extend(event_frame(
+        "metadata",
+        json!({"usage": {"inputTokens": 812, "outputTokens": 143, "totalTokens": 955}, "metrics": {"latencyMs": 2100}}),
+    ));
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "application/vnd.amazon.eventstream")
+        .set_body_bytes(body)
+}
+
+const TITAN_PATH: &str = "/model/amazon.titan-embed-image-v1/invoke";
+
+/// A deterministic embedding of the request body, of the length it asks for (not normalised:
+/// the embedder normalises).
+fn fake_embedding(body: &[u8], len: usize) -> Vec<f32> {
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::with_capacity(len);
+    let mut h = Sha256::digest(body).to_vec();
+    while out.len() < len {
+        h = Sha256::digest(&h).to_vec();
+        out.extend(h.iter().map(|b| *b as f32 / 255.0 - 0.5));
+    }
+    out.truncate(len);
+    out
+}
+
+/// Titan answers `{"embedding", "inputTextTokenCount"}`.
+async fn mount_titan(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(TITAN_PATH))
+        .respond_with(|req: &Request| {
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let len = body["embeddingConfig"]["outputEmbeddingLength"]
+                .as_u64()
+                .unwrap_or(1024) as usize;
+            ok(json!({"embedding": fake_embedding(&req.body, len), "inputTextTokenCount": 7}))
+        })
+        .mount(server)
+        .await;
+}
+
 fn config(server: &MockServer, backend: &str) -> Config {
     let mut c = Config::defaults();
     c.generator.backend = backend.into();
@@ -77,6 +158,20 @@ fn ok(body: Value) -> ResponseTemplate {
     ResponseTemplate::new(200)
         .insert_header("content-type", "application/json")
         .set_body_json(body)
+}
+
+/// A signed request with a JSON body, of any accept type (ConverseStream asks for a stream).
+fn assert_signed_json_any(r: &Request) -> Value {
+    let auth = r
+        .headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDWIRETEST/"),
+        "{auth}"
+    );
+    serde_json::from_slice(&r.body).expect("JSON body")
 }
 
 /// What every request must carry, whatever the model.
@@ -352,11 +447,166 @@ fn bedrock_generators_on_the_wire() {
         .to_string();
     assert!(e.contains("not supported"), "{e}");
 
+    // 7b. Titan Multimodal Embeddings: text and images into one space, the length asked for.
+    rt.block_on(server.reset());
+    rt.block_on(mount_titan(&server));
+    let mut cfg = config(&server, "none");
+    cfg.models.text_embedder = "bedrock/amazon.titan-embed-image-v1/256".into();
+    let paths = campaign_studio::paths::Paths::for_dirs(
+        &dir.path().join("c"),
+        &dir.path().join("d"),
+        &dir.path().join("k"),
+    );
+    let lib = campaign_studio::engine::Library::open(paths, cfg).unwrap();
+    let titan = lib.text_embedder().unwrap();
+    assert!(titan.embeds_images());
+    assert_eq!(titan.dim(), 256);
+    let v = titan
+        .embed_texts(
+            &["a dog running on a sunny beach".into()],
+            campaign_studio::services::TextRole::Query,
+        )
+        .unwrap();
+    assert_eq!(v[0].len(), 256);
+    assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+    let wide = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        3000,
+        100,
+        image::Rgb([9, 9, 9]),
+    ));
+    let iv = titan.embed_image(&wide).unwrap().unwrap();
+    assert_eq!(iv.len(), 256);
+    let reqs = rt.block_on(server.received_requests()).unwrap();
+    assert_eq!(reqs[0].url.path(), TITAN_PATH);
+    assert_eq!(
+        assert_signed_json(&reqs[0]),
+        json!({"inputText": "a dog running on a sunny beach", "embeddingConfig": {"outputEmbeddingLength": 256}})
+    );
+    let img_body = assert_signed_json(&reqs[1]);
+    assert_eq!(img_body["embeddingConfig"]["outputEmbeddingLength"], 256);
+    let sent = base64::engine::general_purpose::STANDARD
+        .decode(img_body["inputImage"].as_str().unwrap())
+        .unwrap();
+    let sent = image::load_from_memory(&sent).unwrap();
+    assert_eq!(
+        (sent.width(), sent.height()),
+        (2048, 68),
+        "scaled to Titan's 2048 px limit"
+    );
+    let e = campaign_studio::services::bedrock::titan::parse_id(
+        "bedrock/amazon.titan-embed-image-v1/300",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("256, 384 or 1024"));
+
+    // 7c. Nova Pro writes the prompt through ConverseStream: deltas arrive in order, the
+    //     scratchpad is parsed out of the text, the JSON answer is validated.
+    rt.block_on(server.reset());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(NOVA_STREAM_PATH))
+            .respond_with(nova_stream(&[
+                "<thin",
+                "king>The brief asks for surfers at sunset. ",
+                "Both references share golden light.</thi",
+                "nking>\n{\"prompt\": \"two friends surfing big waves at sunset, golden light\", ",
+                "\"negative_prompt\": \"blurry, watermark\"}",
+            ]))
+            .mount(&server),
+    );
+    let mut cfg = config(&server, "none");
+    cfg.prompt.writer = "bedrock/nova-pro".into();
+    let paths = campaign_studio::paths::Paths::for_dirs(
+        &dir.path().join("c2"),
+        &dir.path().join("d2"),
+        &dir.path().join("k2"),
+    );
+    let lib = campaign_studio::engine::Library::open(paths, cfg).unwrap();
+    let writer = lib.prompt_writer().unwrap();
+    let input = campaign_studio::services::PromptInput {
+        brief: "Two friends surfing at sunset <b>bold</b>".into(),
+        objective: "likes".into(),
+        node: "followers".into(),
+        max_chars: 512,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    let r = writer.write(&input, &mut |e| events.push(e)).unwrap();
+    use campaign_studio::services::PromptEvent;
+    assert_eq!(
+        events[0],
+        PromptEvent::Reasoning("The brief asks for surfers at sunset. ".into()),
+        "{events:?}"
+    );
+    let reasoning: String = events
+        .iter()
+        .filter_map(|e| match e {
+            PromptEvent::Reasoning(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasoning,
+        "The brief asks for surfers at sunset. Both references share golden light."
+    );
+    assert!(events.iter().any(|e| matches!(e, PromptEvent::Answer(_))));
+    assert_eq!(
+        r.prompt,
+        "two friends surfing big waves at sunset, golden light"
+    );
+    assert_eq!(r.negative_prompt, "blurry, watermark");
+    assert_eq!(
+        r.usage,
+        Some(campaign_studio::services::TokenUsage {
+            input: 812,
+            output: 143
+        })
+    );
+    assert!(r.model.contains("amazon.nova-pro-v1:0"));
+    let reqs = rt.block_on(server.received_requests()).unwrap();
+    let conv = assert_signed_json_any(&reqs[0]);
+    assert_eq!(conv["messages"][0]["role"], "user");
+    let user = conv["messages"][0]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        user.contains("&lt;b&gt;bold&lt;/b&gt;"),
+        "the brief is escaped: {user}"
+    );
+    assert!(
+        conv["system"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<thinking>")
+    );
+    assert_eq!(conv["inferenceConfig"]["maxTokens"], 2048);
+    // A malformed answer is a clear error, not a saved prompt.
+    rt.block_on(server.reset());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(NOVA_STREAM_PATH))
+            .respond_with(nova_stream(&[
+                "<thinking>hm</thinking> I cannot answer that.",
+            ]))
+            .mount(&server),
+    );
+    let e = writer.write(&input, &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("no JSON object"), "{e}");
+
     // The body builder is what the generator sends.
     let b = canvas::body(&request(TaskType::Text, 1), &canvas::caps(CANVAS).sizes).unwrap();
     assert_eq!(b["taskType"], "TEXT_IMAGE");
 
     rt.block_on(server.reset());
+    rt.block_on(mount_titan(&server));
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(NOVA_STREAM_PATH))
+            .respond_with(nova_stream(&[
+                "<thinking>People outdoors, sunny.</thinking>",
+                "{\"prompt\": \"friends walking in a sunny park, warm light\", \"negative_prompt\": \"blurry\"}",
+            ]))
+            .mount(&server),
+    );
 
     // 8. End to end through the CLI, with the config pointed at the fake: a small library,
     //    a campaign, references, a prompt, two generated images, an export that has them.
@@ -386,6 +636,11 @@ fn bedrock_generators_on_the_wire() {
             .env("CAMPAIGN_STUDIO_GENERATOR__BACKEND", "bedrock/nova-canvas")
             .env("CAMPAIGN_STUDIO_BEDROCK__ENDPOINT_URL", server.uri())
             .env("CAMPAIGN_STUDIO_BEDROCK__REGION", "us-east-1")
+            .env(
+                "CAMPAIGN_STUDIO_MODELS__TEXT_EMBEDDER",
+                "bedrock/amazon.titan-embed-image-v1/384",
+            )
+            .env("CAMPAIGN_STUDIO_PROMPT__WRITER", "bedrock/nova-pro")
             .args(args)
             .output()
             .unwrap();
@@ -421,10 +676,22 @@ fn bedrock_generators_on_the_wire() {
         "--json",
     ]);
     let id = c["id"].as_str().unwrap().to_string();
+    let stats = cli(&["library", "stats", "--json"]);
+    assert!(
+        stats
+            .to_string()
+            .contains("bedrock/amazon.titan-embed-image-v1/384"),
+        "library vectors come from Titan: {stats}"
+    );
     let run = cli(&["campaign", "recommend", &id, "-k", "2", "--json"]);
+    assert_eq!(run["hits"].as_array().unwrap().len(), 2);
     let first = run["hits"][0]["asset_id"].as_str().unwrap().to_string();
     cli(&["campaign", "select", &id, &first, "--json"]);
-    cli(&["campaign", "prompt", &id, "--json"]);
+    let p = cli(&["campaign", "prompt", &id, "--json"]);
+    assert_eq!(
+        p["prompt"], "friends walking in a sunny park, warm light",
+        "{p}"
+    );
     let images = cli(&[
         "campaign", "generate", &id, "--count", "2", "--aspect", "16:9", "--seed", "7", "--json",
     ]);
@@ -436,9 +703,16 @@ fn bedrock_generators_on_the_wire() {
         assert!(std::path::Path::new(g["path"].as_str().unwrap()).is_file());
     }
     let sent = rt.block_on(server.received_requests()).unwrap();
-    let body = assert_signed_json(&sent[0]);
+    let titan_calls = sent.iter().filter(|r| r.url.path() == TITAN_PATH).count();
+    assert_eq!(titan_calls, 5, "4 images at ingest, 1 brief at recommend");
+    let canvas_call = sent.iter().find(|r| r.url.path() == CANVAS_PATH).unwrap();
+    let body = assert_signed_json(canvas_call);
     assert_eq!(body["imageGenerationConfig"]["numberOfImages"], 2);
     assert_eq!(body["imageGenerationConfig"]["seed"], 7);
+    assert_eq!(
+        body["textToImageParams"]["text"],
+        "friends walking in a sunny park, warm light"
+    );
     let w = body["imageGenerationConfig"]["width"].as_u64().unwrap();
     let h = body["imageGenerationConfig"]["height"].as_u64().unwrap();
     assert!(

@@ -10,7 +10,6 @@ use campaign_studio::domain::Campaign;
 use campaign_studio::engine::Library;
 use campaign_studio::engine::campaign::{self, NewCampaign, RecommendOptions};
 use campaign_studio::engine::{export, generate, moodboard, prompt};
-use campaign_studio::services::local::composer::Composer;
 use campaign_studio::services::local::rephrase::Rephrased;
 use campaign_studio::services::{PromptEvent, PromptWriter};
 
@@ -209,10 +208,8 @@ fn print_campaign_line(c: &Campaign) -> Result<()> {
     ))
 }
 
-fn writer(ctx: &Ctx) -> Box<dyn PromptWriter> {
-    // Config validation allows only the composer today; cloud writers plug in here.
-    let _ = &ctx.config.prompt.writer;
-    Box::new(Composer)
+fn writer(lib: &Library) -> Result<Box<dyn PromptWriter>> {
+    Ok(lib.prompt_writer()?)
 }
 
 pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
@@ -411,7 +408,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             json,
         } => {
             let c = lib.store.resolve_campaign(&id)?;
-            let base = writer(ctx);
+            let base = writer(lib)?;
             let lm = if rephrase {
                 Some(lib.small_lm()?)
             } else {

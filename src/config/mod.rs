@@ -48,6 +48,8 @@ pub struct BedrockConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockModels {
+    /// The prompt writer (Converse): Nova Pro.
+    pub writer: String,
     pub canvas: String,
     pub stability: String,
 }
@@ -235,10 +237,10 @@ impl Config {
         if self.prompt.max_chars < 16 {
             return bad("prompt.max_chars", "must be at least 16");
         }
-        if self.prompt.writer != "local/composer" {
+        if !["local/composer", "bedrock/nova-pro"].contains(&self.prompt.writer.as_str()) {
             return bad(
                 "prompt.writer",
-                "unknown writer (available: local/composer)",
+                "unknown writer (available: local/composer, bedrock/nova-pro)",
             );
         }
         if !GENERATOR_BACKENDS.contains(&self.generator.backend.as_str()) {

@@ -33,6 +33,7 @@ pub struct Library {
     text: Mutex<Option<Arc<dyn Embedder>>>,
     analyser: Mutex<Option<Arc<dyn ImageAnalyser>>>,
     small_lm: Mutex<Option<Arc<SmolLm>>>,
+    bedrock: Mutex<Option<Arc<crate::services::bedrock::Bedrock>>>,
     pub describer: LocalDescriber,
 }
 
@@ -51,6 +52,7 @@ impl Library {
             text: Mutex::new(None),
             analyser: Mutex::new(None),
             small_lm: Mutex::new(None),
+            bedrock: Mutex::new(None),
             describer,
         })
     }
@@ -91,9 +93,12 @@ impl Library {
                 tracing::info!(ms = t.elapsed().as_millis() as u64, "loaded MiniLM");
                 Arc::new(m)
             }
+            cloud if cloud.starts_with(crate::services::bedrock::titan::PREFIX) => Arc::new(
+                crate::services::bedrock::titan::Titan::new(self.bedrock()?, cloud)?,
+            ),
             other => {
                 return Err(Error::Config(format!(
-                    "key 'models.text_embedder': unknown embedder '{other}' (available: {})",
+                    "key 'models.text_embedder': unknown embedder '{other}' (available: {}, bedrock/amazon.titan-embed-image-v1/<256|384|1024>)",
                     minilm::EMBEDDER_ID
                 )));
             }
@@ -118,6 +123,30 @@ impl Library {
         );
         *g = Some(a.clone());
         Ok(a)
+    }
+
+    /// The Bedrock client (`[bedrock]`), made on first use.
+    pub fn bedrock(&self) -> Result<Arc<crate::services::bedrock::Bedrock>> {
+        let mut g = self.bedrock.lock().map_err(poisoned)?;
+        if let Some(b) = g.as_ref() {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(crate::services::bedrock::Bedrock::new(
+            &self.config.bedrock,
+        )?);
+        *g = Some(b.clone());
+        Ok(b)
+    }
+
+    /// The prompt writer `prompt.writer` names.
+    pub fn prompt_writer(&self) -> Result<Box<dyn crate::services::PromptWriter>> {
+        Ok(match self.config.prompt.writer.as_str() {
+            "bedrock/nova-pro" => Box::new(crate::services::bedrock::nova::NovaWriter::new(
+                self.bedrock()?,
+                &self.config.bedrock.models.writer,
+            )),
+            _ => Box::new(crate::services::local::composer::Composer),
+        })
     }
 
     /// SmolLM2-135M, the small local language model (loaded on first use).

@@ -150,6 +150,14 @@ pub struct PromptResult {
     /// What wrote it, and what kind of thing that is.
     pub model: String,
     pub flags: Vec<String>,
+    /// Tokens the call used (cloud models).
+    pub usage: Option<TokenUsage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TokenUsage {
+    pub input: u32,
+    pub output: u32,
 }
 
 /// Writes a text-to-image prompt, streaming reasoning and answer as they are produced.

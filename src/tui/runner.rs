@@ -13,7 +13,6 @@ use crate::engine::campaign::{self, NewCampaign, RecommendOptions};
 use crate::engine::generate::{self, GenerateOptions};
 use crate::engine::ingest::{self, IngestOptions};
 use crate::engine::{Library, export, moodboard, prompt};
-use crate::services::local::composer::Composer;
 use crate::services::{ImageGenerator, PromptWriter};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -48,7 +47,7 @@ impl Cancellation {
 pub struct Runner {
     pub lib: Library,
     pub generator: Option<Box<dyn ImageGenerator>>,
-    pub writer: Box<dyn PromptWriter>,
+    pub writer: std::result::Result<Box<dyn PromptWriter>, String>,
     pub cancellation: Cancellation,
 }
 
@@ -96,11 +95,14 @@ fn slug(name: &str) -> String {
 }
 
 impl Runner {
+    /// The writer is the configured one; if it cannot be made (a cloud writer without a
+    /// region, say), writing a prompt fails with that reason.
     pub fn new(lib: Library, generator: Option<Box<dyn ImageGenerator>>) -> Self {
+        let writer = lib.prompt_writer().map_err(|e| e.to_string());
         Runner {
             lib,
             generator,
-            writer: Box::new(Composer),
+            writer,
             cancellation: Cancellation::default(),
         }
     }
@@ -260,18 +262,16 @@ impl Runner {
                 let c = lib.store.resolve_campaign(&campaign_id)?;
                 let max = lib.config.prompt.max_chars;
                 let cancellation = self.cancellation.clone();
-                let v = prompt::write_prompt(
-                    lib,
-                    &c,
-                    self.writer.as_ref(),
-                    instruction,
-                    max,
-                    &mut |e| {
+                let writer = self
+                    .writer
+                    .as_ref()
+                    .map_err(|e| Error::Config(format!("prompt.writer: {e}")))?;
+                let v =
+                    prompt::write_prompt(lib, &c, writer.as_ref(), instruction, max, &mut |e| {
                         if !cancellation.is_cancelled(job) {
                             emit(Action::PromptStream { job, event: e });
                         }
-                    },
-                )?;
+                    })?;
                 emit(Action::PromptDone {
                     job,
                     version: Box::new(v),

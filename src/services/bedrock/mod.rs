@@ -4,7 +4,9 @@
 //! Credentials come only from the AWS default chain (environment, shared profile, SSO, IMDS);
 //! they are never stored or logged.
 pub mod canvas;
+pub mod nova;
 pub mod stability;
+pub mod titan;
 
 use std::time::Duration;
 
@@ -168,7 +170,17 @@ impl Bedrock {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "connection failed".into())
             ),
-            other => format!("{model}: {other}"),
+            other => {
+                // The SDK's own text is terse ("response error"); its sources say what.
+                let mut text = other.to_string();
+                let mut src = std::error::Error::source(other);
+                while let Some(s) = src {
+                    text.push_str(": ");
+                    text.push_str(&s.to_string());
+                    src = s.source();
+                }
+                format!("{model}: {text}")
+            }
         };
         tracing::warn!(model, error = %msg, "bedrock call failed");
         Error::Cloud(msg)

@@ -397,6 +397,7 @@ impl PromptWriter for Composer {
             negative_prompt: negative.join(", "),
             model: MODEL.into(),
             flags,
+            usage: None,
         })
     }
 }
