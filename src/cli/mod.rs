@@ -261,31 +261,51 @@ fn studio(ctx: &Ctx) -> Result<i32> {
 /// The Bedrock part of `doctor`: region, endpoint, credential source (never secrets), models,
 /// and with `probe` one minimal call per configured model.
 fn doctor_bedrock(ctx: &Ctx, probe: bool) -> serde_json::Value {
-    use campaign_studio::services::bedrock::Bedrock;
+    use campaign_studio::services::bedrock::{Bedrock, titan};
     let cfg = &ctx.config;
-    let backend = cfg.generator.backend.as_str();
-    if !backend.starts_with("bedrock/") && !probe {
+    let m = &cfg.bedrock.models;
+    // Every job configured to a Bedrock model: (job, model id).
+    let mut jobs: Vec<(&str, String)> = Vec::new();
+    match cfg.generator.backend.as_str() {
+        "bedrock/nova-canvas" => jobs.push(("generator", m.canvas.clone())),
+        "bedrock/stability" => jobs.push(("generator", m.stability.clone())),
+        _ => {}
+    }
+    if let Ok((model, _)) = titan::parse_id(&cfg.models.text_embedder) {
+        jobs.push(("embeddings", model));
+    }
+    if cfg.prompt.writer == "bedrock/nova-pro" {
+        jobs.push(("prompt writer", m.writer.clone()));
+    }
+    if cfg.models.describer == "bedrock/nova-pro" {
+        jobs.push(("describer", m.describer.clone()));
+    }
+    if jobs.is_empty() && !probe {
         return json!({"used": false});
     }
-    let model = if backend == "bedrock/stability" {
-        &cfg.bedrock.models.stability
-    } else {
-        &cfg.bedrock.models.canvas
-    };
     match Bedrock::new(&cfg.bedrock) {
         Err(e) => json!({"used": true, "error": e.to_string()}),
         Ok(b) => {
             let creds = b.credential_source();
             let mut v = json!({
-                "used": backend.starts_with("bedrock/"),
+                "used": !jobs.is_empty(),
                 "region": b.region(),
                 "endpoint": if cfg.bedrock.endpoint_url.is_empty() { "public" } else { cfg.bedrock.endpoint_url.as_str() },
                 "credentials": creds.as_ref().map(String::as_str).unwrap_or_else(|e| e.as_str()),
-                "generator_model": model,
+                "models": jobs.iter().map(|(j, m)| json!({"job": j, "model": m})).collect::<Vec<_>>(),
             });
             if probe && creds.is_ok() {
-                v["probe"] =
-                    json!({ model.as_str(): match b.probe(model) { Ok(s) => s, Err(e) => e } });
+                let mut results = serde_json::Map::new();
+                for (_, model) in &jobs {
+                    if !results.contains_key(model) {
+                        let r = match b.probe(model) {
+                            Ok(s) => s,
+                            Err(e) => e,
+                        };
+                        results.insert(model.clone(), json!(r));
+                    }
+                }
+                v["probe"] = serde_json::Value::Object(results);
             }
             v
         }

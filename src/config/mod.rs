@@ -48,8 +48,10 @@ pub struct BedrockConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockModels {
-    /// The prompt writer (Converse): Nova Pro.
+    /// The prompt writer (ConverseStream): Nova Pro.
     pub writer: String,
+    /// The image describer (Converse with a tool): Nova Pro.
+    pub describer: String,
     pub canvas: String,
     pub stability: String,
 }
@@ -157,6 +159,8 @@ pub struct SearchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsConfig {
+    /// "local" (manifest words, labels and colours) or "bedrock/nova-pro" (the image itself).
+    pub describer: String,
     pub inference_threads: usize,
     pub label_min_prob: f32,
     pub text_embedder: String,
@@ -241,6 +245,12 @@ impl Config {
             return bad(
                 "prompt.writer",
                 "unknown writer (available: local/composer, bedrock/nova-pro)",
+            );
+        }
+        if !["local", "bedrock/nova-pro"].contains(&self.models.describer.as_str()) {
+            return bad(
+                "models.describer",
+                "unknown describer (available: local, bedrock/nova-pro)",
             );
         }
         if !GENERATOR_BACKENDS.contains(&self.generator.backend.as_str()) {

@@ -357,6 +357,7 @@ struct WorkerCtx<'a> {
     describer: &'a crate::services::local::describer::LocalDescriber,
     embedder: std::sync::Arc<dyn crate::services::Embedder>,
     analyser: std::sync::Arc<dyn crate::services::ImageAnalyser>,
+    image_describer: Option<std::sync::Arc<dyn crate::services::ImageDescriber>>,
 }
 
 /// Decode, thumbnail, hash, palette, labels and features, description, embedding.
@@ -395,7 +396,16 @@ fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed,
     input.width = dec.width;
     input.height = dec.height;
     input.brightness = imaging::brightness(&dec.image);
-    let description = lib.describer.describe(&input).map_err(|e| e.to_string())?;
+    let mut description = lib.describer.describe(&input).map_err(|e| e.to_string())?;
+    if let Some(d) = &lib.image_describer {
+        let seen = d
+            .describe_image(&bytes, &format, &input)
+            .map_err(|e| e.to_string())?;
+        description.description = seen.description;
+        description.elements = seen.elements;
+        description.sources.text = vec![format!("bedrock/{} (looked at the image)", d.model())];
+        description.sources.elements = vec![format!("bedrock/{}", d.model())];
+    }
     let embedder = &lib.embedder;
     let text_vector = match embedder.embed_image(&dec.image) {
         Some(v) => (v.map_err(|e| e.to_string())?, "image".to_string()),
@@ -455,7 +465,21 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     input.width = old.width;
     input.height = old.height;
     input.brightness = old.description.brightness;
-    let description = lib.describer.describe(&input)?;
+    let mut description = lib.describer.describe(&input)?;
+    // A description a vision model made from the image stays: new metadata does not change
+    // what the image shows.
+    if old
+        .description
+        .sources
+        .text
+        .iter()
+        .any(|s| s.contains("(looked at the image)"))
+    {
+        description.description = old.description.description.clone();
+        description.elements = old.description.elements.clone();
+        description.sources.text = old.description.sources.text.clone();
+        description.sources.elements = old.description.sources.elements.clone();
+    }
     let embedder = lib.text_embedder()?;
     let mut vectors = Vec::new();
     if !embedder.embeds_images() {
@@ -673,6 +697,7 @@ pub fn ingest(
         let ctx = WorkerCtx {
             embedder: lib.text_embedder()?,
             analyser: lib.analyser()?,
+            image_describer: lib.image_describer()?,
             config: &lib.config,
             paths: &lib.paths,
             describer: &lib.describer,

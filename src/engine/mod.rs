@@ -138,6 +138,19 @@ impl Library {
         Ok(b)
     }
 
+    /// The cloud image describer `models.describer` names; None for "local".
+    pub fn image_describer(&self) -> Result<Option<Arc<dyn crate::services::ImageDescriber>>> {
+        Ok(match self.config.models.describer.as_str() {
+            "bedrock/nova-pro" => Some(Arc::new(
+                crate::services::bedrock::describe::NovaDescriber::new(
+                    self.bedrock()?,
+                    &self.config.bedrock.models.describer,
+                ),
+            )),
+            _ => None,
+        })
+    }
+
     /// The prompt writer `prompt.writer` names.
     pub fn prompt_writer(&self) -> Result<Box<dyn crate::services::PromptWriter>> {
         Ok(match self.config.prompt.writer.as_str() {

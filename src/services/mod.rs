@@ -67,6 +67,25 @@ pub trait Describer: Send + Sync {
     fn describe(&self, input: &DescribeInput) -> Result<Description>;
 }
 
+/// What a vision model says an image shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDescription {
+    pub description: String,
+    pub elements: Vec<String>,
+}
+
+/// A model that looks at the image itself (cloud); its words replace the local description's
+/// text and elements, the local facts (palette, size, brightness) stay.
+pub trait ImageDescriber: Send + Sync {
+    fn model(&self) -> &str;
+    fn describe_image(
+        &self,
+        bytes: &[u8],
+        format: &str,
+        input: &DescribeInput,
+    ) -> Result<ImageDescription>;
+}
+
 /// Per-vector data the index filters and ranks on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorMeta {

@@ -4,6 +4,7 @@
 //! Credentials come only from the AWS default chain (environment, shared profile, SSO, IMDS);
 //! they are never stored or logged.
 pub mod canvas;
+pub mod describe;
 pub mod nova;
 pub mod stability;
 pub mod titan;
