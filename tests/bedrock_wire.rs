@@ -833,7 +833,20 @@ fn bedrock_generators_on_the_wire() {
         "--json",
     ]);
     assert_eq!(r["images"], 2);
+    // The cost meter: Nova Pro's tokens and Canvas's images, priced from the config.
+    let shown = cli(&["campaign", "show", &id, "--json"]);
+    let cost = &shown["cost"];
+    assert_eq!(cost["input_tokens"], 812);
+    assert_eq!(cost["output_tokens"], 143);
+    assert_eq!(cost["images"], 2);
+    let usd = cost["usd"].as_f64().unwrap();
+    assert!((usd - (0.0011072 + 2.0 * 0.04)).abs() < 1e-9, "{cost}");
     let saved = std::fs::read_to_string(out.join("campaign.json")).unwrap();
+    let saved_json: Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(
+        saved_json["cost"]["images"], 2,
+        "the export carries the cost"
+    );
     assert!(!saved.contains("wire-test-secret") && !saved.contains("AKIDWIRETEST"));
 
     // 9. doctor --probe: region, credential source without the secret, one free call per model.

@@ -208,6 +208,7 @@ fn brief_to_references_to_prompt_through_update() {
         references: s.selected.clone(),
         flags: vec![],
         created_at: String::new(),
+        usage: None,
     };
     update(
         &mut s,
@@ -413,6 +414,7 @@ fn version(id: i64, instruction: Option<&str>) -> PromptVersion {
         references: vec![],
         flags: vec![],
         created_at: String::new(),
+        usage: None,
     }
 }
 

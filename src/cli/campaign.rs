@@ -264,9 +264,11 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             let runs = lib.store.runs(&c.id)?;
             let prompts = lib.store.prompt_versions(&c.id)?;
             let images = lib.store.generated_images(&c.id)?;
+            let cost = campaign_studio::engine::cost::campaign_cost(lib, &c)?;
             if json {
                 stdout_line(&serde_json::to_string(&json!({
                     "campaign": c, "runs": runs, "prompt_versions": prompts, "generated_images": images,
+                    "cost": cost,
                 }))?)?;
             } else {
                 print_campaign_line(&c)?;
@@ -309,6 +311,33 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                         im.model,
                         im.kpi.map(|k| k.to_string()).unwrap_or_else(|| "-".into())
                     ))?;
+                }
+                if !cost.lines.is_empty() {
+                    stdout_line(&format!(
+                        "cost: ${:.4} ({} input and {} output tokens, {} image(s)){}",
+                        cost.usd,
+                        cost.input_tokens,
+                        cost.output_tokens,
+                        cost.images,
+                        if cost.unpriced.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; no price for {}", cost.unpriced.join(", "))
+                        }
+                    ))?;
+                    for l in &cost.lines {
+                        stdout_line(&format!(
+                            "  {:<20} {:<34} {:>6} in {:>6} out {:>2} img  {}",
+                            l.what,
+                            l.model,
+                            l.input_tokens,
+                            l.output_tokens,
+                            l.images,
+                            l.usd
+                                .map(|u| format!("${u:.4}"))
+                                .unwrap_or_else(|| "unpriced".into())
+                        ))?;
+                    }
                 }
             }
         }

@@ -43,6 +43,24 @@ pub struct BedrockConfig {
     pub timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub models: BedrockModels,
+    /// Model id -> price, for the cost meter.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, Price>,
+}
+
+/// What one model costs (USD). The meter multiplies; it does not know your contract.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[serde(default)]
+    pub input_per_1k_tokens: f64,
+    #[serde(default)]
+    pub output_per_1k_tokens: f64,
+    #[serde(default)]
+    pub per_image: f64,
+    /// Premium quality, when the model prices it apart.
+    #[serde(default)]
+    pub per_image_premium: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -102,4 +102,14 @@ pub struct PromptVersion {
     /// Notes such as "cut at a clause boundary to 512 characters".
     pub flags: Vec<String>,
     pub created_at: String,
+    /// Tokens the writing call used (cloud writers); None when nothing was called.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+}
+
+/// Tokens one language-model call used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input: u32,
+    pub output: u32,
 }

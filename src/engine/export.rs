@@ -96,6 +96,7 @@ pub fn export(
         "prompt_versions": prompts,
         "generated_images": image_files,
         "moodboard": moodboard_rel,
+        "cost": crate::engine::cost::campaign_cost(lib, campaign)?,
     });
     let json_path = out.join("campaign.json");
     std::fs::write(&json_path, serde_json::to_vec_pretty(&doc)?)

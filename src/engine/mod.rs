@@ -1,5 +1,6 @@
 //! Use cases shared by the CLI and (later) the TUI, each a function over the service traits.
 pub mod campaign;
+pub mod cost;
 pub mod export;
 pub mod generate;
 pub mod ingest;

@@ -224,6 +224,7 @@ pub fn write_prompt(
         references: campaign.selected.clone(),
         flags: r.flags,
         created_at: now(),
+        usage: r.usage,
     };
     v.id = lib.store.insert_prompt_version(&v)?;
     lib.store.advance_step(&campaign.id, CampaignStep::Prompt)?;
@@ -259,6 +260,7 @@ pub fn edit(
             .unwrap_or_else(|| campaign.selected.clone()),
         flags: Vec::new(),
         created_at: now(),
+        usage: None,
     };
     v.id = lib.store.insert_prompt_version(&v)?;
     lib.store.advance_step(&campaign.id, CampaignStep::Prompt)?;
@@ -279,6 +281,7 @@ pub fn restore(lib: &Library, campaign: &Campaign) -> Result<PromptVersion> {
             ))
         })?;
     let mut v = ai.clone();
+    v.usage = None; // restoring calls nothing
     v.flags.push(format!("restored from version {}", ai.id));
     v.created_at = now();
     v.id = lib.store.insert_prompt_version(&v)?;

@@ -173,11 +173,7 @@ pub struct PromptResult {
     pub usage: Option<TokenUsage>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct TokenUsage {
-    pub input: u32,
-    pub output: u32,
-}
+pub use crate::domain::TokenUsage;
 
 /// Writes a text-to-image prompt, streaming reasoning and answer as they are produced.
 pub trait PromptWriter: Send + Sync {

@@ -50,10 +50,14 @@ fn row_to_prompt(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptVersion> {
         references: serde_json::from_str(&r.get::<_, String>(8)?).map_err(|e| json_err(8, e))?,
         flags: serde_json::from_str(&r.get::<_, String>(9)?).map_err(|e| json_err(9, e))?,
         created_at: r.get(10)?,
+        usage: r
+            .get::<_, Option<String>>(11)?
+            .map(|u| serde_json::from_str(&u).map_err(|e| json_err(11, e)))
+            .transpose()?,
     })
 }
 
-const PROMPT_COLUMNS: &str = "id, campaign_id, source, model, reasoning, prompt, negative_prompt, instruction, refs, flags, created_at";
+const PROMPT_COLUMNS: &str = "id, campaign_id, source, model, reasoning, prompt, negative_prompt, instruction, refs, flags, created_at, usage";
 
 impl Store {
     pub fn insert_campaign(&self, c: &Campaign) -> Result<()> {
@@ -244,8 +248,8 @@ impl Store {
 
     pub fn insert_prompt_version(&self, p: &PromptVersion) -> Result<i64> {
         self.conn.execute(
-            "INSERT INTO prompt_versions (campaign_id, source, model, reasoning, prompt, negative_prompt, instruction, refs, flags, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO prompt_versions (campaign_id, source, model, reasoning, prompt, negative_prompt, instruction, refs, flags, created_at, usage)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 p.campaign_id,
                 match p.source {
@@ -259,7 +263,8 @@ impl Store {
                 p.instruction,
                 serde_json::to_string(&p.references)?,
                 serde_json::to_string(&p.flags)?,
-                p.created_at
+                p.created_at,
+                p.usage.map(|u| serde_json::to_string(&u)).transpose()?
             ],
         )?;
         Ok(self.conn.last_insert_rowid())

@@ -108,4 +108,8 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE campaigns ADD COLUMN view TEXT;
     "#,
+    // 4: tokens each prompt-writing call used (JSON TokenUsage), for the cost meter.
+    r#"
+    ALTER TABLE prompt_versions ADD COLUMN usage TEXT;
+    "#,
 ];
