@@ -38,10 +38,14 @@ pub struct BedrockConfig {
     /// Attempts per call, the first included (throttling and 5xx are retried with backoff
     /// and jitter).
     pub max_attempts: u32,
+    /// "standard" (backoff with jitter) or "adaptive" (also slows down to the throttle rate).
+    pub retry_mode: String,
     pub initial_backoff_ms: u64,
     /// Per-call read timeout (Nova calls may run for minutes).
     pub timeout_secs: u64,
     pub connect_timeout_secs: u64,
+    /// Most calls in flight at once.
+    pub max_concurrency: usize,
     pub models: BedrockModels,
     /// Model id -> price, for the cost meter.
     #[serde(default)]
@@ -280,9 +284,15 @@ impl Config {
                 ),
             );
         }
-        if self.bedrock.max_attempts == 0 || self.bedrock.timeout_secs == 0 {
+        if !["standard", "adaptive"].contains(&self.bedrock.retry_mode.as_str()) {
+            return bad("bedrock.retry_mode", "must be standard or adaptive");
+        }
+        if self.bedrock.max_attempts == 0
+            || self.bedrock.timeout_secs == 0
+            || self.bedrock.max_concurrency == 0
+        {
             return bad(
-                "bedrock.max_attempts / bedrock.timeout_secs",
+                "bedrock.max_attempts / bedrock.timeout_secs / bedrock.max_concurrency",
                 "must be at least 1",
             );
         }

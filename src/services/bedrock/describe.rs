@@ -178,8 +178,8 @@ impl NovaDescriber {
             ))
             .build()
             .map_err(built)?;
-        let out =
-            b.rt.block_on(
+        let out = b
+            .run(
                 b.client
                     .converse()
                     .model_id(model)

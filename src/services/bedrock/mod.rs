@@ -24,6 +24,8 @@ use crate::{Error, Result};
 /// A Bedrock runtime client with its own small tokio runtime (the engine is synchronous).
 pub struct Bedrock {
     rt: tokio::runtime::Runtime,
+    /// At most `bedrock.max_concurrency` calls in flight (ingest workers share the client).
+    limit: tokio::sync::Semaphore,
     client: aws_sdk_bedrockruntime::Client,
     sdk: aws_config::SdkConfig,
     region: String,
@@ -38,9 +40,14 @@ impl Bedrock {
             .thread_name("bedrock")
             .build()
             .map_err(|e| Error::Cloud(format!("bedrock: cannot start its runtime: {e}")))?;
+        let retry = if cfg.retry_mode == "adaptive" {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(
-                RetryConfig::standard()
+                retry
                     .with_max_attempts(cfg.max_attempts)
                     .with_initial_backoff(Duration::from_millis(cfg.initial_backoff_ms))
                     .with_max_backoff(Duration::from_secs(20)),
@@ -70,6 +77,7 @@ impl Bedrock {
         let client = aws_sdk_bedrockruntime::Client::new(&sdk);
         Ok(Bedrock {
             rt,
+            limit: tokio::sync::Semaphore::new(cfg.max_concurrency.max(1)),
             client,
             sdk,
             region,
@@ -125,13 +133,20 @@ impl Bedrock {
         &self.region
     }
 
+    /// Runs one call on the client's runtime, within the concurrency limit.
+    pub(crate) fn run<F: std::future::Future>(&self, call: F) -> F::Output {
+        self.rt.block_on(async {
+            let _permit = self.limit.acquire().await;
+            call.await
+        })
+    }
+
     /// InvokeModel with a JSON body; returns the JSON answer.
     pub fn invoke_json(&self, model: &str, body: &Value) -> Result<Value> {
         let bytes = serde_json::to_vec(body)?;
         tracing::info!(model, bytes = bytes.len(), "bedrock invoke");
         let out = self
-            .rt
-            .block_on(
+            .run(
                 self.client
                     .invoke_model()
                     .model_id(model)

@@ -154,7 +154,7 @@ impl PromptWriter for NovaWriter {
         let mut split = ThinkingSplitter::default();
         let mut usage = (0, 0);
         let mut stop = String::new();
-        b.rt.block_on(async {
+        b.run(async {
             let mut out = b
                 .client
                 .converse_stream()
