@@ -428,8 +428,13 @@ fn bedrock_generators_on_the_wire() {
     let mut r = request(TaskType::Text, 2);
     r.params.width = 1344;
     r.params.height = 768;
-    let out = stability.generate(&r).unwrap();
+    let (out, notes) = stability.generate_reporting(&r).unwrap();
     assert_eq!(out.len(), 1, "the filtered image is not kept");
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].contains("content filter") && notes[0].contains("seed 43"),
+        "{notes:?}"
+    );
     assert_eq!(out[0].seed, 42);
     let reqs = rt.block_on(server.received_requests()).unwrap();
     assert_eq!(reqs.len(), 2);

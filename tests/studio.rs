@@ -564,7 +564,8 @@ fn remaining_actions_each_do_their_one_thing() {
             &mut s,
             Action::Generated {
                 job: 77,
-                images: vec![generated(3, 0.1, false)]
+                images: vec![generated(3, 0.1, false)],
+                withheld: vec![],
             }
         )
         .is_empty()

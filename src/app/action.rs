@@ -80,6 +80,8 @@ pub enum Action {
     Generated {
         job: JobId,
         images: Vec<GeneratedImage>,
+        /// Images the model withheld (content filter), reported, not saved.
+        withheld: Vec<String>,
     },
     IngestProgress {
         job: JobId,

@@ -760,7 +760,11 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             version_saved(state, *version);
             Vec::new()
         }
-        Action::Generated { job, images } => {
+        Action::Generated {
+            job,
+            images,
+            withheld,
+        } => {
             if state.gen_job != Some(job) {
                 return Vec::new();
             }
@@ -773,6 +777,12 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             if close > 0 {
                 text.push_str(&format!(
                     " {close} flagged as too close to a library image."
+                ));
+            }
+            if !withheld.is_empty() {
+                text.push_str(&format!(
+                    " {} withheld by the content filter (not saved).",
+                    withheld.len()
                 ));
             }
             info(state, text);

@@ -574,7 +574,11 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             let opts = generate_options(&a)?;
             if let Some(generator) = campaign_studio::services::generator_from_config(&ctx.config)?
             {
-                let images = generate::generate(lib, &c, generator.as_ref(), &opts)?;
+                let (images, notes) =
+                    generate::generate_with_notes(lib, &c, generator.as_ref(), &opts)?;
+                for n in &notes {
+                    eprintln!("note: {n}");
+                }
                 if a.json {
                     stdout_line(&serde_json::to_string(&images)?)?;
                 } else {

@@ -182,8 +182,18 @@ pub fn generate(
     generator: &dyn ImageGenerator,
     opts: &GenerateOptions,
 ) -> Result<Vec<GeneratedImage>> {
+    Ok(generate_with_notes(lib, campaign, generator, opts)?.0)
+}
+
+/// As `generate`, with a note for every image the model withheld (never saved).
+pub fn generate_with_notes(
+    lib: &mut Library,
+    campaign: &Campaign,
+    generator: &dyn ImageGenerator,
+    opts: &GenerateOptions,
+) -> Result<(Vec<GeneratedImage>, Vec<String>)> {
     let (request, prompt_version_id) = build_request(lib, campaign, generator, opts)?;
-    let pngs = generator.generate(&request)?;
+    let (pngs, notes) = generator.generate_reporting(&request)?;
     let features_index = lib.load_index(&lib.image_features_id())?;
     let hashes = lib.store.phashes()?;
     let dir = lib.paths.data_dir.join("generated").join(&campaign.id);
@@ -233,7 +243,7 @@ pub fn generate(
     )?;
     lib.store
         .advance_step(&campaign.id, CampaignStep::Generated)?;
-    Ok(images)
+    Ok((images, notes))
 }
 
 /// The message for a machine with no image generator.

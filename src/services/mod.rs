@@ -334,6 +334,14 @@ pub trait ImageGenerator: Send + Sync {
         self.caps().validate(request)
     }
     fn generate(&self, request: &crate::domain::GenerationRequest) -> Result<Vec<GeneratedPng>>;
+    /// The images, and a note for each one the model withheld (content filter): withheld
+    /// images are reported, never saved.
+    fn generate_reporting(
+        &self,
+        request: &crate::domain::GenerationRequest,
+    ) -> Result<(Vec<GeneratedPng>, Vec<String>)> {
+        Ok((self.generate(request)?, Vec::new()))
+    }
 }
 
 /// The image generator `generator.backend` names; None for "none" (offline there is none).

@@ -300,7 +300,7 @@ impl Runner {
                     return Err(Error::Invalid(generate::no_generator_message(&campaign_id)));
                 };
                 let c = lib.store.resolve_campaign(&campaign_id)?;
-                let images = generate::generate(
+                let (images, withheld) = generate::generate_with_notes(
                     lib,
                     &c,
                     generator,
@@ -316,7 +316,11 @@ impl Runner {
                         similarity_strength: None,
                     },
                 )?;
-                emit(Action::Generated { job, images });
+                emit(Action::Generated {
+                    job,
+                    images,
+                    withheld,
+                });
             }
             Effect::MoodBoard { campaign_id } => {
                 let c = lib.store.resolve_campaign(&campaign_id)?;

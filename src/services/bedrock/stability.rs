@@ -95,6 +95,13 @@ impl ImageGenerator for Stability {
     }
 
     fn generate(&self, r: &GenerationRequest) -> Result<Vec<GeneratedPng>> {
+        Ok(self.generate_reporting(r)?.0)
+    }
+
+    fn generate_reporting(
+        &self,
+        r: &GenerationRequest,
+    ) -> Result<(Vec<GeneratedPng>, Vec<String>)> {
         self.validate(r)?;
         let model = &self.caps.model;
         let mut out = Vec::new();
@@ -136,10 +143,11 @@ impl ImageGenerator for Stability {
                 filtered.join("; ")
             )));
         }
-        if !filtered.is_empty() {
-            tracing::warn!(model, withheld = filtered.len(), "some images withheld");
-        }
-        Ok(out)
+        let notes = filtered
+            .iter()
+            .map(|f| format!("{model}: an image was withheld by the content filter ({f})"))
+            .collect();
+        Ok((out, notes))
     }
 }
 
