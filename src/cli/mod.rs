@@ -941,7 +941,9 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
         drop(lib);
         return studio(ctx);
     }
-    eprintln!("== searching (the studio TUI comes next; this is the headless search)");
+    eprintln!(
+        "== no terminal here, so no studio: a sample search instead (run `campaign-studio` in a terminal for the studio)"
+    );
     let embedder = lib.text_embedder()?;
     let index = lib.load_index(embedder.id())?;
     for (objective, node) in [
