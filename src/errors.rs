@@ -33,7 +33,7 @@ pub enum Error {
     Invalid(String),
 
     #[error(
-        "the library has no vectors from embedder '{wanted}' (it has: {have}); set models.text_embedder to the embedder the library was built with, or re-ingest the library (`campaign-studio library ingest`) with '{wanted}' configured"
+        "the library has no vectors from embedder '{wanted}' (it has: {have}); run `campaign-studio library reindex --embedder {wanted}`, or set models.text_embedder back to the embedder the library was built with"
     )]
     EmbedderMismatch { wanted: String, have: String },
 

@@ -854,6 +854,32 @@ fn bedrock_generators_on_the_wire() {
     );
     assert!(!saved.contains("wire-test-secret") && !saved.contains("AKIDWIRETEST"));
 
+    // Switching back to the offline embedder needs no re-ingest: reindex (resumable).
+    let r = cli(&[
+        "library",
+        "reindex",
+        "--embedder",
+        "local/minilm-l6-v2/desc-v1",
+        "--json",
+    ]);
+    assert_eq!(
+        (r["embedded"].as_u64(), r["skipped"].as_u64()),
+        (Some(4), Some(0)),
+        "{r}"
+    );
+    let r = cli(&[
+        "library",
+        "reindex",
+        "--embedder",
+        "local/minilm-l6-v2/desc-v1",
+        "--json",
+    ]);
+    assert_eq!(
+        (r["embedded"].as_u64(), r["skipped"].as_u64()),
+        (Some(0), Some(4)),
+        "{r}"
+    );
+
     // 9. doctor --probe: region, credential source without the secret, one free call per model.
     rt.block_on(
         Mock::given(method("POST"))

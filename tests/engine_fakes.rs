@@ -181,6 +181,41 @@ fn an_index_of_another_embedder_is_refused_with_the_fix() {
         "{err}"
     );
     assert!(err.contains("fake/bag-of-words/64 (36)"), "{err}");
+    assert!(
+        err.contains("library reindex --embedder local/other/desc-v1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reindex_gives_every_asset_a_vector_of_another_embedder_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let other = FakeEmbedder::new(32);
+    let mut seen = Vec::new();
+    let r = campaign_studio::engine::reindex::reindex(&lib, &other, &mut |d, t| seen.push((d, t)))
+        .unwrap();
+    assert_eq!((r.embedded, r.skipped, r.failed.len()), (36, 0, 0));
+    assert_eq!(seen.last(), Some(&(36, 36)));
+    let ix = lib.load_index(&other.id).unwrap();
+    assert_eq!(campaign_studio::services::VectorIndex::len(&ix), 36);
+    // Again: nothing to do (resumable, nothing embedded twice).
+    let r = campaign_studio::engine::reindex::reindex(&lib, &other, &mut |_, _| {}).unwrap();
+    assert_eq!((r.embedded, r.skipped), (0, 36));
+    // The new vectors embed the same description documents as the old ones did.
+    let a = &lib.store.list(&SearchFilter::default(), 1, 0).unwrap()[0];
+    let doc = lib.store.document_of(&a.id).unwrap().unwrap();
+    assert!(!doc.is_empty() && doc != "image");
+    // Search with the new embedder works.
+    let hits = search(
+        &lib.store,
+        &ix,
+        &other,
+        &req("dog running on a beach", None, None, 5, 0.25),
+    )
+    .unwrap();
+    assert_eq!(hits.hits.len(), 5);
 }
 
 #[test]

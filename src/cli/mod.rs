@@ -135,6 +135,16 @@ enum LibraryCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Give every asset a vector from another embedder (resumable: assets that have one are
+    /// skipped), then set models.text_embedder to it to search with it.
+    Reindex {
+        /// An embedder id, e.g. local/minilm-l6-v2/desc-v1 or
+        /// bedrock/amazon.titan-embed-image-v1/1024.
+        #[arg(long)]
+        embedder: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove assets (by manifest id or hash) with their vectors and stored files.
     Remove {
         #[arg(required = true)]
@@ -738,6 +748,53 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 print_ingest_summary(&r, 0.0);
             }
             Ok(if r.nothing_succeeded() { 1 } else { 0 })
+        }
+        LibraryCmd::Reindex { embedder, json } => {
+            let e = lib.embedder_for(&embedder)?;
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} {elapsed_precise} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                b
+            });
+            let r =
+                campaign_studio::engine::reindex::reindex(&lib, e.as_ref(), &mut |done, total| {
+                    if let Some(b) = &bar {
+                        b.set_length(total as u64);
+                        b.set_position(done as u64);
+                    }
+                })?;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            if json {
+                stdout_line(&serde_json::to_string(&r)?)?;
+            } else {
+                stdout_line(&format!(
+                    "{}: {} embedded, {} already had a vector, {} failed",
+                    r.embedder,
+                    r.embedded,
+                    r.skipped,
+                    r.failed.len()
+                ))?;
+                for f in &r.failed {
+                    stdout_line(&format!("  {}: {}", f.item, f.reason))?;
+                }
+                if lib.text_embedder_id().as_str() != r.embedder {
+                    stdout_line(&format!(
+                        "search with it: set models.text_embedder = \"{}\" (or CAMPAIGN_STUDIO_MODELS__TEXT_EMBEDDER)",
+                        r.embedder
+                    ))?;
+                }
+            }
+            if r.embedded + r.skipped == 0 && !r.failed.is_empty() {
+                return Ok(1);
+            }
+            Ok(0)
         }
         LibraryCmd::Remove { ids, json } => {
             let mut resolved = Vec::new();

@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod manifest;
 pub mod moodboard;
 pub mod prompt;
+pub mod reindex;
 pub mod search;
 
 use std::sync::{Arc, Mutex};
@@ -86,8 +87,21 @@ impl Library {
         if let Some(e) = g.as_ref() {
             return Ok(e.clone());
         }
-        let id = &self.config.models.text_embedder;
-        let e: Arc<dyn Embedder> = match id.as_str() {
+        let e = self.make_embedder(&self.config.models.text_embedder)?;
+        *g = Some(e.clone());
+        Ok(e)
+    }
+
+    /// The embedder an id names (for `library reindex`); the configured one is shared.
+    pub fn embedder_for(&self, id: &str) -> Result<Arc<dyn Embedder>> {
+        if id == self.text_embedder_id().as_str() {
+            return self.text_embedder();
+        }
+        self.make_embedder(id)
+    }
+
+    fn make_embedder(&self, id: &str) -> Result<Arc<dyn Embedder>> {
+        let e: Arc<dyn Embedder> = match id {
             minilm::EMBEDDER_ID => {
                 let t = std::time::Instant::now();
                 let m = MiniLm::load(&self.models.minilm_dir()?)?;
@@ -104,7 +118,6 @@ impl Library {
                 )));
             }
         };
-        *g = Some(e.clone());
         Ok(e)
     }
 

@@ -282,6 +282,35 @@ impl Store {
             .optional()?)
     }
 
+    /// Adds (or replaces) one asset's vector from one embedder.
+    pub fn put_vector(
+        &self,
+        asset_id: &str,
+        embedder: &EmbedderId,
+        v: &[f32],
+        source: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO embeddings (asset_id, embedder, dim, vector, source) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(asset_id, embedder) DO UPDATE SET dim = excluded.dim, vector = excluded.vector, source = excluded.source",
+            params![asset_id, embedder.as_str(), v.len() as i64, vector_to_blob(v), source],
+        )?;
+        Ok(())
+    }
+
+    /// The description document a text embedder embedded for this asset, if any.
+    pub fn document_of(&self, asset_id: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT source FROM embeddings WHERE asset_id = ?1 AND source != 'image' ORDER BY embedder LIMIT 1",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn embedders_of(&self, asset_id: &str) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
