@@ -854,6 +854,55 @@ fn bedrock_generators_on_the_wire() {
     );
     assert!(!saved.contains("wire-test-secret") && !saved.contains("AKIDWIRETEST"));
 
+    // A Spanish brief on Titan: Nova Pro first writes a short English visual description,
+    // which is what Titan embeds and what the run records as its query.
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(NOVA_PATH))
+            .and(|r: &Request| !String::from_utf8_lossy(&r.body).contains("toolConfig"))
+            .respond_with(ok(json!({
+                "output": {"message": {"role": "assistant", "content": [
+                    {"text": "Two friends surfing big waves at sunset on a beach."}
+                ]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 90, "outputTokens": 14, "totalTokens": 104}
+            })))
+            .with_priority(1)
+            .mount(&server),
+    );
+    let es = cli(&[
+        "campaign",
+        "new",
+        "--name",
+        "Olas",
+        "--brief",
+        "Dos amigos surfeando olas grandes al atardecer en la playa",
+        "--objective",
+        "likes",
+        "--node",
+        "followers",
+        "--json",
+    ]);
+    let es_id = es["id"].as_str().unwrap().to_string();
+    let run = cli(&["campaign", "recommend", &es_id, "-k", "2", "--json"]);
+    assert_eq!(
+        run["query"],
+        "Two friends surfing big waves at sunset on a beach."
+    );
+    let sent = rt.block_on(server.received_requests()).unwrap();
+    let asked = sent
+        .iter()
+        .filter(|r| r.url.path() == NOVA_PATH)
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .find(|b| !b.contains("toolConfig"))
+        .unwrap();
+    assert!(asked.contains("Dos amigos surfeando"), "{asked}");
+    assert!(sent.iter().any(|r| {
+        r.url.path() == TITAN_PATH
+            && String::from_utf8_lossy(&r.body)
+                .contains("Two friends surfing big waves at sunset on a beach.")
+    }));
+
     // Switching back to the offline embedder needs no re-ingest: reindex (resumable).
     let r = cli(&[
         "library",

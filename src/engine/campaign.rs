@@ -103,11 +103,27 @@ pub fn recommend(
     embedder: &dyn Embedder,
     opts: &RecommendOptions,
 ) -> Result<RecommendationRun> {
-    let query = opts
+    let mut query = opts
         .query
         .clone()
         .filter(|q| !q.trim().is_empty())
         .unwrap_or_else(|| campaign.brief.clone());
+    // Titan's text side is English-only: a non-English query is searched as Nova Pro's short
+    // English visual description of it (kept as the run's query, so the user sees it).
+    if embedder
+        .id()
+        .as_str()
+        .starts_with(crate::services::bedrock::titan::PREFIX)
+        && !crate::services::local::composer::looks_english(&query)
+    {
+        let english = crate::services::bedrock::describe::english_visual_query(
+            lib.bedrock()?.as_ref(),
+            &lib.config.bedrock.models.describer,
+            &query,
+        )?;
+        tracing::info!(original = %query, english = %english, "searching with an English description");
+        query = english;
+    }
     let result = search::search(
         &lib.store,
         index,
