@@ -116,7 +116,8 @@ fn brief_to_references_to_prompt_through_update() {
             Action::SearchDone {
                 job: job + 100,
                 campaign: Box::new(c.clone()),
-                hits: vec![hit(1)]
+                hits: vec![hit(1)],
+                query: String::new(),
             }
         )
         .is_empty()
@@ -128,6 +129,7 @@ fn brief_to_references_to_prompt_through_update() {
             job,
             campaign: Box::new(c),
             hits: (1..=4).map(hit).collect(),
+            query: "Dos amigos".into(),
         },
     );
     let saved: Vec<&Effect> = fx
@@ -144,6 +146,11 @@ fn brief_to_references_to_prompt_through_update() {
         (s.pane, s.hits.len(), s.busy()),
         (Pane::References, 4, false)
     );
+    assert_eq!(
+        s.search_query, "Dos amigos",
+        "the searched text is kept to show"
+    );
+    assert!(draw(&mut s, 80, 24).contains("searched as: Dos amigos"));
 
     update(&mut s, Action::Right);
     let fx = self::fx(update(&mut s, Action::Toggle));

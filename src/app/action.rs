@@ -66,6 +66,8 @@ pub enum Action {
         job: JobId,
         campaign: Box<Campaign>,
         hits: Vec<ReferenceHit>,
+        /// The text searched (the brief, the extra query, or an English description of it).
+        query: String,
     },
     PromptStream {
         job: JobId,
@@ -132,6 +134,8 @@ impl Action {
 pub struct OpenedCampaign {
     pub campaign: Campaign,
     pub hits: Vec<ReferenceHit>,
+    /// The last run's query.
+    pub query: String,
     pub versions: Vec<PromptVersion>,
     pub gallery: Vec<GeneratedImage>,
     pub view: Option<SessionView>,

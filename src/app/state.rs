@@ -230,6 +230,8 @@ pub struct State {
     pub k: usize,
     pub kpi_weight: f32,
     pub hits: Vec<ReferenceHit>,
+    /// What the last search searched for (shown when it is not the brief).
+    pub search_query: String,
     pub refs_cursor: usize,
     pub selected: Vec<String>,
     pub reasoning: String,
@@ -293,6 +295,7 @@ impl State {
             k,
             kpi_weight: 0.25,
             hits: Vec::new(),
+            search_query: String::new(),
             refs_cursor: 0,
             selected: Vec::new(),
             reasoning: String::new(),

@@ -112,6 +112,7 @@ fn reset_campaign(state: &mut State) {
     state.query = line_editor("");
     state.brief_field = BriefField::Brief;
     state.hits.clear();
+    state.search_query.clear();
     state.refs_cursor = 0;
     state.selected.clear();
     state.versions.clear();
@@ -712,6 +713,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             job,
             campaign,
             hits,
+            query,
         } => {
             if state.search_job != Some(job) {
                 return Vec::new(); // stale
@@ -720,6 +722,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             info(state, format!("{} reference(s) found.", hits.len()));
             let new_campaign = state.campaign.as_ref().map(|c| &c.id) != Some(&campaign.id);
             state.hits = hits;
+            state.search_query = query;
             state.refs_cursor = 0;
             if new_campaign {
                 // A new campaign (or a new version after the brief changed) starts fresh.
@@ -879,6 +882,7 @@ fn opened_campaign(state: &mut State, opened: OpenedCampaign) {
     let OpenedCampaign {
         campaign,
         hits,
+        query,
         versions,
         gallery,
         view,
@@ -899,6 +903,7 @@ fn opened_campaign(state: &mut State, opened: OpenedCampaign) {
         .and_then(|b| state.brands.iter().position(|k| k.name == b.name));
     state.selected = campaign.selected.clone();
     state.hits = hits;
+    state.search_query = query;
     state.gallery = gallery;
     state.versions = versions;
     state.versions_cursor = state.versions.len().saturating_sub(1);

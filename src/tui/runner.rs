@@ -112,8 +112,10 @@ impl Runner {
         let view = store
             .view(&c.id)?
             .and_then(|j| serde_json::from_str::<SessionView>(&j).ok());
+        let last = store.runs(&c.id)?.pop();
         Ok(OpenedCampaign {
-            hits: store.runs(&c.id)?.pop().map(|r| r.hits).unwrap_or_default(),
+            query: last.as_ref().map(|r| r.query.clone()).unwrap_or_default(),
+            hits: last.map(|r| r.hits).unwrap_or_default(),
             versions: store.prompt_versions(&c.id)?,
             gallery: store.generated_images(&c.id)?,
             view,
@@ -248,6 +250,7 @@ impl Runner {
                     job,
                     campaign: Box::new(c),
                     hits: run.hits,
+                    query: run.query,
                 });
             }
             Effect::SaveSelection {

@@ -428,7 +428,24 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
         );
         return;
     }
-    let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let brief = state
+        .campaign
+        .as_ref()
+        .map(|c| c.brief.trim())
+        .unwrap_or("");
+    let shows_query = !state.search_query.is_empty() && state.search_query.trim() != brief;
+    let [head, query, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(shows_query as u16),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    if shows_query {
+        f.render_widget(
+            Paragraph::new(format!("searched as: {}", state.search_query)).style(cx.theme.accent),
+            query,
+        );
+    }
     f.render_widget(
         Paragraph::new(format!(
             "{} selected of {} · k = {} · KPI weight {:.2} · objective {} · audience {}",
