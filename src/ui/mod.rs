@@ -238,7 +238,16 @@ fn editor_block<'a>(title: &'a str, focused: bool, theme: &Theme) -> Block<'a> {
     }
 }
 
-fn draw_editor(f: &mut Frame, area: Rect, editor: &TextArea<'static>, block: Block, focused: bool) {
+/// An editor in a titled box; only the focused one shows its cursor.
+fn draw_editor(
+    f: &mut Frame,
+    area: Rect,
+    editor: &TextArea<'static>,
+    title: &str,
+    focused: bool,
+    theme: &Theme,
+) {
+    let block = editor_block(title, focused, theme);
     let inner = block.inner(area);
     f.render_widget(block, area);
     if focused {
@@ -294,8 +303,9 @@ fn sessions(f: &mut Frame, area: Rect, cx: &mut Ctx) {
             f,
             edit,
             editor,
-            editor_block(" Rename (Enter saves, Esc keeps) ", true, cx.theme),
+            " Rename (Enter saves, Esc keeps) ",
             true,
+            cx.theme,
         );
     }
 }
@@ -319,30 +329,25 @@ fn brief(f: &mut Frame, area: Rect, cx: &mut Ctx) {
         f,
         name,
         &state.name,
-        editor_block(name_title, focus == BriefField::Name, cx.theme),
+        name_title,
         focus == BriefField::Name,
+        cx.theme,
     );
     draw_editor(
         f,
         editor,
         &state.brief,
-        editor_block(
-            " Brief (Enter: new line, Ctrl-S: save and search, Ctrl-F: next field) ",
-            focus == BriefField::Brief,
-            cx.theme,
-        ),
+        " Brief (Enter: new line, Ctrl-S: save and search, Ctrl-F: next field) ",
         focus == BriefField::Brief,
+        cx.theme,
     );
     draw_editor(
         f,
         query,
         &state.query,
-        editor_block(
-            " Extra search query (optional; replaces the brief as the search text) ",
-            focus == BriefField::Query,
-            cx.theme,
-        ),
+        " Extra search query (optional; replaces the brief as the search text) ",
         focus == BriefField::Query,
+        cx.theme,
     );
     let pick = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_else(|| "?".into());
     let brand = state
@@ -609,31 +614,26 @@ fn prompt(f: &mut Frame, area: Rect, cx: &mut Ctx) {
             f,
             answer,
             &state.prompt_editor,
-            editor_block(&title, focus == PromptField::Prompt, cx.theme),
+            &title,
             focus == PromptField::Prompt,
+            cx.theme,
         );
     }
     draw_editor(
         f,
         negative,
         &state.negative_editor,
-        editor_block(
-            " Negative prompt ",
-            focus == PromptField::Negative,
-            cx.theme,
-        ),
+        " Negative prompt ",
         focus == PromptField::Negative,
+        cx.theme,
     );
     draw_editor(
         f,
         instruction,
         &state.instruction,
-        editor_block(
-            " Re-run instruction (Enter or Ctrl-S re-writes with it) ",
-            focus == PromptField::Instruction,
-            cx.theme,
-        ),
+        " Re-run instruction (Enter or Ctrl-S re-writes with it) ",
         focus == PromptField::Instruction,
+        cx.theme,
     );
     let items: Vec<ListItem> = state
         .versions
@@ -835,13 +835,7 @@ fn library(f: &mut Frame, area: Rect, cx: &mut Ctx) {
             pick(&state.objectives, state.objective),
             pick(&state.nodes, state.node)
         );
-        draw_editor(
-            f,
-            progress,
-            editor,
-            editor_block(&title, true, cx.theme),
-            true,
-        );
+        draw_editor(f, progress, editor, &title, true, cx.theme);
     } else if let Some(p) = &state.ingest {
         let ratio = if p.to_process == 0 {
             if state.ingest_job.is_some() { 0.0 } else { 1.0 }
