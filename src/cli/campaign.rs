@@ -572,8 +572,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             let c = lib.store.resolve_campaign(&a.id)?;
             // Parsed first, so mistakes are reported whatever the backend.
             let opts = generate_options(&a)?;
-            if let Some(generator) = campaign_studio::services::generator_from_config(&ctx.config)?
-            {
+            if let Some(generator) = lib.image_generator()? {
                 let (images, notes) =
                     generate::generate_with_notes(lib, &c, generator.as_ref(), &opts)?;
                 for n in &notes {

@@ -165,6 +165,11 @@ impl Library {
         })
     }
 
+    /// The image generator `generator.backend` names (sharing the library's Bedrock client).
+    pub fn image_generator(&self) -> Result<Option<Box<dyn crate::services::ImageGenerator>>> {
+        crate::services::generator_using(&self.config, &|| self.bedrock())
+    }
+
     /// The prompt writer `prompt.writer` names.
     pub fn prompt_writer(&self) -> Result<Box<dyn crate::services::PromptWriter>> {
         Ok(match self.config.prompt.writer.as_str() {

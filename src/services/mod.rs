@@ -344,16 +344,26 @@ pub trait ImageGenerator: Send + Sync {
     }
 }
 
-/// The image generator `generator.backend` names; None for "none" (offline there is none).
+/// The image generator `generator.backend` names, with its own Bedrock client; None for
+/// "none" (offline there is none). `Library::image_generator` shares the library's client.
 pub fn generator_from_config(
     cfg: &crate::config::Config,
 ) -> Result<Option<Box<dyn ImageGenerator>>> {
-    use std::sync::Arc;
+    generator_using(cfg, &|| {
+        Ok(std::sync::Arc::new(bedrock::Bedrock::new(&cfg.bedrock)?))
+    })
+}
+
+/// The configured generator, with the Bedrock client `client` gives (made only if needed).
+pub fn generator_using(
+    cfg: &crate::config::Config,
+    client: &dyn Fn() -> Result<std::sync::Arc<bedrock::Bedrock>>,
+) -> Result<Option<Box<dyn ImageGenerator>>> {
     let backend = cfg.generator.backend.as_str();
     if backend == "none" {
         return Ok(None);
     }
-    let client = Arc::new(bedrock::Bedrock::new(&cfg.bedrock)?);
+    let client = client()?;
     Ok(Some(match backend {
         "bedrock/stability" => Box::new(bedrock::stability::Stability::new(
             client,

@@ -124,7 +124,7 @@ pub fn run(lib: Library) -> Result<()> {
         cfg.search.k,
     );
     state.kpi_weight = cfg.search.kpi_weight;
-    let generator: Option<Box<dyn ImageGenerator>> = crate::services::generator_from_config(&cfg)?;
+    let generator: Option<Box<dyn ImageGenerator>> = lib.image_generator()?;
     state.generator = generator.as_ref().map(|g| g.caps().clone());
     let mouse = cfg.studio.mouse;
     let views_store = Store::open(&lib.paths.database())?;

@@ -135,13 +135,15 @@ impl Embedder for Titan {
             .collect()
     }
     fn embed_image(&self, image: &image::DynamicImage) -> Option<Result<Vec<f32>>> {
-        let img = if image.width().max(image.height()) > MAX_SIDE {
-            image.resize(MAX_SIDE, MAX_SIDE, image::imageops::FilterType::Triangle)
+        let rgb = if image.width().max(image.height()) > MAX_SIDE {
+            image
+                .resize(MAX_SIDE, MAX_SIDE, image::imageops::FilterType::Triangle)
+                .to_rgb8()
         } else {
-            image.clone()
+            image.to_rgb8()
         };
         let mut jpeg = Vec::new();
-        if let Err(e) = img.to_rgb8().write_to(
+        if let Err(e) = rgb.write_to(
             &mut std::io::Cursor::new(&mut jpeg),
             image::ImageFormat::Jpeg,
         ) {
