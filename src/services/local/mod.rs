@@ -1,6 +1,7 @@
 //! The embedded default: real models from pinned registry packages, run with candle on CPU.
 pub mod composer;
 pub mod describer;
+pub mod e5;
 pub mod efficientnet;
 pub mod exact_index;
 pub mod imaging;

