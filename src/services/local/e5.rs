@@ -549,15 +549,11 @@ fn read_tokenizer(c: &mut Cursor) -> Result<E5Tokenizer> {
         // The package never matches `<unk>` itself in text (unknown characters reach it through
         // the fallback), so its surface in the Unigram trie is one no normalised text contains:
         // the table removes U+007F.
-        let piece = if i == unk {
-            "\u{7f}<unk>\u{7f}".to_string()
-        } else {
-            piece.to_string()
-        };
-        if piece.is_empty() || !seen.insert(piece.clone()) {
+        let piece = if i == unk { "\u{7f}<unk>\u{7f}" } else { piece };
+        if piece.is_empty() || !seen.insert(piece) {
             return Err(c.bad(&format!("piece {i} is empty or repeated")));
         }
-        vocab.push((piece, scores[i] as f64));
+        vocab.push((piece.to_string(), scores[i] as f64));
     }
     let n_norm = c.count("normalisation entries")?;
     let norm_bytes = c.u32("normalisation table size")? as usize;
