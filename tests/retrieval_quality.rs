@@ -1,0 +1,215 @@
+//! Retrieval quality of the offline text embedders over the reference library, with the real
+//! models: English queries written for this test (never used to tune anything) and the same
+//! campaign briefs in English and Spanish. Relevance comes from the library's real (COCO)
+//! labels: a hit is relevant when it carries one of the query's labels. Images whose labels are
+//! unknown cannot be judged and are left out of the ranking before the top 5 is taken.
+//!
+//! The held-out sets were written before any measurement and never changed after; the dev sets
+//! (other queries and briefs on the same labels) were the ones looked at while trying variants
+//! (prefixes, query feedback, fusion). It prints P@5 per embedder and set and how many of a
+//! Spanish brief's top 5 its English twin also finds (the tables in the issue note), and asserts
+//! what the choice of the multilingual model as the default rests on, with the margins measured
+//! when it was chosen: Spanish briefs far better than MiniLM's, close to their English twins, and
+//! English close to MiniLM's.
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use campaign_studio::config::Config;
+use campaign_studio::domain::SearchFilter;
+use campaign_studio::engine::Library;
+use campaign_studio::engine::ingest::{IngestOptions, ingest};
+use campaign_studio::engine::reindex::reindex;
+use campaign_studio::engine::search::{SearchRequest, search};
+use campaign_studio::paths::Paths;
+use campaign_studio::services::local::{e5, minilm};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Query {
+    query: String,
+    labels: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Brief {
+    en: String,
+    es: String,
+    labels: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    labels: Vec<String>,
+    labels_source: String,
+}
+
+fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Mean P@5 of `queries` (text, relevant labels) with the library's `embedder`, and each
+/// query's top 5 judged images.
+fn precision_at_5(
+    lib: &Library,
+    embedder: &str,
+    queries: &[(String, Vec<String>)],
+    judged: &HashMap<String, HashSet<String>>,
+) -> (f64, Vec<Vec<String>>) {
+    let e = lib.embedder_for(embedder).unwrap();
+    let index = lib.load_index(e.id()).unwrap();
+    let mut total = 0.0;
+    let mut tops = Vec::new();
+    for (text, labels) in queries {
+        let r = search(
+            &lib.store,
+            &index,
+            e.as_ref(),
+            &SearchRequest {
+                query: text.clone(),
+                filter: SearchFilter::default(),
+                k: 40,
+                kpi_weight: 0.0,
+                rerank_pool: 40,
+            },
+        )
+        .unwrap();
+        let top: Vec<(&String, &HashSet<String>)> = r
+            .hits
+            .iter()
+            .filter_map(|h| judged.get_key_value(h.external_id.as_deref()?))
+            .take(5)
+            .collect();
+        assert_eq!(top.len(), 5, "fewer than 5 judged hits for {text:?}");
+        let relevant = top
+            .iter()
+            .filter(|(_, have)| labels.iter().any(|l| have.contains(l)))
+            .count();
+        total += relevant as f64 / 5.0;
+        tops.push(top.into_iter().map(|(id, _)| id.clone()).collect());
+    }
+    (total / queries.len() as f64, tops)
+}
+
+/// Mean share of the first list's top 5 that the second also has.
+fn overlap(a: &[Vec<String>], b: &[Vec<String>]) -> f64 {
+    let shared: usize = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.iter().filter(|id| y.contains(id)).count())
+        .sum();
+    shared as f64 / (5 * a.len()) as f64
+}
+
+/// (English queries, English briefs, their Spanish twins), as (text, labels).
+type Sets = [Vec<(String, Vec<String>)>; 3];
+
+fn load_sets(dir: &Path, queries: &str, briefs: &str) -> Sets {
+    let english = jsonl::<Query>(&dir.join(queries))
+        .into_iter()
+        .map(|q| (q.query, q.labels))
+        .collect();
+    let briefs: Vec<Brief> = jsonl(&dir.join(briefs));
+    [
+        english,
+        briefs
+            .iter()
+            .map(|b| (b.en.clone(), b.labels.clone()))
+            .collect(),
+        briefs
+            .iter()
+            .map(|b| (b.es.clone(), b.labels.clone()))
+            .collect(),
+    ]
+}
+
+#[test]
+fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
+    let lib_dir = common::demo_library();
+    let rows: Vec<Row> = jsonl(&lib_dir.join("manifest.jsonl"));
+    let judged: HashMap<String, HashSet<String>> = rows
+        .into_iter()
+        .filter(|r| !r.labels_source.is_empty())
+        .map(|r| (r.id, r.labels.into_iter().collect()))
+        .collect();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval");
+    let held_out = load_sets(&fixtures, "english_queries.jsonl", "bilingual_briefs.jsonl");
+    let dev = load_sets(&fixtures, "dev_english.jsonl", "dev_bilingual.jsonl");
+    for (_, labels) in held_out.iter().chain(&dev).flatten() {
+        assert!(
+            labels
+                .iter()
+                .all(|l| judged.values().any(|s| s.contains(l))),
+            "{labels:?}"
+        );
+    }
+
+    // The reference library, ingested with the real models, then given both embedders' vectors.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = common::models_cache();
+    let paths = Paths::for_dirs(&dir.path().join("config"), &dir.path().join("data"), cache);
+    let mut lib = Library::open(paths, Config::defaults()).unwrap();
+    let report = ingest(
+        &mut lib,
+        &IngestOptions {
+            root: lib_dir.clone(),
+            manifest: Some(lib_dir.join("manifest.jsonl")),
+            jobs: 2,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+        let e = lib.embedder_for(id).unwrap();
+        reindex(&lib, e.as_ref(), &mut |_, _| {}).unwrap();
+    }
+
+    let mut results = HashMap::new();
+    for (name, sets) in [("held-out", &held_out), ("dev", &dev)] {
+        eprintln!(
+            "{name}: P@5 over {} judged images | English queries ({}) | briefs EN ({}) | briefs ES | ES top 5 also in EN top 5",
+            judged.len(),
+            sets[0].len(),
+            sets[1].len()
+        );
+        for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+            let [(en, _), (ben, ten), (bes, tes)] =
+                [0, 1, 2].map(|i| precision_at_5(&lib, id, &sets[i], &judged));
+            eprintln!(
+                "{id:<42} | {en:.3} | {ben:.3} | {bes:.3} | {:.3}",
+                overlap(&tes, &ten)
+            );
+            results.insert((name, id), [en, ben, bes]);
+        }
+    }
+    let [minilm_en, minilm_briefs_en, minilm_briefs_es] =
+        results[&("held-out", minilm::EMBEDDER_ID)];
+    let [e5_en, e5_briefs_en, e5_briefs_es] = results[&("held-out", e5::EMBEDDER_ID)];
+    // Measured when chosen (held-out): Spanish briefs 0.753 vs MiniLM 0.247; 88 % of their
+    // English twins (0.853); English briefs 0.853 vs 0.833; English queries 0.839 vs 0.878.
+    assert!(
+        e5_briefs_es >= 2.0 * minilm_briefs_es,
+        "Spanish briefs: e5 {e5_briefs_es:.3}, MiniLM {minilm_briefs_es:.3}"
+    );
+    assert!(
+        e5_briefs_es >= 0.85 * e5_briefs_en,
+        "Spanish briefs P@5 {e5_briefs_es:.3} vs English {e5_briefs_en:.3}"
+    );
+    assert!(
+        e5_briefs_en >= minilm_briefs_en - 0.02,
+        "English briefs: e5 {e5_briefs_en:.3}, MiniLM {minilm_briefs_en:.3}"
+    );
+    assert!(
+        e5_en >= minilm_en - 0.06,
+        "English queries: e5 {e5_en:.3}, MiniLM {minilm_en:.3}"
+    );
+}
