@@ -138,8 +138,8 @@ enum LibraryCmd {
     /// Give every asset a vector from another embedder (resumable: assets that have one are
     /// skipped), then set models.text_embedder to it to search with it.
     Reindex {
-        /// An embedder id, e.g. local/minilm-l6-v2/desc-v1 or
-        /// bedrock/amazon.titan-embed-image-v1/1024.
+        /// An embedder id, e.g. local/multilingual-e5-small-q4/desc-v1,
+        /// local/minilm-l6-v2/desc-v1 or bedrock/amazon.titan-embed-image-v1/1024.
         #[arg(long)]
         embedder: String,
         #[arg(long)]
