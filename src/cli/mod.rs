@@ -494,6 +494,7 @@ fn models_status(ctx: &Ctx, json: bool) -> Result<i32> {
     if json {
         stdout_line(&serde_json::to_string(&st)?)?;
     } else {
+        let width = st.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &st {
             let state = if s.present {
                 format!("present  {:>6.1} MB", s.bytes as f64 / 1e6)
@@ -501,7 +502,7 @@ fn models_status(ctx: &Ctx, json: bool) -> Result<i32> {
                 "missing            ".to_string()
             };
             stdout_line(&format!(
-                "{:<20} {state}  {}=={}  {}",
+                "{:<width$} {state}  {}=={}  {}",
                 s.name, s.package, s.version, s.job
             ))?;
         }
