@@ -18,6 +18,7 @@
 //! windows whose pooled vectors are averaged by token count, as the package does.
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
@@ -131,12 +132,126 @@ struct TensorEntry {
 
 /// The XLM-RoBERTa tokenizer as the file defines it: normalisation table + Unigram pieces.
 pub struct E5Tokenizer {
-    unigram: Unigram,
+    vocab: Vocabulary,
     /// Codepoint -> its replacement (possibly empty: the codepoint is dropped).
     norm: HashMap<char, Vec<char>>,
     pub bos: u32,
     pub eos: u32,
     pub unk: u32,
+}
+
+/// The Unigram model over the pieces the texts seen so far can use, grown on demand.
+///
+/// A piece can only match text that contains every one of its characters. Characters are put in
+/// groups (`char_group`); a model built from the pieces whose groups all occur in the text
+/// therefore has every piece the text can match, and with the full vocabulary's lowest score
+/// kept in it (tokenizers scores an unknown character from the lowest score), it segments
+/// exactly as the full model does. That matters for memory: tokenizers' Unigram trie over all
+/// 250k pieces takes about 255 MB, the pieces of Latin-script text about a third of that. When a
+/// text brings new groups (another script), the model is rebuilt over the union of all groups
+/// seen, so it never shrinks and is rebuilt at most once per new group.
+struct Vocabulary {
+    /// Piece surfaces and scores, indexed by token id.
+    pieces: Vec<(String, f64)>,
+    /// The groups of each piece's characters.
+    groups: Vec<u128>,
+    /// Pieces every model keeps: `<unk>` and the lowest-scoring piece.
+    always: [usize; 2],
+    model: RwLock<Arc<PartialModel>>,
+}
+
+struct PartialModel {
+    /// The groups this model covers.
+    groups: u128,
+    unigram: Unigram,
+    /// Model id -> token id.
+    ids: Vec<u32>,
+}
+
+/// A character's group, one of 128: the 128-codepoint block below U+3000 (Latin, Greek, Cyrillic,
+/// Hebrew, Arabic, Indic, punctuation, the `▁` marker...), then wider ranges (CJK, Hangul,
+/// fullwidth forms, emoji planes). Any grouping gives the same tokens; this one keeps scripts
+/// that occur together in one group and scripts that do not apart.
+fn char_group(c: char) -> u32 {
+    let cp = c as u32;
+    match cp {
+        0..0x3000 => cp >> 7,                          // 0..=95
+        0x3000..0xA000 => 96,                          // CJK, kana
+        0xA000..0xD800 => 97,                          // Yi, Hangul syllables
+        0xD800..0x10000 => 98 + ((cp - 0xD800) >> 13), // private use, compatibility, fullwidth
+        _ => 100 + ((cp >> 12) % 28),                  // supplementary planes, emoji
+    }
+}
+
+fn groups_of(s: &str) -> u128 {
+    s.chars().fold(0, |m, c| m | 1u128 << char_group(c))
+}
+
+/// ASCII, Latin-1, Latin Extended, IPA, combining marks, general punctuation and the `▁` marker:
+/// the first model covers them, so Latin-script text never has it rebuilt.
+const LATIN_GROUPS: u128 = 0b111_1111 | 1 << (0x2000 >> 7) | 1 << (0x2580 >> 7);
+
+impl Vocabulary {
+    fn new(pieces: Vec<(String, f64)>, unk: usize) -> Result<Self> {
+        let groups = pieces.iter().map(|(p, _)| groups_of(p)).collect();
+        let lowest = pieces
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
+            .map_or(unk, |(i, _)| i);
+        let mut v = Vocabulary {
+            pieces,
+            groups,
+            always: [unk, lowest],
+            model: RwLock::new(Arc::new(PartialModel {
+                groups: 0,
+                unigram: Unigram::default(),
+                ids: Vec::new(),
+            })),
+        };
+        v.model = RwLock::new(Arc::new(v.build(LATIN_GROUPS)?));
+        Ok(v)
+    }
+
+    fn build(&self, groups: u128) -> Result<PartialModel> {
+        let mut ids = Vec::new();
+        let mut vocab = Vec::new();
+        let mut unk = 0;
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if self.groups[i] & !groups == 0 || self.always.contains(&i) {
+                if i == self.always[0] {
+                    unk = vocab.len();
+                }
+                ids.push(i as u32);
+                vocab.push(piece.clone());
+            }
+        }
+        let unigram = Unigram::from(vocab, Some(unk), false)
+            .map_err(|e| Error::Inference(format!("e5 tokenizer: {e}")))?;
+        Ok(PartialModel {
+            groups,
+            unigram,
+            ids,
+        })
+    }
+
+    /// A model that covers every character of `text`.
+    fn model_for(&self, text: &str) -> Result<Arc<PartialModel>> {
+        let need = groups_of(text);
+        let poisoned =
+            || Error::Inference("e5 tokenizer: a thread panicked while growing it".into());
+        {
+            let m = self.model.read().map_err(|_| poisoned())?;
+            if need & !m.groups == 0 {
+                return Ok(m.clone());
+            }
+        }
+        let mut m = self.model.write().map_err(|_| poisoned())?;
+        if need & !m.groups != 0 {
+            *m = Arc::new(self.build(m.groups | need)?);
+        }
+        Ok(m.clone())
+    }
 }
 
 impl E5Tokenizer {
@@ -176,19 +291,21 @@ impl E5Tokenizer {
     /// fused token is expanded back to one id per character).
     pub fn content_ids(&self, text: &str) -> Result<Vec<u32>> {
         let normalized = self.normalize(text);
-        let tokens = self
+        let model = self.vocab.model_for(&normalized)?;
+        let tokens = model
             .unigram
             .tokenize(&normalized)
             .map_err(|e| Error::Inference(format!("e5 tokenizer: {e}")))?;
         let mut ids = Vec::with_capacity(tokens.len());
         for t in tokens {
-            if t.id == self.unk {
+            let id = model.ids[t.id as usize];
+            if id == self.unk {
                 ids.extend(std::iter::repeat_n(
                     self.unk,
                     t.value.chars().count().max(1),
                 ));
             } else {
-                ids.push(t.id);
+                ids.push(id);
             }
         }
         Ok(ids)
@@ -380,11 +497,11 @@ impl E5 {
             model_type: Some("xlm-roberta".into()),
         };
         let encoder = BertEncoder::load(VarBuilder::from_tensors(ts, DType::F32, &dev), &config)?;
-        if (tokenizer.unigram.get_vocab_size()) > embedding_rows {
+        if tokenizer.vocab.pieces.len() > embedding_rows {
             return Err(Error::Inference(format!(
                 "{}: {} vocabulary pieces but only {embedding_rows} embedding rows",
                 path.display(),
-                tokenizer.unigram.get_vocab_size()
+                tokenizer.vocab.pieces.len()
             )));
         }
         Ok(E5 {
@@ -593,14 +710,14 @@ fn read_tokenizer(c: &mut Cursor) -> Result<E5Tokenizer> {
         // Without that rule the `<unk>` surface above could be matched; refuse the file.
         return Err(c.bad("normalisation table does not drop U+007F"));
     }
-    let unigram = Unigram::from(vocab, Some(unk), false).map_err(|e| {
+    let vocab = Vocabulary::new(vocab, unk).map_err(|e| {
         Error::Inference(format!(
             "{}: the vocabulary does not make a Unigram model: {e}",
             c.path.display()
         ))
     })?;
     Ok(E5Tokenizer {
-        unigram,
+        vocab,
         norm,
         bos: bos as u32,
         eos: eos as u32,
@@ -662,10 +779,11 @@ mod tests {
             ("\u{2581}a", -2.0),
             ("b", -2.0),
             ("\u{2581}ab", -1.0),
+            ("\u{2581}\u{3b1}", -1.0), // Greek: outside the first model's groups
         ];
         let vocab = pieces.iter().map(|(p, s)| (p.to_string(), *s)).collect();
         E5Tokenizer {
-            unigram: Unigram::from(vocab, Some(3), false).unwrap(),
+            vocab: Vocabulary::new(vocab, 3).unwrap(),
             norm: HashMap::from([
                 ('\t', vec![' ']),
                 ('\u{7f}', vec![]),
@@ -701,6 +819,9 @@ mod tests {
         );
         // The literal text "<unk>" never matches the <unk> piece.
         assert_eq!(t.content_ids("<unk>").unwrap(), vec![4, 3, 3, 3, 3, 3]);
+        // A text in another script grows the model; what was found before stays the same.
+        assert_eq!(t.content_ids("\u{3b1}").unwrap(), vec![8]);
+        assert_eq!(t.content_ids("ab").unwrap(), vec![7]);
         assert_eq!(
             t.encode("ab", TextRole::Query).unwrap().len(),
             t.content_ids("query: ab").unwrap().len()
