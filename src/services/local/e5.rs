@@ -146,18 +146,23 @@ pub struct E5Tokenizer {
 /// groups (`char_group`); a model built from the pieces whose groups all occur in the text
 /// therefore has every piece the text can match, and with the full vocabulary's lowest score
 /// kept in it (tokenizers scores an unknown character from the lowest score), it segments
-/// exactly as the full model does. That matters for memory: tokenizers' Unigram trie over all
-/// 250k pieces takes about 255 MB, the pieces of Latin-script text about a third of that. When a
+/// exactly as the full model does. That matters for memory: measured here, a model over all 250k
+/// pieces takes about 260 MB, the one over the Latin-script pieces about 150 MB less. When a
 /// text brings new groups (another script), the model is rebuilt over the union of all groups
 /// seen, so it never shrinks and is rebuilt at most once per new group.
 struct Vocabulary {
+    pieces: Pieces,
+    model: RwLock<Arc<PartialModel>>,
+}
+
+/// The file's vocabulary, from which partial models are built.
+struct Pieces {
     /// Piece surfaces and scores, indexed by token id.
     pieces: Vec<(String, f64)>,
     /// The groups of each piece's characters.
     groups: Vec<u128>,
     /// Pieces every model keeps: `<unk>` and the lowest-scoring piece.
     always: [usize; 2],
-    model: RwLock<Arc<PartialModel>>,
 }
 
 struct PartialModel {
@@ -199,20 +204,42 @@ impl Vocabulary {
             .enumerate()
             .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
             .map_or(unk, |(i, _)| i);
-        let mut v = Vocabulary {
+        let pieces = Pieces {
             pieces,
             groups,
             always: [unk, lowest],
-            model: RwLock::new(Arc::new(PartialModel {
-                groups: 0,
-                unigram: Unigram::default(),
-                ids: Vec::new(),
-            })),
         };
-        v.model = RwLock::new(Arc::new(v.build(LATIN_GROUPS)?));
-        Ok(v)
+        let first = pieces.build(LATIN_GROUPS)?;
+        Ok(Vocabulary {
+            pieces,
+            model: RwLock::new(Arc::new(first)),
+        })
     }
 
+    fn len(&self) -> usize {
+        self.pieces.pieces.len()
+    }
+
+    /// A model that covers every character of `text`.
+    fn model_for(&self, text: &str) -> Result<Arc<PartialModel>> {
+        let need = groups_of(text);
+        let poisoned =
+            || Error::Inference("e5 tokenizer: a thread panicked while growing it".into());
+        {
+            let m = self.model.read().map_err(|_| poisoned())?;
+            if need & !m.groups == 0 {
+                return Ok(m.clone());
+            }
+        }
+        let mut m = self.model.write().map_err(|_| poisoned())?;
+        if need & !m.groups != 0 {
+            *m = Arc::new(self.pieces.build(m.groups | need)?);
+        }
+        Ok(m.clone())
+    }
+}
+
+impl Pieces {
     fn build(&self, groups: u128) -> Result<PartialModel> {
         let mut ids = Vec::new();
         let mut vocab = Vec::new();
@@ -233,24 +260,6 @@ impl Vocabulary {
             unigram,
             ids,
         })
-    }
-
-    /// A model that covers every character of `text`.
-    fn model_for(&self, text: &str) -> Result<Arc<PartialModel>> {
-        let need = groups_of(text);
-        let poisoned =
-            || Error::Inference("e5 tokenizer: a thread panicked while growing it".into());
-        {
-            let m = self.model.read().map_err(|_| poisoned())?;
-            if need & !m.groups == 0 {
-                return Ok(m.clone());
-            }
-        }
-        let mut m = self.model.write().map_err(|_| poisoned())?;
-        if need & !m.groups != 0 {
-            *m = Arc::new(self.build(m.groups | need)?);
-        }
-        Ok(m.clone())
     }
 }
 
@@ -497,11 +506,11 @@ impl E5 {
             model_type: Some("xlm-roberta".into()),
         };
         let encoder = BertEncoder::load(VarBuilder::from_tensors(ts, DType::F32, &dev), &config)?;
-        if tokenizer.vocab.pieces.len() > embedding_rows {
+        if tokenizer.vocab.len() > embedding_rows {
             return Err(Error::Inference(format!(
                 "{}: {} vocabulary pieces but only {embedding_rows} embedding rows",
                 path.display(),
-                tokenizer.vocab.pieces.len()
+                tokenizer.vocab.len()
             )));
         }
         Ok(E5 {
@@ -533,10 +542,10 @@ impl E5 {
     }
 
     /// Mean-pooled (not yet normalised) last hidden states of each window (`<s>` .. `</s>`).
-    fn forward(&self, windows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+    fn forward(&self, windows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let h = self.header.hidden;
         let n = windows.len();
-        let len = windows.iter().map(Vec::len).max().unwrap_or(0);
+        let len = windows.iter().map(|w| w.len()).max().unwrap_or(0);
         if n == 0 || len == 0 {
             return Ok(Vec::new());
         }
@@ -601,7 +610,7 @@ impl E5 {
         let mut sums = vec![vec![0f32; h]; texts.len()];
         let mut weights = vec![0f32; texts.len()];
         for batch in windows.chunks(BATCH_WINDOWS) {
-            let ws: Vec<Vec<u32>> = batch.iter().map(|(_, _, w)| w.clone()).collect();
+            let ws: Vec<&[u32]> = batch.iter().map(|(_, _, w)| w.as_slice()).collect();
             for ((i, wgt, _), pooled) in batch.iter().zip(self.forward(&ws)?) {
                 sums[*i]
                     .iter_mut()
