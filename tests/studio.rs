@@ -607,3 +607,18 @@ fn remaining_actions_each_do_their_one_thing() {
     assert_eq!((params.seed, params.aspect.as_str()), (Some(7), "1:1"));
     assert!(s.busy());
 }
+
+#[test]
+fn generate_pane_labels_nova_canvas_as_legacy() {
+    let mut s = state();
+    s.pane = Pane::Generate;
+    s.generator = Some(campaign_studio::services::bedrock::canvas::caps(
+        "amazon.nova-canvas-v1:0",
+    ));
+    let screen = draw(&mut s, 200, 60);
+    // The notice wraps in the narrow form column.
+    assert!(
+        screen.contains("legacy: end-of-life on Bedrock") && screen.contains("2026-09-30"),
+        "{screen}"
+    );
+}

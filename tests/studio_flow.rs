@@ -2,14 +2,16 @@
 //! keymap into `update`, effects run on the real `Runner` (store, search, prompt writer,
 //! generation, ingest, persistence) with deterministic fake embedder, analyser and generator,
 //! and results come back into `update`. No clock, no sleeps: each effect runs to completion.
-use std::collections::VecDeque;
+mod common;
+
+use common::studio::Studio;
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
-use campaign_studio::app::keymap::{Binding, default_keymap, resolve};
+use campaign_studio::app::keymap::default_keymap;
 use campaign_studio::app::state::{ImageKey, ImageSlot};
-use campaign_studio::app::{Action, Effect, Pane, State, update};
+use campaign_studio::app::{Action, Effect, Pane, update};
 use campaign_studio::config::Config;
 use campaign_studio::domain::{PromptSource, TaskType};
 use campaign_studio::engine::Library;
@@ -19,7 +21,7 @@ use campaign_studio::services::fake::{FakeAnalyser, FakeEmbedder, FakeGenerator}
 use campaign_studio::tui::Runner;
 use campaign_studio::tui::images;
 use campaign_studio::ui::Ui;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyModifiers};
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -83,87 +85,6 @@ fn library(dir: &Path) -> Library {
     .unwrap();
     assert_eq!(r.ingested, 12);
     lib
-}
-
-fn new_state() -> State {
-    let c = Config::defaults();
-    State::new(c.taxonomy.objectives, c.taxonomy.nodes, c.search.k)
-}
-
-struct Studio {
-    state: State,
-    runner: Runner,
-    keymap: Vec<Binding>,
-    /// Every effect run, in order (to check what reached the engine).
-    log: Vec<Effect>,
-}
-
-impl Studio {
-    fn new(runner: Runner) -> Self {
-        let mut s = Studio {
-            state: new_state(),
-            runner,
-            keymap: default_keymap(),
-            log: Vec::new(),
-        };
-        s.state.generator = s.runner.generator.as_ref().map(|g| g.caps().clone());
-        s.act(Action::Resized(120, 40));
-        s.run(vec![Effect::LoadCampaigns, Effect::LoadBrands]);
-        s
-    }
-
-    /// Runs effects (and the effects their results cause) to completion.
-    fn run(&mut self, effects: Vec<Effect>) {
-        let mut queue: VecDeque<Effect> = effects.into();
-        while let Some(e) = queue.pop_front() {
-            self.log.push(e.clone());
-            match e {
-                Effect::CancelJob(j) => self.runner.cancellation.cancel(j),
-                Effect::Quit | Effect::Suspend => {}
-                e => {
-                    let mut results = Vec::new();
-                    self.runner.run(e, &mut |a| results.push(a));
-                    for a in results {
-                        queue.extend(update(&mut self.state, a));
-                    }
-                }
-            }
-        }
-    }
-
-    fn act(&mut self, a: Action) {
-        let fx = update(&mut self.state, a);
-        self.run(fx);
-    }
-
-    fn key(&mut self, code: KeyCode, mods: KeyModifiers) {
-        let k = KeyEvent::new(code, mods);
-        if let Some(a) = resolve(&self.keymap, self.state.pane, self.state.text_input(), k) {
-            self.act(a);
-        }
-    }
-
-    fn press(&mut self, c: char) {
-        self.key(KeyCode::Char(c), KeyModifiers::NONE);
-    }
-
-    fn ctrl(&mut self, c: char) {
-        self.key(KeyCode::Char(c), KeyModifiers::CONTROL);
-    }
-
-    fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            self.press(c);
-        }
-    }
-
-    fn toast(&self) -> String {
-        self.state
-            .toast
-            .as_ref()
-            .map(|t| t.text.clone())
-            .unwrap_or_default()
-    }
 }
 
 #[test]

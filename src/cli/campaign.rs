@@ -314,11 +314,16 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 }
                 if !cost.lines.is_empty() {
                     stdout_line(&format!(
-                        "cost: ${:.4} ({} input and {} output tokens, {} image(s)){}",
+                        "cost: ${:.4} ({} input and {} output tokens, {} image(s){}){}",
                         cost.usd,
                         cost.input_tokens,
                         cost.output_tokens,
                         cost.images,
+                        if cost.withheld > 0 {
+                            format!(", {} withheld by the content filter", cost.withheld)
+                        } else {
+                            String::new()
+                        },
                         if cost.unpriced.is_empty() {
                             String::new()
                         } else {
@@ -327,7 +332,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                     ))?;
                     for l in &cost.lines {
                         stdout_line(&format!(
-                            "  {:<20} {:<34} {:>6} in {:>6} out {:>2} img  {}",
+                            "  {:<24} {:<34} {:>6} in {:>6} out {:>2} img  {}",
                             l.what,
                             l.model,
                             l.input_tokens,

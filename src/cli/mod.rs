@@ -268,54 +268,78 @@ fn studio(ctx: &Ctx) -> Result<i32> {
     Ok(0)
 }
 
-/// The Bedrock part of `doctor`: region, endpoint, credential source (never secrets), models,
-/// and with `probe` one minimal call per configured model.
+/// The Bedrock part of `doctor`: region, endpoint, credential source (never secrets), each
+/// configured job's model, where it is called and its lifecycle, and with `probe` one free
+/// call per model saying whether the job's calls would go through.
 fn doctor_bedrock(ctx: &Ctx, probe: bool) -> serde_json::Value {
     use campaign_studio::services::bedrock::{Bedrock, titan};
     let cfg = &ctx.config;
     let m = &cfg.bedrock.models;
-    // Every job configured to a Bedrock model: (job, model id).
-    let mut jobs: Vec<(&str, String)> = Vec::new();
+    // Every job configured to a Bedrock model: (job, config key, model reference).
+    let mut jobs: Vec<(&str, &'static str, campaign_studio::config::ModelRef)> = Vec::new();
     match cfg.generator.backend.as_str() {
-        "bedrock/nova-canvas" => jobs.push(("generator", m.canvas.clone())),
-        "bedrock/stability" => jobs.push(("generator", m.stability.clone())),
+        "bedrock/nova-canvas" => jobs.push(("generator", "canvas", m.canvas.clone())),
+        "bedrock/stability" => jobs.push(("generator", "stability", m.stability.clone())),
         _ => {}
     }
-    if let Ok((model, _)) = titan::parse_id(&cfg.models.text_embedder) {
-        jobs.push(("embeddings", model));
+    if let Some(model) = cfg
+        .models
+        .text_embedder
+        .strip_prefix(titan::PREFIX)
+        .and_then(|r| r.split('/').next())
+    {
+        let mut r = m.embeddings.clone();
+        if r.id.trim().is_empty() {
+            r.id = model.to_string();
+        }
+        jobs.push(("embeddings", "embeddings", r));
     }
-    if cfg.prompt.writer == "bedrock/nova-pro" {
-        jobs.push(("prompt writer", m.writer.clone()));
+    if cfg.bedrock_writer() {
+        jobs.push(("prompt writer", "writer", m.writer.clone()));
     }
-    if cfg.models.describer == "bedrock/nova-pro" {
-        jobs.push(("describer", m.describer.clone()));
+    if cfg.bedrock_describer() {
+        jobs.push(("describer", "describer", m.describer.clone()));
     }
     if jobs.is_empty() && !probe {
         return json!({"used": false});
     }
-    match Bedrock::new(&cfg.bedrock) {
+    match Bedrock::new(&cfg.bedrock, std::sync::Arc::default()) {
         Err(e) => json!({"used": true, "error": e.to_string()}),
         Ok(b) => {
             let creds = b.credential_source();
+            let routes: Vec<_> = jobs
+                .iter()
+                .map(|(job, key, r)| (*job, b.route(key, r)))
+                .collect();
             let mut v = json!({
                 "used": !jobs.is_empty(),
                 "region": b.region(),
                 "endpoint": if cfg.bedrock.endpoint_url.is_empty() { "public" } else { cfg.bedrock.endpoint_url.as_str() },
                 "credentials": creds.as_ref().map(String::as_str).unwrap_or_else(|e| e.as_str()),
-                "models": jobs.iter().map(|(j, m)| json!({"job": j, "model": m})).collect::<Vec<_>>(),
+                "models": routes.iter().map(|(job, r)| match r {
+                    Ok(r) => json!({
+                        "job": job,
+                        "model": r.id,
+                        "base_model": r.base,
+                        "name": r.known.name,
+                        "region": r.region,
+                        "lifecycle": r.known.lifecycle.unwrap_or("active"),
+                    }),
+                    Err(e) => json!({"job": job, "error": e.to_string()}),
+                }).collect::<Vec<_>>(),
             });
             if probe && creds.is_ok() {
-                let mut results = serde_json::Map::new();
-                for (_, model) in &jobs {
-                    if !results.contains_key(model) {
-                        let r = match b.probe(model) {
-                            Ok(s) => s,
-                            Err(e) => e,
-                        };
-                        results.insert(model.clone(), json!(r));
+                let mut results = Vec::new();
+                let mut seen = Vec::new();
+                for (_, r) in &routes {
+                    let Ok(r) = r else { continue };
+                    if seen.contains(&(&r.id, &r.region)) {
+                        continue;
                     }
+                    seen.push((&r.id, &r.region));
+                    results.push(serde_json::to_value(b.probe(r)).unwrap_or_default());
                 }
-                v["probe"] = serde_json::Value::Object(results);
+                v["probe"] = serde_json::Value::Array(results);
             }
             v
         }
@@ -416,31 +440,47 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         ctx.config.models.text_embedder,
         ctx.config.prompt.writer,
         ctx.config.generator.backend,
-        if ctx.config.generator.backend == "none" {
-            " (no offline text-to-image model exists; the studio offers a mood board)"
-        } else {
-            ""
+        match ctx.config.generator.backend.as_str() {
+            "none" => " (no offline text-to-image model exists; the studio offers a mood board)",
+            "bedrock/nova-canvas" => {
+                " (LEGACY: Nova Canvas reached end-of-life on Bedrock on 2026-09-30)"
+            }
+            _ => "",
         }
     ));
     out.push_str(&format!("\nlibrary\n  assets         {}\n", stats.assets));
     let b = &report["bedrock"];
     if b["used"] == true || probe {
         out.push_str("\nbedrock\n");
-        for k in [
-            "region",
-            "endpoint",
-            "credentials",
-            "generator_model",
-            "error",
-        ] {
+        for k in ["region", "endpoint", "credentials", "error"] {
             if !b[k].is_null() {
                 out.push_str(&format!("  {k:<16} {}\n", s(&b[k])));
             }
         }
-        if let Some(p) = b["probe"].as_object() {
-            for (m, r) in p {
-                out.push_str(&format!("  probe {m}: {}\n", s(r)));
+        for j in b["models"].as_array().into_iter().flatten() {
+            match j["error"].as_str() {
+                Some(e) => out.push_str(&format!("  {:<16} {e}\n", s(&j["job"]))),
+                None => out.push_str(&format!(
+                    "  {:<16} {} in {}{}\n",
+                    s(&j["job"]),
+                    s(&j["model"]),
+                    s(&j["region"]),
+                    if j["lifecycle"] == "active" {
+                        String::new()
+                    } else {
+                        format!(" ({})", s(&j["lifecycle"]))
+                    }
+                )),
             }
+        }
+        for p in b["probe"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  probe {} in {}: {}: {}\n",
+                s(&p["model"]),
+                s(&p["region"]),
+                s(&p["verdict"]),
+                s(&p["detail"])
+            ));
         }
     }
     out.push_str("\nterminal\n");

@@ -46,6 +46,8 @@ pub struct BedrockConfig {
     pub connect_timeout_secs: u64,
     /// Most calls in flight at once.
     pub max_concurrency: usize,
+    /// Extended thinking of writers that have it (Nova 2 Lite): "off", "low", "medium", "high".
+    pub reasoning_effort: String,
     pub models: BedrockModels,
     /// Model id -> price, for the cost meter.
     #[serde(default)]
@@ -65,20 +67,132 @@ pub struct Price {
     /// Premium quality, when the model prices it apart.
     #[serde(default)]
     pub per_image_premium: Option<f64>,
+    /// Images of more pixels than this are priced at the large tier (Nova Canvas prices
+    /// images above 1024x1024 apart).
+    #[serde(default)]
+    pub large_above_pixels: Option<u64>,
+    #[serde(default)]
+    pub per_image_large: Option<f64>,
+    #[serde(default)]
+    pub per_image_large_premium: Option<f64>,
+}
+
+impl Price {
+    /// The price of one image of `pixels` at `premium` quality.
+    pub fn image(&self, pixels: u64, premium: bool) -> f64 {
+        let large = self.large_above_pixels.is_some_and(|l| pixels > l);
+        let standard = if large {
+            self.per_image_large.unwrap_or(self.per_image)
+        } else {
+            self.per_image
+        };
+        if !premium {
+            return standard;
+        }
+        let premium_price = if large {
+            self.per_image_large_premium.or(self.per_image_premium)
+        } else {
+            self.per_image_premium
+        };
+        premium_price.unwrap_or(standard)
+    }
+
+    /// The price of a call's tokens.
+    pub fn tokens(&self, input: u64, output: u64) -> f64 {
+        input as f64 / 1000.0 * self.input_per_1k_tokens
+            + output as f64 / 1000.0 * self.output_per_1k_tokens
+    }
+}
+
+/// A Bedrock model as a job uses it: the id sent as `modelId` (a base model id, an inference
+/// profile id such as `us.amazon.nova-pro-v1:0`, or an ARN), the region to call it in when it
+/// differs from `bedrock.region`, and, for an application inference profile ARN (whose text
+/// does not name the model), the base model it serves. In TOML either a plain string
+/// (`writer = "us.amazon.nova-pro-v1:0"`) or a table (`stability = { id = "...", region =
+/// "us-west-2" }`).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct ModelRef {
+    pub id: String,
+    /// "" = `bedrock.region`.
+    pub region: String,
+    /// "" = derived from `id`.
+    pub base: String,
+}
+
+impl ModelRef {
+    pub fn new(id: &str) -> Self {
+        ModelRef {
+            id: id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            #[serde(default)]
+            id: String,
+            #[serde(default)]
+            region: String,
+            #[serde(default)]
+            base: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Id(String),
+            Table(Table),
+        }
+        match Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a model id (\"us.amazon.nova-pro-v1:0\") or a table { id = \"...\", region = \"...\", base = \"...\" } (keys: id, region, base)",
+            )
+        })? {
+            Form::Id(id) => Ok(ModelRef::new(&id)),
+            Form::Table(t) => Ok(ModelRef {
+                id: t.id,
+                region: t.region,
+                base: t.base,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockModels {
-    /// The prompt writer (ConverseStream): Nova Pro.
-    pub writer: String,
-    /// The image describer (Converse with a tool): Nova Pro.
-    pub describer: String,
-    pub canvas: String,
-    pub stability: String,
+    /// The prompt writer (ConverseStream): Nova Pro or Nova 2 Lite.
+    pub writer: ModelRef,
+    /// The image describer, and the English rewrite of briefs for Titan (Converse).
+    pub describer: ModelRef,
+    /// Where the configured Bedrock text embedder is called: "" id = the model its embedder id
+    /// names (`models.text_embedder`), or a profile / ARN of that same model.
+    pub embeddings: ModelRef,
+    /// Nova Canvas: legacy, end-of-life on Bedrock since 2026-09-30.
+    pub canvas: ModelRef,
+    /// A Stability AI image model: Stable Image Ultra, Stable Image Core or SD3.5 Large.
+    pub stability: ModelRef,
 }
 
-pub const GENERATOR_BACKENDS: [&str; 3] = ["none", "bedrock/nova-canvas", "bedrock/stability"];
+pub const GENERATOR_BACKENDS: [&str; 3] = ["none", "bedrock/stability", "bedrock/nova-canvas"];
+/// `prompt.writer` values ("bedrock/nova-pro" is the older name of "bedrock").
+pub const PROMPT_WRITERS: [&str; 3] = ["local/composer", "bedrock", "bedrock/nova-pro"];
+/// `models.describer` values ("bedrock/nova-pro" is the older name of "bedrock").
+pub const DESCRIBERS: [&str; 3] = ["local", "bedrock", "bedrock/nova-pro"];
+
+impl Config {
+    /// Whether the prompt writer is the Bedrock one.
+    pub fn bedrock_writer(&self) -> bool {
+        self.prompt.writer.starts_with("bedrock")
+    }
+    /// Whether library images are described by the Bedrock describer.
+    pub fn bedrock_describer(&self) -> bool {
+        self.models.describer.starts_with("bedrock")
+    }
+}
 
 /// The terminal studio: inline images, mouse, colours by role, key overrides.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -181,7 +295,8 @@ pub struct SearchConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsConfig {
-    /// "local" (manifest words, labels and colours) or "bedrock/nova-pro" (the image itself).
+    /// "local" (manifest words, labels and colours) or "bedrock" (a vision model looks at the
+    /// image: `bedrock.models.describer`).
     pub describer: String,
     pub inference_threads: usize,
     pub label_min_prob: f32,
@@ -263,17 +378,55 @@ impl Config {
         if self.prompt.max_chars < 16 {
             return bad("prompt.max_chars", "must be at least 16");
         }
-        if !["local/composer", "bedrock/nova-pro"].contains(&self.prompt.writer.as_str()) {
+        if !PROMPT_WRITERS.contains(&self.prompt.writer.as_str()) {
             return bad(
                 "prompt.writer",
-                "unknown writer (available: local/composer, bedrock/nova-pro)",
+                "unknown writer (available: local/composer, bedrock; the Bedrock model is bedrock.models.writer)",
             );
         }
-        if !["local", "bedrock/nova-pro"].contains(&self.models.describer.as_str()) {
+        if !DESCRIBERS.contains(&self.models.describer.as_str()) {
             return bad(
                 "models.describer",
-                "unknown describer (available: local, bedrock/nova-pro)",
+                "unknown describer (available: local, bedrock; the Bedrock model is bedrock.models.describer)",
             );
+        }
+        if !["off", "low", "medium", "high"].contains(&self.bedrock.reasoning_effort.as_str()) {
+            return bad(
+                "bedrock.reasoning_effort",
+                "must be off, low, medium or high",
+            );
+        }
+        if !self.bedrock.region.is_empty()
+            && !crate::services::bedrock::catalog::valid_region(&self.bedrock.region)
+        {
+            return bad(
+                "bedrock.region",
+                &format!(
+                    "'{}' is not an AWS region (like us-east-1); \"\" takes AWS_REGION or the profile's",
+                    self.bedrock.region
+                ),
+            );
+        }
+        let m = &self.bedrock.models;
+        for (key, r) in [
+            ("writer", &m.writer),
+            ("describer", &m.describer),
+            ("embeddings", &m.embeddings),
+            ("canvas", &m.canvas),
+            ("stability", &m.stability),
+        ] {
+            if key == "embeddings" && r.id.trim().is_empty() {
+                if !r.region.is_empty()
+                    && !crate::services::bedrock::catalog::valid_region(&r.region)
+                {
+                    return bad(
+                        "bedrock.models.embeddings.region",
+                        &format!("'{}' is not an AWS region (like us-east-1)", r.region),
+                    );
+                }
+                continue;
+            }
+            crate::services::bedrock::check_model(key, r).map_err(Error::Config)?;
         }
         if !GENERATOR_BACKENDS.contains(&self.generator.backend.as_str()) {
             return bad(
@@ -410,5 +563,70 @@ mod tests {
         }
         std::fs::write(&f, "[studio.keys]\n\"global.quit\" = \"ctrl-q\"\n").unwrap();
         assert_eq!(Config::load(&f).unwrap().studio.keys.len(), 1);
+    }
+
+    #[test]
+    fn a_model_can_be_a_plain_id_or_a_table_with_its_region() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(
+            &f,
+            "[bedrock.models]\nwriter = \"eu.amazon.nova-pro-v1:0\"\nstability = { id = \"stability.stable-image-core-v1:1\", region = \"us-west-2\" }\n",
+        )
+        .unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(
+            c.bedrock.models.writer,
+            ModelRef::new("eu.amazon.nova-pro-v1:0")
+        );
+        assert_eq!(c.bedrock.models.stability.region, "us-west-2");
+        assert_eq!(
+            c.bedrock.models.stability.id,
+            "stability.stable-image-core-v1:1"
+        );
+    }
+
+    #[test]
+    fn a_model_entry_of_the_wrong_shape_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "[bedrock.models]\nwriter = 3\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("bedrock.models.writer") && e.contains("model id"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_bedrock_model_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "[bedrock.models]\nstability = \"stability.sdxl-v9\"\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("bedrock.models.stability")
+                && e.contains("stability.stable-image-core-v1:1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_default_models_are_the_documented_setup() {
+        let c = Config::defaults();
+        assert_eq!(c.bedrock.models.writer.id, "us.amazon.nova-pro-v1:0");
+        assert_eq!(c.bedrock.models.stability.region, "us-west-2");
+        assert_ne!(
+            c.generator.backend, "bedrock/nova-canvas",
+            "Canvas is never a default"
+        );
+    }
+
+    #[test]
+    fn the_older_writer_name_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "[prompt]\nwriter = \"bedrock/nova-pro\"\n").unwrap();
+        assert!(Config::load(&f).unwrap().bedrock_writer());
     }
 }

@@ -113,3 +113,27 @@ pub struct TokenUsage {
     pub input: u32,
     pub output: u32,
 }
+
+/// One paid model call, recorded the moment it returns, whatever happens after (a later call
+/// of the same job failing, a cancelled job, a filtered image): the cost meter sums these.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ModelCall {
+    /// What the call was for: "prompt", "describe", "embed-text", "embed-image", "translate",
+    /// "generate".
+    pub job: String,
+    /// The id the call sent (a base model id, an inference profile id or an ARN).
+    pub model: String,
+    /// The base model, which prices the call.
+    pub base_model: String,
+    pub region: String,
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+    /// Images the model returned.
+    pub images: u32,
+    /// Images the call made but the model's content filter withheld (counted apart: AWS's
+    /// pricing pages do not say whether they are billed).
+    pub withheld: u32,
+    /// Pixels of each image (the size tier of the price).
+    pub image_pixels: u64,
+    pub premium: bool,
+}

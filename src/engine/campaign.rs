@@ -108,19 +108,16 @@ pub fn recommend(
         .clone()
         .filter(|q| !q.trim().is_empty())
         .unwrap_or_else(|| campaign.brief.clone());
-    // Titan's text side is English-only: a non-English query is searched as Nova Pro's short
-    // English visual description of it (kept as the run's query, so the user sees it).
-    if embedder
-        .id()
-        .as_str()
-        .starts_with(crate::services::bedrock::titan::PREFIX)
-        && !crate::services::local::composer::looks_english(&query)
-    {
-        let english = crate::services::bedrock::describe::english_visual_query(
-            lib.bedrock()?.as_ref(),
-            &lib.config.bedrock.models.describer,
-            &query,
-        )?;
+    // An English-only text side (Titan): a non-English query is searched as the describer
+    // model's short English visual description of it (kept as the run's query, so the user
+    // sees it).
+    if embedder.english_only_text() && !crate::services::local::composer::looks_english(&query) {
+        let b = lib.bedrock()?;
+        let route = b.route("describer", &lib.config.bedrock.models.describer)?;
+        let english =
+            crate::services::bedrock::describe::english_visual_query(b.as_ref(), &route, &query);
+        lib.store_model_calls(Some(&campaign.id), "search")?;
+        let english = english?;
         tracing::info!(original = %query, english = %english, "searching with an English description");
         query = english;
     }
@@ -138,7 +135,10 @@ pub fn recommend(
             kpi_weight: opts.kpi_weight,
             rerank_pool: opts.rerank_factor.max(1) * opts.k,
         },
-    )?;
+    );
+    // The query's embedding is paid for whether or not the search then succeeds.
+    lib.store_model_calls(Some(&campaign.id), "search")?;
+    let result = result?;
     let mut run = RecommendationRun {
         id: 0,
         campaign_id: campaign.id.clone(),

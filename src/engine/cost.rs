@@ -1,21 +1,29 @@
-//! The cost meter: tokens and images of every model call a campaign made, priced from
-//! `[bedrock.prices]`. Local models cost nothing and are not listed; a cloud model without a
-//! price is counted and marked unpriced, never guessed.
+//! The cost meter: every paid model call a campaign (or the library) made, as recorded when it
+//! returned (`model_calls`), priced from `[bedrock.prices]` by base model (whatever inference
+//! profile or region carried the call). Local models cost nothing and are not listed; a cloud
+//! model without a price is counted and marked unpriced, never guessed.
 use serde::Serialize;
 
 use crate::Result;
 use crate::config::Price;
-use crate::domain::{Campaign, Quality};
+use crate::domain::{Campaign, ModelCall};
 use crate::engine::Library;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CostLine {
-    /// "prompt version 3", "generation 2".
+    /// "prompt version 3", "generation 2", "search".
     pub what: String,
+    /// The id the calls sent.
     pub model: String,
-    pub input_tokens: u32,
-    pub output_tokens: u32,
-    pub images: u32,
+    /// The base model that prices them.
+    pub base_model: String,
+    pub calls: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub images: u64,
+    /// Images the content filter withheld (counted apart, not priced: AWS's pricing pages do
+    /// not say whether they are billed).
+    pub withheld: u64,
     /// None when the model has no price in the config.
     pub usd: Option<f64>,
 }
@@ -26,100 +34,161 @@ pub struct CostReport {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub images: u64,
+    pub withheld: u64,
     /// The sum of the priced lines.
     pub usd: f64,
     /// Models that were used but have no price.
     pub unpriced: Vec<String>,
 }
 
-/// The model id inside a writer label like "bedrock/amazon.nova-pro-v1:0 (language model)".
-fn model_id(label: &str) -> &str {
-    label
-        .strip_prefix("bedrock/")
-        .unwrap_or(label)
-        .split(' ')
-        .next()
-        .unwrap_or(label)
+/// What one call costs at `price`.
+pub fn call_usd(p: &Price, c: &ModelCall) -> f64 {
+    p.tokens(c.input_tokens as u64, c.output_tokens as u64)
+        + c.images as f64 * p.image(c.image_pixels, c.premium)
 }
 
-fn price_tokens(p: &Price, input: u32, output: u32) -> f64 {
-    input as f64 / 1000.0 * p.input_per_1k_tokens + output as f64 / 1000.0 * p.output_per_1k_tokens
-}
-
-pub fn campaign_cost(lib: &Library, campaign: &Campaign) -> Result<CostReport> {
-    let prices = &lib.config.bedrock.prices;
-    let mut lines = Vec::new();
-    for v in lib.store.prompt_versions(&campaign.id)? {
-        let Some(u) = v.usage else { continue };
-        let model = model_id(&v.model).to_string();
-        let usd = prices
-            .get(&model)
-            .map(|p| price_tokens(p, u.input, u.output));
-        lines.push(CostLine {
-            what: format!("prompt version {}", v.id),
-            model,
-            input_tokens: u.input,
-            output_tokens: u.output,
-            images: 0,
-            usd,
-        });
-    }
-    let images = lib.store.generated_images(&campaign.id)?;
-    let mut generations: Vec<i64> = images.iter().map(|i| i.generation_id).collect();
-    generations.sort_unstable();
-    generations.dedup();
-    for g in generations {
-        let of: Vec<_> = images.iter().filter(|i| i.generation_id == g).collect();
-        let first = of[0];
-        let n = of.len() as u32;
-        let usd = prices.get(&first.model).map(|p| {
-            let each = match first.request.params.quality {
-                Quality::Premium => p.per_image_premium.unwrap_or(p.per_image),
-                Quality::Standard => p.per_image,
-            };
-            each * n as f64
-        });
-        lines.push(CostLine {
-            what: format!("generation {g}"),
-            model: first.model.clone(),
-            input_tokens: 0,
-            output_tokens: 0,
-            images: n,
-            usd,
-        });
+/// The report of a list of labelled calls.
+pub fn report(
+    prices: &std::collections::BTreeMap<String, Price>,
+    calls: &[(String, ModelCall)],
+) -> CostReport {
+    let mut lines: Vec<CostLine> = Vec::new();
+    for (what, c) in calls {
+        let usd = prices.get(&c.base_model).map(|p| call_usd(p, c));
+        let line = match lines
+            .iter_mut()
+            .find(|l| l.what == *what && l.model == c.model)
+        {
+            Some(l) => l,
+            None => {
+                lines.push(CostLine {
+                    what: what.clone(),
+                    model: c.model.clone(),
+                    base_model: c.base_model.clone(),
+                    calls: 0,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    images: 0,
+                    withheld: 0,
+                    usd: Some(0.0),
+                });
+                let last = lines.len() - 1;
+                &mut lines[last]
+            }
+        };
+        line.calls = line.calls.saturating_add(1);
+        line.input_tokens += c.input_tokens as u64;
+        line.output_tokens += c.output_tokens as u64;
+        line.images += c.images as u64;
+        line.withheld += c.withheld as u64;
+        line.usd = match (line.usd, usd) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
     }
     let mut unpriced: Vec<String> = lines
         .iter()
         .filter(|l| l.usd.is_none())
-        .map(|l| l.model.clone())
+        .map(|l| l.base_model.clone())
         .collect();
     unpriced.sort();
     unpriced.dedup();
-    Ok(CostReport {
-        input_tokens: lines.iter().map(|l| l.input_tokens as u64).sum(),
-        output_tokens: lines.iter().map(|l| l.output_tokens as u64).sum(),
-        images: lines.iter().map(|l| l.images as u64).sum(),
+    CostReport {
+        input_tokens: lines.iter().map(|l| l.input_tokens).sum(),
+        output_tokens: lines.iter().map(|l| l.output_tokens).sum(),
+        images: lines.iter().map(|l| l.images).sum(),
+        withheld: lines.iter().map(|l| l.withheld).sum(),
         usd: lines.iter().filter_map(|l| l.usd).sum(),
         unpriced,
         lines,
-    })
+    }
+}
+
+pub fn campaign_cost(lib: &Library, campaign: &Campaign) -> Result<CostReport> {
+    Ok(report(
+        &lib.config.bedrock.prices,
+        &lib.store.model_calls(Some(&campaign.id))?,
+    ))
+}
+
+/// What building the library cost (cloud describers and embedders at ingest and reindex).
+pub fn library_cost(lib: &Library) -> Result<CostReport> {
+    Ok(report(
+        &lib.config.bedrock.prices,
+        &lib.store.model_calls(None)?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn canvas_price() -> Price {
+        Price {
+            per_image: 0.04,
+            per_image_premium: Some(0.06),
+            large_above_pixels: Some(1_048_576),
+            per_image_large: Some(0.06),
+            per_image_large_premium: Some(0.08),
+            ..Default::default()
+        }
+    }
+
+    fn image_call(pixels: u64, premium: bool) -> ModelCall {
+        ModelCall {
+            job: "generate".into(),
+            base_model: "amazon.nova-canvas-v1:0".into(),
+            images: 1,
+            image_pixels: pixels,
+            premium,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn labels_and_prices() {
-        assert_eq!(
-            model_id("bedrock/amazon.nova-pro-v1:0 (language model)"),
-            "amazon.nova-pro-v1:0"
-        );
+    fn tokens_are_priced_per_thousand() {
         let p = Price {
             input_per_1k_tokens: 0.0008,
             output_per_1k_tokens: 0.0032,
             ..Default::default()
         };
-        assert!((price_tokens(&p, 812, 143) - 0.0011072).abs() < 1e-9);
+        let c = ModelCall {
+            input_tokens: 812,
+            output_tokens: 143,
+            ..Default::default()
+        };
+        assert!((call_usd(&p, &c) - 0.0011072).abs() < 1e-12);
+    }
+
+    #[test]
+    fn canvas_images_up_to_1024_squared_take_the_small_tier() {
+        let p = canvas_price();
+        assert_eq!(call_usd(&p, &image_call(1024 * 1024, false)), 0.04);
+        assert_eq!(call_usd(&p, &image_call(1024 * 1024, true)), 0.06);
+    }
+
+    #[test]
+    fn canvas_images_above_1024_squared_take_the_large_tier() {
+        let p = canvas_price();
+        assert_eq!(call_usd(&p, &image_call(1280 * 1024, false)), 0.06);
+        assert_eq!(call_usd(&p, &image_call(2048 * 2048, true)), 0.08);
+    }
+
+    #[test]
+    fn profiles_are_priced_by_their_base_model_and_unknown_ones_are_listed() {
+        let mut prices = std::collections::BTreeMap::new();
+        prices.insert("amazon.nova-canvas-v1:0".to_string(), canvas_price());
+        let mut a = image_call(512 * 512, false);
+        a.model = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-canvas-v1:0".into();
+        let b = ModelCall {
+            model: "us.amazon.nova-2-lite-v1:0".into(),
+            base_model: "amazon.nova-2-lite-v1:0".into(),
+            input_tokens: 10,
+            ..Default::default()
+        };
+        let r = report(&prices, &[("g".into(), a), ("p".into(), b)]);
+        assert_eq!(r.usd, 0.04);
+        assert_eq!(r.unpriced, vec!["amazon.nova-2-lite-v1:0".to_string()]);
+        assert_eq!(r.lines.len(), 2);
     }
 }

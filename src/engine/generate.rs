@@ -193,7 +193,14 @@ pub fn generate_with_notes(
     opts: &GenerateOptions,
 ) -> Result<(Vec<GeneratedImage>, Vec<String>)> {
     let (request, prompt_version_id) = build_request(lib, campaign, generator, opts)?;
-    let (pngs, notes) = generator.generate_reporting(&request)?;
+    let generated = generator.generate_reporting(&request);
+    // What the model made is paid for whatever happens next.
+    let what = match &generated {
+        Ok((p, _)) => format!("generation of {} image(s)", p.len()),
+        Err(_) => "generation (failed)".to_string(),
+    };
+    lib.store_model_calls(Some(&campaign.id), &what)?;
+    let (pngs, notes) = generated?;
     let features_index = lib.load_index(&lib.image_features_id())?;
     let hashes = lib.store.phashes()?;
     let dir = lib.paths.data_dir.join("generated").join(&campaign.id);
@@ -234,13 +241,15 @@ pub fn generate_with_notes(
             created_at: now(),
         });
     }
-    lib.store.insert_generation(
+    let gid = lib.store.insert_generation(
         &campaign.id,
         prompt_version_id,
         &generator.caps().model,
         &request,
         &mut images,
     )?;
+    lib.store
+        .label_model_calls(&campaign.id, &what, &format!("generation {gid}"))?;
     lib.store
         .advance_step(&campaign.id, CampaignStep::Generated)?;
     Ok((images, notes))

@@ -358,6 +358,7 @@ struct WorkerCtx<'a> {
     embedder: std::sync::Arc<dyn crate::services::Embedder>,
     analyser: std::sync::Arc<dyn crate::services::ImageAnalyser>,
     image_describer: Option<std::sync::Arc<dyn crate::services::ImageDescriber>>,
+    meter: std::sync::Arc<crate::services::meter::Meter>,
 }
 
 /// Decode, thumbnail, hash, palette, labels and features, description, embedding.
@@ -673,19 +674,24 @@ pub fn ingest(
                     outcome: Outcome::Unchanged,
                 });
             }
-            Plan::Metadata { asset } => match process_metadata(lib, &w, asset) {
-                Ok(p) => {
-                    lib.store
-                        .put_asset(&p.asset, &w.meta_hash, &p.vectors, None)?;
-                    report.updated += 1;
-                    progress(IngestEvent::Item {
-                        item: w.item.item.clone(),
-                        outcome: Outcome::Updated,
-                    });
+            Plan::Metadata { asset } => {
+                let made = process_metadata(lib, &w, asset);
+                // The paid calls it made, whatever its outcome.
+                lib.store_model_calls(None, &format!("ingest {}", w.item.item))?;
+                match made {
+                    Ok(p) => {
+                        lib.store
+                            .put_asset(&p.asset, &w.meta_hash, &p.vectors, None)?;
+                        report.updated += 1;
+                        progress(IngestEvent::Item {
+                            item: w.item.item.clone(),
+                            outcome: Outcome::Updated,
+                        });
+                    }
+                    Err(e @ Error::ModelMissing { .. }) => return Err(e),
+                    Err(e) => fail(&mut report, progress, w.item.item.clone(), e.to_string()),
                 }
-                Err(e @ Error::ModelMissing { .. }) => return Err(e),
-                Err(e) => fail(&mut report, progress, w.item.item.clone(), e.to_string()),
-            },
+            }
             Plan::Full { .. } => full.push(w),
         }
     }
@@ -698,6 +704,7 @@ pub fn ingest(
             embedder: lib.text_embedder()?,
             analyser: lib.analyser()?,
             image_describer: lib.image_describer()?,
+            meter: lib.meter.clone(),
             config: &lib.config,
             paths: &lib.paths,
             describer: &lib.describer,
@@ -705,7 +712,12 @@ pub fn ingest(
         let store = &mut lib.store;
         let jobs = opts.jobs.max(1).min(full.len());
         let next = AtomicUsize::new(0);
-        let (tx, rx) = mpsc::channel::<(usize, std::result::Result<Processed, String>)>();
+        type Made = (
+            usize,
+            std::result::Result<Processed, String>,
+            Vec<crate::domain::ModelCall>,
+        );
+        let (tx, rx) = mpsc::channel::<Made>();
         let (ctx_ref, full_ref) = (&ctx, &full);
         let cancel = opts.cancel.as_deref();
         let mut write_error = None;
@@ -721,7 +733,9 @@ pub fn ingest(
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(w) = full_ref.get(i) else { break };
                         let r = process_full(ctx_ref, w);
-                        if tx.send((i, r)).is_err() {
+                        // The paid calls this item made, whatever its outcome.
+                        let calls = ctx_ref.meter.take_this_thread();
+                        if tx.send((i, r, calls)).is_err() {
                             break;
                         }
                     }
@@ -729,11 +743,17 @@ pub fn ingest(
             }
             drop(tx);
             // Written as results arrive, so progress is durable item by item.
-            for (i, r) in rx {
+            for (i, r, calls) in rx {
+                let w = &full_ref[i];
+                if !calls.is_empty()
+                    && let Err(e) =
+                        store.insert_model_calls(None, &format!("ingest {}", w.item.item), &calls)
+                {
+                    write_error.get_or_insert(e);
+                }
                 if write_error.is_some() {
                     continue;
                 }
-                let w = &full_ref[i];
                 match r {
                     Ok(p) => {
                         let replaces = match &w.plan {

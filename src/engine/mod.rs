@@ -37,6 +37,8 @@ pub struct Library {
     analyser: Mutex<Option<Arc<dyn ImageAnalyser>>>,
     small_lm: Mutex<Option<Arc<SmolLm>>>,
     bedrock: Mutex<Option<Arc<crate::services::bedrock::Bedrock>>>,
+    /// Every paid model call, until the engine stores it with what it was for.
+    pub meter: Arc<crate::services::meter::Meter>,
     pub describer: LocalDescriber,
 }
 
@@ -56,8 +58,47 @@ impl Library {
             analyser: Mutex::new(None),
             small_lm: Mutex::new(None),
             bedrock: Mutex::new(None),
+            meter: Arc::default(),
             describer,
         })
+    }
+
+    /// Uses `analyser` as the library's image analyser (tests give a deterministic one).
+    pub fn use_analyser(&self, analyser: Arc<dyn ImageAnalyser>) -> Result<()> {
+        *self.analyser.lock().map_err(poisoned)? = Some(analyser);
+        Ok(())
+    }
+
+    /// Uses `bedrock` as the library's Bedrock client (tests give one with static credentials
+    /// and a fake endpoint; it must share `self.meter`, see `Library::bedrock_with`).
+    pub fn use_bedrock(&self, bedrock: Arc<crate::services::bedrock::Bedrock>) -> Result<()> {
+        *self.bedrock.lock().map_err(poisoned)? = Some(bedrock);
+        Ok(())
+    }
+
+    /// A Bedrock client from the library's `[bedrock]` with the given credentials, recording
+    /// into the library's meter, made the library's client.
+    pub fn bedrock_with(
+        &self,
+        credentials: aws_credential_types::Credentials,
+    ) -> Result<Arc<crate::services::bedrock::Bedrock>> {
+        let b = Arc::new(crate::services::bedrock::Bedrock::with_credentials(
+            &self.config.bedrock,
+            self.meter.clone(),
+            credentials,
+        )?);
+        self.use_bedrock(b.clone())?;
+        Ok(b)
+    }
+
+    /// Stores the paid calls this thread made since it last did, as made for `campaign` (or
+    /// for the library when None). Called whether the use case succeeded or not.
+    pub fn store_model_calls(&self, campaign: Option<&str>, what: &str) -> Result<()> {
+        let calls = self.meter.take_this_thread();
+        if calls.is_empty() {
+            return Ok(());
+        }
+        self.store.insert_model_calls(campaign, what, &calls)
     }
 
     /// A library whose services are given (tests use the deterministic fakes).
@@ -118,12 +159,16 @@ impl Library {
                 );
                 Arc::new(m)
             }
-            cloud if cloud.starts_with(crate::services::bedrock::titan::PREFIX) => Arc::new(
-                crate::services::bedrock::titan::Titan::new(self.bedrock()?, cloud)?,
-            ),
+            cloud if cloud.starts_with(crate::services::bedrock::titan::PREFIX) => {
+                crate::services::bedrock::embedder(
+                    self.bedrock()?,
+                    cloud,
+                    &self.config.bedrock.models,
+                )?
+            }
             other => {
                 return Err(Error::Config(format!(
-                    "key 'models.text_embedder': unknown embedder '{other}' (available: {}, {}, bedrock/amazon.titan-embed-image-v1/<256|384|1024>)",
+                    "key 'models.text_embedder': unknown embedder '{other}' (available: {}, {}, bedrock/amazon.titan-embed-image-v1/<256|384|1024>, bedrock/amazon.nova-2-multimodal-embeddings-v1:0/generic/<256|384|1024|3072>)",
                     e5::EMBEDDER_ID,
                     minilm::EMBEDDER_ID
                 )));
@@ -158,6 +203,7 @@ impl Library {
         }
         let b = Arc::new(crate::services::bedrock::Bedrock::new(
             &self.config.bedrock,
+            self.meter.clone(),
         )?);
         *g = Some(b.clone());
         Ok(b)
@@ -165,15 +211,14 @@ impl Library {
 
     /// The cloud image describer `models.describer` names; None for "local".
     pub fn image_describer(&self) -> Result<Option<Arc<dyn crate::services::ImageDescriber>>> {
-        Ok(match self.config.models.describer.as_str() {
-            "bedrock/nova-pro" => Some(Arc::new(
-                crate::services::bedrock::describe::NovaDescriber::new(
-                    self.bedrock()?,
-                    &self.config.bedrock.models.describer,
-                ),
-            )),
-            _ => None,
-        })
+        if !self.config.bedrock_describer() {
+            return Ok(None);
+        }
+        let b = self.bedrock()?;
+        let route = b.route("describer", &self.config.bedrock.models.describer)?;
+        Ok(Some(Arc::new(
+            crate::services::bedrock::describe::NovaDescriber::new(b, route),
+        )))
     }
 
     /// The image generator `generator.backend` names (sharing the library's Bedrock client).
@@ -183,13 +228,14 @@ impl Library {
 
     /// The prompt writer `prompt.writer` names.
     pub fn prompt_writer(&self) -> Result<Box<dyn crate::services::PromptWriter>> {
-        Ok(match self.config.prompt.writer.as_str() {
-            "bedrock/nova-pro" => Box::new(crate::services::bedrock::nova::NovaWriter::new(
-                self.bedrock()?,
-                &self.config.bedrock.models.writer,
-            )),
-            _ => Box::new(crate::services::local::composer::Composer),
-        })
+        if !self.config.bedrock_writer() {
+            return Ok(Box::new(crate::services::local::composer::Composer));
+        }
+        use crate::services::bedrock::nova::{Effort, NovaWriter};
+        let b = self.bedrock()?;
+        let route = b.route("writer", &self.config.bedrock.models.writer)?;
+        let effort = Effort::parse(&self.config.bedrock.reasoning_effort).unwrap_or(Effort::Low);
+        Ok(Box::new(NovaWriter::new(b, route, effort)))
     }
 
     /// SmolLM2-135M, the small local language model (loaded on first use).

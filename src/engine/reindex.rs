@@ -86,7 +86,9 @@ pub fn reindex(
             {
                 report.skipped += 1;
             } else {
-                match embed_one(lib, embedder, &a) {
+                let made = embed_one(lib, embedder, &a);
+                lib.store_model_calls(None, &format!("reindex {}", asset_label(&a)))?;
+                match made {
                     Ok((v, source)) => {
                         lib.store.put_vector(&a.id, &id, &v, &source)?;
                         report.embedded += 1;
@@ -101,4 +103,11 @@ pub fn reindex(
         }
     }
     Ok(report)
+}
+
+/// How the cost meter names a library asset: its manifest id, else the start of its hash.
+pub fn asset_label(a: &crate::domain::Asset) -> String {
+    a.external_id
+        .clone()
+        .unwrap_or_else(|| a.id.chars().take(12).collect())
 }

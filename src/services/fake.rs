@@ -86,10 +86,13 @@ impl ImageAnalyser for FakeAnalyser {
     }
 }
 
-/// The size and parameter rules Nova Canvas documents; the fake generator uses them so tests
-/// exercise real validation.
+/// The size and parameter rules Nova Canvas documents (without its end-of-life notice); the
+/// fake generator uses them so tests exercise real validation.
 pub fn canvas_like_caps(model: &str) -> crate::services::GeneratorCaps {
-    crate::services::bedrock::canvas::caps(model)
+    crate::services::GeneratorCaps {
+        notice: None,
+        ..crate::services::bedrock::canvas::caps(model)
+    }
 }
 
 /// Deterministic generator: a gradient PNG per (prompt, seed, index); or, when `copy_of` is

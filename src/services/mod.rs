@@ -4,6 +4,8 @@
 pub mod bedrock;
 pub mod fake;
 pub mod local;
+pub mod meter;
+pub mod templates;
 
 use crate::Result;
 use crate::domain::{Description, EmbedderId, Label, PaletteColor, SearchFilter};
@@ -27,6 +29,11 @@ pub trait Embedder: Send + Sync {
     }
     /// Whether `embed_image` embeds images (then library vectors are image vectors).
     fn embeds_images(&self) -> bool {
+        false
+    }
+    /// Whether its text side is English only (a brief in another language is then searched as
+    /// an English description of it).
+    fn english_only_text(&self) -> bool {
         false
     }
 }
@@ -208,6 +215,27 @@ pub struct GeneratorCaps {
     pub seed_max: u32,
     pub max_reference_images: usize,
     pub max_colours: usize,
+    /// Longest negative prompt; 0 = the model takes none.
+    pub max_negative_chars: usize,
+    /// Shown wherever the model is offered (e.g. "legacy: end-of-life on Bedrock ...").
+    pub notice: Option<String>,
+}
+
+impl GeneratorCaps {
+    /// The seed of the i-th image of a request that makes one image per call: `seed + i`,
+    /// wrapped within 1..=seed_max (0 asks these models for a random seed, so it is skipped).
+    pub fn nth_seed(&self, seed: u32, i: u32) -> u32 {
+        if i == 0 {
+            return seed;
+        }
+        let max = self.seed_max.max(1) as u64;
+        let s = seed as u64 + i as u64;
+        if s <= max {
+            s as u32
+        } else {
+            (1 + (s - 1) % max) as u32
+        }
+    }
 }
 
 impl GeneratorCaps {
@@ -233,6 +261,13 @@ impl GeneratorCaps {
             return bad(format!(
                 "prompt has {n} characters; it must have 1..={}",
                 self.max_prompt_chars
+            ));
+        }
+        let neg = r.negative_prompt.trim().chars().count();
+        if neg > self.max_negative_chars {
+            return bad(format!(
+                "negative prompt has {neg} characters; the model takes at most {} (shorten it in the Prompt pane or with --negative)",
+                self.max_negative_chars
             ));
         }
         let s = &self.sizes;
@@ -344,17 +379,8 @@ pub trait ImageGenerator: Send + Sync {
     }
 }
 
-/// The image generator `generator.backend` names, with its own Bedrock client; None for
-/// "none" (offline there is none). `Library::image_generator` shares the library's client.
-pub fn generator_from_config(
-    cfg: &crate::config::Config,
-) -> Result<Option<Box<dyn ImageGenerator>>> {
-    generator_using(cfg, &|| {
-        Ok(std::sync::Arc::new(bedrock::Bedrock::new(&cfg.bedrock)?))
-    })
-}
-
-/// The configured generator, with the Bedrock client `client` gives (made only if needed).
+/// The configured generator, with the Bedrock client `client` gives (made only if needed);
+/// None for "none" (offline there is none).
 pub fn generator_using(
     cfg: &crate::config::Config,
     client: &dyn Fn() -> Result<std::sync::Arc<bedrock::Bedrock>>,
@@ -365,13 +391,13 @@ pub fn generator_using(
     }
     let client = client()?;
     Ok(Some(match backend {
-        "bedrock/stability" => Box::new(bedrock::stability::Stability::new(
-            client,
-            &cfg.bedrock.models.stability,
-        )),
-        _ => Box::new(bedrock::canvas::NovaCanvas::new(
-            client,
-            &cfg.bedrock.models.canvas,
-        )),
+        "bedrock/stability" => {
+            let route = client.route("stability", &cfg.bedrock.models.stability)?;
+            Box::new(bedrock::stability::Stability::new(client, route))
+        }
+        _ => {
+            let route = client.route("canvas", &cfg.bedrock.models.canvas)?;
+            Box::new(bedrock::canvas::NovaCanvas::new(client, route))
+        }
     }))
 }

@@ -394,3 +394,78 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Stores paid calls as made for `campaign` (None: the library), labelled `what`.
+    pub fn insert_model_calls(
+        &self,
+        campaign: Option<&str>,
+        what: &str,
+        calls: &[crate::domain::ModelCall],
+    ) -> Result<()> {
+        let at = now();
+        for c in calls {
+            self.conn.execute(
+                "INSERT INTO model_calls (campaign_id, what, job, model, base_model, region, input_tokens, output_tokens, images, withheld, image_pixels, premium, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    campaign,
+                    what,
+                    c.job,
+                    c.model,
+                    c.base_model,
+                    c.region,
+                    c.input_tokens as i64,
+                    c.output_tokens as i64,
+                    c.images as i64,
+                    c.withheld as i64,
+                    i64::try_from(c.image_pixels).unwrap_or(i64::MAX),
+                    c.premium,
+                    at
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Renames the calls of a campaign labelled `from` (a generation gets its id once stored).
+    pub fn label_model_calls(&self, campaign: &str, from: &str, to: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE model_calls SET what = ?3 WHERE campaign_id = ?1 AND what = ?2",
+            params![campaign, from, to],
+        )?;
+        Ok(())
+    }
+
+    /// The paid calls of a campaign (None: the library's own), oldest first, with their labels.
+    pub fn model_calls(
+        &self,
+        campaign: Option<&str>,
+    ) -> Result<Vec<(String, crate::domain::ModelCall)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT what, job, model, base_model, region, input_tokens, output_tokens, images, withheld, image_pixels, premium
+             FROM model_calls WHERE campaign_id IS ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![campaign], |r| {
+            let n = |i: usize| -> rusqlite::Result<u32> {
+                Ok(u32::try_from(r.get::<_, i64>(i)?.max(0)).unwrap_or(u32::MAX))
+            };
+            Ok((
+                r.get::<_, String>(0)?,
+                crate::domain::ModelCall {
+                    job: r.get(1)?,
+                    model: r.get(2)?,
+                    base_model: r.get(3)?,
+                    region: r.get(4)?,
+                    input_tokens: n(5)?,
+                    output_tokens: n(6)?,
+                    images: n(7)?,
+                    withheld: n(8)?,
+                    image_pixels: u64::try_from(r.get::<_, i64>(9)?.max(0)).unwrap_or(0),
+                    premium: r.get(10)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

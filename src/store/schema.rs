@@ -112,4 +112,39 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE prompt_versions ADD COLUMN usage TEXT;
     "#,
+    // 5: every paid model call, recorded when it returned (the cost meter sums these), with
+    // the calls recorded before it (prompt versions' tokens, generations' images) carried over.
+    r#"
+    CREATE TABLE model_calls (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign_id   TEXT REFERENCES campaigns(id) ON DELETE CASCADE,  -- NULL: the library's
+        what          TEXT NOT NULL,              -- "prompt version 3", "generation 2", an asset
+        job           TEXT NOT NULL,              -- prompt | describe | embed-text | embed-image | translate | generate
+        model         TEXT NOT NULL,              -- the id sent (profile, ARN)
+        base_model    TEXT NOT NULL,              -- what prices it
+        region        TEXT NOT NULL DEFAULT '',
+        input_tokens  INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        images        INTEGER NOT NULL DEFAULT 0,
+        withheld      INTEGER NOT NULL DEFAULT 0, -- images the content filter withheld
+        image_pixels  INTEGER NOT NULL DEFAULT 0,
+        premium       INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX model_calls_by_campaign ON model_calls(campaign_id);
+    INSERT INTO model_calls (campaign_id, what, job, model, base_model, input_tokens, output_tokens, created_at)
+        SELECT campaign_id, 'prompt version ' || id, 'prompt', m, m,
+               COALESCE(json_extract(usage, '$.input'), 0), COALESCE(json_extract(usage, '$.output'), 0), created_at
+        FROM (SELECT id, campaign_id, usage, created_at,
+                     CASE WHEN model LIKE 'bedrock/% %' THEN substr(model, 9, instr(model, ' ') - 9)
+                          WHEN model LIKE 'bedrock/%' THEN substr(model, 9)
+                          ELSE model END AS m
+              FROM prompt_versions WHERE usage IS NOT NULL);
+    INSERT INTO model_calls (campaign_id, what, job, model, base_model, images, image_pixels, premium, created_at)
+        SELECT g.campaign_id, 'generation ' || g.id, 'generate', g.model, g.model,
+               (SELECT count(*) FROM generated_images i WHERE i.generation_id = g.id),
+               COALESCE(json_extract(g.request, '$.params.width') * json_extract(g.request, '$.params.height'), 0),
+               COALESCE(json_extract(g.request, '$.params.quality') = 'premium', 0), g.created_at
+        FROM generations g;
+    "#,
 ];

@@ -702,10 +702,15 @@ fn generate(f: &mut Frame, area: Rect, cx: &mut Ctx) {
     ];
     let mut lines: Vec<Line> = Vec::new();
     match &state.generator {
-        Some(caps) => lines.push(Line::styled(
-            format!("Model: {}", caps.model),
-            cx.theme.accent,
-        )),
+        Some(caps) => {
+            lines.push(Line::styled(
+                format!("Model: {}", caps.model),
+                cx.theme.accent,
+            ));
+            if let Some(n) = &caps.notice {
+                lines.push(Line::styled(n.clone(), cx.theme.error));
+            }
+        }
         None => {
             lines.push(Line::styled(
                 "No image generator is configured.",

@@ -95,6 +95,8 @@ pub fn manifest_len(lib: &Path) -> usize {
         .count()
 }
 
+pub mod studio;
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub cache: PathBuf,

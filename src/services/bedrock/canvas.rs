@@ -1,18 +1,22 @@
 //! Amazon Nova Canvas (`amazon.nova-canvas-v1:0`) through InvokeModel: text to image, variations
 //! of the chosen references, and colour-guided generation, 1-5 images in one call.
+//! Legacy: end-of-life on Bedrock on 2026-09-30. Kept for accounts that still reach it (e.g.
+//! through provisioned throughput) and for its request shapes; never a default. When the
+//! content filter blocks some images after generation, AWS returns the others with an `error`
+//! string: they are kept and the blocked ones reported.
 use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{GenerationRequest, Quality, TaskType};
-use crate::services::bedrock::{Bedrock, decode_image, to_png};
+use crate::domain::{GenerationRequest, ModelCall, Quality, TaskType};
+use crate::services::bedrock::{Bedrock, Route, catalog, decode_image, to_png};
 use crate::services::{GeneratedPng, GeneratorCaps, ImageGenerator, SizeRules};
 use crate::{Error, Result};
 
 /// The rules Nova Canvas documents: 1-5 images, sides 320-4096 in multiples of 16, at most
-/// 4.19 MP, aspect up to 4:1, cfgScale 1.1-10, seed 0-2147483646, text 1-1024 characters,
-/// up to 5 reference images, up to 10 colours.
+/// 4.19 MP, aspect up to 4:1, cfgScale 1.1-10, seed 0-858,993,459, text and negative text
+/// 1-1024 characters each, up to 5 reference images, up to 10 colours.
 pub fn caps(model: &str) -> GeneratorCaps {
     GeneratorCaps {
         model: model.into(),
@@ -27,28 +31,80 @@ pub fn caps(model: &str) -> GeneratorCaps {
             max_aspect: 4.0,
         },
         cfg_range: (1.1, 10.0),
-        seed_max: 2_147_483_646,
+        seed_max: 858_993_459,
         max_reference_images: 5,
         max_colours: 10,
+        max_negative_chars: 1024,
+        notice: Some(catalog::NOVA_CANVAS_EOL.to_string()),
     }
 }
 
 pub struct NovaCanvas {
     bedrock: Arc<Bedrock>,
+    route: Route,
     caps: GeneratorCaps,
 }
 
 impl NovaCanvas {
-    pub fn new(bedrock: Arc<Bedrock>, model: &str) -> Self {
+    pub fn new(bedrock: Arc<Bedrock>, route: Route) -> Self {
         NovaCanvas {
+            caps: caps(&route.id),
             bedrock,
-            caps: caps(model),
+            route,
         }
     }
 }
 
-/// A reference image as Canvas takes it: base64 PNG, scaled down to fit its size rules.
-fn reference_b64(path: &str, rules: &SizeRules) -> Result<String> {
+/// The images of an answer and what the content filter withheld, from the documented shapes:
+/// `{"images": [...]}`; `{"images": [...], "error": "Some of the generated images have been
+/// blocked by our content filters."}` (the others are kept); `{"error": "All of the generated
+/// images have been blocked ..."}` (nothing to keep).
+pub fn parse_answer(
+    model: &str,
+    answer: &Value,
+    asked: u32,
+    seed: u32,
+) -> Result<(Vec<GeneratedPng>, Option<String>)> {
+    let error = answer
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let images = answer
+        .get("images")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut out = Vec::new();
+    for b in images {
+        let Some(b64) = b.as_str().filter(|s| !s.trim().is_empty()) else {
+            continue;
+        };
+        // One call, one seed: every image of the call records it (with the same request,
+        // the model makes the same set again).
+        out.push(GeneratedPng {
+            png: to_png(model, &decode_image(model, b64)?)?,
+            seed,
+        });
+    }
+    match (error, out.is_empty()) {
+        (Some(e), true) => Err(Error::Cloud(format!(
+            "{model}: every image was withheld by the model's content filter ({e}); change the prompt and try again"
+        ))),
+        (None, true) => Err(Error::Cloud(format!("{model}: the answer has no images"))),
+        (Some(e), false) => Ok((
+            out.clone(),
+            Some(format!(
+                "{model}: {} of {asked} image(s) withheld by the content filter ({e})",
+                asked.saturating_sub(out.len() as u32)
+            )),
+        )),
+        (None, false) => Ok((out, None)),
+    }
+}
+
+/// A reference image as the generators take it: PNG, scaled down to fit the size rules.
+pub(crate) fn reference_png(path: &str, rules: &SizeRules) -> Result<Vec<u8>> {
     let img = image::open(path).map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
     let (w, h) = (img.width() as u64, img.height() as u64);
     let img = if w * h > rules.max_pixels || w.max(h) > rules.max_side as u64 {
@@ -66,7 +122,7 @@ fn reference_b64(path: &str, rules: &SizeRules) -> Result<String> {
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(png))
+    Ok(png)
 }
 
 /// An f32 parameter as the decimal the user chose (0.8, not 0.800000011920929).
@@ -88,7 +144,10 @@ pub fn body(r: &GenerationRequest, rules: &SizeRules) -> Result<Value> {
             let images = r
                 .reference_images
                 .iter()
-                .map(|f| reference_b64(f, rules))
+                .map(|f| {
+                    reference_png(f, rules)
+                        .map(|png| base64::engine::general_purpose::STANDARD.encode(png))
+                })
                 .collect::<Result<Vec<_>>>()?;
             params.insert("images".into(), json!(images));
             params.insert(
@@ -122,33 +181,41 @@ impl ImageGenerator for NovaCanvas {
     }
 
     fn generate(&self, r: &GenerationRequest) -> Result<Vec<GeneratedPng>> {
+        Ok(self.generate_reporting(r)?.0)
+    }
+
+    fn generate_reporting(
+        &self,
+        r: &GenerationRequest,
+    ) -> Result<(Vec<GeneratedPng>, Vec<String>)> {
         self.validate(r)?;
-        let model = &self.caps.model;
+        let route = &self.route;
         let answer = self
             .bedrock
-            .invoke_json(model, &body(r, &self.caps.sizes)?)?;
-        if let Some(e) = answer.get("error").and_then(Value::as_str)
-            && !e.is_empty()
-        {
-            return Err(Error::Cloud(format!("{model}: {e}")));
-        }
-        let images = answer
-            .get("images")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Error::Cloud(format!("{model}: the answer has no images")))?;
-        // One call, one seed: every image of the call records it (with the same request, the
-        // model makes the same set again).
-        images
-            .iter()
-            .map(|b| {
-                let b64 = b
-                    .as_str()
-                    .ok_or_else(|| Error::Cloud(format!("{model}: an image is not a string")))?;
-                Ok(GeneratedPng {
-                    png: to_png(model, &decode_image(model, b64)?)?,
-                    seed: r.params.seed,
-                })
-            })
-            .collect()
+            .invoke_json(route, &body(r, &self.caps.sizes)?)?;
+        let parsed = parse_answer(&route.id, &answer.json, r.params.count, r.params.seed);
+        let kept = parsed.as_ref().map(|p| p.0.len() as u32).unwrap_or(0);
+        let filtered = answer
+            .json
+            .get("error")
+            .and_then(Value::as_str)
+            .is_some_and(|e| !e.trim().is_empty());
+        self.bedrock.record(
+            route,
+            ModelCall {
+                job: "generate".into(),
+                images: kept,
+                withheld: if filtered {
+                    r.params.count.saturating_sub(kept)
+                } else {
+                    0
+                },
+                image_pixels: r.params.width as u64 * r.params.height as u64,
+                premium: r.params.quality == Quality::Premium,
+                ..Default::default()
+            },
+        );
+        let (images, note) = parsed?;
+        Ok((images, note.into_iter().collect()))
     }
 }

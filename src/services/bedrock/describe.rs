@@ -14,7 +14,8 @@ use aws_sdk_bedrockruntime::types::{
 use aws_smithy_types::{Document, Number};
 use serde_json::{Value, json};
 
-use crate::services::bedrock::Bedrock;
+use crate::domain::ModelCall;
+use crate::services::bedrock::{Bedrock, Route};
 use crate::services::{DescribeInput, ImageDescriber, ImageDescription};
 use crate::{Error, Result};
 
@@ -131,21 +132,49 @@ fn image_block(bytes: &[u8], format: &str) -> Result<(ImageFormat, Vec<u8>)> {
     Ok((ImageFormat::Jpeg, out))
 }
 
+/// Greedy decoding, as the Nova user guide advises for reliable tool calls: temperature 0 in
+/// `inferenceConfig` and top-k 1 through `additionalModelRequestFields`.
+pub fn greedy() -> (InferenceConfiguration, Document) {
+    (
+        InferenceConfiguration::builder()
+            .max_tokens(512)
+            .temperature(0.0)
+            .build(),
+        json_to_document(&json!({"inferenceConfig": {"topK": 1}})),
+    )
+}
+
+/// Records a Converse call's tokens.
+fn record_usage(
+    b: &Bedrock,
+    route: &Route,
+    job: &str,
+    usage: Option<&aws_sdk_bedrockruntime::types::TokenUsage>,
+) {
+    b.record(
+        route,
+        ModelCall {
+            job: job.into(),
+            input_tokens: usage.map(|u| u.input_tokens().max(0) as u32).unwrap_or(0),
+            output_tokens: usage.map(|u| u.output_tokens().max(0) as u32).unwrap_or(0),
+            ..Default::default()
+        },
+    );
+}
+
 pub struct NovaDescriber {
     bedrock: Arc<Bedrock>,
-    model_id: String,
+    route: Route,
 }
 
 impl NovaDescriber {
-    pub fn new(bedrock: Arc<Bedrock>, model: &str) -> Self {
-        NovaDescriber {
-            bedrock,
-            model_id: model.to_string(),
-        }
+    pub fn new(bedrock: Arc<Bedrock>, route: Route) -> Self {
+        NovaDescriber { bedrock, route }
     }
 
     fn ask(&self, format: ImageFormat, bytes: &[u8], hints: &str) -> Result<Value> {
-        let model = &self.model_id;
+        let route = &self.route;
+        let model = &route.id;
         let b = &self.bedrock;
         let built =
             |e: aws_sdk_bedrockruntime::error::BuildError| Error::Cloud(format!("{model}: {e}"));
@@ -178,6 +207,7 @@ impl NovaDescriber {
             ))
             .build()
             .map_err(built)?;
+        let (inference, extra) = greedy();
         let out = b
             .run(
                 b.client
@@ -186,18 +216,14 @@ impl NovaDescriber {
                     .system(SystemContentBlock::Text(SYSTEM.into()))
                     .messages(message)
                     .tool_config(tools)
-                    .inference_config(
-                        InferenceConfiguration::builder()
-                            .max_tokens(512)
-                            .temperature(0.2)
-                            .build(),
-                    )
+                    .inference_config(inference)
+                    .additional_model_request_fields(extra)
+                    .customize()
+                    .config_override(b.override_for(route))
                     .send(),
             )
-            .map_err(|e| b.error(model, e))?;
-        if let Some(u) = out.usage() {
-            tracing::info!(model = %model, input_tokens = u.input_tokens(), output_tokens = u.output_tokens(), "image described");
-        }
+            .map_err(|e| b.error(route, e))?;
+        record_usage(b, route, "describe", out.usage());
         let Some(ConverseOutput::Message(m)) = out.output() else {
             return Ok(Value::Null);
         };
@@ -213,14 +239,15 @@ impl NovaDescriber {
 
 /// Titan's text side is English-only: a non-English brief is first turned into a short English
 /// visual description by Nova Pro, and that is what gets embedded (and shown to the user).
-pub fn english_visual_query(bedrock: &Bedrock, model: &str, brief: &str) -> Result<String> {
+pub fn english_visual_query(bedrock: &Bedrock, route: &Route, brief: &str) -> Result<String> {
+    let model = &route.id;
     let built =
         |e: aws_sdk_bedrockruntime::error::BuildError| Error::Cloud(format!("{model}: {e}"));
     let message = Message::builder()
         .role(ConversationRole::User)
         .content(ContentBlock::Text(format!(
             "<brief>\n{}\n</brief>\nIn English, in at most 40 words, describe the photo this campaign brief calls for: subjects, action, setting, light. Answer with the description only.",
-            crate::engine::prompt::escape(brief)
+            crate::services::templates::escape(brief)
         )))
         .build()
         .map_err(built)?;
@@ -240,9 +267,12 @@ pub fn english_visual_query(bedrock: &Bedrock, model: &str, brief: &str) -> Resu
                         .temperature(0.0)
                         .build(),
                 )
+                .customize()
+                .config_override(bedrock.override_for(route))
                 .send(),
         )
-        .map_err(|e| bedrock.error(model, e))?;
+        .map_err(|e| bedrock.error(route, e))?;
+    record_usage(bedrock, route, "translate", out.usage());
     let text = match out.output() {
         Some(ConverseOutput::Message(m)) => m
             .content()
@@ -270,13 +300,13 @@ fn hints(input: &DescribeInput) -> String {
     if let Some(c) = input.caption.as_deref().filter(|c| !c.trim().is_empty()) {
         h.push(format!(
             "<hint>Caption given with it: {}</hint>",
-            crate::engine::prompt::escape(c)
+            crate::services::templates::escape(c)
         ));
     }
     if !input.human_labels.is_empty() {
         h.push(format!(
             "<hint>Labels given with it: {}</hint>",
-            crate::engine::prompt::escape(&input.human_labels.join(", "))
+            crate::services::templates::escape(&input.human_labels.join(", "))
         ));
     }
     h.join("\n")
@@ -284,7 +314,7 @@ fn hints(input: &DescribeInput) -> String {
 
 impl ImageDescriber for NovaDescriber {
     fn model(&self) -> &str {
-        &self.model_id
+        &self.route.id
     }
 
     fn describe_image(
@@ -301,14 +331,14 @@ impl ImageDescriber for NovaDescriber {
             match parse_tool_input(&v) {
                 Ok(d) => return Ok(d),
                 Err(why) => {
-                    tracing::warn!(model = %self.model_id, attempt, why, "malformed description");
+                    tracing::warn!(model = %self.route.id, attempt, why, "malformed description");
                     last = why;
                 }
             }
         }
         Err(Error::Cloud(format!(
             "{}: the description came back malformed twice ({last})",
-            self.model_id
+            self.route.id
         )))
     }
 }

@@ -1,14 +1,19 @@
-//! Amazon Bedrock through `aws-sdk-bedrockruntime`: one client (region, profile, endpoint
-//! override, retries, timeouts from `[bedrock]`), blocking wrappers over the async SDK for the
-//! engine's synchronous services, and errors turned into messages that say what to do.
-//! Credentials come only from the AWS default chain (environment, shared profile, SSO, IMDS);
-//! they are never stored or logged.
+//! Amazon Bedrock through `aws-sdk-bedrockruntime`: one client (default region, profile,
+//! endpoint override, retries, timeouts from `[bedrock]`; a per-call region override for models
+//! configured in another region), blocking wrappers over the async SDK for the engine's
+//! synchronous services, errors turned into messages that say what to do (which id or region
+//! to use when Bedrock refuses one), and every paid call recorded in the meter. Credentials
+//! come only from the AWS default chain (environment, shared profile, SSO, IMDS); they are
+//! never stored or logged.
 pub mod canvas;
+pub mod catalog;
 pub mod describe;
 pub mod nova;
+pub mod nova_embed;
 pub mod stability;
 pub mod titan;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -18,10 +23,93 @@ use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use serde_json::Value;
 
-use crate::config::BedrockConfig;
+use crate::config::{BedrockConfig, ModelRef};
+use crate::domain::ModelCall;
+use crate::services::meter::Meter;
 use crate::{Error, Result};
 
+pub use catalog::{Family, KnownModel};
+
+/// The region the defaults work in together, used when neither `bedrock.region`, AWS_REGION
+/// nor the profile names one (README, config/default.toml).
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// A model as one job calls it: the id sent, its base model, the region of the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The `[bedrock.models]` key it came from (named in error messages).
+    pub key: &'static str,
+    /// What is sent as `modelId`.
+    pub id: String,
+    /// The base model (prices, capabilities).
+    pub base: String,
+    pub region: String,
+    pub known: &'static KnownModel,
+}
+
+impl Route {
+    pub fn family(&self) -> Family {
+        self.known.family
+    }
+}
+
+fn models_for(key: &str) -> String {
+    catalog::MODELS
+        .iter()
+        .filter(|m| m.jobs.contains(&key))
+        .map(|m| m.base)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks one `[bedrock.models]` entry: a known model that can do that job, a region of the
+/// right shape, and a base model for application inference profile ARNs. The error names the
+/// key and what to write.
+pub fn check_model(
+    key: &'static str,
+    r: &ModelRef,
+) -> std::result::Result<&'static KnownModel, String> {
+    let id = r.id.trim();
+    if id.is_empty() || id.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "key 'bedrock.models.{key}': '{}' is not a model id (like amazon.nova-pro-v1:0, us.amazon.nova-pro-v1:0 or an ARN)",
+            r.id
+        ));
+    }
+    if !r.region.is_empty() && !catalog::valid_region(&r.region) {
+        return Err(format!(
+            "key 'bedrock.models.{key}.region': '{}' is not an AWS region (like us-east-1)",
+            r.region
+        ));
+    }
+    let base = if r.base.is_empty() {
+        catalog::base_of(id).ok_or_else(|| {
+            format!(
+                "key 'bedrock.models.{key}': '{id}' does not name its model (an application inference profile); add the base model, e.g. {key} = {{ id = \"{id}\", base = \"amazon.nova-pro-v1:0\" }}"
+            )
+        })?
+    } else {
+        r.base.clone()
+    };
+    let known = catalog::known(&base).ok_or_else(|| {
+        format!(
+            "key 'bedrock.models.{key}': unknown model '{base}' (known for this job: {})",
+            models_for(key)
+        )
+    })?;
+    if !known.jobs.contains(&key) {
+        return Err(format!(
+            "key 'bedrock.models.{key}': {} cannot do this job (models for it: {})",
+            known.name,
+            models_for(key)
+        ));
+    }
+    Ok(known)
+}
+
 /// A Bedrock runtime client with its own small tokio runtime (the engine is synchronous).
+/// One client serves every region: a call to a model configured in another region overrides
+/// the region for that call (endpoint and signature).
 pub struct Bedrock {
     rt: tokio::runtime::Runtime,
     /// At most `bedrock.max_concurrency` calls in flight (ingest workers share the client).
@@ -29,11 +117,31 @@ pub struct Bedrock {
     client: aws_sdk_bedrockruntime::Client,
     sdk: aws_config::SdkConfig,
     region: String,
+    meter: Arc<Meter>,
 }
 
 impl Bedrock {
-    /// Builds the client from `[bedrock]`. Nothing is sent until the first call.
-    pub fn new(cfg: &BedrockConfig) -> Result<Self> {
+    /// Builds the client from `[bedrock]`, with credentials from the AWS default chain.
+    /// Nothing is sent until the first call.
+    pub fn new(cfg: &BedrockConfig, meter: Arc<Meter>) -> Result<Self> {
+        Self::build(cfg, meter, None)
+    }
+
+    /// As `new`, with the credentials given (tests, and programs embedding the library; the
+    /// studio itself only uses the default chain).
+    pub fn with_credentials(
+        cfg: &BedrockConfig,
+        meter: Arc<Meter>,
+        credentials: aws_credential_types::Credentials,
+    ) -> Result<Self> {
+        Self::build(cfg, meter, Some(credentials))
+    }
+
+    fn build(
+        cfg: &BedrockConfig,
+        meter: Arc<Meter>,
+        credentials: Option<aws_credential_types::Credentials>,
+    ) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -68,12 +176,21 @@ impl Bedrock {
         if !cfg.endpoint_url.is_empty() {
             loader = loader.endpoint_url(&cfg.endpoint_url);
         }
-        let sdk = rt.block_on(loader.load());
-        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::Cloud(
-                "bedrock: no AWS region: set bedrock.region in the config, or AWS_REGION".into(),
-            )
-        })?;
+        if let Some(c) = credentials {
+            loader = loader.credentials_provider(c);
+        }
+        let mut sdk = rt.block_on(loader.load());
+        // No region anywhere (config, AWS_REGION, profile): the one the defaults are set for.
+        if sdk.region().is_none() {
+            sdk = sdk
+                .into_builder()
+                .region(aws_config::Region::new(DEFAULT_REGION))
+                .build();
+        }
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
         let client = aws_sdk_bedrockruntime::Client::new(&sdk);
         Ok(Bedrock {
             rt,
@@ -81,7 +198,46 @@ impl Bedrock {
             client,
             sdk,
             region,
+            meter,
         })
+    }
+
+    /// The route of one `[bedrock.models]` entry.
+    pub fn route(&self, key: &'static str, r: &ModelRef) -> Result<Route> {
+        let known = check_model(key, r).map_err(Error::Config)?;
+        Ok(Route {
+            key,
+            id: r.id.trim().to_string(),
+            base: known.base.to_string(),
+            region: if r.region.is_empty() {
+                self.region.clone()
+            } else {
+                r.region.clone()
+            },
+            known,
+        })
+    }
+
+    /// The route of the Bedrock text embedder whose embedder id names `model`: where
+    /// `bedrock.models.embeddings` says to call it ("" id: the model itself), which must be
+    /// that same model.
+    pub fn embedding_route(&self, model: &str, r: &ModelRef) -> Result<Route> {
+        let r = if r.id.trim().is_empty() {
+            ModelRef {
+                id: model.to_string(),
+                ..r.clone()
+            }
+        } else {
+            r.clone()
+        };
+        let route = self.route("embeddings", &r)?;
+        if route.base != model {
+            return Err(Error::Config(format!(
+                "key 'bedrock.models.embeddings': '{}' is {}, but models.text_embedder names {model}; leave embeddings.id empty, or give an inference profile or ARN of {model}",
+                route.id, route.known.name
+            )));
+        }
+        Ok(route)
     }
 
     /// Where the credentials come from ("EnvironmentVariable", "ProfileFile", "IMDSv2", ...) and
@@ -117,20 +273,71 @@ impl Bedrock {
         Ok(format!("{source}, access key …{tail}"))
     }
 
-    /// A call that costs nothing: an empty body. "Malformed input" means the model is reachable
-    /// and access is granted; any other error is the problem, as the user would meet it.
-    pub fn probe(&self, model: &str) -> std::result::Result<String, String> {
-        match self.invoke_json(model, &serde_json::json!({})) {
-            Ok(_) => Ok("OK".into()),
-            Err(Error::Cloud(m)) if m.contains("refused as invalid") => {
-                Ok("OK (reachable, access granted)".into())
+    /// A call that costs nothing (an empty body), and what its answer means for the route:
+    /// "invocable" (Bedrock took the model id and refused only the empty body), "would fail"
+    /// (the model is not served this way: retired, needs a profile, not in the region, no
+    /// access) or "unreachable".
+    pub fn probe(&self, route: &Route) -> Probe {
+        let out = self.run(
+            self.client
+                .invoke_model()
+                .model_id(&route.id)
+                .content_type("application/json")
+                .accept("application/json")
+                .body(Blob::new(b"{}".to_vec()))
+                .customize()
+                .config_override(self.override_for(route))
+                .send(),
+        );
+        let (verdict, detail) = match out {
+            Ok(_) => ("invocable", "answered".to_string()),
+            Err(SdkError::ServiceError(se)) => {
+                let code = se.err().code().unwrap_or("error").to_string();
+                let text = se.err().message().unwrap_or("").to_string();
+                match refusal(route, &code, &text) {
+                    Some(why) => ("would fail", why),
+                    None if code == "ValidationException" => (
+                        "invocable",
+                        "reachable, access granted (the empty test body was refused, as expected)"
+                            .to_string(),
+                    ),
+                    None => ("would fail", describe(route, &code, &text)),
+                }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => ("unreachable", self.error(route, e).to_string()),
+        };
+        Probe {
+            key: route.key,
+            model: route.id.clone(),
+            region: route.region.clone(),
+            verdict,
+            detail,
         }
     }
 
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The per-call config of a route: its region when it differs from the client's.
+    pub(crate) fn override_for(&self, route: &Route) -> aws_sdk_bedrockruntime::config::Builder {
+        let mut b = aws_sdk_bedrockruntime::config::Builder::default();
+        if route.region != self.region {
+            b = b.region(aws_sdk_bedrockruntime::config::Region::new(
+                route.region.clone(),
+            ));
+        }
+        b
+    }
+
+    /// Records a paid call the moment it returned (see `services::meter`).
+    pub(crate) fn record(&self, route: &Route, call: ModelCall) {
+        self.meter.record(ModelCall {
+            model: route.id.clone(),
+            base_model: route.base.clone(),
+            region: route.region.clone(),
+            ..call
+        });
     }
 
     /// Runs one call on the client's runtime, within the concurrency limit.
@@ -141,41 +348,54 @@ impl Bedrock {
         })
     }
 
-    /// InvokeModel with a JSON body; returns the JSON answer.
-    pub fn invoke_json(&self, model: &str, body: &Value) -> Result<Value> {
+    /// InvokeModel with a JSON body; returns the JSON answer and the token counts Bedrock put
+    /// in the response headers, if any.
+    pub fn invoke_json(&self, route: &Route, body: &Value) -> Result<Invoked> {
         let bytes = serde_json::to_vec(body)?;
-        tracing::info!(model, bytes = bytes.len(), "bedrock invoke");
+        tracing::info!(model = %route.id, region = %route.region, bytes = bytes.len(), "bedrock invoke");
+        let headers = TokenHeaders::default();
         let out = self
             .run(
                 self.client
                     .invoke_model()
-                    .model_id(model)
+                    .model_id(&route.id)
                     .content_type("application/json")
                     .accept("application/json")
                     .body(Blob::new(bytes))
+                    .customize()
+                    .config_override(self.override_for(route))
+                    .interceptor(headers.clone())
                     .send(),
             )
-            .map_err(|e| self.error(model, e))?;
-        serde_json::from_slice(out.body().as_ref()).map_err(|e| {
+            .map_err(|e| self.error(route, e))?;
+        let json = serde_json::from_slice(out.body().as_ref()).map_err(|e| {
             Error::Cloud(format!(
-                "{model}: the answer is not the JSON the model documents: {e}"
+                "{}: the answer is not the JSON the model documents: {e}",
+                route.id
             ))
+        })?;
+        let (input_tokens, output_tokens) = headers.get();
+        Ok(Invoked {
+            json,
+            input_tokens,
+            output_tokens,
         })
     }
 
     /// Turns an SDK error into a message that names the model and what to do.
-    pub fn error<E, R>(&self, model: &str, e: SdkError<E, R>) -> Error
+    pub fn error<E, R>(&self, route: &Route, e: SdkError<E, R>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let region = &self.region;
+        let model = &route.id;
+        let region = &route.region;
         let msg = match &e {
             SdkError::ServiceError(se) => {
                 let err = se.err();
                 let code = err.code().unwrap_or("error");
                 let text = err.message().unwrap_or("").to_string();
-                describe(model, region, code, &text)
+                describe(route, code, &text)
             }
             SdkError::TimeoutError(_) => format!(
                 "{model}: no answer within bedrock.timeout_secs; the model may be busy, try again or raise the timeout"
@@ -198,18 +418,144 @@ impl Bedrock {
                 format!("{model}: {text}")
             }
         };
-        tracing::warn!(model, error = %msg, "bedrock call failed");
+        tracing::warn!(model = %model, error = %msg, "bedrock call failed");
         Error::Cloud(msg)
     }
 }
 
+/// The Bedrock text embedder an embedder id names ("bedrock/<model>/..."), routed as
+/// `[bedrock.models] embeddings` says.
+pub fn embedder(
+    bedrock: Arc<Bedrock>,
+    id: &str,
+    models: &crate::config::BedrockModels,
+) -> Result<Arc<dyn crate::services::Embedder>> {
+    let model = id
+        .strip_prefix(titan::PREFIX)
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| Error::Config(format!("'{id}' is not a Bedrock embedder id")))?;
+    let route = bedrock.embedding_route(model, &models.embeddings)?;
+    Ok(match route.family() {
+        Family::NovaMultimodalEmbeddings => {
+            Arc::new(nova_embed::NovaEmbed::new(bedrock, id, route)?)
+        }
+        _ => Arc::new(titan::Titan::new(bedrock, id, route)?),
+    })
+}
+
+/// What `doctor --probe` found for one route.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Probe {
+    pub key: &'static str,
+    pub model: String,
+    pub region: String,
+    /// "invocable", "would fail" or "unreachable".
+    pub verdict: &'static str,
+    pub detail: String,
+}
+
+/// An InvokeModel answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoked {
+    pub json: Value,
+    /// `x-amzn-bedrock-input-token-count` / `-output-token-count`, when Bedrock sent them.
+    pub input_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+}
+
+/// Reads the token-count headers of an InvokeModel answer.
+#[derive(Debug, Clone, Default)]
+struct TokenHeaders(Arc<Mutex<(Option<u32>, Option<u32>)>>);
+
+impl TokenHeaders {
+    fn get(&self) -> (Option<u32>, Option<u32>) {
+        match self.0.lock() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+}
+
+impl aws_sdk_bedrockruntime::config::Intercept for TokenHeaders {
+    fn name(&self) -> &'static str {
+        "TokenHeaders"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_bedrockruntime::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_bedrockruntime::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_bedrockruntime::config::ConfigBag,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let h = context.response().headers();
+        let n = |k: &str| h.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+        let counts = (
+            n("x-amzn-bedrock-input-token-count"),
+            n("x-amzn-bedrock-output-token-count"),
+        );
+        match self.0.lock() {
+            Ok(mut g) => *g = counts,
+            Err(p) => *p.into_inner() = counts,
+        }
+        Ok(())
+    }
+}
+
+/// Why Bedrock will not serve a route as configured, when its answer says so; None when the
+/// answer is about something else (the body, throttling, ...).
+pub fn refusal(route: &Route, code: &str, text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    let (id, region, key, m) = (&route.id, &route.region, route.key, route.known);
+    if lower.contains("on-demand throughput") || lower.contains("inference profile") {
+        return Some(format!(
+            "{id}: Bedrock in {region} serves {} only through an inference profile; {}. ({text})",
+            m.name,
+            catalog::advice(m, region, key)
+        ));
+    }
+    if lower.contains("provided model identifier is invalid") {
+        return Some(format!(
+            "{id}: not served in {region} under this id; {}. ({text})",
+            catalog::advice(m, region, key)
+        ));
+    }
+    if lower.contains("end of its life") {
+        return Some(format!(
+            "{id}: {} has reached end-of-life on Bedrock{}; choose another model for bedrock.models.{key}. ({text})",
+            m.name,
+            m.lifecycle.map(|l| format!(" ({l})")).unwrap_or_default()
+        ));
+    }
+    if code == "ResourceNotFoundException" && lower.contains("legacy") {
+        return Some(format!(
+            "{id}: {} is a legacy model and this account has lost access to it; choose another model for bedrock.models.{key}. ({text})",
+            m.name
+        ));
+    }
+    if code == "AccessDeniedException" {
+        return Some(format!(
+            "{id}: access denied in {region}. Enable access to {} in the Bedrock console for {region} (Model access), and allow bedrock:InvokeModel for it in IAM. ({text})",
+            m.name
+        ));
+    }
+    if code == "ResourceNotFoundException" {
+        return Some(format!(
+            "{id}: no such model in {region}; {}. ({text})",
+            catalog::advice(m, region, key)
+        ));
+    }
+    None
+}
+
 /// The user-facing message for a Bedrock error code.
-pub fn describe(model: &str, region: &str, code: &str, text: &str) -> String {
+pub fn describe(route: &Route, code: &str, text: &str) -> String {
+    if let Some(why) = refusal(route, code, text) {
+        return why;
+    }
+    let model = &route.id;
+    let region = &route.region;
     let lower = text.to_lowercase();
     match code {
-        "AccessDeniedException" => format!(
-            "{model}: access denied in {region}. Enable access to this model in the Bedrock console for {region} (Model access), and allow bedrock:InvokeModel for it in IAM. ({text})"
-        ),
         "ThrottlingException" | "ServiceQuotaExceededException" => format!(
             "{model}: Bedrock is throttling requests in {region} and the retries ran out; wait a moment, or ask for a higher quota. ({text})"
         ),
@@ -219,10 +565,10 @@ pub fn describe(model: &str, region: &str, code: &str, text: &str) -> String {
             )
         }
         "ValidationException" => format!("{model}: the request was refused as invalid: {text}"),
-        "ResourceNotFoundException" => format!(
-            "{model}: no such model in {region}; check the model id in [bedrock.models] and that the model is offered in {region}. ({text})"
-        ),
         "ModelTimeoutException" => format!("{model}: the model timed out; try again. ({text})"),
+        "ModelErrorException" => {
+            format!("{model}: the model failed to produce a valid answer; try again. ({text})")
+        }
         "ModelNotReadyException" | "ServiceUnavailableException" | "InternalServerException" => {
             format!("{model}: Bedrock is unavailable right now ({code}); try again. ({text})")
         }
@@ -265,28 +611,123 @@ pub(crate) fn to_png(model: &str, bytes: &[u8]) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn route(key: &'static str, id: &str, region: &str) -> Route {
+        let known = check_model(key, &ModelRef::new(id)).unwrap();
+        Route {
+            key,
+            id: id.into(),
+            base: known.base.into(),
+            region: region.into(),
+            known,
+        }
+    }
+
     #[test]
-    fn errors_say_what_to_do() {
+    fn access_denied_names_the_console_page_and_region() {
         let m = describe(
-            "amazon.nova-canvas-v1:0",
-            "eu-west-1",
+            &route("canvas", "amazon.nova-canvas-v1:0", "eu-west-1"),
             "AccessDeniedException",
-            "You don't have access to the model",
+            "You don't have access to the model with the specified model ID.",
         );
         assert!(m.contains("Model access") && m.contains("eu-west-1"), "{m}");
+    }
+
+    #[test]
+    fn content_filter_refusal_says_so() {
         let m = describe(
-            "amazon.nova-canvas-v1:0",
-            "us-east-1",
+            &route("canvas", "amazon.nova-canvas-v1:0", "us-east-1"),
             "ValidationException",
-            "This request has been blocked by our content filters.",
+            "This request has been blocked by our content filters. Please adjust your text prompt to submit a new request.",
         );
         assert!(m.contains("content filter"), "{m}");
+    }
+
+    #[test]
+    fn invalid_field_is_named() {
         let m = describe(
-            "m",
-            "r",
+            &route("canvas", "amazon.nova-canvas-v1:0", "us-east-1"),
             "ValidationException",
             "imageGenerationConfig.width: must be a multiple of 16",
         );
         assert!(m.contains("imageGenerationConfig.width"), "{m}");
+    }
+
+    #[test]
+    fn profile_required_names_the_profile_id() {
+        let m = describe(
+            &route("writer", "amazon.nova-pro-v1:0", "eu-west-3"),
+            "ValidationException",
+            "Invocation of model ID amazon.nova-pro-v1:0 with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model.",
+        );
+        assert!(
+            m.contains("bedrock.models.writer = \"eu.amazon.nova-pro-v1:0\""),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn wrong_region_names_a_serving_region() {
+        let m = describe(
+            &route("stability", "stability.stable-image-core-v1:1", "us-east-1"),
+            "ValidationException",
+            "The provided model identifier is invalid.",
+        );
+        assert!(m.contains("region = \"us-west-2\""), "{m}");
+    }
+
+    #[test]
+    fn end_of_life_is_said_with_the_date() {
+        let m = describe(
+            &route("canvas", "amazon.nova-canvas-v1:0", "us-east-1"),
+            "ResourceNotFoundException",
+            "This model version has reached the end of its life. Please refer to the AWS documentation for more details.",
+        );
+        assert!(m.contains("end-of-life") && m.contains("2026-09-30"), "{m}");
+    }
+
+    #[test]
+    fn unknown_model_for_a_job_is_refused_naming_the_known_ones() {
+        let e = check_model("writer", &ModelRef::new("anthropic.claude-v2")).unwrap_err();
+        assert!(
+            e.contains("bedrock.models.writer") && e.contains("amazon.nova-pro-v1:0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_model_cannot_fill_another_job() {
+        let e = check_model("writer", &ModelRef::new("amazon.nova-canvas-v1:0")).unwrap_err();
+        assert!(e.contains("cannot do this job"), "{e}");
+    }
+
+    #[test]
+    fn application_profile_arn_needs_its_base() {
+        let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/x1";
+        let e = check_model("writer", &ModelRef::new(arn)).unwrap_err();
+        assert!(e.contains("base = "), "{e}");
+        let ok = check_model(
+            "writer",
+            &ModelRef {
+                id: arn.into(),
+                region: String::new(),
+                base: "amazon.nova-2-lite-v1:0".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(ok.family, Family::Nova2Lite);
+    }
+
+    #[test]
+    fn a_bad_region_is_refused() {
+        let e = check_model(
+            "stability",
+            &ModelRef {
+                id: "stability.stable-image-core-v1:1".into(),
+                region: "oregon".into(),
+                base: String::new(),
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("bedrock.models.stability.region"), "{e}");
     }
 }

@@ -1,8 +1,10 @@
-//! Amazon Nova Pro as the prompt writer, through ConverseStream: the same templates as the
-//! offline composer's inputs (`engine::prompt::render`). Nova Pro streams no reasoning content,
-//! so the scratchpad is prompted (it thinks inside `<thinking>` tags) and parsed out of the text
-//! deltas as they arrive; reasoning-content deltas, from models that send them, go to the
-//! scratchpad too. The answer is a JSON object `{prompt, negative_prompt}`, validated.
+//! Amazon Nova Pro or Nova 2 Lite as the prompt writer, through ConverseStream, with the
+//! templates every writer shares (`services::templates`). The scratchpad is prompted (the
+//! model thinks inside `<thinking>` tags) and parsed out of the text deltas as they arrive.
+//! Nova 2 Lite is also asked for extended thinking (`reasoningConfig`); its reasoning-content
+//! deltas go to the scratchpad, and when AWS returns them redacted the scratchpad says so
+//! once. The answer is a JSON object `{prompt, negative_prompt}`, validated; the call's tokens
+//! are recorded.
 use std::sync::Arc;
 
 use aws_sdk_bedrockruntime::types::{
@@ -10,7 +12,8 @@ use aws_sdk_bedrockruntime::types::{
     InferenceConfiguration, Message, ReasoningContentBlockDelta, SystemContentBlock,
 };
 
-use crate::services::bedrock::Bedrock;
+use crate::domain::ModelCall;
+use crate::services::bedrock::{Bedrock, Family, Route};
 use crate::services::{PromptEvent, PromptInput, PromptResult, PromptWriter};
 use crate::{Error, Result};
 
@@ -115,20 +118,68 @@ pub fn parse_answer(model: &str, answer: &str) -> Result<(String, String)> {
     Ok((prompt, negative))
 }
 
+/// How much the writer reasons before answering, for models with extended thinking
+/// (`bedrock.reasoning_effort`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Off,
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn parse(s: &str) -> Option<Effort> {
+        match s {
+            "off" => Some(Effort::Off),
+            "low" => Some(Effort::Low),
+            "medium" => Some(Effort::Medium),
+            "high" => Some(Effort::High),
+            _ => None,
+        }
+    }
+}
+
+/// What the scratchpad says when the model's reasoning comes back redacted.
+pub const REDACTED_NOTE: &str = "(Nova 2 Lite reasoned before answering; AWS returns that reasoning redacted, so it cannot be shown here. Its tokens are billed as output.)\n";
+
+/// The `additionalModelRequestFields` of a request, and whether `inferenceConfig` may be set
+/// (Nova 2 Lite at high effort chooses its own temperature, top-p and length).
+pub fn extra_fields(family: Family, effort: Effort) -> (Option<serde_json::Value>, bool) {
+    match (family, effort) {
+        (Family::Nova2Lite, Effort::Off) | (Family::NovaPro, _) => (None, true),
+        (Family::Nova2Lite, e) => {
+            let level = match e {
+                Effort::Low => "low",
+                Effort::Medium => "medium",
+                _ => "high",
+            };
+            (
+                Some(serde_json::json!({
+                    "reasoningConfig": {"type": "enabled", "maxReasoningEffort": level}
+                })),
+                e != Effort::High,
+            )
+        }
+        _ => (None, true),
+    }
+}
+
 pub struct NovaWriter {
     bedrock: Arc<Bedrock>,
-    /// The Bedrock model id.
-    model_id: String,
+    route: Route,
+    effort: Effort,
     /// What the writer says it is ("bedrock/<id> (language model)").
     label: String,
 }
 
 impl NovaWriter {
-    pub fn new(bedrock: Arc<Bedrock>, model: &str) -> Self {
+    pub fn new(bedrock: Arc<Bedrock>, route: Route, effort: Effort) -> Self {
         NovaWriter {
+            label: format!("bedrock/{} (language model)", route.id),
             bedrock,
-            model_id: model.to_string(),
-            label: format!("bedrock/{model} (language model)"),
+            route,
+            effort,
         }
     }
 }
@@ -143,35 +194,48 @@ impl PromptWriter for NovaWriter {
         input: &PromptInput,
         on_event: &mut dyn FnMut(PromptEvent),
     ) -> Result<PromptResult> {
-        let rendered = crate::engine::prompt::render(input);
-        let model = &self.model_id;
+        let rendered = crate::services::templates::render(input);
+        let route = &self.route;
+        let model = &route.id;
         let message = Message::builder()
             .role(ConversationRole::User)
             .content(ContentBlock::Text(rendered.user))
             .build()
             .map_err(|e| Error::Cloud(format!("{model}: {e}")))?;
         let b = &self.bedrock;
+        let (extra, inference) = extra_fields(route.family(), self.effort);
         let mut split = ThinkingSplitter::default();
         let mut usage = (0, 0);
         let mut stop = String::new();
+        let mut redacted_said = false;
         b.run(async {
-            let mut out = b
+            let mut req = b
                 .client
                 .converse_stream()
                 .model_id(model)
                 .system(SystemContentBlock::Text(rendered.system))
-                .messages(message)
-                .inference_config(
+                .messages(message);
+            if inference {
+                req = req.inference_config(
                     InferenceConfiguration::builder()
                         .max_tokens(2048)
                         .temperature(0.5)
                         .build(),
-                )
+                );
+            }
+            if let Some(x) = &extra {
+                req = req.additional_model_request_fields(
+                    crate::services::bedrock::describe::json_to_document(x),
+                );
+            }
+            let mut out = req
+                .customize()
+                .config_override(b.override_for(route))
                 .send()
                 .await
-                .map_err(|e| b.error(model, e))?;
+                .map_err(|e| b.error(route, e))?;
             loop {
-                let ev = out.stream.recv().await.map_err(|e| b.error(model, e))?;
+                let ev = out.stream.recv().await.map_err(|e| b.error(route, e))?;
                 let Some(ev) = ev else { break };
                 match ev {
                     ConverseStreamOutput::ContentBlockDelta(d) => match d.delta() {
@@ -180,12 +244,22 @@ impl PromptWriter for NovaWriter {
                                 on_event(e);
                             }
                         }
-                        Some(ContentBlockDelta::ReasoningContent(
-                            ReasoningContentBlockDelta::Text(t),
-                        )) => {
-                            split.reasoning.push_str(t);
-                            on_event(PromptEvent::Reasoning(t.clone()));
-                        }
+                        Some(ContentBlockDelta::ReasoningContent(r)) => match r {
+                            ReasoningContentBlockDelta::Text(t) if t.trim() != "[REDACTED]" => {
+                                split.reasoning.push_str(t);
+                                on_event(PromptEvent::Reasoning(t.clone()));
+                            }
+                            ReasoningContentBlockDelta::Text(_)
+                            | ReasoningContentBlockDelta::RedactedContent(_)
+                                if !redacted_said =>
+                            {
+                                redacted_said = true;
+                                split.reasoning.push_str(REDACTED_NOTE);
+                                on_event(PromptEvent::Reasoning(REDACTED_NOTE.into()));
+                            }
+                            // The signature only matters to multi-turn conversations.
+                            _ => {}
+                        },
                         _ => {}
                     },
                     ConverseStreamOutput::MessageStop(s) => {
@@ -201,6 +275,19 @@ impl PromptWriter for NovaWriter {
             }
             Ok::<(), Error>(())
         })?;
+        let tokens = crate::services::TokenUsage {
+            input: usage.0.max(0) as u32,
+            output: usage.1.max(0) as u32,
+        };
+        b.record(
+            route,
+            ModelCall {
+                job: "prompt".into(),
+                input_tokens: tokens.input,
+                output_tokens: tokens.output,
+                ..Default::default()
+            },
+        );
         for e in split.finish() {
             on_event(e);
         }
@@ -222,10 +309,7 @@ impl PromptWriter for NovaWriter {
             negative_prompt,
             model: self.label.clone(),
             flags,
-            usage: Some(crate::services::TokenUsage {
-                input: usage.0.max(0) as u32,
-                output: usage.1.max(0) as u32,
-            }),
+            usage: Some(tokens),
         })
     }
 }
