@@ -5,7 +5,8 @@
 //! `bedrock` in its name (`cargo test bedrock` runs them all); credentials are test values
 //! given to the SDK config, never set in this process's environment. Nothing reaches AWS.
 //!
-//! Where each answer comes from (AWS documentation pages, as read on 2026-12-01):
+//! Where each answer comes from (stored copies of AWS's documentation pages, of varying age,
+//! read on 2026-12-01):
 //! - Nova Canvas request, answer and errors:
 //!   https://docs.aws.amazon.com/nova/latest/userguide/image-gen-req-resp-structure.html
 //!   https://docs.aws.amazon.com/nova/latest/userguide/image-gen-errors.html
@@ -30,7 +31,9 @@
 //!   https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html
 //!
 //! Where AWS's pages give no example of a message, the text is the one Bedrock returns as
-//! quoted in public issue threads, and the test says so.
+//! quoted in public issue threads, or, where none was found, written for the test; each test
+//! says which. The Nova Multimodal Embeddings answer shape and the token-count header come from
+//! third-party code, not AWS's pages: those tests show only that the two agree.
 mod common;
 
 use std::io::Cursor;
@@ -41,7 +44,7 @@ use campaign_studio::config::{Config, ModelRef};
 use campaign_studio::domain::{GenerationParams, GenerationRequest, Quality, TaskType};
 use campaign_studio::engine::Library;
 use campaign_studio::paths::Paths;
-use campaign_studio::services::bedrock::{Bedrock, nova_embed};
+use campaign_studio::services::bedrock::Bedrock;
 use campaign_studio::services::{ImageGenerator, PromptEvent, PromptInput, TextRole};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -524,10 +527,10 @@ fn bedrock_canvas_partial_block_keeps_the_other_images_and_reports_the_blocked()
 #[test]
 fn bedrock_canvas_every_image_blocked_after_generation_says_content_filter() {
     let fake = Fake::start();
+    // image-gen-errors.html: no exception, an `error` string and no images.
     fake.on(
         CANVAS_PATH,
         ok(json!({
-            "images": [],
             "error": "All of the generated images have been blocked by our content filters."
         })),
     );
@@ -600,6 +603,7 @@ fn bedrock_end_of_life_answer_says_the_model_is_retired() {
 #[test]
 fn bedrock_throttled_call_is_retried_with_backoff() {
     let fake = Fake::start();
+    // Status and error type as documented for InvokeModel; the message is written for the test.
     fake.first(
         CANVAS_PATH,
         1,
@@ -638,6 +642,7 @@ fn bedrock_access_denied_names_model_access_and_is_not_retried() {
 #[test]
 fn bedrock_invalid_request_names_the_field() {
     let fake = Fake::start();
+    // The message is written for the test, in the form of Bedrock's schema errors.
     fake.on(
         CANVAS_PATH,
         aws_error(
@@ -938,6 +943,7 @@ fn bedrock_titan_text_heavy_in_digits_is_cut_below_its_token_limit() {
 #[test]
 fn bedrock_titan_refusal_for_length_is_retried_with_a_shorter_text() {
     let fake = Fake::start();
+    // No documented example of this refusal was found: the message is written for the test.
     fake.first(
         TITAN_PATH,
         1,
@@ -1034,17 +1040,93 @@ fn bedrock_nova_embeddings_answer_of_another_dimension_is_an_error() {
     assert!(e.contains("asked for 1024 dimensions, got 256"), "{e}");
 }
 
-#[test]
-fn bedrock_nova_embeddings_vectors_never_mix_with_titan_vectors() {
-    let a = nova_embed::parse_id(NOVA_EMBED_ID).unwrap();
-    let b = campaign_studio::services::bedrock::titan::parse_id(
-        "bedrock/amazon.titan-embed-image-v1/1024",
+/// Six small library images.
+fn photos(dir: &std::path::Path) -> std::path::PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for i in 0..6u8 {
+        image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([i * 40, x as u8 * 3, y as u8 * 5])
+        })
+        .save(photos.join(format!("{i}.png")))
+        .unwrap();
+    }
+    photos
+}
+
+fn ingest_into(lib: &mut Library, root: std::path::PathBuf) {
+    use campaign_studio::engine::ingest::{IngestOptions, ingest};
+    lib.use_analyser(Arc::new(
+        campaign_studio::services::fake::FakeAnalyser::default(),
+    ))
+    .unwrap();
+    let r = ingest(
+        lib,
+        &IngestOptions {
+            root,
+            objective: Some("likes".into()),
+            node: Some("followers".into()),
+            jobs: 1,
+            ..Default::default()
+        },
+        &mut |_| {},
     )
     .unwrap();
-    assert_eq!(a.2, b.1, "same dimension");
-    assert_ne!(
-        NOVA_EMBED_ID, "bedrock/amazon.titan-embed-image-v1/1024",
-        "different embedder ids: search refuses to compare them"
+    assert_eq!(r.ingested, 6, "{r:?}");
+}
+
+#[test]
+fn bedrock_nova_embeddings_search_refuses_a_library_built_with_titan() {
+    let fake = Fake::start();
+    mount_titan(&fake);
+    let mut l = titan_lib(&fake, 1024);
+    let root = photos(l._dir.path());
+    ingest_into(&mut l.lib, root);
+    // The same library, now configured for Nova Multimodal Embeddings of the same dimension.
+    let mut cfg = l.lib.config.clone();
+    cfg.models.text_embedder = NOVA_EMBED_ID.into();
+    let again = Library::open(l.lib.paths.clone(), cfg).unwrap();
+    let e = again
+        .load_index(&campaign_studio::domain::EmbedderId::new(NOVA_EMBED_ID))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("library reindex --embedder {NOVA_EMBED_ID}")),
+        "{e}"
+    );
+}
+
+#[test]
+fn bedrock_library_reindex_moves_a_library_onto_nova_embeddings() {
+    let fake = Fake::start();
+    mount_titan(&fake);
+    mount_nova_embeddings(&fake);
+    let mut l = titan_lib(&fake, 1024);
+    let root = photos(l._dir.path());
+    ingest_into(&mut l.lib, root);
+    let nova = l.lib.embedder_for(NOVA_EMBED_ID).unwrap();
+    let r =
+        campaign_studio::engine::reindex::reindex(&l.lib, nova.as_ref(), &mut |_, _| {}).unwrap();
+    assert_eq!((r.embedded, r.skipped, r.failed.len()), (6, 0, 0), "{r:?}");
+    assert_eq!(
+        fake.bodies(NOVA_EMBED_PATH)
+            .iter()
+            .filter(|b| b["singleEmbeddingParams"]["image"].is_object())
+            .count(),
+        6,
+        "library images are embedded as images"
+    );
+    let index = l
+        .lib
+        .load_index(&campaign_studio::domain::EmbedderId::new(NOVA_EMBED_ID))
+        .unwrap();
+    assert_eq!(campaign_studio::services::VectorIndex::len(&index), 6);
+    let again =
+        campaign_studio::engine::reindex::reindex(&l.lib, nova.as_ref(), &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (again.embedded, again.skipped),
+        (0, 6),
+        "resumable: nothing twice"
     );
 }
 
@@ -1411,7 +1493,11 @@ fn bedrock_model_not_served_in_the_region_names_one_that_serves_it() {
     );
     let (_l, g) = generator(&fake, |c| {
         c.generator.backend = "bedrock/stability".into();
-        c.bedrock.models.stability = ModelRef::new(CORE);
+        c.bedrock.models.stability = ModelRef {
+            id: CORE.into(),
+            region: "us-east-1".into(),
+            base: String::new(),
+        };
     });
     let e = g
         .generate(&request(TaskType::Text, 1))
@@ -1445,6 +1531,57 @@ fn bedrock_arn_and_application_profile_ids_are_sent_as_model_ids() {
         body["additionalModelRequestFields"]["reasoningConfig"].is_object(),
         "the base model decides the request shape"
     );
+}
+
+#[test]
+fn bedrock_plain_nova2_lite_id_is_refused_before_any_call() {
+    let fake = Fake::start();
+    let l = library(&fake, |c| {
+        c.prompt.writer = "bedrock".into();
+        c.bedrock.models.writer = ModelRef::new("amazon.nova-2-lite-v1:0");
+    });
+    let e = l.lib.prompt_writer().err().unwrap().to_string();
+    assert!(e.contains("\"us.amazon.nova-2-lite-v1:0\""), "{e}");
+    assert!(fake.requests().is_empty());
+}
+
+#[test]
+fn bedrock_us_profile_from_a_european_region_is_refused_before_any_call() {
+    let fake = Fake::start();
+    let l = library(&fake, |c| {
+        c.bedrock.region = "eu-west-1".into();
+        c.models.describer = "bedrock".into();
+    });
+    let e = l.lib.image_describer().err().unwrap().to_string();
+    assert!(e.contains("\"eu.amazon.nova-pro-v1:0\""), "{e}");
+    assert!(fake.requests().is_empty());
+}
+
+#[test]
+fn bedrock_plain_stability_id_is_called_where_aws_serves_it() {
+    let fake = Fake::start();
+    fake.on(CORE_PATH, stability_image(42, 1));
+    // A plain string, as an older config wrote it: no region.
+    let (_l, g) = generator(&fake, |c| {
+        c.generator.backend = "bedrock/stability".into();
+        c.bedrock.models.stability = ModelRef::new(CORE);
+    });
+    g.generate(&request(TaskType::Text, 1)).unwrap();
+    assert_signed(&fake.requests()[0], "us-west-2");
+}
+
+#[test]
+fn bedrock_arn_is_called_in_its_own_region() {
+    let fake = Fake::start();
+    let arn = "arn:aws:bedrock:us-west-2::foundation-model/stability.stable-image-core-v1:1";
+    let p = "/model/arn%3Aaws%3Abedrock%3Aus-west-2%3A%3Afoundation-model%2Fstability.stable-image-core-v1%3A1/invoke";
+    fake.on(p, stability_image(42, 1));
+    let (_l, g) = generator(&fake, |c| {
+        c.generator.backend = "bedrock/stability".into();
+        c.bedrock.models.stability = ModelRef::new(arn);
+    });
+    g.generate(&request(TaskType::Text, 1)).unwrap();
+    assert_signed(&fake.requests()[0], "us-west-2");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1566,6 +1703,16 @@ fn bedrock_studio_flow_with_nova_embeddings_nova2_lite_and_stability_core() {
     );
     let library_cost = campaign_studio::engine::cost::library_cost(&st.runner.lib).unwrap();
     assert_eq!(library_cost.images, 6, "the ingest's image embeddings");
+    // The session database (campaigns, the studio's saved views, the call ledger) holds no
+    // credential.
+    let db = std::fs::read(st.runner.lib.paths.database()).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    for secret in [ACCESS_KEY, SECRET, SESSION_TOKEN] {
+        assert!(
+            !db.contains(secret),
+            "{secret} reached the session database"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1574,6 +1721,8 @@ fn bedrock_studio_flow_with_nova_embeddings_nova2_lite_and_stability_core() {
 struct Cli {
     env: common::Env,
     uri: String,
+    /// `logging.level` of every run.
+    level: String,
 }
 
 impl Cli {
@@ -1581,6 +1730,7 @@ impl Cli {
         Cli {
             env: common::Env::new(),
             uri: fake.server.uri(),
+            level: "info".into(),
         }
     }
 
@@ -1592,7 +1742,8 @@ impl Cli {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("CAMPAIGN_STUDIO_BEDROCK__ENDPOINT_URL", &self.uri)
             .env("CAMPAIGN_STUDIO_BEDROCK__REGION", "us-east-1")
-            .env("CAMPAIGN_STUDIO_BEDROCK__INITIAL_BACKOFF_MS", "1");
+            .env("CAMPAIGN_STUDIO_BEDROCK__INITIAL_BACKOFF_MS", "1")
+            .env("CAMPAIGN_STUDIO_LOGGING__LEVEL", &self.level);
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -1629,7 +1780,7 @@ impl Cli {
     }
 }
 
-const CLOUD: [(&str, &str); 5] = [
+const CLOUD: [(&str, &str); 4] = [
     (
         "CAMPAIGN_STUDIO_MODELS__TEXT_EMBEDDER",
         "bedrock/amazon.titan-embed-image-v1/384",
@@ -1637,7 +1788,6 @@ const CLOUD: [(&str, &str); 5] = [
     ("CAMPAIGN_STUDIO_PROMPT__WRITER", "bedrock"),
     ("CAMPAIGN_STUDIO_MODELS__DESCRIBER", "bedrock"),
     ("CAMPAIGN_STUDIO_GENERATOR__BACKEND", "bedrock/stability"),
-    ("CAMPAIGN_STUDIO_LOGGING__LEVEL", "trace"),
 ];
 
 fn mount_cloud(fake: &Fake) {
@@ -1659,9 +1809,9 @@ fn mount_cloud(fake: &Fake) {
         ),
     );
     fake.on_fn(ULTRA_PATH, |r: &Request| {
-        let seed = serde_json::from_slice::<Value>(&r.body).unwrap()["seed"]
+        let seed = serde_json::from_slice::<Value>(&r.body).unwrap_or_default()["seed"]
             .as_u64()
-            .unwrap();
+            .unwrap_or(1);
         stability_image(seed, (seed % 200) as u8)
     });
 }
@@ -1940,9 +2090,21 @@ fn bedrock_doctor_lists_nova_canvas_as_legacy() {
 
 #[test]
 fn bedrock_secrets_never_reach_logs_sessions_exports_or_stderr_at_trace_level() {
+    secrets_stay_out_at("trace");
+}
+
+#[test]
+fn bedrock_secrets_never_reach_the_log_with_the_sdk_crates_at_trace() {
+    secrets_stay_out_at(
+        "trace,aws_smithy_runtime=trace,aws_smithy_http_client=trace,aws_sigv4=trace,aws_config=trace,aws_runtime=trace,hyper=trace,hyper_util=trace",
+    );
+}
+
+fn secrets_stay_out_at(level: &str) {
     let fake = Fake::start();
     mount_cloud(&fake);
-    let cli = Cli::new(&fake);
+    let mut cli = Cli::new(&fake);
+    cli.level = level.to_string();
     let id = cloud_campaign(&cli);
     let gen_out = cli.run(
         &CLOUD,
@@ -1996,7 +2158,11 @@ fn bedrock_secrets_never_reach_logs_sessions_exports_or_stderr_at_trace_level() 
             SESSION_TOKEN,
             "AWS4-HMAC-SHA256 Credential",
         ] {
-            assert!(!text.contains(secret), "{secret} reached {place}");
+            if let Some(at) = text.find(secret) {
+                let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+                panic!("{secret} reached {place}: {}", &text[start..end]);
+            }
         }
     }
 }

@@ -328,6 +328,25 @@ fn doctor_bedrock(ctx: &Ctx, probe: bool) -> serde_json::Value {
                     Err(e) => json!({"job": job, "error": e.to_string()}),
                 }).collect::<Vec<_>>(),
             });
+            // A VPC endpoint serves one region; a model called in another one cannot go
+            // through it.
+            let warnings: Vec<String> = routes
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok())
+                .filter(|r| !cfg.bedrock.endpoint_url.is_empty() && r.region != b.region())
+                .map(|r| {
+                    format!(
+                        "{} is called in {}, but bedrock.endpoint_url sends every call to one endpoint (for {}); give that model an inference profile served from {}, or leave endpoint_url empty",
+                        r.id,
+                        r.region,
+                        b.region(),
+                        b.region()
+                    )
+                })
+                .collect();
+            if !warnings.is_empty() {
+                v["warnings"] = json!(warnings);
+            }
             if probe && creds.is_ok() {
                 let mut results = Vec::new();
                 let mut seen = Vec::new();
@@ -472,6 +491,9 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
                     }
                 )),
             }
+        }
+        for w in b["warnings"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  warning: {}\n", s(w)));
         }
         for p in b["probe"].as_array().into_iter().flatten() {
             out.push_str(&format!(
@@ -930,13 +952,17 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
                 &index,
                 embedder.as_ref(),
                 &request(q.trim().to_string()),
-            )?;
-            stdout_line(&serde_json::to_string(&r)?)?;
+            );
+            // A cloud embedder's query call is paid whatever the search's outcome.
+            lib.store_model_calls(None, "search")?;
+            stdout_line(&serde_json::to_string(&r?)?)?;
         }
         return Ok(0);
     }
     let text = a.text.unwrap_or_default();
-    let r = search::search(&lib.store, &index, embedder.as_ref(), &request(text))?;
+    let r = search::search(&lib.store, &index, embedder.as_ref(), &request(text));
+    lib.store_model_calls(None, "search")?;
+    let r = r?;
     if a.json {
         stdout_line(&serde_json::to_string(&r)?)?;
     } else {
@@ -1059,8 +1085,9 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
                 kpi_weight: ctx.config.search.kpi_weight,
                 rerank_pool: ctx.config.search.rerank_factor.max(1) * 5,
             },
-        )?;
-        print_hits(&r)?;
+        );
+        lib.store_model_calls(None, "search")?;
+        print_hits(&r?)?;
     }
     eprintln!(
         "library at {}; try: campaign-studio search \"two people surfing\" --objective clicks",

@@ -397,7 +397,7 @@ impl Config {
             );
         }
         if !self.bedrock.region.is_empty()
-            && !crate::services::bedrock::catalog::valid_region(&self.bedrock.region)
+            && !crate::domain::bedrock_catalog::valid_region(&self.bedrock.region)
         {
             return bad(
                 "bedrock.region",
@@ -416,8 +416,7 @@ impl Config {
             ("stability", &m.stability),
         ] {
             if key == "embeddings" && r.id.trim().is_empty() {
-                if !r.region.is_empty()
-                    && !crate::services::bedrock::catalog::valid_region(&r.region)
+                if !r.region.is_empty() && !crate::domain::bedrock_catalog::valid_region(&r.region)
                 {
                     return bad(
                         "bedrock.models.embeddings.region",
@@ -426,7 +425,8 @@ impl Config {
                 }
                 continue;
             }
-            crate::services::bedrock::check_model(key, r).map_err(Error::Config)?;
+            crate::domain::bedrock_catalog::check_model(key, &r.id, &r.region, &r.base)
+                .map_err(Error::Config)?;
         }
         if !GENERATOR_BACKENDS.contains(&self.generator.backend.as_str()) {
             return bad(

@@ -1,5 +1,6 @@
 //! Plain serde types, no I/O.
 pub mod asset;
+pub mod bedrock_catalog;
 pub mod campaign;
 pub mod generation;
 

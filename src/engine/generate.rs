@@ -195,11 +195,7 @@ pub fn generate_with_notes(
     let (request, prompt_version_id) = build_request(lib, campaign, generator, opts)?;
     let generated = generator.generate_reporting(&request);
     // What the model made is paid for whatever happens next.
-    let what = match &generated {
-        Ok((p, _)) => format!("generation of {} image(s)", p.len()),
-        Err(_) => "generation (failed)".to_string(),
-    };
-    lib.store_model_calls(Some(&campaign.id), &what)?;
+    let calls = lib.store_model_calls(Some(&campaign.id), "generation (not saved)")?;
     let (pngs, notes) = generated?;
     let features_index = lib.load_index(&lib.image_features_id())?;
     let hashes = lib.store.phashes()?;
@@ -249,7 +245,7 @@ pub fn generate_with_notes(
         &mut images,
     )?;
     lib.store
-        .label_model_calls(&campaign.id, &what, &format!("generation {gid}"))?;
+        .label_model_calls(&calls, &format!("generation {gid}"))?;
     lib.store
         .advance_step(&campaign.id, CampaignStep::Generated)?;
     Ok((images, notes))

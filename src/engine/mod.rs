@@ -93,10 +93,10 @@ impl Library {
 
     /// Stores the paid calls this thread made since it last did, as made for `campaign` (or
     /// for the library when None). Called whether the use case succeeded or not.
-    pub fn store_model_calls(&self, campaign: Option<&str>, what: &str) -> Result<()> {
+    pub fn store_model_calls(&self, campaign: Option<&str>, what: &str) -> Result<Vec<i64>> {
         let calls = self.meter.take_this_thread();
         if calls.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.store.insert_model_calls(campaign, what, &calls)
     }

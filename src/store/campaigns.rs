@@ -396,16 +396,19 @@ impl Store {
 }
 
 impl Store {
-    /// Stores paid calls as made for `campaign` (None: the library), labelled `what`.
+    /// Stores paid calls as made for `campaign` (None: the library), labelled `what`, in one
+    /// transaction; returns their row ids.
     pub fn insert_model_calls(
         &self,
         campaign: Option<&str>,
         what: &str,
         calls: &[crate::domain::ModelCall],
-    ) -> Result<()> {
+    ) -> Result<Vec<i64>> {
         let at = now();
+        let tx = self.conn.unchecked_transaction()?;
+        let mut ids = Vec::with_capacity(calls.len());
         for c in calls {
-            self.conn.execute(
+            tx.execute(
                 "INSERT INTO model_calls (campaign_id, what, job, model, base_model, region, input_tokens, output_tokens, images, withheld, image_pixels, premium, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
@@ -424,16 +427,22 @@ impl Store {
                     at
                 ],
             )?;
+            ids.push(tx.last_insert_rowid());
         }
-        Ok(())
+        tx.commit()?;
+        Ok(ids)
     }
 
-    /// Renames the calls of a campaign labelled `from` (a generation gets its id once stored).
-    pub fn label_model_calls(&self, campaign: &str, from: &str, to: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE model_calls SET what = ?3 WHERE campaign_id = ?1 AND what = ?2",
-            params![campaign, from, to],
-        )?;
+    /// Relabels stored calls (a generation gets its id once stored).
+    pub fn label_model_calls(&self, ids: &[i64], what: &str) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for id in ids {
+            tx.execute(
+                "UPDATE model_calls SET what = ?2 WHERE id = ?1",
+                params![id, what],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

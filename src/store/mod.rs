@@ -512,6 +512,61 @@ mod tests {
     }
 
     #[test]
+    fn migration_5_carries_over_earlier_prompt_tokens_and_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db.sqlite3");
+        {
+            // A database as version 4 left it.
+            let conn = Connection::open(&p).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            for (i, sql) in schema::MIGRATIONS.iter().take(4).enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                r#"
+                INSERT INTO campaigns (id, name, brief, objective, node, created_at, updated_at)
+                    VALUES ('c1', 'n', 'b', 'likes', 'followers', 't', 't');
+                INSERT INTO prompt_versions (campaign_id, source, model, reasoning, prompt, negative_prompt, refs, flags, created_at, usage)
+                    VALUES ('c1', 'ai', 'bedrock/eu.amazon.nova-pro-v1:0 (language model)', '', 'p', '', '[]', '[]', 't1', '{"input":812,"output":143}'),
+                           ('c1', 'ai', 'local/composer (deterministic template composer)', '', 'p', '', '[]', '[]', 't2', NULL),
+                           ('c1', 'user', 'user', '', 'p', '', '[]', '[]', 't3', NULL);
+                INSERT INTO generations (campaign_id, prompt_version_id, model, request, created_at)
+                    VALUES ('c1', 1, 'amazon.nova-canvas-v1:0', '{"params":{"width":1280,"height":720,"quality":"premium"}}', 't4');
+                INSERT INTO generated_images (id, generation_id, campaign_id, path, seed, refs, created_at)
+                    VALUES ('i1', 1, 'c1', 'p1', 1, '[]', 't4'), ('i2', 1, 'c1', 'p2', 1, '[]', 't4');
+                "#,
+            )
+            .unwrap();
+        }
+        let store = Store::open(&p).unwrap();
+        let calls = store.model_calls(Some("c1")).unwrap();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let (what, prompt) = &calls[0];
+        assert_eq!(what, "prompt version 1");
+        assert_eq!(
+            (
+                prompt.model.as_str(),
+                prompt.base_model.as_str(),
+                prompt.input_tokens,
+                prompt.output_tokens
+            ),
+            ("eu.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", 812, 143)
+        );
+        let (what, generation) = &calls[1];
+        assert_eq!(what, "generation 1");
+        assert_eq!(
+            (
+                generation.images,
+                generation.image_pixels,
+                generation.premium
+            ),
+            (2, 1280 * 720, true)
+        );
+    }
+
+    #[test]
     fn blobs_round_trip() {
         let v = vec![0.5f32, -1.25, 3.0];
         assert_eq!(blob_to_vector(&vector_to_blob(&v)), v);

@@ -133,7 +133,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX model_calls_by_campaign ON model_calls(campaign_id);
     INSERT INTO model_calls (campaign_id, what, job, model, base_model, input_tokens, output_tokens, created_at)
-        SELECT campaign_id, 'prompt version ' || id, 'prompt', m, m,
+        SELECT campaign_id, 'prompt version ' || id, 'prompt', m,
+               CASE WHEN substr(m, 1, instr(m, '.') - 1) IN ('us', 'us-gov', 'eu', 'apac', 'ca', 'jp', 'au', 'global')
+                    THEN substr(m, instr(m, '.') + 1) ELSE m END,
                COALESCE(json_extract(usage, '$.input'), 0), COALESCE(json_extract(usage, '$.output'), 0), created_at
         FROM (SELECT id, campaign_id, usage, created_at,
                      CASE WHEN model LIKE 'bedrock/% %' THEN substr(model, 9, instr(model, ' ') - 9)

@@ -76,16 +76,23 @@ pub fn parse_answer(
         .map(Vec::as_slice)
         .unwrap_or(&[]);
     let mut out = Vec::new();
+    let mut unreadable = None;
     for b in images {
         let Some(b64) = b.as_str().filter(|s| !s.trim().is_empty()) else {
             continue;
         };
         // One call, one seed: every image of the call records it (with the same request,
-        // the model makes the same set again).
-        out.push(GeneratedPng {
-            png: to_png(model, &decode_image(model, b64)?)?,
-            seed,
-        });
+        // the model makes the same set again). An unreadable image is dropped; the others
+        // are kept.
+        match decode_image(model, b64).and_then(|bytes| to_png(model, &bytes)) {
+            Ok(png) => out.push(GeneratedPng { png, seed }),
+            Err(e) => unreadable = Some(e),
+        }
+    }
+    if out.is_empty()
+        && let Some(e) = unreadable
+    {
+        return Err(e);
     }
     match (error, out.is_empty()) {
         (Some(e), true) => Err(Error::Cloud(format!(
@@ -135,8 +142,9 @@ pub fn body(r: &GenerationRequest, rules: &SizeRules) -> Result<Value> {
     let p = &r.params;
     let mut params = Map::new();
     params.insert("text".into(), json!(r.prompt));
-    if !r.negative_prompt.trim().is_empty() {
-        params.insert("negativeText".into(), json!(r.negative_prompt));
+    let negative = r.negative_prompt.trim();
+    if !negative.is_empty() {
+        params.insert("negativeText".into(), json!(negative));
     }
     let (task, key) = match p.task {
         TaskType::Text => ("TEXT_IMAGE", "textToImageParams"),

@@ -6,7 +6,6 @@
 //! come only from the AWS default chain (environment, shared profile, SSO, IMDS); they are
 //! never stored or logged.
 pub mod canvas;
-pub mod catalog;
 pub mod describe;
 pub mod nova;
 pub mod nova_embed;
@@ -28,6 +27,7 @@ use crate::domain::ModelCall;
 use crate::services::meter::Meter;
 use crate::{Error, Result};
 
+pub use crate::domain::bedrock_catalog as catalog;
 pub use catalog::{Family, KnownModel};
 
 /// The region the defaults work in together, used when neither `bedrock.region`, AWS_REGION
@@ -53,58 +53,12 @@ impl Route {
     }
 }
 
-fn models_for(key: &str) -> String {
-    catalog::MODELS
-        .iter()
-        .filter(|m| m.jobs.contains(&key))
-        .map(|m| m.base)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Checks one `[bedrock.models]` entry: a known model that can do that job, a region of the
-/// right shape, and a base model for application inference profile ARNs. The error names the
-/// key and what to write.
+/// Checks one `[bedrock.models]` entry (see `catalog::check_model`).
 pub fn check_model(
     key: &'static str,
     r: &ModelRef,
 ) -> std::result::Result<&'static KnownModel, String> {
-    let id = r.id.trim();
-    if id.is_empty() || id.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "key 'bedrock.models.{key}': '{}' is not a model id (like amazon.nova-pro-v1:0, us.amazon.nova-pro-v1:0 or an ARN)",
-            r.id
-        ));
-    }
-    if !r.region.is_empty() && !catalog::valid_region(&r.region) {
-        return Err(format!(
-            "key 'bedrock.models.{key}.region': '{}' is not an AWS region (like us-east-1)",
-            r.region
-        ));
-    }
-    let base = if r.base.is_empty() {
-        catalog::base_of(id).ok_or_else(|| {
-            format!(
-                "key 'bedrock.models.{key}': '{id}' does not name its model (an application inference profile); add the base model, e.g. {key} = {{ id = \"{id}\", base = \"amazon.nova-pro-v1:0\" }}"
-            )
-        })?
-    } else {
-        r.base.clone()
-    };
-    let known = catalog::known(&base).ok_or_else(|| {
-        format!(
-            "key 'bedrock.models.{key}': unknown model '{base}' (known for this job: {})",
-            models_for(key)
-        )
-    })?;
-    if !known.jobs.contains(&key) {
-        return Err(format!(
-            "key 'bedrock.models.{key}': {} cannot do this job (models for it: {})",
-            known.name,
-            models_for(key)
-        ));
-    }
-    Ok(known)
+    catalog::check_model(key, &r.id, &r.region, &r.base)
 }
 
 /// A Bedrock runtime client with its own small tokio runtime (the engine is synchronous).
@@ -202,18 +156,24 @@ impl Bedrock {
         })
     }
 
-    /// The route of one `[bedrock.models]` entry.
+    /// The route of one `[bedrock.models]` entry; an entry that cannot work from its region
+    /// (a profile-only model by its plain id, another geography's profile) is refused here,
+    /// before any call, with the id to use.
     pub fn route(&self, key: &'static str, r: &ModelRef) -> Result<Route> {
         let known = check_model(key, r).map_err(Error::Config)?;
+        let id = r.id.trim().to_string();
+        let (region, chosen) = catalog::call_region(known, &id, &r.region, &self.region);
+        if chosen {
+            tracing::info!(model = %id, region = %region, "called where the model is served");
+        }
+        if let Some(problem) = catalog::route_problem(known, &id, &region, key) {
+            return Err(Error::Config(problem));
+        }
         Ok(Route {
             key,
-            id: r.id.trim().to_string(),
+            id,
             base: known.base.to_string(),
-            region: if r.region.is_empty() {
-                self.region.clone()
-            } else {
-                r.region.clone()
-            },
+            region,
             known,
         })
     }

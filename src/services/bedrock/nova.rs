@@ -208,7 +208,7 @@ impl PromptWriter for NovaWriter {
         let mut usage = (0, 0);
         let mut stop = String::new();
         let mut redacted_said = false;
-        b.run(async {
+        let streamed = b.run(async {
             let mut req = b
                 .client
                 .converse_stream()
@@ -274,7 +274,9 @@ impl PromptWriter for NovaWriter {
                 }
             }
             Ok::<(), Error>(())
-        })?;
+        });
+        // Recorded whether or not the stream ended well: a call that failed midway was still
+        // billed for what it used (the metadata event, when it came, says how much).
         let tokens = crate::services::TokenUsage {
             input: usage.0.max(0) as u32,
             output: usage.1.max(0) as u32,
@@ -288,6 +290,7 @@ impl PromptWriter for NovaWriter {
                 ..Default::default()
             },
         );
+        streamed?;
         for e in split.finish() {
             on_event(e);
         }

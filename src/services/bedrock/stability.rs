@@ -80,8 +80,9 @@ pub fn aspect_ratio(width: u32, height: u32) -> &'static str {
 pub fn body(r: &GenerationRequest, seed: u32, family: Family, reference: Option<&[u8]>) -> Value {
     let mut b = Map::new();
     b.insert("prompt".into(), json!(r.prompt));
-    if !r.negative_prompt.trim().is_empty() {
-        b.insert("negative_prompt".into(), json!(r.negative_prompt));
+    let negative = r.negative_prompt.trim();
+    if !negative.is_empty() {
+        b.insert("negative_prompt".into(), json!(negative));
     }
     match (family, reference) {
         (Family::Sd35Large, Some(png)) => {

@@ -36,11 +36,14 @@ pub fn parse_id(id: &str) -> Result<(String, usize)> {
     let rest = id
         .strip_prefix(PREFIX)
         .ok_or_else(|| Error::Config(format!("'{id}' is not a Bedrock embedder id")))?;
-    let (model, len) = rest.rsplit_once('/').ok_or_else(|| {
-        Error::Config(format!(
-            "key 'models.text_embedder': '{id}' needs the output length, like bedrock/amazon.titan-embed-image-v1/1024"
-        ))
-    })?;
+    let (model, len) = rest
+        .split_once('/')
+        .filter(|(_, len)| !len.contains('/'))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "key 'models.text_embedder': '{id}' is not model/length, like bedrock/amazon.titan-embed-image-v1/1024"
+            ))
+        })?;
     let length: usize = len
         .parse()
         .ok()
