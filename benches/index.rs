@@ -84,7 +84,8 @@ fn build(
     let mut ix = ExactIndex::new(EmbedderId::new("bench"), vecs[0].len(), storage, threads);
     ix.reserve(vecs.len());
     for (i, (v, m)) in vecs.iter().zip(metas).enumerate() {
-        ix.upsert(&format!("{i:08}"), v, m.clone()).unwrap();
+        ix.put(&format!("{i:08}"), v, m.clone(), i as i64 + 1)
+            .unwrap();
     }
     ix.rebuild_sketches();
     ix

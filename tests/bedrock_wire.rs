@@ -1120,7 +1120,7 @@ fn bedrock_library_reindex_moves_a_library_onto_nova_embeddings() {
         .lib
         .load_index(&campaign_studio::domain::EmbedderId::new(NOVA_EMBED_ID))
         .unwrap();
-    assert_eq!(campaign_studio::services::VectorIndex::len(&index), 6);
+    assert_eq!(index.len(), 6);
     let again =
         campaign_studio::engine::reindex::reindex(&l.lib, nova.as_ref(), &mut |_, _| {}).unwrap();
     assert_eq!(

@@ -199,7 +199,7 @@ fn reindex_gives_every_asset_a_vector_of_another_embedder_once() {
     assert_eq!((r.embedded, r.skipped, r.failed.len()), (36, 0, 0));
     assert_eq!(seen.last(), Some(&(36, 36)));
     let ix = lib.load_index(&other.id).unwrap();
-    assert_eq!(campaign_studio::services::VectorIndex::len(&ix), 36);
+    assert_eq!(ix.len(), 36);
     // Again: nothing to do (resumable, nothing embedded twice).
     let r = campaign_studio::engine::reindex::reindex(&lib, &other, &mut |_, _| {}).unwrap();
     assert_eq!((r.embedded, r.skipped), (0, 36));

@@ -386,11 +386,11 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 bail!("--kpi-weight {kpi_weight}: must be between 0 and 1");
             }
             let embedder = lib.text_embedder()?;
-            let index = lib.load_index(embedder.id())?;
+            let index = lib.search_index(embedder.id())?;
             let run = campaign::recommend(
                 lib,
                 &c,
-                &index,
+                index.as_ref(),
                 embedder.as_ref(),
                 &RecommendOptions {
                     k: k.unwrap_or(ctx.config.search.k),

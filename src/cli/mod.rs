@@ -13,7 +13,6 @@ use campaign_studio::engine::Library;
 use campaign_studio::engine::ingest::{self, IngestEvent, IngestOptions, IngestReport, Outcome};
 use campaign_studio::engine::search::{self, SearchRequest, SearchResult};
 use campaign_studio::paths::Paths;
-use campaign_studio::services::VectorIndex;
 use campaign_studio::{logging, models};
 
 mod campaign;
@@ -149,6 +148,21 @@ enum LibraryCmd {
     Remove {
         #[arg(required = true)]
         ids: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring the server index (index.backend = "opensearch") in step with the library: push
+    /// every change since the last sync, then compare digests and repair any drift.
+    Sync {
+        /// The embedder whose index to sync (default: models.text_embedder).
+        #[arg(long)]
+        embedder: Option<String>,
+        /// Only compare the library with the server; exit 1 on drift, naming the assets.
+        #[arg(long, conflicts_with = "rebuild")]
+        check: bool,
+        /// Fill a new index from the whole library, then make it the one searches use.
+        #[arg(long)]
+        rebuild: bool,
         #[arg(long)]
         json: bool,
     },
@@ -859,6 +873,12 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
             }
             Ok(0)
         }
+        LibraryCmd::Sync {
+            embedder,
+            check,
+            rebuild,
+            json,
+        } => library_sync(&lib, embedder, check, rebuild, json),
         LibraryCmd::Remove { ids, json } => {
             let mut resolved = Vec::new();
             let mut missing = Vec::new();
@@ -879,9 +899,17 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 }
             }
             let ids: Vec<&str> = removed.iter().map(|a| a.id.as_str()).collect();
+            let unsynced = if removed.is_empty() {
+                None
+            } else {
+                lib.sync_inline()
+            };
+            if let Some(note) = &unsynced {
+                eprintln!("{note}");
+            }
             if json {
                 stdout_line(&serde_json::to_string(
-                    &json!({"removed": ids, "failed": missing}),
+                    &json!({"removed": ids, "failed": missing, "unsynced": unsynced}),
                 )?)?;
             } else {
                 for id in &ids {
@@ -894,6 +922,108 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
             Ok(if removed.is_empty() { 1 } else { 0 })
         }
     }
+}
+
+fn library_sync(
+    lib: &Library,
+    embedder: Option<String>,
+    check: bool,
+    rebuild: bool,
+    json: bool,
+) -> Result<i32> {
+    use campaign_studio::engine::sync::{SyncOptions, sync};
+    let Some(backend) = lib.vector_backend()? else {
+        bail!(
+            "index.backend is \"embedded\": the embedded index is read from the library itself and needs no sync; set index.backend = \"opensearch\" and index.opensearch.url to use a server index"
+        );
+    };
+    let embedder = embedder
+        .map(|e| campaign_studio::domain::EmbedderId::new(&e))
+        .unwrap_or_else(|| lib.text_embedder_id());
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "pushing {bar:40} {pos}/{len} {elapsed_precise} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let r = sync(
+        lib,
+        backend.as_ref(),
+        &embedder,
+        &SyncOptions { check, rebuild },
+        &mut |done, total| {
+            if let Some(b) = &bar {
+                b.set_length(total);
+                b.set_position(done);
+            }
+        },
+    )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let drifted = !r.drift_after.is_empty();
+    if json {
+        stdout_line(&serde_json::to_string(&r)?)?;
+    } else {
+        let info = backend.info();
+        stdout_line(&format!(
+            "{} index {} at {}: {} pushed, {} removed, {} already there, {} failed; {} change(s) left to push",
+            info.kind,
+            r.index,
+            info.endpoint,
+            r.pushed,
+            r.removed,
+            r.stale,
+            r.failed.len(),
+            r.unsynced
+        ))?;
+        for f in &r.failed {
+            stdout_line(&format!("  failed {}: {}", f.item, f.reason))?;
+        }
+        let show = |what: &str, ids: &[String]| -> Result<()> {
+            if !ids.is_empty() {
+                stdout_line(&format!(
+                    "  {what} ({}): {}",
+                    ids.len(),
+                    ids.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+                ))?;
+            }
+            Ok(())
+        };
+        if r.drift.is_empty() {
+            stdout_line("in step: the server holds what the library holds")?;
+        } else {
+            stdout_line(&format!(
+                "drift in {} bucket(s){}:",
+                r.drift.buckets,
+                if check { "" } else { " (repaired below)" }
+            ))?;
+            show("missing on the server", &r.drift.missing)?;
+            show("on the server, not in the library", &r.drift.extra)?;
+            show("another version on the server", &r.drift.version)?;
+            show("more than once on the server", &r.drift.duplicate)?;
+            if !check {
+                stdout_line(&format!(
+                    "repaired {} document(s); {}",
+                    r.repaired,
+                    if drifted {
+                        "drift remains: run `campaign-studio library sync` again"
+                    } else {
+                        "now in step"
+                    }
+                ))?;
+            }
+        }
+    }
+    Ok(if drifted || !r.failed.is_empty() {
+        1
+    } else {
+        0
+    })
 }
 
 fn or_none(v: &[String]) -> String {
@@ -932,10 +1062,10 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
     }
     let k = a.k.unwrap_or(ctx.config.search.k);
     let embedder = lib.text_embedder()?;
-    let index = lib.load_index(embedder.id())?;
-    if index.is_empty() {
+    if lib.store.count()? == 0 {
         eprintln!("the library is empty: run `campaign-studio library ingest DIR` first");
     }
+    let index = lib.search_index(embedder.id())?;
     let request = |query: String| SearchRequest {
         query,
         filter: filter.clone(),
@@ -949,7 +1079,7 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         for q in text.lines().filter(|l| !l.trim().is_empty()) {
             let r = search::search(
                 &lib.store,
-                &index,
+                index.as_ref(),
                 embedder.as_ref(),
                 &request(q.trim().to_string()),
             );
@@ -960,7 +1090,12 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         return Ok(0);
     }
     let text = a.text.unwrap_or_default();
-    let r = search::search(&lib.store, &index, embedder.as_ref(), &request(text));
+    let r = search::search(
+        &lib.store,
+        index.as_ref(),
+        embedder.as_ref(),
+        &request(text),
+    );
     lib.store_model_calls(None, "search")?;
     let r = r?;
     if a.json {
@@ -1069,14 +1204,14 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
         "== no terminal here, so no studio: a sample search instead (run `campaign-studio` in a terminal for the studio)"
     );
     let embedder = lib.text_embedder()?;
-    let index = lib.load_index(embedder.id())?;
+    let index = lib.search_index(embedder.id())?;
     for (objective, node) in [
         (None, None),
         (Some("likes".to_string()), Some("followers".to_string())),
     ] {
         let r = search::search(
             &lib.store,
-            &index,
+            index.as_ref(),
             embedder.as_ref(),
             &SearchRequest {
                 query: query.to_string(),

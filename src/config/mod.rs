@@ -23,7 +23,63 @@ pub struct Config {
     pub generator: GeneratorConfig,
     pub studio: StudioConfig,
     pub bedrock: BedrockConfig,
+    pub index: IndexConfig,
 }
+
+/// Where the library's vectors are searched: the embedded exact index (SQLite is read into
+/// memory), or a server index fed from the library's change feed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// "embedded" or "opensearch".
+    pub backend: String,
+    /// Prefix of server-side names, so several libraries can share a cluster.
+    pub namespace: String,
+    /// "inline": ingest, reindex, remove and promote push as they go; "manual": only
+    /// `library sync` pushes.
+    pub sync: String,
+    /// Vectors per bulk request.
+    pub batch_size: usize,
+    pub opensearch: OpenSearchConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSearchConfig {
+    /// https://..., or http:// on loopback only.
+    pub url: String,
+    /// "none", "basic" (user here, password from OPENSEARCH_PASSWORD) or "sigv4".
+    pub auth: String,
+    pub user: String,
+    /// SigV4 service: "es" (clusters, Amazon OpenSearch Service) or "aoss" (Serverless).
+    pub service: String,
+    /// SigV4 region ("" = AWS_REGION or the profile's) and profile.
+    pub region: String,
+    pub profile: String,
+    /// "lucene" or "faiss" (never nmslib, which cannot filter while searching).
+    pub engine: String,
+    pub m: u32,
+    pub ef_construction: u32,
+    /// Neighbours each approximate search considers (the k-NN query's k; at least the k asked).
+    pub candidates: usize,
+    /// Not sent to Serverless.
+    pub shards: u32,
+    pub replicas: u32,
+    /// A PEM file of extra trusted CAs (a private CA); verification stays on.
+    pub ca_file: String,
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    /// Per-request timeout.
+    pub timeout_secs: u64,
+    /// Bulk requests in flight at once.
+    pub max_concurrency: usize,
+    /// Largest bulk request body.
+    pub bulk_max_bytes: usize,
+    /// Serverless shows writes after a delay: how long `flush` waits for them.
+    pub visibility_timeout_secs: u64,
+}
+
+pub const INDEX_BACKENDS: [&str; 2] = ["embedded", "opensearch"];
 
 /// Amazon Bedrock. Credentials come from the AWS default chain only (never from this file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -473,6 +529,118 @@ impl Config {
         if self.library.thumbnail_px < 16 {
             return bad("library.thumbnail_px", "must be at least 16");
         }
+        self.validate_index()?;
+        Ok(())
+    }
+
+    fn validate_index(&self) -> Result<()> {
+        let bad = |key: &str, why: String| Err(Error::Config(format!("key '{key}': {why}")));
+        let ix = &self.index;
+        if !INDEX_BACKENDS.contains(&ix.backend.as_str()) {
+            return bad(
+                "index.backend",
+                format!(
+                    "'{}' is unknown (available: embedded, opensearch)",
+                    ix.backend
+                ),
+            );
+        }
+        if !["inline", "manual"].contains(&ix.sync.as_str()) {
+            return bad(
+                "index.sync",
+                format!("'{}': must be inline or manual", ix.sync),
+            );
+        }
+        if ix.namespace.is_empty()
+            || ix.namespace.len() > 40
+            || !ix
+                .namespace
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            || ix.namespace.starts_with(['-', '_'])
+        {
+            return bad(
+                "index.namespace",
+                format!(
+                    "'{}': 1-40 characters of a-z, 0-9, '-' and '_', not starting with '-' or '_' (it prefixes server index names)",
+                    ix.namespace
+                ),
+            );
+        }
+        if ix.batch_size == 0 || ix.batch_size > 10_000 {
+            return bad("index.batch_size", "must be 1..=10000".into());
+        }
+        let o = &ix.opensearch;
+        if !["none", "basic", "sigv4"].contains(&o.auth.as_str()) {
+            return bad(
+                "index.opensearch.auth",
+                format!("'{}': must be none, basic or sigv4", o.auth),
+            );
+        }
+        if !["es", "aoss"].contains(&o.service.as_str()) {
+            return bad(
+                "index.opensearch.service",
+                format!(
+                    "'{}': must be es (clusters, OpenSearch Service) or aoss (Serverless)",
+                    o.service
+                ),
+            );
+        }
+        if !["lucene", "faiss"].contains(&o.engine.as_str()) {
+            return bad(
+                "index.opensearch.engine",
+                format!(
+                    "'{}': must be lucene or faiss (nmslib cannot filter while searching)",
+                    o.engine
+                ),
+            );
+        }
+        if o.auth == "sigv4" && o.service == "aoss" && o.engine == "lucene" {
+            return bad(
+                "index.opensearch.engine",
+                "Serverless vector collections do not offer the lucene engine: set engine = \"faiss\"".into(),
+            );
+        }
+        if o.auth == "basic" && o.user.is_empty() {
+            return bad(
+                "index.opensearch.user",
+                "basic auth needs a user (the password comes from OPENSEARCH_PASSWORD)".into(),
+            );
+        }
+        if !o.region.is_empty() && !crate::domain::bedrock_catalog::valid_region(&o.region) {
+            return bad(
+                "index.opensearch.region",
+                format!("'{}' is not an AWS region (like us-east-1)", o.region),
+            );
+        }
+        if !(2..=100).contains(&o.m) || !(2..=4096).contains(&o.ef_construction) {
+            return bad(
+                "index.opensearch.m / ef_construction",
+                "m must be 2..=100 and ef_construction 2..=4096".into(),
+            );
+        }
+        if o.candidates == 0 || o.candidates > 10_000 {
+            return bad(
+                "index.opensearch.candidates",
+                "must be 1..=10000 (the k-NN query's k)".into(),
+            );
+        }
+        if o.shards == 0 || o.max_attempts == 0 || o.timeout_secs == 0 || o.max_concurrency == 0 {
+            return bad(
+                "index.opensearch.shards / max_attempts / timeout_secs / max_concurrency",
+                "must be at least 1".into(),
+            );
+        }
+        if o.bulk_max_bytes < 65_536 {
+            return bad(
+                "index.opensearch.bulk_max_bytes",
+                "must be at least 65536".into(),
+            );
+        }
+        if ix.backend == "opensearch" || !o.url.is_empty() {
+            check_opensearch_url(&o.url)
+                .map_err(|why| Error::Config(format!("key 'index.opensearch.url': {why}")))?;
+        }
         Ok(())
     }
 
@@ -482,6 +650,42 @@ impl Config {
 
     pub fn check_node(&self, value: &str) -> Result<String> {
         check_value("node", value, &self.taxonomy.nodes)
+    }
+}
+
+/// An OpenSearch endpoint: https, or http on loopback only (credentials never cross a network
+/// in clear text); no credentials in the URL.
+pub fn check_opensearch_url(url: &str) -> std::result::Result<(), String> {
+    if url.is_empty() {
+        return Err(
+            "is empty: set the cluster's https:// URL (index.backend = \"opensearch\")".into(),
+        );
+    }
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        format!("'{url}' is not a URL (like https://search-x.eu-west-1.es.amazonaws.com)")
+    })?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(
+            "must not carry credentials; use index.opensearch.user and OPENSEARCH_PASSWORD".into(),
+        );
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return Err(format!("'{url}' has no host"));
+    }
+    let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
+    match scheme {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "'{url}': plain http is allowed on loopback only; use https"
+        )),
+        other => Err(format!("'{url}': scheme '{other}' (use https)")),
     }
 }
 

@@ -3,6 +3,7 @@ pub mod asset;
 pub mod bedrock_catalog;
 pub mod campaign;
 pub mod generation;
+pub mod index;
 
 pub use asset::*;
 pub use campaign::*;

@@ -57,6 +57,9 @@ pub struct IngestReport {
     /// Stopped early on request; the items not reached are neither failed nor ingested.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
+    /// With a server index and inline sync: why the changes are not on the server yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsynced: Option<String>,
 }
 
 impl IngestReport {
@@ -802,5 +805,8 @@ pub fn ingest(
         "done"
     };
     lib.store.finish_ingest_job(job, status, &report)?;
+    if report.ingested + report.updated > 0 {
+        report.unsynced = lib.sync_inline();
+    }
     Ok(report)
 }

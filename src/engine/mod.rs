@@ -9,6 +9,7 @@ pub mod moodboard;
 pub mod prompt;
 pub mod reindex;
 pub mod search;
+pub mod sync;
 
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +23,7 @@ use crate::services::local::efficientnet::{self, EfficientNetLite0};
 use crate::services::local::exact_index::ExactIndex;
 use crate::services::local::minilm::{self, MiniLm};
 use crate::services::local::smollm::SmolLm;
-use crate::services::{Embedder, ImageAnalyser, VectorIndex, VectorMeta};
+use crate::services::{Embedder, ImageAnalyser, VectorMeta};
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -39,6 +40,8 @@ pub struct Library {
     bedrock: Mutex<Option<Arc<crate::services::bedrock::Bedrock>>>,
     /// Every paid model call, until the engine stores it with what it was for.
     pub meter: Arc<crate::services::meter::Meter>,
+    /// The server index backend (`index.backend`), made on first use.
+    backend: Mutex<Option<Arc<dyn crate::services::VectorBackend>>>,
     pub describer: LocalDescriber,
 }
 
@@ -59,8 +62,95 @@ impl Library {
             small_lm: Mutex::new(None),
             bedrock: Mutex::new(None),
             meter: Arc::default(),
+            backend: Mutex::new(None),
             describer,
         })
+    }
+
+    /// The server backend `index.backend` names; None for the embedded index.
+    pub fn vector_backend(&self) -> Result<Option<Arc<dyn crate::services::VectorBackend>>> {
+        let mut g = self.backend.lock().map_err(poisoned)?;
+        if let Some(b) = g.as_ref() {
+            return Ok(Some(b.clone()));
+        }
+        if self.config.index.backend != "opensearch" {
+            return Ok(None);
+        }
+        let b: Arc<dyn crate::services::VectorBackend> = Arc::new(
+            crate::services::opensearch::OpenSearch::new(&self.config.index)?,
+        );
+        *g = Some(b.clone());
+        Ok(Some(b))
+    }
+
+    /// Uses `backend` as the library's server backend (tests give a fake or a configured one).
+    pub fn use_vector_backend(
+        &self,
+        backend: Arc<dyn crate::services::VectorBackend>,
+    ) -> Result<()> {
+        *self.backend.lock().map_err(poisoned)? = Some(backend);
+        Ok(())
+    }
+
+    /// The index searches of `embedder` read: the server's when a backend is configured (it
+    /// must exist: `library sync` makes it), else the embedded exact index read from the store.
+    pub fn search_index(
+        &self,
+        embedder: &EmbedderId,
+    ) -> Result<Box<dyn crate::services::VectorIndex>> {
+        match self.vector_backend()? {
+            None => Ok(Box::new(self.load_index(embedder)?)),
+            Some(b) => {
+                if self.store.vector_dim(embedder)?.is_none() && self.store.count()? > 0 {
+                    // Same message as the embedded index: the library lacks these vectors.
+                    self.load_index(embedder)?;
+                }
+                match crate::engine::sync::spec(self, embedder) {
+                    Ok(spec) => b.open(&spec, false),
+                    // An empty library: an empty embedded index answers every search.
+                    Err(Error::NotFound(_)) => Ok(Box::new(self.load_index(embedder)?)),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// With `index.sync = "inline"` and a server backend: pushes what changed to the text
+    /// embedder's server index. A server that cannot be reached leaves the changes committed
+    /// locally and counted as unsynced (`doctor`, the studio's status line): the failure is
+    /// logged and returned as a note, never an error of the write that came before.
+    pub fn sync_inline(&self) -> Option<String> {
+        if self.config.index.sync != "inline" {
+            return None;
+        }
+        let backend = match self.vector_backend() {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => return Some(format!("not synced to the server index: {e}")),
+        };
+        let embedder = self.text_embedder_id();
+        // Nothing of the text embedder's in the library yet: nothing to push.
+        self.store.vector_dim(&embedder).ok().flatten()?;
+        match crate::engine::sync::sync(
+            self,
+            backend.as_ref(),
+            &embedder,
+            &crate::engine::sync::SyncOptions::default(),
+            &mut |_, _| {},
+        ) {
+            Ok(r) if r.failed.is_empty() => None,
+            Ok(r) => Some(format!(
+                "{} vector(s) refused by the server index ({}); run `campaign-studio library sync`",
+                r.failed.len(),
+                r.failed[0].reason
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "inline sync failed; changes stay unsynced");
+                Some(format!(
+                    "changes saved locally but not synced to the server index ({e}); run `campaign-studio library sync` when it is reachable"
+                ))
+            }
+        }
     }
 
     /// Uses `analyser` as the library's image analyser (tests give a deterministic one).
@@ -291,7 +381,7 @@ impl Library {
         );
         ix.reserve(vectors.len());
         for v in vectors {
-            ix.upsert(
+            ix.put(
                 &v.asset_id,
                 &v.vector,
                 VectorMeta {
@@ -299,6 +389,7 @@ impl Library {
                     node: v.node,
                     kpi: v.kpi,
                 },
+                v.seq,
             )?;
         }
         ix.rebuild_sketches();

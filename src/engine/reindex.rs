@@ -17,6 +17,9 @@ pub struct ReindexReport {
     /// Already had a vector from this embedder.
     pub skipped: usize,
     pub failed: Vec<ItemFailure>,
+    /// With a server index and inline sync: why the new vectors are not on the server yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsynced: Option<String>,
 }
 
 /// What a text embedder embeds for an asset: the document an earlier text embedder used, else
@@ -101,6 +104,9 @@ pub fn reindex(
             }
             progress(done, total);
         }
+    }
+    if report.embedded > 0 && embedder.id() == &lib.text_embedder_id() {
+        report.unsynced = lib.sync_inline();
     }
     Ok(report)
 }

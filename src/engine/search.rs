@@ -3,9 +3,8 @@
 use serde::Serialize;
 
 use crate::Result;
-use crate::domain::{ReferenceHit, SearchFilter};
-use crate::services::local::exact_index::kpi_percentile;
-use crate::services::{Embedder, TextRole, VectorIndex};
+use crate::domain::{Asset, ReferenceHit, SearchFilter};
+use crate::services::{Embedder, Neighbour, TextRole, VectorIndex};
 use crate::store::Store;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,18 +50,21 @@ pub fn search_vector(
     req: &SearchRequest,
 ) -> Result<SearchResult> {
     let mut hits = Vec::new();
-    if !index.is_empty() && req.k > 0 {
+    if req.k > 0 {
         let pool = req.rerank_pool.max(req.k);
-        let neighbours = index.search(query, &req.filter, pool)?;
-        let kpis = index.filtered_kpis(&req.filter);
+        let neighbours = known_neighbours(store, index, query, &req.filter, pool)?;
+        let kpis: Vec<Option<f64>> = neighbours.iter().map(|(_, a)| a.kpi).collect();
+        let percentiles = index.kpi_percentiles(&req.filter, &kpis)?;
         let w = req.kpi_weight;
         // Similarity is rescaled to 0..1 within the pool before blending: raw cosine values of
         // a text embedder sit in a narrow band (often 0.1-0.5), where a KPI percentile in 0..1
         // would swamp relevance. Rescaled, the most similar asset counts 1 and the least 0, so
         // relevance leads and the KPI orders assets of similar relevance.
-        let (lo, hi) = neighbours.iter().fold((f32::MAX, f32::MIN), |(lo, hi), n| {
-            (lo.min(n.similarity), hi.max(n.similarity))
-        });
+        let (lo, hi) = neighbours
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(lo, hi), (n, _)| {
+                (lo.min(n.similarity), hi.max(n.similarity))
+            });
         let relevance = |s: f32| {
             if hi - lo > 1e-6 {
                 (s - lo) / (hi - lo)
@@ -70,11 +72,7 @@ pub fn search_vector(
                 1.0
             }
         };
-        for n in neighbours {
-            let Some(a) = store.asset(&n.id)? else {
-                continue;
-            };
-            let pct = kpi_percentile(&kpis, a.kpi);
+        for ((n, a), pct) in neighbours.into_iter().zip(percentiles) {
             hits.push(ReferenceHit {
                 score: (1.0 - w) * relevance(n.similarity) + w * pct,
                 similarity: n.similarity,
@@ -107,4 +105,58 @@ pub fn search_vector(
         kpi_weight: req.kpi_weight,
         hits,
     })
+}
+
+/// The `k` nearest vectors the catalog knows and that still match the filter, with their
+/// assets. A server index may lag the catalog (an asset removed or re-filed since its last
+/// sync): such hits are dropped, counted and the index asked once more for as many more; an
+/// index that returns fewer than `min(k, matches)` is asked again on its exact path. So k come
+/// back whenever k match, on every backend.
+pub fn known_neighbours(
+    store: &Store,
+    index: &dyn VectorIndex,
+    query: &[f32],
+    filter: &SearchFilter,
+    k: usize,
+) -> Result<Vec<(Neighbour, Asset)>> {
+    let keep = |ns: Vec<Neighbour>| -> Result<(Vec<(Neighbour, Asset)>, usize)> {
+        let mut kept = Vec::with_capacity(ns.len());
+        let mut dropped = 0;
+        for n in ns {
+            match store.asset(&n.id)? {
+                Some(a)
+                    if filter.objective.as_ref().is_none_or(|o| *o == a.objective)
+                        && filter.node.as_ref().is_none_or(|o| *o == a.node) =>
+                {
+                    kept.push((n, a))
+                }
+                _ => dropped += 1,
+            }
+        }
+        Ok((kept, dropped))
+    };
+    let asked = index.search(query, filter, k)?;
+    let answered = asked.len();
+    let (mut kept, dropped) = keep(asked)?;
+    if dropped > 0 {
+        tracing::warn!(
+            embedder = %index.embedder(),
+            dropped,
+            "the index returned assets the library no longer has, or under another objective or audience; run `campaign-studio library sync`"
+        );
+        let (again, still) = keep(index.search(query, filter, k.saturating_add(dropped))?)?;
+        if still > 0 {
+            tracing::warn!(embedder = %index.embedder(), dropped = still, "the index is out of date; run `campaign-studio library sync`");
+        }
+        kept = again;
+    }
+    if kept.len() < k && answered < k {
+        let matches = index.count(filter)?;
+        if kept.len() < k.min(matches) {
+            tracing::info!(embedder = %index.embedder(), got = kept.len(), matches, "asking the index's exact path");
+            kept = keep(index.search_exact(query, filter, k)?)?.0;
+        }
+    }
+    kept.truncate(k);
+    Ok(kept)
 }

@@ -159,3 +159,248 @@ impl crate::services::ImageGenerator for FakeGenerator {
             .collect()
     }
 }
+
+/// A fake vector server for tests (never selectable from config): it keeps one exact index per
+/// name, shared by every clone as a server is shared by its clients, and checks what an index
+/// holds on open as a server backend must. It proves the engine's sync against a server that
+/// behaves exactly; the real server is tested live (tests/index_contract.rs).
+#[derive(Clone, Default)]
+pub struct FakeServer {
+    pub namespace: String,
+    #[allow(clippy::type_complexity)]
+    indexes: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::BTreeMap<
+                String,
+                (
+                    crate::services::IndexSpec,
+                    std::sync::Arc<
+                        std::sync::Mutex<crate::services::local::exact_index::ExactIndex>,
+                    >,
+                ),
+            >,
+        >,
+    >,
+    /// Aliases: name -> concrete index.
+    aliases: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+}
+
+impl FakeServer {
+    pub fn new(namespace: &str) -> Self {
+        FakeServer {
+            namespace: namespace.into(),
+            ..Default::default()
+        }
+    }
+
+    fn make(
+        &self,
+        name: &str,
+        spec: &crate::services::IndexSpec,
+    ) -> crate::Result<FakeServerIndex> {
+        let ix = crate::services::local::exact_index::ExactIndex::new(
+            spec.embedder.clone(),
+            spec.dim,
+            crate::config::VectorStorage::F32,
+            1,
+        );
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(ix));
+        self.indexes
+            .lock()
+            .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?
+            .insert(name.to_string(), (spec.clone(), shared.clone()));
+        Ok(FakeServerIndex {
+            embedder: spec.embedder.clone(),
+            dim: spec.dim,
+            inner: shared,
+        })
+    }
+}
+
+/// An index of the fake server.
+pub struct FakeServerIndex {
+    embedder: crate::domain::EmbedderId,
+    dim: usize,
+    inner: std::sync::Arc<std::sync::Mutex<crate::services::local::exact_index::ExactIndex>>,
+}
+
+impl FakeServerIndex {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut crate::services::local::exact_index::ExactIndex) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?;
+        f(&mut g)
+    }
+}
+
+impl crate::services::VectorIndex for FakeServerIndex {
+    fn embedder(&self) -> &crate::domain::EmbedderId {
+        &self.embedder
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn upsert(
+        &mut self,
+        records: &[crate::services::VectorRecord],
+    ) -> crate::Result<crate::services::WriteReport> {
+        self.with(|ix| ix.upsert(records))
+    }
+    fn remove(
+        &mut self,
+        tombstones: &[crate::services::Tombstone],
+    ) -> crate::Result<crate::services::WriteReport> {
+        self.with(|ix| ix.remove(tombstones))
+    }
+    fn flush(&mut self) -> crate::Result<()> {
+        Ok(())
+    }
+    fn count(&self, filter: &crate::domain::SearchFilter) -> crate::Result<usize> {
+        self.with(|ix| ix.count(filter))
+    }
+    fn search(
+        &self,
+        query: &[f32],
+        filter: &crate::domain::SearchFilter,
+        k: usize,
+    ) -> crate::Result<Vec<crate::services::Neighbour>> {
+        self.with(|ix| ix.search(query, filter, k))
+    }
+    fn kpi_percentiles(
+        &self,
+        filter: &crate::domain::SearchFilter,
+        kpis: &[Option<f64>],
+    ) -> crate::Result<Vec<f32>> {
+        self.with(|ix| ix.kpi_percentiles(filter, kpis))
+    }
+    fn digest(&self) -> crate::Result<Vec<crate::services::DigestBucket>> {
+        self.with(|ix| ix.digest())
+    }
+    fn states_in(&self, bucket: &str) -> crate::Result<Vec<crate::services::DocState>> {
+        self.with(|ix| ix.states_in(bucket))
+    }
+}
+
+impl crate::services::VectorBackend for FakeServer {
+    fn info(&self) -> crate::services::BackendInfo {
+        crate::services::BackendInfo {
+            kind: "fake".into(),
+            endpoint: format!("memory:{}", self.namespace),
+            auth: "none".into(),
+            engine: "exact".into(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    fn index_name(&self, embedder: &crate::domain::EmbedderId) -> String {
+        crate::services::opensearch::bodies::index_name(&self.namespace, embedder.as_str())
+    }
+
+    fn open(
+        &self,
+        spec: &crate::services::IndexSpec,
+        create: bool,
+    ) -> crate::Result<Box<dyn crate::services::VectorIndex>> {
+        let alias = self.index_name(&spec.embedder);
+        let concrete = self
+            .aliases
+            .lock()
+            .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?
+            .get(&alias)
+            .cloned();
+        let found =
+            concrete.and_then(|c| self.indexes.lock().ok().and_then(|g| g.get(&c).cloned()));
+        match found {
+            Some((held, inner)) => {
+                if held.library_id != spec.library_id
+                    || held.dim != spec.dim
+                    || held.embedder != spec.embedder
+                {
+                    return Err(crate::Error::Cloud(format!(
+                        "fake index {alias} holds embedder '{}' ({}-d, library {}), not '{}' ({}-d, library {})",
+                        held.embedder,
+                        held.dim,
+                        held.library_id,
+                        spec.embedder,
+                        spec.dim,
+                        spec.library_id
+                    )));
+                }
+                Ok(Box::new(FakeServerIndex {
+                    embedder: spec.embedder.clone(),
+                    dim: spec.dim,
+                    inner,
+                }))
+            }
+            None if create => {
+                let name = format!("{alias}-v1");
+                let ix = self.make(&name, spec)?;
+                self.aliases
+                    .lock()
+                    .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?
+                    .insert(alias, name);
+                Ok(Box::new(ix))
+            }
+            None => Err(crate::Error::NotFound(format!(
+                "no fake index for embedder '{}'; run `campaign-studio library sync`",
+                spec.embedder
+            ))),
+        }
+    }
+
+    fn open_fresh(
+        &self,
+        spec: &crate::services::IndexSpec,
+    ) -> crate::Result<(String, Box<dyn crate::services::VectorIndex>)> {
+        let alias = self.index_name(&spec.embedder);
+        let n = self
+            .indexes
+            .lock()
+            .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?
+            .keys()
+            .filter(|k| k.starts_with(&format!("{alias}-v")))
+            .count();
+        let name = format!("{alias}-v{}", n + 1);
+        let ix = self.make(&name, spec)?;
+        Ok((name, Box::new(ix)))
+    }
+
+    fn promote(&self, spec: &crate::services::IndexSpec, name: &str) -> crate::Result<()> {
+        let alias = self.index_name(&spec.embedder);
+        let old = self
+            .aliases
+            .lock()
+            .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?
+            .insert(alias, name.to_string());
+        if let Some(old) = old.filter(|o| o != name)
+            && let Ok(mut g) = self.indexes.lock()
+        {
+            g.remove(&old);
+        }
+        Ok(())
+    }
+
+    fn indexes(&self) -> crate::Result<Vec<crate::services::IndexInfo>> {
+        let g = self
+            .indexes
+            .lock()
+            .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?;
+        Ok(g.iter()
+            .map(|(name, (spec, ix))| crate::services::IndexInfo {
+                name: name.clone(),
+                embedder: spec.embedder.to_string(),
+                dim: spec.dim,
+                library_id: spec.library_id.clone(),
+                count: ix.lock().map(|i| i.len() as u64).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    fn health(&self) -> crate::Result<Vec<(String, String)>> {
+        Ok(vec![("server".into(), "fake (in memory)".into())])
+    }
+}

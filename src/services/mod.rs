@@ -5,6 +5,7 @@ pub mod bedrock;
 pub mod fake;
 pub mod local;
 pub mod meter;
+pub mod opensearch;
 pub mod templates;
 
 use crate::Result;
@@ -93,34 +94,95 @@ pub trait ImageDescriber: Send + Sync {
     ) -> Result<ImageDescription>;
 }
 
-/// Per-vector data the index filters and ranks on.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VectorMeta {
-    pub objective: String,
-    pub node: String,
-    pub kpi: Option<f64>,
-}
+pub use crate::domain::index::{
+    Change, DigestBucket, DocState, Neighbour, Tombstone, VectorMeta, VectorRecord, WriteFailure,
+    WriteReport,
+};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Neighbour {
-    pub id: String,
-    pub similarity: f32,
-}
-
-/// A k-NN index over the vectors of one embedder. Filters apply during the search: when at
-/// least k vectors match the filter, exactly k come back, best first.
+/// A k-NN index over the vectors of one embedder: the embedded exact index, or a server's.
+/// Inner product on L2-normalised vectors everywhere. Filters apply during the search: when at
+/// least k vectors match the filter, exactly k come back, best first. Writes are batches of
+/// versioned records from the library's change feed; an index keeps the newest version of each
+/// id and reports older ones as stale. Synchronous: server clients own a small runtime.
 pub trait VectorIndex: Send + Sync {
     fn embedder(&self) -> &EmbedderId;
     fn dim(&self) -> usize;
-    fn upsert(&mut self, id: &str, vector: &[f32], meta: VectorMeta) -> Result<()>;
-    fn remove(&mut self, id: &str) -> bool;
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    /// Writes records (idempotent); a record not newer than the index's copy is stale, a bad
+    /// one (wrong dimension, NaN) fails by name; the rest of the batch goes on.
+    fn upsert(&mut self, records: &[VectorRecord]) -> Result<WriteReport>;
+    /// Removes ids whose stored version is older than the tombstone's.
+    fn remove(&mut self, tombstones: &[Tombstone]) -> Result<WriteReport>;
+    /// Makes every write so far visible to searches.
+    fn flush(&mut self) -> Result<()>;
+    /// How many vectors match `filter`.
+    fn count(&self, filter: &SearchFilter) -> Result<usize>;
     fn search(&self, query: &[f32], filter: &SearchFilter, k: usize) -> Result<Vec<Neighbour>>;
-    /// KPIs of every vector matching `filter` (unknown KPIs left out), sorted ascending.
-    fn filtered_kpis(&self, filter: &SearchFilter) -> Vec<f64>;
+    /// The same, by an exact scan (for when the approximate path returned too few).
+    fn search_exact(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<Neighbour>> {
+        self.search(query, filter, k)
+    }
+    /// The percentile rank (ties count half) of each KPI within the KPIs of the vectors that
+    /// match `filter`, in one round trip; an unknown KPI ranks 0.
+    fn kpi_percentiles(&self, filter: &SearchFilter, kpis: &[Option<f64>]) -> Result<Vec<f32>>;
+    /// Count and version sum/max per id bucket, sorted by bucket (drift checks).
+    fn digest(&self) -> Result<Vec<DigestBucket>>;
+    /// The state of every vector in a digest bucket, sorted by id; an id held twice (a server
+    /// that assigns its own document ids) appears twice.
+    fn states_in(&self, bucket: &str) -> Result<Vec<DocState>>;
+}
+
+/// What a backend is, as `doctor` shows it (never a credential).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BackendInfo {
+    /// "embedded" or "opensearch".
+    pub kind: String,
+    pub endpoint: String,
+    pub auth: String,
+    pub engine: String,
+    pub namespace: String,
+}
+
+/// One index a backend holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IndexInfo {
+    pub name: String,
+    pub embedder: String,
+    pub dim: usize,
+    pub library_id: String,
+    pub count: u64,
+}
+
+/// What an index is for: checked against what a server index says it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexSpec {
+    pub embedder: EmbedderId,
+    pub dim: usize,
+    /// The library's random id: two libraries never share an index.
+    pub library_id: String,
+}
+
+/// Where indexes live: the embedded exact index, or a server (OpenSearch).
+pub trait VectorBackend: Send + Sync {
+    fn info(&self) -> BackendInfo;
+    /// The name an embedder's index is found under (an alias on clusters).
+    fn index_name(&self, embedder: &EmbedderId) -> String;
+    /// The index of `spec.embedder`; created when absent and `create`. An index that holds
+    /// another embedder, dimension or library is an error naming both values and the fix.
+    fn open(&self, spec: &IndexSpec, create: bool) -> Result<Box<dyn VectorIndex>>;
+    /// A new, empty index for `spec`, not yet the one `open` finds (a rebuild fills it, then
+    /// `promote` makes it current).
+    fn open_fresh(&self, spec: &IndexSpec) -> Result<(String, Box<dyn VectorIndex>)>;
+    /// Makes the index `name` (from `open_fresh`) the one `open` finds, and drops the old one.
+    fn promote(&self, spec: &IndexSpec, name: &str) -> Result<()>;
+    /// The indexes of this backend's namespace.
+    fn indexes(&self) -> Result<Vec<IndexInfo>>;
+    /// Server version, plugins, status: one line each.
+    fn health(&self) -> Result<Vec<(String, String)>>;
 }
 
 /// L2-normalises in place; a zero vector stays zero.

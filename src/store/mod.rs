@@ -58,6 +58,8 @@ pub struct StoredVector {
     pub node: String,
     pub kpi: Option<f64>,
     pub vector: Vec<f32>,
+    /// The change feed's sequence number of its last change (its version).
+    pub seq: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -387,7 +389,7 @@ impl Store {
 
     pub fn vectors(&self, embedder: &EmbedderId) -> Result<Vec<StoredVector>> {
         let mut stmt = self.conn.prepare(
-            "SELECT a.id, a.objective, a.node, a.kpi, e.vector FROM embeddings e
+            "SELECT a.id, a.objective, a.node, a.kpi, e.vector, e.seq FROM embeddings e
              JOIN assets a ON a.id = e.asset_id WHERE e.embedder = ?1",
         )?;
         let v = stmt
@@ -398,10 +400,209 @@ impl Store {
                     node: r.get(2)?,
                     kpi: r.get(3)?,
                     vector: blob_to_vector(r.get_ref(4)?.as_blob()?),
+                    seq: r.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(v)
+    }
+
+    /// The change feed's last sequence number.
+    pub fn feed_head(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT seq FROM feed WHERE id = 1", [], |r| r.get(0))?)
+    }
+
+    /// Up to `limit` changes to `embedder`'s vectors after sequence number `after`, in order:
+    /// vectors (with their asset's objective, node and KPI) and tombstones.
+    pub fn changes(
+        &self,
+        embedder: &EmbedderId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::index::Change>> {
+        use crate::domain::index::{Change, Tombstone, VectorMeta, VectorRecord};
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.id, a.objective, a.node, a.kpi, e.vector, e.seq FROM embeddings e
+             JOIN assets a ON a.id = e.asset_id
+             WHERE e.embedder = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3",
+        )?;
+        let mut out: Vec<Change> = stmt
+            .query_map(params![embedder.as_str(), after, limit], |r| {
+                Ok(Change::Upsert(VectorRecord {
+                    id: r.get(0)?,
+                    meta: VectorMeta {
+                        objective: r.get(1)?,
+                        node: r.get(2)?,
+                        kpi: r.get(3)?,
+                    },
+                    vector: blob_to_vector(r.get_ref(4)?.as_blob()?),
+                    version: r.get(5)?,
+                }))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT asset_id, seq FROM tombstones WHERE embedder = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let gone = stmt
+            .query_map(params![embedder.as_str(), after, limit], |r| {
+                Ok(Change::Remove(Tombstone {
+                    id: r.get(0)?,
+                    version: r.get(1)?,
+                }))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.extend(gone);
+        out.sort_by_key(|c| c.version());
+        out.truncate(limit.max(0) as usize);
+        Ok(out)
+    }
+
+    /// How many changes to `embedder`'s vectors come after `mark`.
+    pub fn changes_after(&self, embedder: &EmbedderId, mark: i64) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM embeddings WHERE embedder = ?1 AND seq > ?2)
+                  + (SELECT COUNT(*) FROM tombstones WHERE embedder = ?1 AND seq > ?2)",
+            params![embedder.as_str(), mark],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// The vector of `asset` from `embedder` with its asset's metadata and version, if any.
+    pub fn record(
+        &self,
+        embedder: &EmbedderId,
+        asset: &str,
+    ) -> Result<Option<crate::domain::index::VectorRecord>> {
+        use crate::domain::index::{VectorMeta, VectorRecord};
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT a.id, a.objective, a.node, a.kpi, e.vector, e.seq FROM embeddings e
+                 JOIN assets a ON a.id = e.asset_id WHERE e.embedder = ?1 AND e.asset_id = ?2",
+                params![embedder.as_str(), asset],
+                |r| {
+                    Ok(VectorRecord {
+                        id: r.get(0)?,
+                        meta: VectorMeta {
+                            objective: r.get(1)?,
+                            node: r.get(2)?,
+                            kpi: r.get(3)?,
+                        },
+                        vector: blob_to_vector(r.get_ref(4)?.as_blob()?),
+                        version: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The state of `embedder`'s vectors (all, or one digest bucket's), sorted by id: what a
+    /// server index must also hold.
+    pub fn doc_states(
+        &self,
+        embedder: &EmbedderId,
+        bucket: Option<&str>,
+    ) -> Result<Vec<crate::domain::index::DocState>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.asset_id, e.seq, a.objective, a.node, a.kpi FROM embeddings e
+             JOIN assets a ON a.id = e.asset_id
+             WHERE e.embedder = ?1 AND (?2 IS NULL OR lower(substr(e.asset_id, 1, 2)) = ?2)
+             ORDER BY e.asset_id",
+        )?;
+        let v = stmt
+            .query_map(params![embedder.as_str(), bucket], |r| {
+                Ok(crate::domain::index::DocState {
+                    id: r.get(0)?,
+                    version: r.get(1)?,
+                    objective: r.get(2)?,
+                    node: r.get(3)?,
+                    kpi: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// The digest of `embedder`'s vectors.
+    pub fn digest(&self, embedder: &EmbedderId) -> Result<Vec<crate::domain::index::DigestBucket>> {
+        Ok(crate::domain::index::digest_of(
+            &self.doc_states(embedder, None)?,
+        ))
+    }
+
+    /// The dimension of `embedder`'s vectors (None: the library has none).
+    pub fn vector_dim(&self, embedder: &EmbedderId) -> Result<Option<usize>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT dim FROM embeddings WHERE embedder = ?1 LIMIT 1",
+                params![embedder.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .and_then(|d| usize::try_from(d).ok()))
+    }
+
+    /// Gives one vector a new version above `above` (a server holds a newer one the library
+    /// never wrote; the library's is the truth and must win).
+    pub fn bump_vector(&self, embedder: &EmbedderId, asset: &str, above: i64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "UPDATE feed SET seq = max(seq, ?1) + 1 WHERE id = 1",
+            params![above],
+        )?;
+        tx.execute(
+            "UPDATE embeddings SET seq = (SELECT seq FROM feed WHERE id = 1) WHERE embedder = ?1 AND asset_id = ?2",
+            params![embedder.as_str(), asset],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The library's random id (server indexes carry it, so two libraries never share one).
+    pub fn library_id(&self) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT value FROM library_meta WHERE key = 'library_id'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A server index's high-water mark (0: nothing pushed yet).
+    pub fn mark(&self, backend: &str, index: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT mark FROM index_marks WHERE backend = ?1 AND index_name = ?2",
+                params![backend, index],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// Moves a server index's mark (never backwards unless `reset`).
+    pub fn set_mark(
+        &self,
+        backend: &str,
+        index: &str,
+        embedder: &EmbedderId,
+        mark: i64,
+        reset: bool,
+    ) -> Result<()> {
+        let sql = if reset {
+            "INSERT INTO index_marks (backend, index_name, embedder, mark, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(backend, index_name) DO UPDATE SET mark = excluded.mark, embedder = excluded.embedder, updated_at = excluded.updated_at"
+        } else {
+            "INSERT INTO index_marks (backend, index_name, embedder, mark, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(backend, index_name) DO UPDATE SET mark = max(mark, excluded.mark), embedder = excluded.embedder, updated_at = excluded.updated_at"
+        };
+        self.conn
+            .execute(sql, params![backend, index, embedder.as_str(), mark, now()])?;
+        Ok(())
     }
 
     /// Embedder ids present, with their vector counts.
@@ -564,6 +765,130 @@ mod tests {
             ),
             (2, 1280 * 720, true)
         );
+    }
+
+    fn asset(id: &str, node: &str) -> Asset {
+        Asset {
+            id: id.into(),
+            external_id: None,
+            file: format!("{id}.png"),
+            stored_path: String::new(),
+            thumbnail_path: String::new(),
+            byte_size: 1,
+            format: "png".into(),
+            width: 1,
+            height: 1,
+            phash: String::new(),
+            objective: "likes".into(),
+            node: node.into(),
+            kpi: Some(0.5),
+            caption: None,
+            description: Default::default(),
+            model_labels: Vec::new(),
+            licence: None,
+            attribution: None,
+            metadata: serde_json::Value::Null,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn vecs(e: &EmbedderId) -> Vec<(EmbedderId, Vec<f32>, String)> {
+        vec![(e.clone(), vec![1.0, 0.0], "doc".into())]
+    }
+
+    #[test]
+    fn every_new_vector_takes_the_next_feed_number() {
+        let mut s = Store::open_in_memory().unwrap();
+        let e = EmbedderId::new("e");
+        s.put_asset(&asset("aa", "followers"), "h", &vecs(&e), None)
+            .unwrap();
+        s.put_asset(&asset("bb", "followers"), "h", &vecs(&e), None)
+            .unwrap();
+        let c = s.changes(&e, 0, 10).unwrap();
+        assert_eq!(
+            c.iter()
+                .map(|c| (c.id().to_string(), c.version()))
+                .collect::<Vec<_>>(),
+            vec![("aa".to_string(), 1), ("bb".to_string(), 2)]
+        );
+        assert_eq!(s.feed_head().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_metadata_change_bumps_the_assets_vectors() {
+        let mut s = Store::open_in_memory().unwrap();
+        let e = EmbedderId::new("e");
+        s.put_asset(&asset("aa", "followers"), "h", &vecs(&e), None)
+            .unwrap();
+        s.put_asset(&asset("aa", "followers"), "h", &[], None)
+            .unwrap();
+        assert_eq!(s.changes(&e, 1, 10).unwrap().len(), 0, "nothing changed");
+        s.put_asset(&asset("aa", "customers"), "h2", &[], None)
+            .unwrap();
+        let c = s.changes(&e, 1, 10).unwrap();
+        assert_eq!(c.len(), 1);
+        match &c[0] {
+            crate::domain::index::Change::Upsert(r) => assert_eq!(r.meta.node, "customers"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_removed_asset_leaves_a_tombstone_with_its_own_number() {
+        let mut s = Store::open_in_memory().unwrap();
+        let e = EmbedderId::new("e");
+        s.put_asset(&asset("aa", "followers"), "h", &vecs(&e), None)
+            .unwrap();
+        s.remove(&["aa".to_string()]).unwrap();
+        let c = s.changes(&e, 1, 10).unwrap();
+        assert_eq!(
+            c,
+            vec![crate::domain::index::Change::Remove(
+                crate::domain::index::Tombstone {
+                    id: "aa".into(),
+                    version: 2
+                }
+            )]
+        );
+        // Back again: the tombstone goes, the vector is new.
+        s.put_asset(&asset("aa", "followers"), "h", &vecs(&e), None)
+            .unwrap();
+        let c = s.changes(&e, 0, 10).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].version(), 3);
+    }
+
+    #[test]
+    fn a_replaced_manifest_id_tombstones_the_old_asset() {
+        let mut s = Store::open_in_memory().unwrap();
+        let e = EmbedderId::new("e");
+        s.put_asset(&asset("aa", "followers"), "h", &vecs(&e), None)
+            .unwrap();
+        s.put_asset(&asset("bb", "followers"), "h", &vecs(&e), Some("aa"))
+            .unwrap();
+        let c = s.changes(&e, 1, 10).unwrap();
+        let kinds: Vec<(String, bool)> = c
+            .iter()
+            .map(|c| {
+                (
+                    c.id().to_string(),
+                    matches!(c, crate::domain::index::Change::Remove(_)),
+                )
+            })
+            .collect();
+        assert_eq!(kinds, vec![("aa".into(), true), ("bb".into(), false)]);
+    }
+
+    #[test]
+    fn a_mark_never_moves_back_unless_reset() {
+        let s = Store::open_in_memory().unwrap();
+        let e = EmbedderId::new("e");
+        s.set_mark("b", "i", &e, 10, false).unwrap();
+        s.set_mark("b", "i", &e, 4, false).unwrap();
+        assert_eq!(s.mark("b", "i").unwrap(), 10);
+        s.set_mark("b", "i", &e, 4, true).unwrap();
+        assert_eq!(s.mark("b", "i").unwrap(), 4);
     }
 
     #[test]

@@ -149,4 +149,56 @@ pub const MIGRATIONS: &[&str] = &[
                COALESCE(json_extract(g.request, '$.params.quality') = 'premium', 0), g.created_at
         FROM generations g;
     "#,
+    // 6: the change feed that server indexes follow. Every vector row carries a library-wide
+    // sequence number set in the same transaction as the change (triggers, so no write path
+    // can forget it): a new or re-embedded vector, and a change of its asset's objective, node
+    // or KPI, take the next number; a deleted vector leaves a tombstone with its own. The
+    // number is also the document version a server keeps. Each server index's high-water mark
+    // is kept here; a random library id keeps two libraries out of each other's indexes.
+    r#"
+    CREATE TABLE feed (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+    INSERT INTO feed (id, seq) VALUES (1, 0);
+    ALTER TABLE embeddings ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE embeddings SET seq = rowid;
+    UPDATE feed SET seq = COALESCE((SELECT MAX(seq) FROM embeddings), 0) WHERE id = 1;
+    CREATE INDEX embeddings_feed ON embeddings(embedder, seq);
+    CREATE TABLE tombstones (
+        asset_id TEXT NOT NULL,
+        embedder TEXT NOT NULL,
+        seq      INTEGER NOT NULL,
+        PRIMARY KEY (asset_id, embedder)
+    );
+    CREATE INDEX tombstones_feed ON tombstones(embedder, seq);
+    CREATE TABLE index_marks (
+        backend    TEXT NOT NULL,                 -- "opensearch <endpoint>"
+        index_name TEXT NOT NULL,
+        embedder   TEXT NOT NULL,
+        mark       INTEGER NOT NULL,              -- every change up to it is on the server
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (backend, index_name)
+    );
+    CREATE TABLE library_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO library_meta (key, value) VALUES ('library_id', lower(hex(randomblob(16))));
+    CREATE TRIGGER feed_embedding_insert AFTER INSERT ON embeddings BEGIN
+        UPDATE feed SET seq = seq + 1 WHERE id = 1;
+        UPDATE embeddings SET seq = (SELECT seq FROM feed WHERE id = 1) WHERE rowid = NEW.rowid;
+        DELETE FROM tombstones WHERE asset_id = NEW.asset_id AND embedder = NEW.embedder;
+    END;
+    CREATE TRIGGER feed_embedding_update AFTER UPDATE OF dim, vector ON embeddings BEGIN
+        UPDATE feed SET seq = seq + 1 WHERE id = 1;
+        UPDATE embeddings SET seq = (SELECT seq FROM feed WHERE id = 1) WHERE rowid = NEW.rowid;
+    END;
+    CREATE TRIGGER feed_embedding_delete AFTER DELETE ON embeddings BEGIN
+        UPDATE feed SET seq = seq + 1 WHERE id = 1;
+        INSERT INTO tombstones (asset_id, embedder, seq)
+            VALUES (OLD.asset_id, OLD.embedder, (SELECT seq FROM feed WHERE id = 1))
+            ON CONFLICT(asset_id, embedder) DO UPDATE SET seq = excluded.seq;
+    END;
+    CREATE TRIGGER feed_asset_metadata AFTER UPDATE OF objective, node, kpi ON assets
+        WHEN OLD.objective IS NOT NEW.objective OR OLD.node IS NOT NEW.node OR OLD.kpi IS NOT NEW.kpi
+    BEGIN
+        UPDATE feed SET seq = seq + 1 WHERE id = 1;
+        UPDATE embeddings SET seq = (SELECT seq FROM feed WHERE id = 1) WHERE asset_id = NEW.id;
+    END;
+    "#,
 ];

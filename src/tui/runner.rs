@@ -229,14 +229,14 @@ impl Runner {
                     )?,
                 };
                 let embedder = lib.text_embedder()?;
-                let index = lib.load_index(embedder.id())?;
+                let index = lib.search_index(embedder.id())?;
                 if self.cancellation.is_cancelled(job) {
                     return Ok(());
                 }
                 let run = campaign::recommend(
                     lib,
                     &c,
-                    &index,
+                    index.as_ref(),
                     embedder.as_ref(),
                     &RecommendOptions {
                         k,

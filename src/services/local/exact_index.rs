@@ -15,8 +15,12 @@ use std::collections::{BinaryHeap, HashMap};
 use rayon::prelude::*;
 
 use crate::config::VectorStorage;
+use crate::domain::index::{bucket_of, check_vector, digest_of, percentile_from_counts};
 use crate::domain::{EmbedderId, SearchFilter};
-use crate::services::{Neighbour, VectorIndex, VectorMeta};
+use crate::services::{
+    DigestBucket, DocState, Neighbour, Tombstone, VectorIndex, VectorMeta, VectorRecord,
+    WriteFailure, WriteReport,
+};
 use crate::{Error, Result};
 
 /// Below this many rows a scan is faster on one thread than the pool's hand-off.
@@ -45,6 +49,8 @@ pub struct ExactIndex {
     objective: Vec<u16>,
     node: Vec<u16>,
     kpi: Vec<Option<f64>>,
+    /// The change feed's version of each row.
+    versions: Vec<i64>,
     codes: Vec<String>,
     pool: Option<rayon::ThreadPool>,
 }
@@ -204,9 +210,24 @@ impl ExactIndex {
             objective: Vec::new(),
             node: Vec::new(),
             kpi: Vec::new(),
+            versions: Vec::new(),
             codes: Vec::new(),
             pool,
         }
+    }
+
+    /// Number of vectors held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The stored version of `id`, if held.
+    pub fn version_of(&self, id: &str) -> Option<i64> {
+        self.rows.get(id).map(|&r| self.versions[r])
     }
 
     pub fn reserve(&mut self, n: usize) {
@@ -343,24 +364,11 @@ impl ExactIndex {
     }
 }
 
-impl VectorIndex for ExactIndex {
-    fn embedder(&self) -> &EmbedderId {
-        &self.embedder
-    }
-
-    fn dim(&self) -> usize {
-        self.dim
-    }
-
-    fn upsert(&mut self, id: &str, vector: &[f32], meta: VectorMeta) -> Result<()> {
-        if vector.len() != self.dim {
-            return Err(Error::Invalid(format!(
-                "vector for {id} has {} dimensions; index '{}' holds {}",
-                vector.len(),
-                self.embedder,
-                self.dim
-            )));
-        }
+impl ExactIndex {
+    /// Writes one vector whatever its version (loading from the store, benches); the trait's
+    /// `upsert` checks versions first.
+    pub fn put(&mut self, id: &str, vector: &[f32], meta: VectorMeta, version: i64) -> Result<()> {
+        check_vector(id, vector, self.dim).map_err(Error::Invalid)?;
         let (o, n) = (self.code(&meta.objective), self.code(&meta.node));
         let row = match self.rows.get(id) {
             Some(&r) => {
@@ -368,6 +376,7 @@ impl VectorIndex for ExactIndex {
                 self.objective[r] = o;
                 self.node[r] = n;
                 self.kpi[r] = meta.kpi;
+                self.versions[r] = version;
                 r
             }
             None => {
@@ -378,6 +387,7 @@ impl VectorIndex for ExactIndex {
                 self.objective.push(o);
                 self.node.push(n);
                 self.kpi.push(meta.kpi);
+                self.versions.push(version);
                 if self.storage == VectorStorage::Int8 {
                     self.q8.resize((r + 1) * self.dim, 0);
                     self.q8_scale.push(1.0);
@@ -403,7 +413,8 @@ impl VectorIndex for ExactIndex {
         Ok(())
     }
 
-    fn remove(&mut self, id: &str) -> bool {
+    /// Removes one id whatever its version; false when it was not held.
+    pub fn delete(&mut self, id: &str) -> bool {
         let Some(r) = self.rows.remove(id) else {
             return false;
         };
@@ -423,6 +434,7 @@ impl VectorIndex for ExactIndex {
             self.objective[r] = self.objective[last];
             self.node[r] = self.node[last];
             self.kpi[r] = self.kpi[last];
+            self.versions[r] = self.versions[last];
             self.rows.insert(self.ids[r].clone(), r);
         }
         self.ids.pop();
@@ -435,14 +447,18 @@ impl VectorIndex for ExactIndex {
         self.objective.pop();
         self.node.pop();
         self.kpi.pop();
+        self.versions.pop();
         true
     }
 
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    fn search(&self, query: &[f32], filter: &SearchFilter, k: usize) -> Result<Vec<Neighbour>> {
+    /// k nearest by the index's storage, or by an exact f32 scan when `exact`.
+    fn nearest(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+        exact: bool,
+    ) -> Result<Vec<Neighbour>> {
         if query.len() != self.dim {
             return Err(Error::Invalid(format!(
                 "query has {} dimensions; index '{}' holds {}",
@@ -458,14 +474,21 @@ impl VectorIndex for ExactIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let best = match self.storage {
+        // Never ask for more than the index holds (a huge k must not allocate a huge heap).
+        let k = k.min(self.ids.len());
+        let storage = if exact {
+            VectorStorage::F32
+        } else {
+            self.storage
+        };
+        let best = match storage {
             VectorStorage::F32 => self.scan(obj, node, k, |r| dot(self.row(r), query)),
             VectorStorage::Int8 => {
                 let mut q = vec![0i8; self.dim];
                 let qs = quantise(query, &mut q);
                 let d = self.dim;
                 // Over-fetch, then re-rank exactly: int8 error only reorders near-ties.
-                let pool = (k * 4).max(k + 32);
+                let pool = k.saturating_mul(4).max(k.saturating_add(32));
                 let rough = self.scan(obj, node, pool, |r| {
                     dot_i8(&self.q8[r * d..(r + 1) * d], &q) as f32 * self.q8_scale[r] * qs
                 });
@@ -475,8 +498,11 @@ impl VectorIndex for ExactIndex {
                 let w = self.words;
                 let mut q = vec![0u64; w];
                 sketch_into(query, &self.centre, &mut q);
-                let pool = (k * SKETCH_OVERFETCH).max(SKETCH_MIN_POOL)
-                    * 1024_usize.div_ceil(self.dim).max(1);
+                let pool = k
+                    .saturating_mul(SKETCH_OVERFETCH)
+                    .max(SKETCH_MIN_POOL)
+                    .saturating_mul(1024_usize.div_ceil(self.dim).max(1))
+                    .min(self.ids.len());
                 let rough = self.scan(obj, node, pool, |r| {
                     -(hamming(&self.sketch[r * w..(r + 1) * w], &q) as f32)
                 });
@@ -494,31 +520,124 @@ impl VectorIndex for ExactIndex {
             .collect())
     }
 
-    fn filtered_kpis(&self, filter: &SearchFilter) -> Vec<f64> {
+    fn matching_rows(&self, filter: &SearchFilter) -> Option<impl Iterator<Item = usize> + '_> {
         let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node))
         else {
-            return Vec::new();
+            return None;
         };
-        let mut v: Vec<f64> = (0..self.ids.len())
-            .filter(|&r| {
-                obj.is_none_or(|o| self.objective[r] == o) && node.is_none_or(|o| self.node[r] == o)
-            })
-            .filter_map(|r| self.kpi[r])
+        Some((0..self.ids.len()).filter(move |&r| {
+            obj.is_none_or(|o| self.objective[r] == o) && node.is_none_or(|o| self.node[r] == o)
+        }))
+    }
+}
+
+impl VectorIndex for ExactIndex {
+    fn embedder(&self) -> &EmbedderId {
+        &self.embedder
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn upsert(&mut self, records: &[VectorRecord]) -> Result<WriteReport> {
+        let mut report = WriteReport::default();
+        for r in records {
+            if let Err(reason) = check_vector(&r.id, &r.vector, self.dim) {
+                report.failed.push(WriteFailure {
+                    id: r.id.clone(),
+                    reason,
+                });
+                continue;
+            }
+            if self.version_of(&r.id).is_some_and(|v| v >= r.version) {
+                report.stale.push(r.id.clone());
+                continue;
+            }
+            self.put(&r.id, &r.vector, r.meta.clone(), r.version)?;
+            report.written += 1;
+        }
+        Ok(report)
+    }
+
+    fn remove(&mut self, tombstones: &[Tombstone]) -> Result<WriteReport> {
+        let mut report = WriteReport::default();
+        for t in tombstones {
+            match self.version_of(&t.id) {
+                Some(v) if v >= t.version => report.stale.push(t.id.clone()),
+                Some(_) => {
+                    self.delete(&t.id);
+                    report.written += 1;
+                }
+                None => {}
+            }
+        }
+        Ok(report)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn count(&self, filter: &SearchFilter) -> Result<usize> {
+        Ok(self.matching_rows(filter).map_or(0, Iterator::count))
+    }
+
+    fn search(&self, query: &[f32], filter: &SearchFilter, k: usize) -> Result<Vec<Neighbour>> {
+        self.nearest(query, filter, k, false)
+    }
+
+    fn search_exact(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+    ) -> Result<Vec<Neighbour>> {
+        self.nearest(query, filter, k, true)
+    }
+
+    fn kpi_percentiles(&self, filter: &SearchFilter, kpis: &[Option<f64>]) -> Result<Vec<f32>> {
+        let mut known: Vec<f64> = self
+            .matching_rows(filter)
+            .map(|rows| rows.filter_map(|r| self.kpi[r]).collect())
+            .unwrap_or_default();
+        known.sort_by(f64::total_cmp);
+        Ok(kpis.iter().map(|k| kpi_percentile(&known, *k)).collect())
+    }
+
+    fn digest(&self) -> Result<Vec<DigestBucket>> {
+        let states: Vec<DocState> = (0..self.ids.len()).map(|r| self.state(r)).collect();
+        Ok(digest_of(&states))
+    }
+
+    fn states_in(&self, bucket: &str) -> Result<Vec<DocState>> {
+        let mut v: Vec<DocState> = (0..self.ids.len())
+            .filter(|&r| bucket_of(&self.ids[r]) == bucket)
+            .map(|r| self.state(r))
             .collect();
-        v.sort_by(f64::total_cmp);
-        v
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v)
+    }
+}
+
+impl ExactIndex {
+    fn state(&self, r: usize) -> DocState {
+        DocState {
+            id: self.ids[r].clone(),
+            version: self.versions[r],
+            objective: self.codes[self.objective[r] as usize].clone(),
+            node: self.codes[self.node[r] as usize].clone(),
+            kpi: self.kpi[r],
+        }
     }
 }
 
 /// Percentile rank of `kpi` within sorted `kpis` (ties count half), 0..1; unknown KPI -> 0.
 pub fn kpi_percentile(sorted: &[f64], kpi: Option<f64>) -> f32 {
     let Some(x) = kpi else { return 0.0 };
-    if sorted.is_empty() {
-        return 0.0;
-    }
     let below = sorted.partition_point(|v| *v < x);
     let upto = sorted.partition_point(|v| *v <= x);
-    ((below as f64 + 0.5 * (upto - below) as f64) / sorted.len() as f64) as f32
+    percentile_from_counts(below as u64, (upto - below) as u64, sorted.len() as u64)
 }
 
 #[cfg(test)]
@@ -550,10 +669,11 @@ mod tests {
                 (i % 7) as f32,
                 (i % 3) as f32 * 0.5,
             ]);
-            ix.upsert(
+            ix.put(
                 &format!("a{i:02}"),
                 &v,
                 meta(objs[i % 2], nodes[i % 3], i as f64),
+                i as i64 + 1,
             )
             .unwrap();
         }
@@ -622,14 +742,14 @@ mod tests {
         let mut ix = index(storage);
         ix.rebuild_sketches();
         let q = unit(vec![0.0, 0.0, 0.0, 1.0]);
-        ix.upsert("a05", &q, meta("clicks", "followers", 1.0))
+        ix.put("a05", &q, meta("clicks", "followers", 1.0), 100)
             .unwrap();
         assert_eq!(ix.len(), 60);
         let top = ix.search(&q, &SearchFilter::default(), 1).unwrap();
         assert_eq!(top[0].id, "a05");
         assert!((top[0].similarity - 1.0).abs() < 1e-6);
-        assert!(ix.remove("a05"));
-        assert!(!ix.remove("a05"));
+        assert!(ix.delete("a05"));
+        assert!(!ix.delete("a05"));
         assert_eq!(ix.len(), 59);
         assert!(
             ix.search(&q, &SearchFilter::default(), 59)
@@ -638,7 +758,7 @@ mod tests {
                 .all(|n| n.id != "a05")
         );
         assert!(
-            ix.upsert("x", &[1.0], meta("clicks", "followers", 1.0))
+            ix.put("x", &[1.0], meta("clicks", "followers", 1.0), 1)
                 .is_err()
         );
     }
@@ -650,11 +770,11 @@ mod tests {
             objective: Some("clicks".into()),
             node: None,
         };
-        let k = ix.filtered_kpis(&f);
-        assert_eq!(k.len(), 30);
-        assert_eq!(kpi_percentile(&k, Some(58.0)), (29.5 / 30.0) as f32);
-        assert_eq!(kpi_percentile(&k, Some(0.0)), (0.5 / 30.0) as f32);
-        assert_eq!(kpi_percentile(&k, None), 0.0);
+        assert_eq!(ix.count(&f).unwrap(), 30);
+        let p = ix
+            .kpi_percentiles(&f, &[Some(58.0), Some(0.0), None])
+            .unwrap();
+        assert_eq!(p, vec![(29.5 / 30.0) as f32, (0.5 / 30.0) as f32, 0.0]);
         assert_eq!(dot_i8(&[1, -2, 3], &[4, 5, -6]), 4 - 10 - 18);
     }
 }
