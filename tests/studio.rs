@@ -622,3 +622,14 @@ fn generate_pane_labels_nova_canvas_as_legacy() {
         "{screen}"
     );
 }
+
+#[test]
+fn status_line_shows_the_index_and_its_unsynced_changes() {
+    let mut s = state();
+    update(
+        &mut s,
+        Action::IndexStatus("index: opensearch · 3 unsynced".into()),
+    );
+    let screen = draw(&mut s, 200, 60);
+    assert!(screen.contains("index: opensearch · 3 unsynced"), "{screen}");
+}

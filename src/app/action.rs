@@ -60,6 +60,9 @@ pub enum Action {
     CampaignsLoaded(Vec<Campaign>),
     BrandsLoaded(Vec<BrandKit>),
     StatsLoaded(Box<LibraryStats>),
+    /// Which index searches read, and what it has not received yet ("index: opensearch · 3
+    /// unsynced").
+    IndexStatus(String),
     AssetsLoaded(Vec<Asset>),
     CampaignOpened(Box<OpenedCampaign>),
     SearchDone {
@@ -113,6 +116,7 @@ impl Action {
                 | Action::CampaignsLoaded(_)
                 | Action::BrandsLoaded(_)
                 | Action::StatsLoaded(_)
+                | Action::IndexStatus(_)
                 | Action::AssetsLoaded(_)
                 | Action::CampaignOpened(_)
                 | Action::SearchDone { .. }

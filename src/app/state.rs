@@ -265,6 +265,8 @@ pub struct State {
     pub images_enabled: bool,
     /// The image protocol in use, for the status line ("kitty", "halfblocks", "off").
     pub image_protocol: String,
+    /// Which index searches read, for the status line.
+    pub index_status: Option<String>,
     /// The last view handed to the persistence actor, to save only changes.
     pub saved_view: Option<(String, SessionView)>,
     pub toast: Option<Toast>,
@@ -325,6 +327,7 @@ impl State {
             images: HashMap::new(),
             images_enabled: false,
             image_protocol: "off".into(),
+            index_status: None,
             saved_view: None,
             toast: None,
             show_help: false,

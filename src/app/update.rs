@@ -698,6 +698,10 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             state.stats = Some(*s);
             Vec::new()
         }
+        Action::IndexStatus(s) => {
+            state.index_status = Some(s);
+            Vec::new()
+        }
         Action::AssetsLoaded(list) => {
             state.assets = list;
             state.assets_cursor = state

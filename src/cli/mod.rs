@@ -379,6 +379,85 @@ fn doctor_bedrock(ctx: &Ctx, probe: bool) -> serde_json::Value {
     }
 }
 
+/// The index part of `doctor`: backend, endpoint (never credentials), auth, engine, unsynced
+/// changes per embedder; with `probe`, the server's version and plugin, counts on both sides
+/// and the drift verdict.
+fn doctor_index(lib: &Library, probe: bool) -> serde_json::Value {
+    let backend = match lib.vector_backend() {
+        Ok(None) => {
+            return json!({"backend": "embedded (the exact index, read from the library database)"});
+        }
+        Ok(Some(b)) => b,
+        Err(e) => return json!({"backend": lib.config.index.backend, "error": e.to_string()}),
+    };
+    let info = backend.info();
+    let mut v = json!({
+        "backend": info.kind,
+        "endpoint": info.endpoint,
+        "auth": info.auth,
+        "engine": info.engine,
+        "namespace": info.namespace,
+        "sync": lib.config.index.sync,
+    });
+    match campaign_studio::engine::sync::unsynced(lib, backend.as_ref()) {
+        Ok(u) => {
+            v["unsynced"] = json!(
+                u.iter()
+                    .map(|(e, n)| json!({"embedder": e, "changes": n}))
+                    .collect::<Vec<_>>()
+            )
+        }
+        Err(e) => v["error"] = json!(e.to_string()),
+    }
+    if !probe {
+        return v;
+    }
+    match backend.health() {
+        Ok(lines) => {
+            v["server"] = serde_json::Value::Object(
+                lines.into_iter().map(|(k, val)| (k, json!(val))).collect(),
+            )
+        }
+        Err(e) => {
+            v["error"] = json!(e.to_string());
+            return v;
+        }
+    }
+    let mut checks = Vec::new();
+    for (embedder, n) in lib.store.embedder_counts().unwrap_or_default() {
+        if embedder == lib.image_features_id().as_str() {
+            continue;
+        }
+        let id = campaign_studio::domain::EmbedderId::new(&embedder);
+        let opened = campaign_studio::engine::sync::spec(lib, &id)
+            .and_then(|spec| backend.open(&spec, false));
+        let check = match opened {
+            Err(e) => json!({"embedder": embedder, "library": n, "server": "-", "verdict": e.to_string()}),
+            Ok(index) => {
+                let count = index
+                    .count(&campaign_studio::domain::SearchFilter::default())
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                let verdict = match campaign_studio::engine::sync::drift(lib, index.as_ref(), &id) {
+                    Ok(d) if d.is_empty() => "in step".to_string(),
+                    Ok(d) => format!(
+                        "drift: {} missing, {} extra, {} changed, {} duplicated; run `campaign-studio library sync`",
+                        d.missing.len(),
+                        d.extra.len(),
+                        d.version.len(),
+                        d.duplicate.len()
+                    ),
+                    Err(e) => e.to_string(),
+                };
+                json!({"embedder": embedder, "library": n, "server": count, "verdict": verdict})
+            }
+        };
+        checks.push(check);
+    }
+    v["checks"] = json!(checks);
+    v
+}
+
 fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     use campaign_studio::tui::images;
     let env = |k: &str| std::env::var(k).ok();
@@ -413,6 +492,7 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         },
         "library": {"assets": stats.assets, "vectors": stats.embeddings},
         "bedrock": doctor_bedrock(ctx, probe),
+        "index": doctor_index(&lib, probe),
         "terminal": {
             "interactive": tty,
             "size": size.map(|(w, h)| format!("{w}x{h}")),
@@ -482,6 +562,37 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         }
     ));
     out.push_str(&format!("\nlibrary\n  assets         {}\n", stats.assets));
+    let ix = &report["index"];
+    out.push_str(&format!("\nindex\n  backend        {}\n", s(&ix["backend"])));
+    for k in ["endpoint", "auth", "engine", "namespace", "error"] {
+        if !ix[k].is_null() {
+            out.push_str(&format!("  {k:<14} {}\n", s(&ix[k])));
+        }
+    }
+    for u in ix["unsynced"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  unsynced       {} change(s) of {}{}\n",
+            s(&u["changes"]),
+            s(&u["embedder"]),
+            if u["changes"] == 0 {
+                ""
+            } else {
+                " (run `campaign-studio library sync`)"
+            }
+        ));
+    }
+    for (k, v) in ix["server"].as_object().into_iter().flatten() {
+        out.push_str(&format!("  {k:<14} {}\n", s(v)));
+    }
+    for c in ix["checks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {}: {} in the library, {} on the server; {}\n",
+            s(&c["embedder"]),
+            s(&c["library"]),
+            s(&c["server"]),
+            s(&c["verdict"])
+        ));
+    }
     let b = &report["bedrock"];
     if b["used"] == true || probe {
         out.push_str("\nbedrock\n");

@@ -203,7 +203,11 @@ pub fn run(lib: Library) -> Result<()> {
         }
         suspend
     };
-    dispatch(vec![Effect::LoadCampaigns, Effect::LoadBrands]);
+    dispatch(vec![
+        Effect::LoadCampaigns,
+        Effect::LoadBrands,
+        Effect::LoadStats,
+    ]);
     // Terminal input arrives on its own thread, into the same queue as the results, so the
     // loop sleeps in `recv` until something happens: no polling, near-zero idle CPU.
     let input_tx = incoming_tx;

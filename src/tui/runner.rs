@@ -159,7 +159,10 @@ impl Runner {
                     });
                 }
             }
-            Effect::LoadStats => emit(Action::StatsLoaded(Box::new(lib.store.stats()?))),
+            Effect::LoadStats => {
+                emit(Action::StatsLoaded(Box::new(lib.store.stats()?)));
+                emit(Action::IndexStatus(index_status(lib)));
+            }
             Effect::LoadAssets => emit(Action::AssetsLoaded(lib.store.list(
                 &Default::default(),
                 500,
@@ -390,5 +393,28 @@ mod tests {
         assert_eq!(slug("Summer Sale: 2026!"), "summer-sale--2026");
         assert_eq!(slug("¡!"), "campaign");
         assert!(!shellexpand_home("~/x").starts_with('~') || std::env::var("HOME").is_err());
+    }
+}
+
+/// "index: embedded", or "index: opensearch · 3 unsynced" (counted from the library's own
+/// marks: no network call).
+pub fn index_status(lib: &Library) -> String {
+    match lib.vector_backend() {
+        Ok(None) => "index: embedded".into(),
+        Ok(Some(b)) => {
+            let kind = b.info().kind;
+            match crate::engine::sync::unsynced(lib, b.as_ref()) {
+                Ok(u) => {
+                    let n: u64 = u.iter().map(|(_, n)| n).sum();
+                    if n == 0 {
+                        format!("index: {kind}")
+                    } else {
+                        format!("index: {kind} · {n} unsynced")
+                    }
+                }
+                Err(_) => format!("index: {kind} · unsynced unknown"),
+            }
+        }
+        Err(_) => "index: not reachable".into(),
     }
 }

@@ -188,6 +188,16 @@ pub fn render(f: &mut Frame, state: &State, ui: &Ui) -> Vec<ImageKey> {
         Paragraph::new(Line::from(hint)).style(cx.theme.muted),
         status,
     );
+    if let Some(ix) = &state.index_status {
+        let text = format!("{ix} ");
+        let w = text.chars().count() as u16;
+        if status.width > w + 60 {
+            f.render_widget(
+                Paragraph::new(text).style(cx.theme.muted),
+                Rect::new(status.right() - w, status.y, w, 1),
+            );
+        }
+    }
     if state.preview.is_some() {
         preview(f, main, &mut cx);
     }
