@@ -7,73 +7,14 @@
 use std::time::Instant;
 
 use campaign_studio::config::VectorStorage;
-use campaign_studio::domain::{EmbedderId, SearchFilter};
+use campaign_studio::domain::EmbedderId;
 use campaign_studio::services::local::exact_index::ExactIndex;
 use campaign_studio::services::{VectorIndex, VectorMeta, normalize};
 use criterion::Criterion;
 use std::hint::black_box;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn gauss(&mut self) -> f32 {
-        let (a, b) = (self.unit().max(1e-7), self.unit());
-        (-2.0 * a.ln()).sqrt() * (std::f32::consts::TAU * b).cos()
-    }
-}
-
-/// n vectors: 64 cluster centres in a rank-48 subspace, plus small isotropic noise.
-fn dataset(n: usize, dim: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<VectorMeta>) {
-    let mut r = Rng(seed);
-    let rank = 48;
-    let basis: Vec<Vec<f32>> = (0..rank)
-        .map(|_| (0..dim).map(|_| r.gauss()).collect())
-        .collect();
-    let centres: Vec<Vec<f32>> = (0..64)
-        .map(|_| (0..rank).map(|_| r.gauss()).collect())
-        .collect();
-    let mut vecs = Vec::with_capacity(n);
-    let mut metas = Vec::with_capacity(n);
-    for _ in 0..n {
-        let c = &centres[(r.next() % 64) as usize];
-        let coef: Vec<f32> = c.iter().map(|x| x + 0.35 * r.gauss()).collect();
-        let mut v = vec![0f32; dim];
-        for (k, b) in basis.iter().enumerate() {
-            for (vi, bi) in v.iter_mut().zip(b) {
-                *vi += coef[k] * bi;
-            }
-        }
-        v.iter_mut().for_each(|x| *x += 0.5 * r.gauss());
-        normalize(&mut v);
-        vecs.push(v);
-        let u = r.unit();
-        let node = if u < 0.01 {
-            "n1"
-        } else if u < 0.09 {
-            "n8"
-        } else {
-            "rest"
-        };
-        metas.push(VectorMeta {
-            objective: if r.next().is_multiple_of(2) {
-                "half".into()
-            } else {
-                "other".into()
-            },
-            node: node.into(),
-            kpi: Some(r.unit() as f64),
-        });
-    }
-    (vecs, metas)
-}
+mod common;
+use common::{Rng, dataset, filters, percentile};
 
 fn build(
     vecs: &[Vec<f32>],
@@ -89,37 +30,6 @@ fn build(
     }
     ix.rebuild_sketches();
     ix
-}
-
-fn filters() -> Vec<(&'static str, SearchFilter)> {
-    vec![
-        ("unfiltered", SearchFilter::default()),
-        (
-            "50%",
-            SearchFilter {
-                objective: Some("half".into()),
-                node: None,
-            },
-        ),
-        (
-            "8%",
-            SearchFilter {
-                objective: None,
-                node: Some("n8".into()),
-            },
-        ),
-        (
-            "1%",
-            SearchFilter {
-                objective: None,
-                node: Some("n1".into()),
-            },
-        ),
-    ]
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn report(n: usize, dim: usize) {

@@ -631,5 +631,8 @@ fn status_line_shows_the_index_and_its_unsynced_changes() {
         Action::IndexStatus("index: opensearch · 3 unsynced".into()),
     );
     let screen = draw(&mut s, 200, 60);
-    assert!(screen.contains("index: opensearch · 3 unsynced"), "{screen}");
+    assert!(
+        screen.contains("index: opensearch · 3 unsynced"),
+        "{screen}"
+    );
 }

@@ -380,7 +380,10 @@ fn images_are_encoded_off_the_ui_and_drawn_in_tiles() {
 fn the_runner_counts_changes_a_server_index_has_not_received() {
     let dir = tempfile::tempdir().unwrap();
     let lib = library(dir.path());
-    assert_eq!(campaign_studio::tui::runner::index_status(&lib), "index: embedded");
+    assert_eq!(
+        campaign_studio::tui::runner::index_status(&lib),
+        "index: embedded"
+    );
     lib.use_vector_backend(Arc::new(campaign_studio::services::fake::FakeServer::new(
         "flow",
     )))

@@ -432,7 +432,9 @@ fn doctor_index(lib: &Library, probe: bool) -> serde_json::Value {
         let opened = campaign_studio::engine::sync::spec(lib, &id)
             .and_then(|spec| backend.open(&spec, false));
         let check = match opened {
-            Err(e) => json!({"embedder": embedder, "library": n, "server": "-", "verdict": e.to_string()}),
+            Err(e) => {
+                json!({"embedder": embedder, "library": n, "server": "-", "verdict": e.to_string()})
+            }
             Ok(index) => {
                 let count = index
                     .count(&campaign_studio::domain::SearchFilter::default())
@@ -563,7 +565,10 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     ));
     out.push_str(&format!("\nlibrary\n  assets         {}\n", stats.assets));
     let ix = &report["index"];
-    out.push_str(&format!("\nindex\n  backend        {}\n", s(&ix["backend"])));
+    out.push_str(&format!(
+        "\nindex\n  backend        {}\n",
+        s(&ix["backend"])
+    ));
     for k in ["endpoint", "auth", "engine", "namespace", "error"] {
         if !ix[k].is_null() {
             out.push_str(&format!("  {k:<14} {}\n", s(&ix[k])));

@@ -314,7 +314,11 @@ pub fn sync(
             &mut again,
             &mut |_, _| {},
         )?;
-        report.failed.extend(again.failed);
+        for f in again.failed {
+            if !report.failed.iter().any(|g| g.item == f.item) {
+                report.failed.push(f);
+            }
+        }
         lib.store
             .set_mark(&key, &alias, embedder, caught_up, false)?;
         report.mark_after = caught_up.max(report.mark_after);

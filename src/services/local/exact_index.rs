@@ -368,7 +368,15 @@ impl ExactIndex {
     /// Writes one vector whatever its version (loading from the store, benches); the trait's
     /// `upsert` checks versions first.
     pub fn put(&mut self, id: &str, vector: &[f32], meta: VectorMeta, version: i64) -> Result<()> {
-        check_vector(id, vector, self.dim).map_err(Error::Invalid)?;
+        // Only the length here (the hot path of loading from the store); `upsert` checks that
+        // records from outside are finite too.
+        if vector.len() != self.dim {
+            return Err(Error::Invalid(format!(
+                "asset {id}: vector has {} dimensions, the index holds {}",
+                vector.len(),
+                self.dim
+            )));
+        }
         let (o, n) = (self.code(&meta.objective), self.code(&meta.node));
         let row = match self.rows.get(id) {
             Some(&r) => {

@@ -89,6 +89,9 @@ pub fn create_index(p: &MappingParams<'_>) -> Value {
         "mappings": {
             "_meta": meta_json(p.meta),
             "dynamic": "strict",
+            // The vector is indexed, not stored a second time as JSON (searches never return
+            // it, and the library, not the server, is where a vector is read back from).
+            "_source": { "excludes": [FIELD] },
             "properties": {
                 FIELD: {
                     "type": "knn_vector",
