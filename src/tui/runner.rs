@@ -384,18 +384,6 @@ fn shellexpand_home(p: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_and_home() {
-        assert_eq!(slug("Summer Sale: 2026!"), "summer-sale--2026");
-        assert_eq!(slug("¡!"), "campaign");
-        assert!(!shellexpand_home("~/x").starts_with('~') || std::env::var("HOME").is_err());
-    }
-}
-
 /// "index: embedded", or "index: opensearch · 3 unsynced" (counted from the library's own
 /// marks: no network call).
 pub fn index_status(lib: &Library) -> String {
@@ -416,5 +404,17 @@ pub fn index_status(lib: &Library) -> String {
             }
         }
         Err(_) => "index: not reachable".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_home() {
+        assert_eq!(slug("Summer Sale: 2026!"), "summer-sale--2026");
+        assert_eq!(slug("¡!"), "campaign");
+        assert!(!shellexpand_home("~/x").starts_with('~') || std::env::var("HOME").is_err());
     }
 }
