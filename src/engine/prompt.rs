@@ -207,22 +207,7 @@ pub fn restore(lib: &Library, campaign: &Campaign) -> Result<PromptVersion> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn input_with(desc: &str) -> PromptInput {
-        PromptInput {
-            brief: "Sell <b>shoes</b>".into(),
-            objective: "clicks".into(),
-            node: "followers".into(),
-            references: vec![ReferenceForPrompt {
-                label: "ref-1".into(),
-                description: desc.into(),
-                elements: vec!["shoe".into()],
-                ..Default::default()
-            }],
-            max_chars: 512,
-            ..Default::default()
-        }
-    }
+    use crate::services::templates::tests::input_with;
 
     #[test]
     fn cuts_at_clause_boundaries() {

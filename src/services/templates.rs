@@ -129,11 +129,12 @@ pub fn render(input: &PromptInput) -> RenderedPrompt {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::services::ReferenceForPrompt;
 
-    fn input_with(desc: &str) -> PromptInput {
+    /// A writer's input with one reference described as `desc`.
+    pub(crate) fn input_with(desc: &str) -> PromptInput {
         PromptInput {
             brief: "Sell <b>shoes</b>".into(),
             objective: "clicks".into(),

@@ -107,6 +107,20 @@ fn row_to_asset(r: &rusqlite::Row<'_>) -> rusqlite::Result<Asset> {
     })
 }
 
+/// A vector row (asset id, objective, node, KPI, vector, seq) as a feed record.
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::domain::index::VectorRecord> {
+    Ok(crate::domain::index::VectorRecord {
+        id: r.get(0)?,
+        meta: crate::domain::index::VectorMeta {
+            objective: r.get(1)?,
+            node: r.get(2)?,
+            kpi: r.get(3)?,
+        },
+        vector: blob_to_vector(r.get_ref(4)?.as_blob()?),
+        version: r.get(5)?,
+    })
+}
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
@@ -422,7 +436,7 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<crate::domain::index::Change>> {
-        use crate::domain::index::{Change, Tombstone, VectorMeta, VectorRecord};
+        use crate::domain::index::{Change, Tombstone};
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.id, a.objective, a.node, a.kpi, e.vector, e.seq FROM embeddings e
@@ -431,16 +445,7 @@ impl Store {
         )?;
         let mut out: Vec<Change> = stmt
             .query_map(params![embedder.as_str(), after, limit], |r| {
-                Ok(Change::Upsert(VectorRecord {
-                    id: r.get(0)?,
-                    meta: VectorMeta {
-                        objective: r.get(1)?,
-                        node: r.get(2)?,
-                        kpi: r.get(3)?,
-                    },
-                    vector: blob_to_vector(r.get_ref(4)?.as_blob()?),
-                    version: r.get(5)?,
-                }))
+                Ok(Change::Upsert(row_to_record(r)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut stmt = self.conn.prepare_cached(
@@ -476,25 +481,13 @@ impl Store {
         embedder: &EmbedderId,
         asset: &str,
     ) -> Result<Option<crate::domain::index::VectorRecord>> {
-        use crate::domain::index::{VectorMeta, VectorRecord};
         Ok(self
             .conn
             .query_row(
                 "SELECT a.id, a.objective, a.node, a.kpi, e.vector, e.seq FROM embeddings e
                  JOIN assets a ON a.id = e.asset_id WHERE e.embedder = ?1 AND e.asset_id = ?2",
                 params![embedder.as_str(), asset],
-                |r| {
-                    Ok(VectorRecord {
-                        id: r.get(0)?,
-                        meta: VectorMeta {
-                            objective: r.get(1)?,
-                            node: r.get(2)?,
-                            kpi: r.get(3)?,
-                        },
-                        vector: blob_to_vector(r.get_ref(4)?.as_blob()?),
-                        version: r.get(5)?,
-                    })
-                },
+                row_to_record,
             )
             .optional()?)
     }
