@@ -29,8 +29,13 @@ use campaign_studio::services::{
 trait Harness {
     /// A new index for `spec` (created on a server).
     fn open(&self, spec: &IndexSpec) -> Box<dyn VectorIndex>;
-    /// A server reached by a fresh client; None for in-memory indexes.
+    /// The server, through the client the test opened indexes with; None for in-memory
+    /// indexes.
     fn backend(&self) -> Option<Arc<dyn VectorBackend>> {
+        None
+    }
+    /// The same server through a new client (another process, later).
+    fn fresh_client(&self) -> Option<Arc<dyn VectorBackend>> {
         None
     }
     /// Whether searches scan exactly.
@@ -50,6 +55,7 @@ impl Harness for Exact {
 
 struct Server {
     backend: Arc<dyn VectorBackend>,
+    fresh: Box<dyn Fn() -> Arc<dyn VectorBackend>>,
     exact: bool,
     /// Deletes what the test made.
     cleanup: Option<Box<dyn Fn()>>,
@@ -70,14 +76,21 @@ impl Harness for Server {
     fn backend(&self) -> Option<Arc<dyn VectorBackend>> {
         Some(self.backend.clone())
     }
+    fn fresh_client(&self) -> Option<Arc<dyn VectorBackend>> {
+        Some((self.fresh)())
+    }
     fn exact(&self) -> bool {
         self.exact
     }
 }
 
 fn fake_server() -> Option<Box<dyn Harness>> {
+    let server = FakeServer::new("contract");
+    let clients = server.clone();
     Some(Box::new(Server {
-        backend: Arc::new(FakeServer::new("contract")),
+        backend: Arc::new(server),
+        // A clone shares the server's state, as a second client of one server does.
+        fresh: Box::new(move || Arc::new(clients.clone())),
         exact: true,
         cleanup: None,
     }))
@@ -103,8 +116,10 @@ fn opensearch() -> Option<Box<dyn Harness>> {
     cfg.index.batch_size = 200;
     let os = Arc::new(OpenSearch::new(&cfg.index).expect("OpenSearch client"));
     let cleanup_os = os.clone();
+    let index_cfg = cfg.index.clone();
     Some(Box::new(Server {
         backend: os,
+        fresh: Box::new(move || Arc::new(OpenSearch::new(&index_cfg).expect("a second client"))),
         exact: false,
         cleanup: Some(Box::new(move || {
             for i in cleanup_os.indexes().unwrap_or_default() {
@@ -467,6 +482,7 @@ mod cases {
                 objective: r.meta.objective.clone(),
                 node: r.meta.node.clone(),
                 kpi: r.meta.kpi,
+                doc: None,
             })
             .collect();
         assert_eq!(ix.digest().unwrap(), digest_of(&states));
@@ -520,10 +536,12 @@ mod cases {
     // Server backends only.
 
     pub fn reopened_by_a_fresh_client_it_keeps_its_vectors(h: &dyn Harness) {
-        let Some(backend) = h.backend() else { return };
+        let Some(fresh) = h.fresh_client() else {
+            return;
+        };
         let records = library(59);
         drop(loaded(h, "e/persist", &records[..60]));
-        let again = backend.open(&spec("e/persist"), false).unwrap();
+        let again = fresh.open(&spec("e/persist"), false).unwrap();
         assert_eq!(again.count(&SearchFilter::default()).unwrap(), 60);
         assert_eq!(
             again

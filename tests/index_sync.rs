@@ -244,8 +244,8 @@ fn a_search_on_a_lagging_server_index_still_returns_k_known_hits() {
         &mut |_, _| {},
     )
     .unwrap();
-    // Removed from the library, not yet from the server.
-    let ids: Vec<String> = ["a000", "a002", "a004"]
+    // Removed from the library, not yet from the server: enough that one retry is not enough.
+    let ids: Vec<String> = ["a000", "a001", "a002", "a003", "a004"]
         .iter()
         .map(|k| lib.store.resolve(k).unwrap().id)
         .collect();
@@ -259,13 +259,69 @@ fn a_search_on_a_lagging_server_index_still_returns_k_known_hits() {
     let req = SearchRequest {
         query: "a dog on a beach".into(),
         filter: SearchFilter::default(),
-        k: 9,
+        k: 7,
         kpi_weight: 0.25,
-        rerank_pool: 9,
+        rerank_pool: 7,
     };
     let hits = search_vector(&lib.store, ix.as_ref(), &q, &req)
         .unwrap()
         .hits;
-    assert_eq!(hits.len(), 9, "k hits whenever k match in the catalog");
+    assert_eq!(hits.len(), 7, "k hits whenever k match in the catalog");
     assert!(hits.iter().all(|h| !ids.contains(&h.asset_id)));
+}
+
+#[test]
+fn a_rebuild_twice_over_keeps_the_live_index_until_the_new_one_is_made_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, server) = library(dir.path(), 5, "inline");
+    for round in 2..=3 {
+        let r = sync(
+            &lib,
+            server.as_ref(),
+            &embedder(),
+            &SyncOptions {
+                check: false,
+                rebuild: true,
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(r.index.ends_with(&format!("-v{round}")), "{r:?}");
+        assert_eq!(
+            server_index(&lib, &server)
+                .count(&SearchFilter::default())
+                .unwrap(),
+            5
+        );
+    }
+}
+
+#[test]
+fn duplicates_and_foreign_documents_under_their_own_ids_are_repaired() {
+    use campaign_studio::services::{VectorMeta, VectorRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, server) = library(dir.path(), 6, "inline");
+    let mut ix = server_index(&lib, &server);
+    // A document the library never wrote.
+    ix.upsert(&[VectorRecord {
+        id: "ffforeign".into(),
+        vector: vec![0.125; 64],
+        meta: VectorMeta {
+            objective: "likes".into(),
+            node: "followers".into(),
+            kpi: None,
+        },
+        version: 3,
+    }])
+    .unwrap();
+    let fixed = sync(
+        &lib,
+        server.as_ref(),
+        &embedder(),
+        &SyncOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(fixed.drift.extra, vec!["ffforeign".to_string()]);
+    assert!(fixed.drift_after.is_empty(), "{fixed:?}");
 }

@@ -323,16 +323,15 @@ fn opensearch_engine_reindex_reaches_the_server() {
     let other = FakeEmbedder::new(32);
     let r = campaign_studio::engine::reindex::reindex(&l.lib, &other, &mut |_, _| {}).unwrap();
     assert_eq!(r.embedded, 8);
-    let s = sync(
-        &l.lib,
-        l.backend.as_ref(),
-        other.id(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
-    assert_eq!((s.pushed, s.unsynced), (8, 0), "{s:?}");
-    assert!(s.drift_after.is_empty());
+    assert!(r.unsynced.is_none(), "{r:?}");
+    // Inline: the reindex pushed the new embedder's index itself.
+    let spec = campaign_studio::engine::sync::spec(&l.lib, other.id()).unwrap();
+    let ix = l.backend.open(&spec, false).unwrap();
+    assert_eq!(ix.count(&SearchFilter::default()).unwrap(), 8);
+    assert!(
+        drift(&l.lib, ix.as_ref(), other.id()).unwrap().is_empty(),
+        "in step"
+    );
 }
 
 #[test]
@@ -454,12 +453,24 @@ fn opensearch_engine_drift_behind_the_librarys_back_is_found_then_repaired() {
         &format!("/{ix_name}/_doc/{deleted}?refresh=true"),
         None,
     );
+    // A foreign document under its own id, and a second copy of an asset under another id.
     http(
         "PUT",
-        &format!("/{ix_name}/_doc/ffforeign?refresh=true"),
+        &format!("/{ix_name}/_doc/some-other-id?refresh=true"),
         Some(
             json!({"asset_id": "ffforeign", "objective": "likes", "node": "followers",
             "bucket": "ff", "kpi": 0.1, "version": 3, "vector": vec![0.125f32; 64]}),
+        ),
+    );
+    let copied = l.lib.store.resolve("a005").unwrap().id;
+    let rec = l.lib.store.record(&embedder, &copied).unwrap().unwrap();
+    http(
+        "PUT",
+        &format!("/{ix_name}/_doc/copy-of-a005?refresh=true"),
+        Some(
+            json!({"asset_id": copied, "objective": rec.meta.objective, "node": rec.meta.node,
+            "bucket": campaign_studio::domain::index::bucket_of(&copied), "kpi": rec.meta.kpi,
+            "version": rec.version, "vector": rec.vector}),
         ),
     );
     http(
@@ -481,6 +492,7 @@ fn opensearch_engine_drift_behind_the_librarys_back_is_found_then_repaired() {
     assert_eq!(check.drift.missing, vec![deleted.clone()]);
     assert_eq!(check.drift.extra, vec!["ffforeign".to_string()]);
     assert_eq!(check.drift.version, vec![moved.clone()]);
+    assert_eq!(check.drift.duplicate, vec![copied.clone()]);
     // The same through the command line: exit 1, the assets named.
     let env = common::Env::without_models();
     let out = env

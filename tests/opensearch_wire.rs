@@ -770,3 +770,37 @@ fn opensearch_wire_backend_reports_what_it_is_without_secrets() {
     assert_eq!(info.kind, "opensearch");
     assert!(info.auth.contains("studio") && !format!("{info:?}").contains("s3cret"));
 }
+
+#[test]
+fn opensearch_wire_serverless_flush_waits_only_for_what_the_collection_took() {
+    let fake = Fake::start();
+    let a = alias();
+    fake.on(
+        "GET",
+        &format!("/{a}/_mapping"),
+        ok(meta_answer(&a, EMBEDDER, 4, LIBRARY)),
+    );
+    // Nothing there yet; the index action of the only record is refused.
+    fake.on(
+        "POST",
+        &format!("/{a}/_search"),
+        ok(json!({"hits": {"hits": []}})),
+    );
+    fake.on(
+        "POST",
+        "/_bulk",
+        bulk_answer(vec![json!({"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "bad"}}})]),
+    );
+    let mut cfg = config(&fake);
+    cfg.opensearch.auth = "sigv4".into();
+    cfg.opensearch.service = "aoss".into();
+    cfg.opensearch.engine = "faiss".into();
+    cfg.opensearch.visibility_timeout_secs = 1;
+    let mut ix = OpenSearch::connect(&cfg, None, Some(aws("us-east-1")))
+        .unwrap()
+        .open(&spec(), false)
+        .unwrap();
+    let r = ix.upsert(&[record("a1", 7)]).unwrap();
+    assert_eq!((r.written, r.failed.len()), (0, 1));
+    ix.flush().expect("nothing taken, nothing to wait for");
+}

@@ -46,7 +46,8 @@ pub enum CampaignCmd {
     /// Find references: filtered k-NN with the campaign's objective and node (query = the brief).
     Recommend {
         id: String,
-        #[arg(short, long)]
+        /// How many references, 1..=1000 (default: search.k).
+        #[arg(short, long, value_parser = crate::cli::parse_k)]
         k: Option<usize>,
         /// Search with this text instead of the brief.
         #[arg(long)]

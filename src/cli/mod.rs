@@ -208,8 +208,8 @@ struct SearchArgs {
     objective: Option<String>,
     #[arg(long)]
     node: Option<String>,
-    /// How many results (default: search.k).
-    #[arg(short, long)]
+    /// How many results, 1..=1000 (default: search.k).
+    #[arg(short, long, value_parser = parse_k)]
     k: Option<usize>,
     /// Weight of the KPI percentile in the score, 0..1 (default: search.kpi_weight).
     #[arg(long)]
@@ -1142,6 +1142,18 @@ fn library_sync(
     })
 }
 
+/// `-k`: 1..=MAX_K, the message naming the limit.
+pub(crate) fn parse_k(s: &str) -> std::result::Result<usize, String> {
+    let max = campaign_studio::config::MAX_K;
+    match s.trim().parse::<u64>() {
+        Ok(k) if (1..=max as u64).contains(&k) => Ok(k as usize),
+        Ok(k) => Err(format!(
+            "{k} is outside 1..={max}: a search returns at most {max} references"
+        )),
+        Err(_) => Err(format!("'{s}' is not a whole number (1..={max})")),
+    }
+}
+
 fn or_none(v: &[String]) -> String {
     if v.is_empty() {
         "none".into()
@@ -1187,7 +1199,7 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         filter: filter.clone(),
         k,
         kpi_weight,
-        rerank_pool: ctx.config.search.rerank_factor.max(1) * k,
+        rerank_pool: ctx.config.search.rerank_factor.max(1).saturating_mul(k),
     };
     if let Some(file) = a.queries {
         let text = std::fs::read_to_string(&file)
@@ -1334,7 +1346,7 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
                 filter: SearchFilter { objective, node },
                 k: 5,
                 kpi_weight: ctx.config.search.kpi_weight,
-                rerank_pool: ctx.config.search.rerank_factor.max(1) * 5,
+                rerank_pool: ctx.config.search.rerank_factor.max(1).saturating_mul(5),
             },
         );
         lib.store_model_calls(None, "search")?;

@@ -81,6 +81,12 @@ pub struct OpenSearchConfig {
 
 pub const INDEX_BACKENDS: [&str; 2] = ["embedded", "opensearch"];
 
+/// The most references one search returns (flags, config, the studio): a search of more would
+/// only allocate for results nobody reads, and a huge k must never abort the program.
+pub const MAX_K: usize = 1000;
+/// The re-rank pool is `rerank_factor × k`.
+pub const MAX_RERANK_FACTOR: usize = 20;
+
 /// Amazon Bedrock. Credentials come from the AWS default chain only (never from this file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -422,8 +428,14 @@ impl Config {
         if !(0.0..=1.0).contains(&self.search.kpi_weight) {
             return bad("search.kpi_weight", "must be between 0 and 1");
         }
-        if self.search.k == 0 {
-            return bad("search.k", "must be at least 1");
+        if self.search.k == 0 || self.search.k > MAX_K {
+            return bad("search.k", &format!("must be 1..={MAX_K}"));
+        }
+        if self.search.rerank_factor == 0 || self.search.rerank_factor > MAX_RERANK_FACTOR {
+            return bad(
+                "search.rerank_factor",
+                &format!("must be 1..={MAX_RERANK_FACTOR}"),
+            );
         }
         if self.search.threads == 0 || self.library.ingest_jobs == 0 {
             return bad("search.threads / library.ingest_jobs", "must be at least 1");
@@ -653,6 +665,15 @@ impl Config {
     }
 }
 
+/// Whether a URL host is this machine: "localhost" or a loopback IP address (not a name that
+/// merely starts with "127.").
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// An OpenSearch endpoint: https, or http on loopback only (credentials never cross a network
 /// in clear text); no credentials in the URL.
 pub fn check_opensearch_url(url: &str) -> std::result::Result<(), String> {
@@ -678,7 +699,7 @@ pub fn check_opensearch_url(url: &str) -> std::result::Result<(), String> {
     if host.is_empty() {
         return Err(format!("'{url}' has no host"));
     }
-    let loopback = host == "localhost" || host == "::1" || host.starts_with("127.");
+    let loopback = is_loopback_host(host);
     match scheme {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
@@ -767,6 +788,15 @@ mod tests {
         }
         std::fs::write(&f, "[studio.keys]\n\"global.quit\" = \"ctrl-q\"\n").unwrap();
         assert_eq!(Config::load(&f).unwrap().studio.keys.len(), 1);
+    }
+
+    #[test]
+    fn only_loopback_addresses_count_as_loopback() {
+        assert!(is_loopback_host("127.0.0.1"));
+        assert!(is_loopback_host("localhost"));
+        assert!(is_loopback_host("[::1]"));
+        assert!(!is_loopback_host("127.evil.example.com"));
+        assert!(check_opensearch_url("http://127.evil.example.com:9200").is_err());
     }
 
     #[test]

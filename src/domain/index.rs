@@ -92,6 +92,10 @@ pub struct DocState {
     pub objective: String,
     pub node: String,
     pub kpi: Option<f64>,
+    /// The server's own id of the document when it differs from `id` (a Serverless
+    /// collection's, or a document written behind the library's back); None: `id` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
 }
 
 impl DocState {

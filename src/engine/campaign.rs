@@ -133,7 +133,7 @@ pub fn recommend(
             },
             k: opts.k,
             kpi_weight: opts.kpi_weight,
-            rerank_pool: opts.rerank_factor.max(1) * opts.k,
+            rerank_pool: opts.rerank_factor.max(1).saturating_mul(opts.k),
         },
     );
     // The query's embedding is paid for whether or not the search then succeeds.

@@ -120,6 +120,11 @@ impl Library {
     /// locally and counted as unsynced (`doctor`, the studio's status line): the failure is
     /// logged and returned as a note, never an error of the write that came before.
     pub fn sync_inline(&self) -> Option<String> {
+        self.sync_inline_for(&self.text_embedder_id())
+    }
+
+    /// `sync_inline` for one embedder's index (a reindex pushes the embedder it made).
+    pub fn sync_inline_for(&self, embedder: &EmbedderId) -> Option<String> {
         if self.config.index.sync != "inline" {
             return None;
         }
@@ -128,8 +133,8 @@ impl Library {
             Ok(None) => return None,
             Err(e) => return Some(format!("not synced to the server index: {e}")),
         };
-        let embedder = self.text_embedder_id();
-        // Nothing of the text embedder's in the library yet: nothing to push.
+        let embedder = embedder.clone();
+        // Nothing of this embedder's in the library yet: nothing to push.
         self.store.vector_dim(&embedder).ok().flatten()?;
         match crate::engine::sync::sync(
             self,

@@ -105,8 +105,8 @@ pub fn reindex(
             progress(done, total);
         }
     }
-    if report.embedded > 0 && embedder.id() == &lib.text_embedder_id() {
-        report.unsynced = lib.sync_inline();
+    if report.embedded > 0 {
+        report.unsynced = lib.sync_inline_for(embedder.id());
     }
     Ok(report)
 }

@@ -50,6 +50,14 @@ pub fn search_vector(
     req: &SearchRequest,
 ) -> Result<SearchResult> {
     let mut hits = Vec::new();
+    if req.k > crate::config::MAX_K {
+        return Err(crate::Error::Invalid(format!(
+            "k {} is over {}: a search returns at most {} references",
+            req.k,
+            crate::config::MAX_K,
+            crate::config::MAX_K
+        )));
+    }
     if req.k > 0 {
         let pool = req.rerank_pool.max(req.k);
         let neighbours = known_neighbours(store, index, query, &req.filter, pool)?;
@@ -135,26 +143,38 @@ pub fn known_neighbours(
         }
         Ok((kept, dropped))
     };
-    let asked = index.search(query, filter, k)?;
-    let answered = asked.len();
-    let (mut kept, dropped) = keep(asked)?;
-    if dropped > 0 {
-        tracing::warn!(
-            embedder = %index.embedder(),
-            dropped,
-            "the index returned assets the library no longer has, or under another objective or audience; run `campaign-studio library sync`"
-        );
-        let (again, still) = keep(index.search(query, filter, k.saturating_add(dropped))?)?;
-        if still > 0 {
-            tracing::warn!(embedder = %index.embedder(), dropped = still, "the index is out of date; run `campaign-studio library sync`");
+    // Ask for k, then for k plus however many the last answer held that the catalog rejects,
+    // until k are kept or the index has no more (a few rounds at most).
+    let ask_until_k = |exact: bool| -> Result<Vec<(Neighbour, Asset)>> {
+        let mut ask = k;
+        let mut kept = Vec::new();
+        for _round in 0..4 {
+            let got = if exact {
+                index.search_exact(query, filter, ask)?
+            } else {
+                index.search(query, filter, ask)?
+            };
+            let answered = got.len();
+            let (now, dropped) = keep(got)?;
+            kept = now;
+            if kept.len() >= k || answered < ask || dropped == 0 {
+                break;
+            }
+            tracing::warn!(
+                embedder = %index.embedder(),
+                dropped,
+                "the index returned assets the library no longer has, or under another objective or audience; run `campaign-studio library sync`"
+            );
+            ask = k.saturating_add(dropped).min(crate::config::MAX_K * 4);
         }
-        kept = again;
-    }
-    if kept.len() < k && answered < k {
+        Ok(kept)
+    };
+    let mut kept = ask_until_k(false)?;
+    if kept.len() < k {
         let matches = index.count(filter)?;
         if kept.len() < k.min(matches) {
             tracing::info!(embedder = %index.embedder(), got = kept.len(), matches, "asking the index's exact path");
-            kept = keep(index.search_exact(query, filter, k)?)?.0;
+            kept = ask_until_k(true)?;
         }
     }
     kept.truncate(k);

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::domain::EmbedderId;
-use crate::domain::index::{Change, DocState, Tombstone, VectorRecord, bucket_of, drifted_buckets};
+use crate::domain::index::{Change, DocState, Tombstone, VectorRecord, drifted_buckets};
 use crate::engine::Library;
 use crate::engine::ingest::ItemFailure;
 use crate::services::{IndexSpec, VectorBackend, VectorIndex};
@@ -35,6 +35,9 @@ pub struct Drift {
     pub version: Vec<String>,
     /// On the server more than once.
     pub duplicate: Vec<String>,
+    /// The server's states of the drifted buckets (what the repair works from).
+    #[serde(skip)]
+    pub server: Vec<DocState>,
 }
 
 impl Drift {
@@ -87,18 +90,50 @@ fn mark_key(backend: &dyn VectorBackend) -> String {
     format!("{} {}", i.kind, i.endpoint)
 }
 
+/// How a push treats tombstones and its progress.
+struct PushPlan<'a> {
+    /// A fresh index (a rebuild) holds nothing to remove.
+    skip_tombstones: bool,
+    /// Called with the new mark after every batch, so a push cut off midway keeps what it did.
+    save: &'a mut dyn FnMut(i64) -> Result<()>,
+}
+
+fn note_failures(
+    report: &mut SyncReport,
+    failed: Vec<crate::domain::index::WriteFailure>,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for f in failed {
+        ids.push(f.id.clone());
+        if !report.failed.iter().any(|g| g.item == f.id) {
+            report.failed.push(ItemFailure {
+                item: f.id,
+                reason: f.reason,
+            });
+        }
+    }
+    ids
+}
+
 /// Pushes the feed after `mark` into `index`. Returns the new mark: the last version pushed,
-/// or just before the first item the server refused.
+/// or just before the first item the server refused (never past it).
 fn push(
     lib: &Library,
     index: &mut dyn VectorIndex,
     embedder: &EmbedderId,
     mark: i64,
     report: &mut SyncReport,
+    plan: &mut PushPlan<'_>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<i64> {
     let total = lib.store.changes_after(embedder, mark)?;
-    let batch = lib.config.index.batch_size.max(1);
+    // One page holds a bulk request for each request allowed in flight.
+    let batch = lib
+        .config
+        .index
+        .batch_size
+        .max(1)
+        .saturating_mul(lib.config.index.opensearch.max_concurrency.max(1));
     let mut after = mark;
     let mut good_until = mark;
     let mut blocked = false;
@@ -113,31 +148,18 @@ fn push(
         for c in &changes {
             match c {
                 Change::Upsert(r) => records.push(r.clone()),
-                Change::Remove(t) => tombstones.push(t.clone()),
+                Change::Remove(t) if !plan.skip_tombstones => tombstones.push(t.clone()),
+                Change::Remove(_) => {}
             }
         }
-        let mut failed_ids: Vec<String> = Vec::new();
         let w = index.upsert(&records)?;
         report.pushed += w.written;
         report.stale += w.stale.len();
-        for f in w.failed {
-            failed_ids.push(f.id.clone());
-            report.failed.push(ItemFailure {
-                item: f.id,
-                reason: f.reason,
-            });
-        }
+        let mut failed_ids = note_failures(report, w.failed);
         let r = index.remove(&tombstones)?;
         report.removed += r.written;
         report.stale += r.stale.len();
-        for f in r.failed {
-            failed_ids.push(f.id.clone());
-            report.failed.push(ItemFailure {
-                item: f.id,
-                reason: f.reason,
-            });
-        }
-        // The mark moves up to the first refused item of the feed, never past it.
+        failed_ids.extend(note_failures(report, r.failed));
         if !blocked {
             match changes
                 .iter()
@@ -149,6 +171,7 @@ fn push(
                 }
                 None => good_until = last,
             }
+            (plan.save)(good_until)?;
         }
         done += changes.len() as u64;
         progress(done, total);
@@ -157,7 +180,8 @@ fn push(
     Ok(good_until)
 }
 
-/// Compares digests and lists the differences bucket by bucket.
+/// Compares digests and lists the differences bucket by bucket (with the server's states of
+/// the drifted buckets, for the repair).
 pub fn drift(lib: &Library, index: &dyn VectorIndex, embedder: &EmbedderId) -> Result<Drift> {
     let local = lib.store.digest(embedder)?;
     let remote = index.digest()?;
@@ -173,7 +197,7 @@ pub fn drift(lib: &Library, index: &dyn VectorIndex, embedder: &EmbedderId) -> R
             let on_server: Vec<&DocState> = theirs.iter().filter(|t| t.id == m.id).collect();
             match on_server.as_slice() {
                 [] => d.missing.push(m.id.clone()),
-                [one] if one.same_as(m) => {}
+                [one] if one.same_as(m) && one.doc.is_none() => {}
                 [_] => d.version.push(m.id.clone()),
                 _ => d.duplicate.push(m.id.clone()),
             }
@@ -185,19 +209,9 @@ pub fn drift(lib: &Library, index: &dyn VectorIndex, embedder: &EmbedderId) -> R
                 seen.push(&t.id);
             }
         }
+        d.server.extend(theirs);
     }
     Ok(d)
-}
-
-/// The newest version the server holds for `id` (0 when none).
-fn server_version(index: &dyn VectorIndex, id: &str) -> Result<i64> {
-    Ok(index
-        .states_in(&bucket_of(id))?
-        .iter()
-        .filter(|t| t.id == id)
-        .map(|t| t.version)
-        .max()
-        .unwrap_or(0))
 }
 
 /// Makes the server agree with the library on what `drift` found.
@@ -206,15 +220,35 @@ fn repair(
     index: &mut dyn VectorIndex,
     embedder: &EmbedderId,
     d: &Drift,
+    report: &mut SyncReport,
 ) -> Result<usize> {
     let mut fixed = 0;
-    // Held with other contents or more than once: the library's vector gets a version above
-    // the server's (the server's may be newer: a change behind the library's back), then is
-    // pushed over it; a Serverless index drops the older copies as it writes.
+    let on_server =
+        |id: &str| -> Vec<&DocState> { d.server.iter().filter(|t| t.id == id).collect() };
+    // Documents the library does not know, and every copy of a duplicated or changed asset
+    // kept under another document id than its own: removed by their server ids.
+    let mut docs: Vec<String> = Vec::new();
+    for id in &d.extra {
+        docs.extend(
+            on_server(id)
+                .iter()
+                .map(|t| t.doc.clone().unwrap_or_else(|| t.id.clone())),
+        );
+    }
+    for id in d.version.iter().chain(&d.duplicate) {
+        docs.extend(on_server(id).iter().filter_map(|t| t.doc.clone()));
+    }
+    if !docs.is_empty() {
+        let w = index.remove_documents(&docs)?;
+        fixed += w.written;
+        note_failures(report, w.failed);
+    }
+    // Changed, duplicated and missing vectors: the library's copy gets a version above the
+    // server's (the server's may be newer: a change behind the library's back), then is pushed.
     let mut push_ids: Vec<String> = d.missing.clone();
     for id in d.version.iter().chain(&d.duplicate) {
-        lib.store
-            .bump_vector(embedder, id, server_version(index, id)?)?;
+        let newest = on_server(id).iter().map(|t| t.version).max().unwrap_or(0);
+        lib.store.bump_vector(embedder, id, newest)?;
         push_ids.push(id.clone());
     }
     let records: Vec<VectorRecord> = push_ids
@@ -223,29 +257,24 @@ fn repair(
         .collect::<Result<_>>()?;
     let w = index.upsert(&records)?;
     fixed += w.written;
-    // A missing vector refused as stale: the server still remembers a newer delete. Bump and
-    // push again.
+    note_failures(report, w.failed);
+    // Refused as stale: the server remembers a newer version or delete than the feed knows
+    // (a version edited by hand, a recent delete). Its document goes, then the vector again.
     if !w.stale.is_empty() {
-        let remembered = lib.store.feed_head()?;
+        let head = lib.store.feed_head()?;
+        index.remove_documents(&w.stale)?;
         for id in &w.stale {
-            lib.store.bump_vector(embedder, id, remembered)?;
+            lib.store.bump_vector(embedder, id, head)?;
         }
         let again: Vec<VectorRecord> = w
             .stale
             .iter()
             .filter_map(|id| lib.store.record(embedder, id).transpose())
             .collect::<Result<_>>()?;
-        fixed += index.upsert(&again)?.written;
+        let w2 = index.upsert(&again)?;
+        fixed += w2.written;
+        note_failures(report, w2.failed);
     }
-    // Documents the library does not know: removed with a version above theirs.
-    let mut tombstones = Vec::new();
-    for id in &d.extra {
-        tombstones.push(Tombstone {
-            id: id.clone(),
-            version: server_version(index, id)?.saturating_add(1),
-        });
-    }
-    fixed += index.remove(&tombstones)?.written;
     index.flush()?;
     Ok(fixed)
 }
@@ -260,6 +289,7 @@ pub fn sync(
 ) -> Result<SyncReport> {
     let spec = spec(lib, embedder)?;
     let key = mark_key(backend);
+    let alias = backend.index_name(embedder);
     let mut report = SyncReport {
         embedder: embedder.to_string(),
         ..Default::default()
@@ -267,23 +297,32 @@ pub fn sync(
     if opts.rebuild {
         let (name, mut fresh) = backend.open_fresh(&spec)?;
         report.index = name.clone();
-        let mark = push(lib, fresh.as_mut(), embedder, 0, &mut report, progress)?;
+        let mark = push(
+            lib,
+            fresh.as_mut(),
+            embedder,
+            0,
+            &mut report,
+            &mut PushPlan {
+                skip_tombstones: true,
+                save: &mut |_| Ok(()),
+            },
+            progress,
+        )?;
         fresh.flush()?;
         if !report.failed.is_empty() {
             return Err(Error::Cloud(format!(
-                "rebuild of {name}: {} vector(s) refused ({}); the current index stays in use",
+                "rebuild of {name}: {} vector(s) refused ({}); not made current",
                 report.failed.len(),
                 report.failed[0].reason
             )));
         }
         backend.promote(&spec, &name)?;
-        let alias = backend.index_name(embedder);
         lib.store.set_mark(&key, &alias, embedder, mark, true)?;
         report.mark_after = mark;
         report.unsynced = lib.store.changes_after(embedder, mark)?;
         return Ok(report);
     }
-    let alias = backend.index_name(embedder);
     report.index = alias.clone();
     let mut index = backend.open(&spec, !opts.check)?;
     let mark = lib.store.mark(&key, &alias)?;
@@ -295,14 +334,25 @@ pub fn sync(
         report.drift_after = report.drift.clone();
         return Ok(report);
     }
-    let new_mark = push(lib, index.as_mut(), embedder, mark, &mut report, progress)?;
+    let mut save = |m: i64| lib.store.set_mark(&key, &alias, embedder, m, false);
+    let new_mark = push(
+        lib,
+        index.as_mut(),
+        embedder,
+        mark,
+        &mut report,
+        &mut PushPlan {
+            skip_tombstones: false,
+            save: &mut save,
+        },
+        progress,
+    )?;
     index.flush()?;
-    lib.store
-        .set_mark(&key, &alias, embedder, new_mark, false)?;
     report.mark_after = new_mark.max(mark);
     report.drift = drift(lib, index.as_ref(), embedder)?;
     if !report.drift.is_empty() {
-        report.repaired = repair(lib, index.as_mut(), embedder, &report.drift)?;
+        let d = report.drift.clone();
+        report.repaired = repair(lib, index.as_mut(), embedder, &d, &mut report)?;
         // The repair gave some vectors new versions in the feed and pushed them: the mark
         // catches up (they come back as already there).
         let mut again = SyncReport::default();
@@ -310,17 +360,25 @@ pub fn sync(
             lib,
             index.as_mut(),
             embedder,
-            new_mark,
+            report.mark_after,
             &mut again,
+            &mut PushPlan {
+                skip_tombstones: false,
+                save: &mut save,
+            },
             &mut |_, _| {},
         )?;
-        for f in again.failed {
-            if !report.failed.iter().any(|g| g.item == f.item) {
-                report.failed.push(f);
-            }
-        }
-        lib.store
-            .set_mark(&key, &alias, embedder, caught_up, false)?;
+        note_failures(
+            &mut report,
+            again
+                .failed
+                .into_iter()
+                .map(|f| crate::domain::index::WriteFailure {
+                    id: f.item,
+                    reason: f.reason,
+                })
+                .collect(),
+        );
         report.mark_after = caught_up.max(report.mark_after);
         report.drift_after = drift(lib, index.as_ref(), embedder)?;
     }

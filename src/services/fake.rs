@@ -357,14 +357,15 @@ impl crate::services::VectorBackend for FakeServer {
         spec: &crate::services::IndexSpec,
     ) -> crate::Result<(String, Box<dyn crate::services::VectorIndex>)> {
         let alias = self.index_name(&spec.embedder);
-        let n = self
+        let last = self
             .indexes
             .lock()
             .map_err(|_| crate::Error::Invalid("fake server poisoned".into()))?
             .keys()
-            .filter(|k| k.starts_with(&format!("{alias}-v")))
-            .count();
-        let name = format!("{alias}-v{}", n + 1);
+            .filter_map(|k| k.strip_prefix(&format!("{alias}-v"))?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let name = format!("{alias}-v{}", last + 1);
         let ix = self.make(&name, spec)?;
         Ok((name, Box::new(ix)))
     }

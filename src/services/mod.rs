@@ -112,6 +112,18 @@ pub trait VectorIndex: Send + Sync {
     fn upsert(&mut self, records: &[VectorRecord]) -> Result<WriteReport>;
     /// Removes ids whose stored version is older than the tombstone's.
     fn remove(&mut self, tombstones: &[Tombstone]) -> Result<WriteReport>;
+    /// Removes documents by the index's own ids (`DocState::doc`, else the asset id), whatever
+    /// their version: the repair of documents the library does not know, or of duplicates.
+    fn remove_documents(&mut self, docs: &[String]) -> Result<WriteReport> {
+        let tombstones: Vec<Tombstone> = docs
+            .iter()
+            .map(|d| Tombstone {
+                id: d.clone(),
+                version: i64::MAX,
+            })
+            .collect();
+        self.remove(&tombstones)
+    }
     /// Makes every write so far visible to searches.
     fn flush(&mut self) -> Result<()>;
     /// How many vectors match `filter`.

@@ -107,6 +107,14 @@ fn row_to_asset(r: &rusqlite::Row<'_>) -> rusqlite::Result<Asset> {
     })
 }
 
+/// The error for a file SQLite cannot read as a database.
+fn not_a_library(path: &Path, why: &str) -> Error {
+    Error::Invalid(format!(
+        "{}: cannot be read as a campaign-studio library ({why}); it was left untouched. Point CAMPAIGN_STUDIO_DATA_DIR (or --data-dir) at another folder, or move the file away",
+        path.display()
+    ))
+}
+
 /// A vector row (asset id, objective, node, KPI, vector, seq) as a feed record.
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::domain::index::VectorRecord> {
     Ok(crate::domain::index::VectorRecord {
@@ -126,8 +134,51 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let conn = Connection::open(path)?;
+        let conn = Connection::open(path).map_err(|e| not_a_library(path, &e.to_string()))?;
+        Self::check_ours(&conn, path)?;
         Self::init(conn)
+    }
+
+    /// Refuses, before anything is written, a database this program did not make (another
+    /// program's tables, or not a database at all) and one written by a newer version of it:
+    /// the file is left byte for byte as it was.
+    fn check_ours(conn: &Connection, path: &Path) -> Result<()> {
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| not_a_library(path, &e.to_string()))?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(Error::Invalid(format!(
+                "{}: this library was written by a newer campaign-studio (schema version {version}; this one knows up to {known}); update campaign-studio, or point CAMPAIGN_STUDIO_DATA_DIR elsewhere",
+                path.display()
+            )));
+        }
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| not_a_library(path, &e.to_string()))?;
+        if version == 0 && !tables.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: this is not a campaign-studio library (it holds another program's tables: {}); it was left untouched. Point CAMPAIGN_STUDIO_DATA_DIR (or --data-dir) at another folder",
+                path.display(),
+                tables
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if version > 0 && !tables.iter().any(|t| t == "assets") {
+            return Err(Error::Invalid(format!(
+                "{}: schema version {version} but no campaign-studio tables: another program's database; it was left untouched. Point CAMPAIGN_STUDIO_DATA_DIR (or --data-dir) at another folder",
+                path.display()
+            )));
+        }
+        Ok(())
     }
 
     pub fn open_in_memory() -> Result<Self> {
@@ -513,6 +564,7 @@ impl Store {
                     objective: r.get(2)?,
                     node: r.get(3)?,
                     kpi: r.get(4)?,
+                    doc: None,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -543,9 +595,11 @@ impl Store {
     /// never wrote; the library's is the truth and must win).
     pub fn bump_vector(&self, embedder: &EmbedderId, asset: &str, above: i64) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
+        // A version far above the feed's (a document edited by hand on the server) is not
+        // followed past 2^52: versions stay exact as JSON numbers and never overflow.
         tx.execute(
             "UPDATE feed SET seq = max(seq, ?1) + 1 WHERE id = 1",
-            params![above],
+            params![above.min(1 << 52)],
         )?;
         tx.execute(
             "UPDATE embeddings SET seq = (SELECT seq FROM feed WHERE id = 1) WHERE embedder = ?1 AND asset_id = ?2",
@@ -882,6 +936,66 @@ mod tests {
         assert_eq!(s.mark("b", "i").unwrap(), 10);
         s.set_mark("b", "i", &e, 4, true).unwrap();
         assert_eq!(s.mark("b", "i").unwrap(), 4);
+    }
+
+    fn file_bytes(p: &Path) -> Vec<u8> {
+        std::fs::read(p).unwrap()
+    }
+
+    #[test]
+    fn another_programs_database_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("library.sqlite3");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('x');")
+                .unwrap();
+        }
+        let before = file_bytes(&p);
+        let e = Store::open(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("not a campaign-studio library") && e.contains("notes"),
+            "{e}"
+        );
+        assert_eq!(file_bytes(&p), before, "byte for byte unchanged");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("library.sqlite3");
+        drop(Store::open(&p).unwrap());
+        {
+            let c = Connection::open(&p).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+            // Back to a plain journal so the file is complete on its own.
+            c.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
+        let before = file_bytes(&p);
+        let e = Store::open(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("version 99") && e.contains(&schema::MIGRATIONS.len().to_string()),
+            "{e}"
+        );
+        assert_eq!(file_bytes(&p), before);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("library.sqlite3");
+        std::fs::write(
+            &p,
+            b"this is a text file, not SQLite, padded to look like a header..",
+        )
+        .unwrap();
+        let before = file_bytes(&p);
+        let e = Store::open(&p).err().unwrap().to_string();
+        assert!(
+            e.contains("cannot be read as a campaign-studio library"),
+            "{e}"
+        );
+        assert_eq!(file_bytes(&p), before);
     }
 
     #[test]

@@ -636,6 +636,7 @@ impl ExactIndex {
             objective: self.codes[self.objective[r] as usize].clone(),
             node: self.codes[self.node[r] as usize].clone(),
             kpi: self.kpi[r],
+            doc: None,
         }
     }
 }

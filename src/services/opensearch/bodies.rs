@@ -133,12 +133,14 @@ pub fn document(r: &VectorRecord) -> Value {
 
 /// The two NDJSON lines that index a record with its feed version as an external version (a
 /// 409 answer then means the server already has it or a newer one).
-pub fn bulk_index(index: &str, r: &VectorRecord) -> String {
-    format!(
-        "{}\n{}\n",
-        json!({"index": {"_index": index, "_id": r.id, "version": r.version, "version_type": "external"}}),
-        document(r)
-    )
+pub fn bulk_index(index: &str, via_alias: bool, r: &VectorRecord) -> String {
+    let mut action =
+        json!({"_index": index, "_id": r.id, "version": r.version, "version_type": "external"});
+    if via_alias {
+        // Fails instead of creating an index of that name if the alias is gone.
+        action["require_alias"] = json!(true);
+    }
+    format!("{}\n{}\n", json!({ "index": action }), document(r))
 }
 
 /// The NDJSON line that deletes an id if its version is older than the tombstone's.

@@ -187,7 +187,7 @@ pub fn describe_error(op: &str, status: u16, body: &Value) -> String {
         .or_else(|| body.get("message").and_then(Value::as_str))
         .or_else(|| body.as_str())
         .unwrap_or("");
-    let reason: String = reason.chars().take(500).collect();
+    let reason: String = redact_token(reason).chars().take(500).collect();
     let advice = match (status, kind) {
         (401, _) => {
             "the server refused the credentials: check index.opensearch.auth and user, and OPENSEARCH_PASSWORD (basic) or the AWS credentials (sigv4)"
@@ -210,6 +210,23 @@ pub fn describe_error(op: &str, status: u16, body: &Value) -> String {
         _ => "see the server's reason",
     };
     format!("opensearch {op}: {status} {kind}: {reason}; {advice}")
+}
+
+/// An AWS signature error may echo the canonical request: its session-token line is blanked.
+fn redact_token(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.to_lowercase()
+                .trim_start()
+                .starts_with("x-amz-security-token")
+            {
+                "x-amz-security-token:** redacted **"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Numbers of a version string ("2.19.1" -> (2, 19)).
@@ -255,9 +272,7 @@ impl OpenSearch {
             .map_err(|e| Error::Cloud(format!("opensearch: cannot start its runtime: {e}")))?;
         let url = Url::parse(&o.url)
             .map_err(|e| Error::Config(format!("key 'index.opensearch.url': '{}': {e}", o.url)))?;
-        let loopback = url
-            .host_str()
-            .is_some_and(|h| h == "localhost" || h == "[::1]" || h.starts_with("127."));
+        let loopback = crate::config::is_loopback_host(url.host_str().unwrap_or(""));
         let mut tb = TransportBuilder::new(SingleNodeConnectionPool::new(url.clone()))
             .timeout(Duration::from_secs(o.timeout_secs));
         if loopback {
@@ -344,9 +359,29 @@ impl OpenSearch {
             return Ok(());
         }
         let root = self.call("version check", Method::Get, "/", Body::None)?;
-        let version = root["version"]["number"].as_str().unwrap_or("");
-        let distribution = root["version"]["distribution"].as_str().unwrap_or("");
-        match major_minor(version) {
+        let mut version = root["version"]["number"].as_str().unwrap_or("").to_string();
+        let mut distribution = root["version"]["distribution"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if distribution != "opensearch" {
+            // A domain in compatibility mode answers "/" as Elasticsearch 7.10.2; the node
+            // info says what it runs.
+            if let Ok(nodes) = self.call(
+                "version check",
+                Method::Get,
+                "/_nodes/_local?filter_path=nodes.*.version,nodes.*.build_type",
+                Body::None,
+            ) && let Some(v) = nodes["nodes"]
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|n| n["version"].as_str())
+            {
+                version = v.to_string();
+                distribution = "opensearch".into();
+            }
+        }
+        match major_minor(&version) {
             Some(v) if v >= MIN_VERSION && distribution == "opensearch" => {}
             _ => {
                 return Err(Error::Cloud(format!(
@@ -380,6 +415,20 @@ impl OpenSearch {
 
     /// The concrete indexes behind an alias (clusters), or the index itself (Serverless).
     fn resolve(&self, alias: &str) -> Result<Vec<String>> {
+        if self.serverless {
+            // No aliases there: the index itself, if it exists.
+            let i = self.send(
+                "index lookup",
+                Method::Get,
+                &format!("/{alias}/_mapping"),
+                Body::None,
+            )?;
+            return Ok(if i.status == 200 {
+                vec![alias.to_string()]
+            } else {
+                Vec::new()
+            });
+        }
         let a = self.send(
             "alias lookup",
             Method::Get,
@@ -454,13 +503,13 @@ impl OpenSearch {
                 "opensearch index {name} has no campaign-studio _meta (another program's index?); choose another index.namespace, or delete that index yourself"
             )));
         };
-        let fix = "choose another index.namespace, or run `campaign-studio library sync --rebuild` to build this library's own";
         if meta.library_id != spec.library_id {
             return Err(Error::Cloud(format!(
-                "opensearch index {name} belongs to another library (library id {}, this one is {}); {fix}",
+                "opensearch index {name} belongs to another library (library id {}, this one is {}); choose another index.namespace for this library (the other library's index is left alone)",
                 meta.library_id, spec.library_id
             )));
         }
+        let fix = "choose another index.namespace, or run `campaign-studio library sync --rebuild` to build this library's own";
         if meta.embedder != spec.embedder.as_str() {
             return Err(Error::Cloud(format!(
                 "opensearch index {name} holds vectors of embedder '{}', not '{}'; {fix}",
@@ -483,6 +532,36 @@ impl OpenSearch {
         Ok(())
     }
 
+    /// The library id an index records, if it can be read.
+    fn library_of(&self, name: &str) -> Option<String> {
+        let a = self
+            .send(
+                "read mapping",
+                Method::Get,
+                &format!("/{name}/_mapping"),
+                Body::None,
+            )
+            .ok()?;
+        if a.status != 200 {
+            return None;
+        }
+        bodies::meta_from_mapping(&a.body).map(|m| m.library_id)
+    }
+
+    /// Refuses to delete an index another library (or program) wrote.
+    fn check_owner(&self, name: &str, spec: &IndexSpec) -> Result<()> {
+        match self.library_of(name) {
+            Some(l) if l == spec.library_id => Ok(()),
+            Some(l) => Err(Error::Cloud(format!(
+                "opensearch index {name} belongs to another library (library id {l}, this one is {}); it is left alone: choose another index.namespace",
+                spec.library_id
+            ))),
+            None => Err(Error::Cloud(format!(
+                "opensearch index {name} was not written by campaign-studio (no readable _meta); it is left alone: choose another index.namespace"
+            ))),
+        }
+    }
+
     fn index(&self, spec: &IndexSpec, alias: String, write: String) -> OpenSearchIndex {
         OpenSearchIndex {
             conn: self.conn.clone(),
@@ -494,6 +573,7 @@ impl OpenSearch {
             batch_size: self.batch_size,
             serverless: self.serverless,
             pending: Mutex::new(Vec::new()),
+            via_alias: false,
         }
     }
 
@@ -607,15 +687,24 @@ impl VectorBackend for OpenSearch {
             }
         };
         self.check_meta(&write, spec)?;
-        Ok(Box::new(self.index(spec, alias, write)))
+        if self.serverless || write == alias {
+            return Ok(Box::new(self.index(spec, alias, write)));
+        }
+        let mut ix = self.index(spec, alias.clone(), alias);
+        ix.via_alias = true;
+        Ok(Box::new(ix))
     }
 
     fn open_fresh(&self, spec: &IndexSpec) -> Result<(String, Box<dyn VectorIndex>)> {
         self.check_server()?;
         let alias = bodies::index_name(&self.namespace, spec.embedder.as_str());
         if self.serverless {
-            // No aliases on Serverless: the index is rebuilt in place.
-            self.delete_index(&alias)?;
+            // No aliases on Serverless: the index is rebuilt in place (searches see it empty
+            // until the rebuild has refilled it). Never another library's.
+            if !self.resolve(&alias)?.is_empty() {
+                self.check_owner(&alias, spec)?;
+                self.delete_index(&alias)?;
+            }
             self.create(&alias, spec, None)?;
             return Ok((
                 alias.clone(),
@@ -641,6 +730,9 @@ impl VectorBackend for OpenSearch {
             .into_iter()
             .filter(|n| n != name && n != &alias)
             .collect();
+        for o in &old {
+            self.check_owner(o, spec)?;
+        }
         let mut actions = vec![json!({"add": {"index": name, "alias": alias}})];
         for o in &old {
             actions.push(json!({"remove": {"index": o, "alias": alias}}));
@@ -749,6 +841,9 @@ pub struct OpenSearchIndex {
     serverless: bool,
     /// Serverless: recent writes `flush` waits to see (id, version; None for a delete).
     pending: Mutex<Vec<(String, Option<i64>)>>,
+    /// Writes go through the alias (`require_alias`), so a generation another sync deleted is
+    /// never silently recreated without its mapping.
+    via_alias: bool,
 }
 
 impl OpenSearchIndex {
@@ -924,6 +1019,7 @@ impl OpenSearchIndex {
             }
         }
         let mut failed: std::collections::BTreeMap<usize, String> = Default::default();
+        let mut written: Vec<usize> = Vec::new();
         for (i, item) in self.bulk("upsert", chunks)? {
             let (action, v) = item
                 .as_object()
@@ -933,6 +1029,7 @@ impl OpenSearchIndex {
             let status = v["status"].as_u64().unwrap_or(0);
             if action == "index" && (200..300).contains(&status) {
                 report.written += 1;
+                written.push(i);
             } else if !((200..300).contains(&status) || action == "delete" && status == 404) {
                 failed.entry(i).or_insert_with(|| item_reason(&v));
             }
@@ -943,8 +1040,13 @@ impl OpenSearchIndex {
                 reason,
             });
         }
+        // Only what the collection took is waited for by `flush`.
         if let Ok(mut p) = self.pending.lock() {
-            p.extend(records.iter().map(|r| (r.id.clone(), Some(r.version))));
+            p.extend(
+                written
+                    .iter()
+                    .map(|&i| (records[i].id.clone(), Some(records[i].version))),
+            );
         }
         Ok(report)
     }
@@ -993,22 +1095,39 @@ impl VectorIndex for OpenSearchIndex {
             report.merge(self.upsert_serverless(&good)?);
             return Ok(report);
         }
-        let lines: Vec<(usize, String)> = good
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i, bodies::bulk_index(&self.write, r)))
-            .collect();
-        let chunks = self.chunks(lines);
-        for (i, item) in self.bulk("upsert", chunks)? {
-            let v = &item["index"];
-            match v["status"].as_u64().unwrap_or(0) {
-                200..=299 => report.written += 1,
-                409 => report.stale.push(good[i].id.clone()),
-                _ => report.failed.push(WriteFailure {
-                    id: good[i].id.clone(),
-                    reason: item_reason(v),
-                }),
+        // Items the cluster answered 429 are sent again, with backoff, up to max_attempts.
+        let mut todo: Vec<usize> = (0..good.len()).collect();
+        for attempt in 0..self.conn.cfg.max_attempts.max(1) {
+            if attempt > 0 {
+                std::thread::sleep(backoff(self.conn.cfg.initial_backoff_ms, attempt));
             }
+            let lines: Vec<(usize, String)> = todo
+                .iter()
+                .map(|&i| (i, bodies::bulk_index(&self.write, self.via_alias, good[i])))
+                .collect();
+            let mut again = Vec::new();
+            for (i, item) in self.bulk("upsert", self.chunks(lines))? {
+                let v = &item["index"];
+                match v["status"].as_u64().unwrap_or(0) {
+                    200..=299 => report.written += 1,
+                    409 => report.stale.push(good[i].id.clone()),
+                    429 => again.push(i),
+                    _ => report.failed.push(WriteFailure {
+                        id: good[i].id.clone(),
+                        reason: item_reason(v),
+                    }),
+                }
+            }
+            todo = again;
+            if todo.is_empty() {
+                break;
+            }
+        }
+        for i in todo {
+            report.failed.push(WriteFailure {
+                id: good[i].id.clone(),
+                reason: "429: the cluster kept rejecting it (busy); run `campaign-studio library sync` again".into(),
+            });
         }
         Ok(report)
     }
@@ -1032,10 +1151,14 @@ impl VectorIndex for OpenSearchIndex {
                     lines.push((i, bodies::bulk_delete_doc(&self.write, doc)));
                 }
             }
+            let mut gone: Vec<usize> = Vec::new();
             for (i, item) in self.bulk("remove", self.chunks(lines))? {
                 let v = &item["delete"];
                 match v["status"].as_u64().unwrap_or(0) {
-                    200..=299 | 404 => report.written += 1,
+                    200..=299 | 404 => {
+                        report.written += 1;
+                        gone.push(i);
+                    }
                     _ => report.failed.push(WriteFailure {
                         id: tombstones[i].id.clone(),
                         reason: item_reason(v),
@@ -1043,7 +1166,9 @@ impl VectorIndex for OpenSearchIndex {
                 }
             }
             if let Ok(mut p) = self.pending.lock() {
-                p.extend(tombstones.iter().map(|t| (t.id.clone(), None)));
+                gone.sort_unstable();
+                gone.dedup();
+                p.extend(gone.iter().map(|&i| (tombstones[i].id.clone(), None)));
             }
             return Ok(report);
         }
@@ -1062,6 +1187,27 @@ impl VectorIndex for OpenSearchIndex {
                 409 => report.stale.push(tombstones[i].id.clone()),
                 _ => report.failed.push(WriteFailure {
                     id: tombstones[i].id.clone(),
+                    reason: item_reason(v),
+                }),
+            }
+        }
+        Ok(report)
+    }
+
+    fn remove_documents(&mut self, docs: &[String]) -> Result<WriteReport> {
+        let mut report = WriteReport::default();
+        let lines: Vec<(usize, String)> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i, bodies::bulk_delete_doc(&self.write, d)))
+            .collect();
+        for (i, item) in self.bulk("remove documents", self.chunks(lines))? {
+            let v = &item["delete"];
+            match v["status"].as_u64().unwrap_or(0) {
+                200..=299 => report.written += 1,
+                404 => {}
+                _ => report.failed.push(WriteFailure {
+                    id: docs[i].clone(),
                     reason: item_reason(v),
                 }),
             }
@@ -1229,6 +1375,7 @@ impl VectorIndex for OpenSearchIndex {
                 let src = &h["_source"];
                 if let Some(id) = src["asset_id"].as_str() {
                     out.push(DocState {
+                        doc: h["_id"].as_str().filter(|d| *d != id).map(str::to_string),
                         id: id.to_string(),
                         version: src["version"].as_i64().unwrap_or(0),
                         objective: src["objective"].as_str().unwrap_or("").to_string(),
