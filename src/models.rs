@@ -78,6 +78,32 @@ pub const E5_SMALL: ModelSpec = ModelSpec {
 
 pub const ALL: [ModelSpec; 5] = [MINILM, EFFICIENTNET, IMAGENET_NAMES, SMOLLM2, E5_SMALL];
 
+/// What the text embedder an id names is, in words (help, `doctor`): said once here, so the
+/// help never names a model the defaults no longer use.
+pub fn embedder_title(id: &str) -> String {
+    match id {
+        crate::services::local::e5::EMBEDDER_ID => {
+            "multilingual-e5-small (offline, 4-bit, ~100 languages)".into()
+        }
+        crate::services::local::minilm::EMBEDDER_ID => {
+            "all-MiniLM-L6-v2 (offline, English only)".into()
+        }
+        other => match other.strip_prefix("bedrock/") {
+            Some(model) => format!("{model} on Amazon Bedrock"),
+            None => other.to_string(),
+        },
+    }
+}
+
+/// The offline models the default config runs on, for `--help`.
+pub fn offline_summary(config: &crate::config::Config) -> String {
+    format!(
+        "{} text embeddings, EfficientNet-Lite0 image labels, SmolLM2-135M as the offline \
+         prompt writer",
+        embedder_title(&config.models.text_embedder)
+    )
+}
+
 const INSTALLED_FILE: &str = "installed.json";
 
 /// What `models fetch` recorded about one model.

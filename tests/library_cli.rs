@@ -2,6 +2,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Stdio;
 
 use common::{Env, demo_library, manifest_len};
@@ -142,31 +143,28 @@ fn ingest_demo_library_then_rerun_changes_nothing_and_search_filters_while_searc
     }));
 }
 
+/// Three photos of the bundled demo subset (demo/, always in the repository, so this checks
+/// something on every clone): a bear, bananas and green apples, each an ImageNet class.
 #[test]
 fn efficientnet_labels_real_photos_sensibly() {
     let env = Env::new();
-    let lib = demo_library();
-    // Three well-known sample photos, when this library has them.
-    let want = [
-        ("skimage-coffee", ["espresso", "cup", "coffee"]),
-        ("skimage-chelsea", ["cat", "tabby", "mau"]),
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    let want: [(&str, &[&str]); 3] = [
+        ("coco-000000000285", &["bear"]),
+        ("coco-000000006012", &["banana"]),
+        ("coco-000000002149", &["granny smith", "apple"]),
     ];
     let manifest = std::fs::read_to_string(lib.join("manifest.jsonl")).unwrap();
-    let mini = env.dir.path().join("mini.jsonl");
     let rows: Vec<&str> = manifest
         .lines()
         .filter(|l| want.iter().any(|(id, _)| l.contains(&format!("\"{id}\""))))
         .collect();
-    if rows.is_empty() {
-        return; // the bundled subset has neither
-    }
+    assert_eq!(rows.len(), want.len(), "demo/manifest.jsonl lost a fixture");
+    let mini = env.dir.path().join("mini.jsonl");
     std::fs::write(&mini, rows.join("\n")).unwrap();
     let r = env.ingest(&lib, &mini);
-    assert_eq!(r["ingested"].as_u64(), Some(rows.len() as u64));
+    assert_eq!(r["ingested"].as_u64(), Some(want.len() as u64));
     for (id, words) in want {
-        if !rows.iter().any(|l| l.contains(&format!("\"{id}\""))) {
-            continue;
-        }
         let a = env.json(&["library", "show", id, "--json"]);
         let top = a["model_labels"][0]["name"]
             .as_str()
@@ -176,7 +174,7 @@ fn efficientnet_labels_real_photos_sensibly() {
             words.iter().any(|w| top.contains(w)),
             "{id}: top label {top}"
         );
-        assert!(a["model_labels"][0]["prob"].as_f64().unwrap() > 0.3);
+        assert!(a["model_labels"][0]["prob"].as_f64().unwrap() > 0.3, "{id}");
         let sum: f64 = a["description"]["palette"]
             .as_array()
             .unwrap()
@@ -418,4 +416,20 @@ fn doctor_reports_paths_terminal_and_protocol_and_show_image_prints() {
     let out = env.run(&["campaign", "show-image", "nothing-like-this"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing-like-this"));
+}
+
+/// The help names the text embedder the default config really uses (it once said MiniLM after
+/// the default had become multilingual-e5-small).
+#[test]
+fn help_names_the_default_text_embedder() {
+    let env = Env::new();
+    let out = env.cmd().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let default = campaign_studio::config::Config::defaults()
+        .models
+        .text_embedder;
+    let title = campaign_studio::models::embedder_title(&default);
+    assert!(help.contains(&title), "{title} missing from:\n{help}");
+    assert!(!help.contains("MiniLM"), "{help}");
 }

