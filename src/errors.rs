@@ -37,6 +37,16 @@ pub enum Error {
     )]
     EmbedderMismatch { wanted: String, have: String },
 
+    #[error(
+        "the library's vectors from embedder '{embedder}' cover {have} of its {total} assets (a reindex or an ingest stopped half-way), so a search would silently miss {missing}; run `campaign-studio library reindex --embedder {embedder}` to finish it, or pass --allow-partial-index (search.allow_partial_index = true) to search the {have} anyway",
+        missing = total.saturating_sub(*have)
+    )]
+    IndexIncomplete {
+        embedder: String,
+        have: u64,
+        total: u64,
+    },
+
     #[error("not found: {0}")]
     NotFound(String),
 

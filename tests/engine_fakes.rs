@@ -255,3 +255,71 @@ fn large_indexes_switch_to_sketches_and_keep_the_filter_contract() {
         res.hits[0]
     );
 }
+
+/// The library of `library()` ingested, then the vectors of 10 of its 36 assets removed, as a
+/// reindex stopped after 26 leaves them.
+fn half_indexed(dir: &std::path::Path) -> Library {
+    let (mut lib, opts) = library(dir);
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let db = rusqlite::Connection::open(lib.paths.database()).unwrap();
+    let removed = db
+        .execute(
+            "DELETE FROM embeddings WHERE embedder = ?1 AND asset_id IN \
+             (SELECT asset_id FROM embeddings WHERE embedder = ?1 ORDER BY asset_id LIMIT 10)",
+            [FakeEmbedder::new(64).id.as_str()],
+        )
+        .unwrap();
+    assert_eq!(removed, 10);
+    lib
+}
+
+#[test]
+fn search_refuses_an_index_that_covers_part_of_the_library_naming_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = half_indexed(dir.path());
+    let id = FakeEmbedder::new(64).id;
+    let err = match lib.search_index(&id) {
+        Ok(_) => panic!("a partial index was searched silently"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cover 26 of its 36 assets"), "{err}");
+    assert!(
+        err.contains(&format!("library reindex --embedder {id}")),
+        "{err}"
+    );
+    assert!(err.contains("--allow-partial-index"), "{err}");
+}
+
+#[test]
+fn search_of_a_partial_index_runs_when_allowed_and_reports_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lib = half_indexed(dir.path());
+    lib.config.search.allow_partial_index = true;
+    let embedder = FakeEmbedder::new(64);
+    let index = lib.search_index(&embedder.id).unwrap();
+    let hits = search(
+        &lib.store,
+        index.as_ref(),
+        &embedder,
+        &req("dog", None, None, 50, 0.0),
+    )
+    .unwrap();
+    assert_eq!(hits.hits.len(), 26);
+    let gap = lib
+        .index_coverage(&embedder.id)
+        .unwrap()
+        .map(|e| e.to_string());
+    assert!(gap.is_some_and(|g| g.contains("26 of its 36")));
+}
+
+#[test]
+fn a_fully_indexed_library_reports_no_coverage_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    assert!(
+        lib.index_coverage(&FakeEmbedder::new(64).id)
+            .unwrap()
+            .is_none()
+    );
+}

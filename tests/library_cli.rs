@@ -433,3 +433,52 @@ fn help_names_the_default_text_embedder() {
     assert!(help.contains(&title), "{title} missing from:\n{help}");
     assert!(!help.contains("MiniLM"), "{help}");
 }
+
+/// The demo fixtures ingested, then the text embedder's vectors of two of them removed, as a
+/// `library reindex` stopped before its end leaves them.
+fn half_reindexed_env() -> Env {
+    let env = Env::new();
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    let r = env.ingest(&lib, &lib.join("manifest.jsonl"));
+    assert!(r["ingested"].as_u64().unwrap() > 2);
+    let db = rusqlite::Connection::open(env.data().join("library.sqlite3")).unwrap();
+    let removed = db
+        .execute(
+            "DELETE FROM embeddings WHERE rowid IN (SELECT rowid FROM embeddings \
+             WHERE embedder LIKE 'local/multilingual-e5%' ORDER BY asset_id LIMIT 2)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(removed, 2);
+    env
+}
+
+#[test]
+fn search_on_a_half_reindexed_library_fails_naming_library_reindex() {
+    let env = half_reindexed_env();
+    let out = env.run(&["search", "a bear in the woods"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("library reindex --embedder"), "{stderr}");
+    assert!(!stderr.contains("panicked at"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn search_with_allow_partial_index_warns_and_answers() {
+    let env = half_reindexed_env();
+    let out = env.run(&[
+        "search",
+        "a bear in the woods",
+        "--allow-partial-index",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("library reindex"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!v["hits"].as_array().unwrap().is_empty());
+}

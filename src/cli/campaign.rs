@@ -54,6 +54,10 @@ pub enum CampaignCmd {
         query: Option<String>,
         #[arg(long)]
         kpi_weight: Option<f32>,
+        /// Search even when the text embedder's vectors cover only some of the library's
+        /// assets (a reindex stopped half-way). Warns on stderr.
+        #[arg(long)]
+        allow_partial_index: bool,
         #[arg(long)]
         json: bool,
     },
@@ -379,8 +383,10 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             k,
             query,
             kpi_weight,
+            allow_partial_index,
             json,
         } => {
+            lib.config.search.allow_partial_index |= allow_partial_index;
             let c = lib.store.resolve_campaign(&id)?;
             let kpi_weight = kpi_weight.unwrap_or(ctx.config.search.kpi_weight);
             if !(0.0..=1.0).contains(&kpi_weight) {
@@ -388,6 +394,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             }
             let embedder = lib.text_embedder()?;
             let index = lib.search_index(embedder.id())?;
+            crate::cli::warn_partial_index(lib, embedder.id())?;
             let run = campaign::recommend(
                 lib,
                 &c,

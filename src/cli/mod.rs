@@ -56,6 +56,18 @@ Start with `campaign-studio demo`, or `models fetch` then `library ingest DIR --
     )
 }
 
+/// A loud warning on stderr when a search was allowed on an index that covers only some of
+/// the library (`--allow-partial-index`).
+pub(crate) fn warn_partial_index(
+    lib: &Library,
+    embedder: &campaign_studio::domain::EmbedderId,
+) -> Result<()> {
+    if let Some(partial) = lib.index_coverage(embedder)? {
+        eprintln!("WARNING: {partial}");
+    }
+    Ok(())
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Set up everything for a first look: fetch the models, ingest the demo library, then open
@@ -222,6 +234,10 @@ struct SearchArgs {
     /// Weight of the KPI percentile in the score, 0..1 (default: search.kpi_weight).
     #[arg(long)]
     kpi_weight: Option<f32>,
+    /// Search even when the text embedder's vectors cover only some of the library's assets
+    /// (a reindex stopped half-way); the missing ones cannot be found. Warns on stderr.
+    #[arg(long)]
+    allow_partial_index: bool,
     #[arg(long)]
     json: bool,
 }
@@ -1191,7 +1207,9 @@ fn filter_from(
 }
 
 fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
-    let lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
+    let mut config = ctx.config.clone();
+    config.search.allow_partial_index |= a.allow_partial_index;
+    let lib = Library::open(ctx.paths.clone(), config)?;
     let filter = filter_from(&ctx.config, a.objective, a.node)?;
     let kpi_weight = a.kpi_weight.unwrap_or(ctx.config.search.kpi_weight);
     if !(0.0..=1.0).contains(&kpi_weight) {
@@ -1203,6 +1221,7 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         eprintln!("the library is empty: run `campaign-studio library ingest DIR` first");
     }
     let index = lib.search_index(embedder.id())?;
+    warn_partial_index(&lib, embedder.id())?;
     let request = |query: String| SearchRequest {
         query,
         filter: filter.clone(),

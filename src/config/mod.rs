@@ -352,6 +352,9 @@ pub struct SearchConfig {
     pub threads: usize,
     pub storage: VectorStorage,
     pub exact_max_vectors: usize,
+    /// Search an index that covers only some of the library's assets (with a warning) instead
+    /// of refusing.
+    pub allow_partial_index: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -98,6 +98,12 @@ impl Library {
         &self,
         embedder: &EmbedderId,
     ) -> Result<Box<dyn crate::services::VectorIndex>> {
+        if let Some(partial) = self.index_coverage(embedder)? {
+            if !self.config.search.allow_partial_index {
+                return Err(partial);
+            }
+            tracing::warn!(%partial, "searching a partial index");
+        }
         match self.vector_backend()? {
             None => Ok(Box::new(self.load_index(embedder)?)),
             Some(b) => {
@@ -113,6 +119,20 @@ impl Library {
                 }
             }
         }
+    }
+
+    /// `Some(Error::IndexIncomplete)` when `embedder`'s vectors cover some but not all of the
+    /// library's assets (none at all is `EmbedderMismatch`, raised where the index is read):
+    /// searches refuse it unless `search.allow_partial_index`, and callers that allow it show
+    /// the error's words as a warning.
+    pub fn index_coverage(&self, embedder: &EmbedderId) -> Result<Option<Error>> {
+        let total = self.store.count()?;
+        let have = self.store.vector_count(embedder)?;
+        Ok((have > 0 && have < total).then(|| Error::IndexIncomplete {
+            embedder: embedder.to_string(),
+            have,
+            total,
+        }))
     }
 
     /// With `index.sync = "inline"` and a server backend: pushes what changed to the text

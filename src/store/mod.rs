@@ -652,6 +652,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many assets have a vector from `embedder`.
+    pub fn vector_count(&self, embedder: &EmbedderId) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM embeddings WHERE embedder = ?1",
+            params![embedder.as_str()],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Embedder ids present, with their vector counts.
     pub fn embedder_counts(&self) -> Result<Vec<(String, u64)>> {
         let mut stmt = self.conn.prepare(

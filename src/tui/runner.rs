@@ -233,6 +233,10 @@ impl Runner {
                 };
                 let embedder = lib.text_embedder()?;
                 let index = lib.search_index(embedder.id())?;
+                // Only reached with search.allow_partial_index: say what cannot be found.
+                if let Some(partial) = lib.index_coverage(embedder.id())? {
+                    emit(Action::Notice(format!("Warning: {partial}")));
+                }
                 if self.cancellation.is_cancelled(job) {
                     return Ok(());
                 }
