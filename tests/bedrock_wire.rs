@@ -1988,6 +1988,87 @@ fn bedrock_titan_spanish_brief_is_searched_as_an_english_description() {
     assert_eq!(shown["cost"]["input_tokens"], 90 + 7);
 }
 
+/// The query `campaign recommend` searched Titan with for a campaign of `brief`, and whether
+/// Titan was sent it (the describer answers every rewrite with one English sentence).
+fn titan_query_for(brief: &str) -> (String, bool) {
+    const ENGLISH: &str = "A cat asleep on a sofa.";
+    let fake = Fake::start();
+    mount_cloud(&fake);
+    fake.rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(NOVA_PRO_US))
+            .and(|r: &Request| !String::from_utf8_lossy(&r.body).contains("toolConfig"))
+            .respond_with(ok(json!({
+                "output": {"message": {"role": "assistant", "content": [{"text": ENGLISH}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 90, "outputTokens": 8, "totalTokens": 98}
+            })))
+            .with_priority(1)
+            .mount(&fake.server),
+    );
+    let cli = Cli::new(&fake);
+    let photos = cli.photos();
+    cli.json(
+        &CLOUD,
+        &[
+            "library",
+            "ingest",
+            &photos,
+            "--objective",
+            "likes",
+            "--node",
+            "followers",
+            "--json",
+        ],
+    );
+    let c = cli.json(
+        &CLOUD,
+        &[
+            "campaign",
+            "new",
+            "--name",
+            "Cat",
+            "--brief",
+            brief,
+            "--objective",
+            "likes",
+            "--node",
+            "followers",
+            "--json",
+        ],
+    );
+    let id = c["id"].as_str().unwrap().to_string();
+    let run = cli.json(&CLOUD, &["campaign", "recommend", &id, "-k", "2", "--json"]);
+    let query = run["query"].as_str().unwrap().to_string();
+    let sent = fake
+        .requests()
+        .iter()
+        .any(|r| r.url.path() == TITAN_PATH && String::from_utf8_lossy(&r.body).contains(&query));
+    (query, sent)
+}
+
+#[test]
+fn bedrock_titan_german_brief_is_searched_as_an_english_description() {
+    let (query, sent) = titan_query_for("Eine Katze schläft gemütlich auf dem Sofa");
+    assert_eq!(query, "A cat asleep on a sofa.");
+    assert!(sent);
+}
+
+#[test]
+fn bedrock_titan_japanese_brief_is_searched_as_an_english_description() {
+    let (query, sent) = titan_query_for("ソファで寝ている猫の写真でフォロワーを増やす");
+    assert_eq!(query, "A cat asleep on a sofa.");
+    assert!(sent);
+}
+
+#[test]
+fn bedrock_titan_english_brief_is_searched_as_written() {
+    let brief = "A cat sleeping on a cozy sofa";
+    let (query, sent) = titan_query_for(brief);
+    assert_eq!(query, brief);
+    assert!(sent);
+}
+
 #[test]
 fn bedrock_doctor_probe_tells_invocable_from_would_fail() {
     let fake = Fake::start();

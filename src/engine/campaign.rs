@@ -111,7 +111,7 @@ pub fn recommend(
     // An English-only text side (Titan): a non-English query is searched as the describer
     // model's short English visual description of it (kept as the run's query, so the user
     // sees it).
-    if embedder.english_only_text() && !crate::services::local::composer::looks_english(&query) {
+    if embedder.english_only_text() && !crate::services::language::is_english(&query) {
         let b = lib.bedrock()?;
         let route = b.route("describer", &lib.config.bedrock.models.describer)?;
         let english =

@@ -3,6 +3,7 @@
 //! touch the terminal.
 pub mod bedrock;
 pub mod fake;
+pub mod language;
 pub mod local;
 pub mod meter;
 pub mod opensearch;

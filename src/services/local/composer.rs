@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::Result;
+use crate::services::language::Reading;
 use crate::services::local::imaging::colour_name;
 use crate::services::{PromptEvent, PromptInput, PromptResult, PromptWriter};
 
@@ -39,39 +40,12 @@ const ASK_WORDS: [&str; 22] = [
     "sell",
 ];
 
-const SPANISH_PORTUGUESE: [&str; 24] = [
-    "el", "la", "los", "las", "de", "del", "y", "para", "con", "una", "un", "que", "en", "por",
-    "nuestro", "nuestra", "o", "os", "da", "do", "com", "uma", "nosso", "nossa",
-];
-const ENGLISH: [&str; 14] = [
-    "the", "and", "for", "with", "a", "an", "of", "to", "in", "our", "on", "that", "is", "new",
-];
-
 pub struct Composer;
 
 /// An element and the references it appears in.
 struct ElementTally {
     name: String,
     from: Vec<String>,
-}
-
-/// True when the brief reads as English (more English than Spanish/Portuguese function words).
-pub fn looks_english(text: &str) -> bool {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect();
-    let en = words
-        .iter()
-        .filter(|w| ENGLISH.contains(&w.as_str()))
-        .count();
-    let es = words
-        .iter()
-        .filter(|w| SPANISH_PORTUGUESE.contains(&w.as_str()))
-        .count();
-    let accented = text.chars().any(|c| "ñáéíóúãõç¿¡".contains(c));
-    !(es > en || (accented && es >= en))
 }
 
 /// The brief's first sentence without the leading "launch our ..." words.
@@ -145,9 +119,17 @@ impl PromptWriter for Composer {
             format!("Subject, from the brief's first sentence: \"{subj}\"."),
             on_event,
         );
-        if !looks_english(&input.brief) {
-            flags.push("the brief is not in English; the offline composer does not translate, so the subject keeps the brief's words".to_string());
-            say("The brief does not read as English; I cannot translate offline, so the subject keeps its words.".into(), on_event);
+        if let Reading::Other(language) = crate::services::language::reading(&input.brief) {
+            let language = language
+                .map(|l| format!(" (it reads as {l})"))
+                .unwrap_or_default();
+            flags.push(format!("the brief is not in English{language}; the offline composer does not translate, so the subject keeps the brief's words"));
+            say(
+                format!(
+                    "The brief does not read as English{language}; I cannot translate offline, so the subject keeps its words."
+                ),
+                on_event,
+            );
         }
 
         // Elements shared by the references, most frequent first (ties: first seen).
@@ -502,10 +484,6 @@ mod tests {
 
     #[test]
     fn spanish_briefs_are_flagged_not_pretended() {
-        assert!(looks_english("A new espresso machine for busy families"));
-        assert!(!looks_english(
-            "Lanzamiento de la nueva cafetera para familias ocupadas"
-        ));
         let out = Composer
             .write(
                 &PromptInput {
@@ -519,6 +497,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out.flags.len(), 1);
-        assert!(out.flags[0].contains("not in English"));
+        assert!(
+            out.flags[0].contains("not in English (it reads as Spanish)"),
+            "{:?}",
+            out.flags
+        );
     }
 }
