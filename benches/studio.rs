@@ -63,7 +63,7 @@ fn with_thumbnails(mut s: State, t: &mut Terminal<TestBackend>, ui: &Ui, png: &s
         .expect("draw");
     let picker = images::setup("halfblocks", false).picker.expect("picker");
     for key in missing {
-        let p = images::encode(&picker, &key).expect("encode");
+        let p = images::encode(&picker, &key, Default::default()).expect("encode");
         update(
             &mut s,
             Action::ImageReady {

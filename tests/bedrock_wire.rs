@@ -721,6 +721,36 @@ fn bedrock_stability_filtered_answer_without_images_is_reported_not_saved() {
     assert_eq!(calls.iter().map(|c| c.withheld).sum::<u32>(), 1);
 }
 
+/// A GIF whose header declares 65535 x 65535 pixels (4.3 Gpx) and holds almost nothing: a
+/// decompression bomb in a model's answer.
+fn gif_bomb_b64() -> String {
+    use base64::Engine as _;
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00]);
+    gif.extend_from_slice(&[
+        0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+    ]);
+    base64::engine::general_purpose::STANDARD.encode(gif)
+}
+
+#[test]
+fn bedrock_stability_answer_over_the_pixel_limit_is_refused_before_decoding() {
+    let fake = Fake::start();
+    fake.on(
+        ULTRA_PATH,
+        ok(json!({"seeds": [7], "finish_reasons": [null], "images": [gif_bomb_b64()]})),
+    );
+    let (_l, g) = stability(&fake, "stability.stable-image-ultra-v1:1");
+    let e = g
+        .generate(&request(TaskType::Text, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("65535x65535") && e.contains("over the limit"),
+        "{e}"
+    );
+}
+
 #[test]
 fn bedrock_stability_every_image_filtered_is_an_error_naming_the_filter() {
     let fake = Fake::start();

@@ -418,6 +418,56 @@ fn doctor_reports_paths_terminal_and_protocol_and_show_image_prints() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing-like-this"));
 }
 
+/// A library asset kept by reference whose original was replaced after ingest by a picture
+/// over the pixel limit: show-image refuses it with the limit's name, as ingest would.
+#[test]
+fn show_image_applies_the_ingest_pixel_limit_to_a_changed_original() {
+    let env = Env::new();
+    let dir = env.dir.path().join("ref");
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 90]));
+    small.save(dir.join("a.png")).unwrap();
+    let ingest = env
+        .cmd()
+        .env("CAMPAIGN_STUDIO_LIBRARY__ORIGINALS", "reference")
+        .args([
+            "library",
+            "ingest",
+            dir.to_str().unwrap(),
+            "--objective",
+            "likes",
+            "--node",
+            "followers",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    // 3000 x 2000 = 6 Mpx, over a 5 Mpx limit.
+    image::GrayImage::new(3000, 2000)
+        .save(dir.join("a.png"))
+        .unwrap();
+    let listed = env.json(&["library", "list", "--json"]);
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    let out = env
+        .cmd()
+        .env("CAMPAIGN_STUDIO_LIBRARY__MAX_PIXELS", "5000000")
+        .args(["campaign", "show-image", &id[..12], "--width", "20"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("a.png") && stderr.contains("library.max_pixels"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked at"), "{stderr}");
+}
+
 /// The help names the text embedder the default config really uses (it once said MiniLM after
 /// the default had become multilingual-e5-small).
 #[test]

@@ -345,7 +345,7 @@ fn images_are_encoded_off_the_ui_and_drawn_in_tiles() {
     let setup = images::setup("halfblocks", false);
     assert_eq!(setup.label, "halfblocks (forced)");
     let picker = setup.picker.unwrap();
-    let t = std::thread::spawn(move || images::encoder(picker, req_rx, res_tx));
+    let t = std::thread::spawn(move || images::encoder(picker, Default::default(), req_rx, res_tx));
     let mut batch = missing.clone();
     let bad = ImageKey {
         path: dir.path().join("nope.png").display().to_string(),

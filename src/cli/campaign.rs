@@ -552,12 +552,11 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                     )
                 }
             };
-            let img = image::ImageReader::open(&path)
-                .with_context(|| format!("opening {path}"))?
-                .with_guessed_format()
-                .with_context(|| format!("reading {path}"))?
-                .decode()
-                .with_context(|| format!("decoding {path}"))?;
+            // Ingest's limits: a `reference`-mode original can have changed since.
+            let img = campaign_studio::services::local::imaging::open_limited(
+                std::path::Path::new(&path),
+                campaign_studio::services::local::imaging::ImageLimits::of(&lib.config.library),
+            )?;
             let cols = crossterm::terminal::size()
                 .map(|(w, _)| w as u32)
                 .unwrap_or(80);

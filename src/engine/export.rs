@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::domain::Campaign;
 use crate::engine::Library;
 use crate::engine::prompt::escape;
+use crate::services::local::imaging;
 use crate::store::now;
 use crate::{Error, Result};
 
@@ -25,8 +26,8 @@ fn attr(s: &str) -> String {
 }
 
 /// A small JPEG of an image file, as a data URI.
-fn data_uri(path: &Path, px: u32) -> Result<String> {
-    let img = image::open(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+fn data_uri(lib: &Library, path: &Path, px: u32) -> Result<String> {
+    let img = imaging::open_limited(path, imaging::ImageLimits::of(&lib.config.library))?;
     let mut buf = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, 80);
     img.thumbnail(px, px)
@@ -128,7 +129,7 @@ pub fn export(
         h.push_str(&format!(
             "<div class=\"card\"><img alt=\"{}\" src=\"{}\"/><div>{}</div><div class=\"muted\">KPI {} &#183; {}</div></div>\n",
             attr(a.external_id.as_deref().unwrap_or(&a.file)),
-            data_uri(Path::new(&a.thumbnail_path), 320)?,
+            data_uri(lib, Path::new(&a.thumbnail_path), 320)?,
             escape(a.external_id.as_deref().unwrap_or(&a.file)),
             a.kpi.map(|k| k.to_string()).unwrap_or_else(|| "unknown".into()),
             escape(&a.description.description)
@@ -160,7 +161,7 @@ pub fn export(
         h.push_str(&format!(
             "<div class=\"card\"><img alt=\"seed {}\" src=\"{}\"/><div class=\"muted\">{} &#183; seed {} &#183; {}x{}</div>{}</div>\n",
             im.seed,
-            data_uri(Path::new(&im.path), 480)?,
+            data_uri(lib, Path::new(&im.path), 480)?,
             escape(&im.model),
             im.seed,
             im.request.params.width,
@@ -172,7 +173,7 @@ pub fn export(
     if let Some(m) = &moodboard_rel {
         h.push_str(&format!(
             "<h2>Mood board</h2>\n<p class=\"muted\">References and colours, not generated images.</p>\n<img alt=\"mood board\" style=\"max-width:100%\" src=\"{}\"/>\n",
-            data_uri(&out.join(m), 1600)?
+            data_uri(lib, &out.join(m), 1600)?
         ));
     }
     h.push_str("</body>\n</html>\n");

@@ -203,12 +203,13 @@ pub fn generate_with_notes(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut images = Vec::new();
     for g in pngs {
-        let img = image::load_from_memory(&g.png).map_err(|e| {
-            Error::Inference(format!(
-                "{}: returned an unreadable image: {e}",
-                generator.caps().model
-            ))
-        })?;
+        let img = imaging::decode_limited(&g.png, imaging::ImageLimits::of(&lib.config.library))
+            .map_err(|e| {
+                Error::Inference(format!(
+                    "{}: returned an unreadable image: {e}",
+                    generator.caps().model
+                ))
+            })?;
         let id = hex::encode(Sha256::digest(&g.png));
         let path = Paths::content_path(&dir, &id, "png");
         if let Some(parent) = path.parent() {

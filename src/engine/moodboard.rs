@@ -113,7 +113,9 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
         let (col, row) = (i as u32 % 3, i as u32 / 3);
         let x = MARGIN + col * (tile_w + 24);
         let ty = y + row * (tile_h + 56);
-        match image::open(&a.thumbnail_path).or_else(|_| image::open(&a.stored_path)) {
+        let limits = crate::services::local::imaging::ImageLimits::of(&lib.config.library);
+        let open = |p: &str| crate::services::local::imaging::open_limited(Path::new(p), limits);
+        match open(&a.thumbnail_path).or_else(|_| open(&a.stored_path)) {
             Ok(t) => {
                 let t = t
                     .resize(tile_w, tile_h, imageops::FilterType::Triangle)

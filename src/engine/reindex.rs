@@ -42,7 +42,11 @@ fn embed_one(
     a: &Asset,
 ) -> std::result::Result<(Vec<f32>, String), String> {
     if e.embeds_images() {
-        let img = image::open(&a.stored_path).map_err(|err| format!("{}: {err}", a.stored_path))?;
+        let img = crate::services::local::imaging::open_limited(
+            std::path::Path::new(&a.stored_path),
+            crate::services::local::imaging::ImageLimits::of(&lib.config.library),
+        )
+        .map_err(|err| err.to_string())?;
         let v = e
             .embed_image(&img)
             .ok_or("the embedder does not embed images")?

@@ -11,6 +11,7 @@ use ratatui_image::picker::{Picker, ProtocolType};
 
 use crate::app::Action;
 use crate::app::state::{Encoded, ImageKey, ImageSlot};
+use crate::services::local::imaging::{self, ImageLimits};
 
 /// How the studio draws images, after detection and the user's choice.
 pub struct ImageSetup {
@@ -209,13 +210,11 @@ pub fn setup(choice: &str, query_terminal: bool) -> ImageSetup {
 pub fn encode(
     picker: &Picker,
     key: &ImageKey,
+    limits: ImageLimits,
 ) -> std::result::Result<ratatui_image::protocol::Protocol, String> {
-    let img = image::ImageReader::open(&key.path)
-        .map_err(|e| format!("{}: {e}", key.path))?
-        .with_guessed_format()
-        .map_err(|e| format!("{}: {e}", key.path))?
-        .decode()
-        .map_err(|e| format!("{}: {e}", key.path))?;
+    // Ingest's limits: a `reference`-mode original can have changed since it was ingested.
+    let img = imaging::open_limited(std::path::Path::new(&key.path), limits)
+        .map_err(|e| e.to_string())?;
     picker
         .new_protocol(
             img,
@@ -269,14 +268,19 @@ impl Cache {
 /// The encoder thread: takes batches of wanted images, answers each with `ImageReady`.
 /// The picker's protocol and font size are fixed for the thread's life, so the cache key
 /// (image, cells) plus the thread's protocol is the full key.
-pub fn encoder(picker: Picker, requests: Receiver<Vec<ImageKey>>, results: Sender<Action>) {
+pub fn encoder(
+    picker: Picker,
+    limits: ImageLimits,
+    requests: Receiver<Vec<ImageKey>>,
+    results: Sender<Action>,
+) {
     let mut cache = Cache::new(256);
     for batch in requests {
         for key in batch {
             let slot = match cache.get(&key) {
                 Some(s) => s,
                 None => {
-                    let slot = match encode(&picker, &key) {
+                    let slot = match encode(&picker, &key, limits) {
                         Ok(p) => ImageSlot::Ready(Encoded(Arc::new(p))),
                         Err(e) => {
                             tracing::warn!(error = %e, "image not shown");

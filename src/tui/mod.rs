@@ -163,11 +163,12 @@ pub fn run(lib: Library) -> Result<()> {
     state.images_enabled = setup.picker.is_some();
     let (image_tx, image_rx) = mpsc::channel::<Vec<ImageKey>>();
     if let Some(picker) = setup.picker {
+        let limits = crate::services::local::imaging::ImageLimits::of(&cfg.library);
         let (atx, arx) = mpsc::channel::<Action>();
         let to_loop = incoming_tx.clone();
         std::thread::Builder::new()
             .name("studio-images".into())
-            .spawn(move || images::encoder(picker, image_rx, atx))
+            .spawn(move || images::encoder(picker, limits, image_rx, atx))
             .map_err(io)?;
         std::thread::Builder::new()
             .name("studio-images-fwd".into())

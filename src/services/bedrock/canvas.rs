@@ -112,7 +112,12 @@ pub fn parse_answer(
 
 /// A reference image as the generators take it: PNG, scaled down to fit the size rules.
 pub(crate) fn reference_png(path: &str, rules: &SizeRules) -> Result<Vec<u8>> {
-    let img = image::open(path).map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+    // The library's own limits were checked by the engine; these bound what is decoded here
+    // (a `reference`-mode original can have changed since).
+    let img = crate::services::local::imaging::open_limited(
+        std::path::Path::new(path),
+        crate::services::local::imaging::ImageLimits::default(),
+    )?;
     let (w, h) = (img.width() as u64, img.height() as u64);
     let img = if w * h > rules.max_pixels || w.max(h) > rules.max_side as u64 {
         let scale = (rules.max_pixels as f64 / (w * h) as f64)

@@ -119,8 +119,11 @@ fn image_block(bytes: &[u8], format: &str) -> Result<(ImageFormat, Vec<u8>)> {
     if let (Some(f), true) = (known, fits) {
         return Ok((f, bytes.to_vec()));
     }
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| Error::Invalid(format!("cannot read the image for the describer: {e}")))?;
+    let img = crate::services::local::imaging::decode_limited(
+        bytes,
+        crate::services::local::imaging::ImageLimits::default(),
+    )
+    .map_err(|e| Error::Invalid(format!("cannot read the image for the describer: {e}")))?;
     let img = img.resize(2048, 2048, image::imageops::FilterType::Triangle);
     let mut out = Vec::new();
     img.to_rgb8()

@@ -559,8 +559,11 @@ pub(crate) fn to_png(model: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     if image::guess_format(bytes).ok() == Some(image::ImageFormat::Png) {
         return Ok(bytes.to_vec());
     }
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| Error::Cloud(format!("{model}: unreadable image in the answer: {e}")))?;
+    let img = crate::services::local::imaging::decode_limited(
+        bytes,
+        crate::services::local::imaging::ImageLimits::default(),
+    )
+    .map_err(|e| Error::Cloud(format!("{model}: unreadable image in the answer: {e}")))?;
     let mut out = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .map_err(|e| Error::Cloud(format!("{model}: {e}")))?;

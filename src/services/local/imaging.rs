@@ -1,7 +1,8 @@
 //! Model-free image work done for every asset: safe decoding (format sniffed from the bytes,
 //! header checked against a pixel limit before decoding, truncated JPEGs refused), thumbnails,
 //! perceptual hash, dominant colours and brightness.
-use std::io::Cursor;
+use std::io::{Cursor, Read};
+use std::path::Path;
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use image_hasher::{HashAlg, HasherConfig};
@@ -123,6 +124,72 @@ pub fn decode(bytes: &[u8], extension: &str, max_pixels: u64) -> Result<Decoded,
         image,
         format,
     })
+}
+
+/// The limits ingest applies (`library.max_file_bytes`, `library.max_pixels`), applied to every
+/// image decoded later too: stored originals (in `reference` mode the file can change after
+/// ingest), thumbnails, exports and images in cloud answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub max_bytes: u64,
+    pub max_pixels: u64,
+}
+
+impl Default for ImageLimits {
+    /// The defaults of `[library]`, for callers that do not see the library's config (the
+    /// Bedrock services); the engine checks its own limits before handing them images.
+    fn default() -> Self {
+        Self {
+            max_bytes: 100_000_000,
+            max_pixels: 50_000_000,
+        }
+    }
+}
+
+impl ImageLimits {
+    pub fn of(library: &crate::config::LibraryConfig) -> Self {
+        Self {
+            max_bytes: library.max_file_bytes,
+            max_pixels: library.max_pixels,
+        }
+    }
+}
+
+/// Decodes image bytes within `limits`: the byte size, then the header's pixel count, both
+/// before any pixel is decoded.
+pub fn decode_limited(bytes: &[u8], limits: ImageLimits) -> Result<DynamicImage, DecodeError> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(DecodeError::Corrupt(format!(
+            "{} bytes, over the limit of {} (library.max_file_bytes)",
+            bytes.len(),
+            limits.max_bytes
+        )));
+    }
+    decode(bytes, "", limits.max_pixels).map(|d| d.image)
+}
+
+/// Reads and decodes an image file within `limits`; never reads more than `max_bytes` + 1
+/// bytes of it. The error names the file.
+pub fn open_limited(path: &Path, limits: ImageLimits) -> crate::Result<DynamicImage> {
+    let named = |reason: String| crate::Error::Invalid(format!("{}: {reason}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(limits.max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| crate::Error::io(path, e))?;
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(named(format!(
+            "larger than {} bytes (library.max_file_bytes); it is not read",
+            limits.max_bytes
+        )));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    decode(&bytes, ext, limits.max_pixels)
+        .map(|d| d.image)
+        .map_err(|e| named(e.to_string()))
 }
 
 /// JPEG thumbnail bytes, longest side `px`.
@@ -285,6 +352,52 @@ pub fn colour_name(rgb: [u8; 3]) -> String {
         ""
     };
     format!("{shade}{base}")
+}
+
+#[cfg(test)]
+mod limited_tests {
+    use super::*;
+
+    fn png_file(dir: &Path, w: u32, h: u32) -> std::path::PathBuf {
+        let p = dir.join(format!("{w}x{h}.png"));
+        image::GrayImage::new(w, h).save(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn open_limited_refuses_more_pixels_than_the_limit_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = png_file(dir.path(), 200, 100);
+        let limits = ImageLimits {
+            max_bytes: 1 << 20,
+            max_pixels: 19_999,
+        };
+        let e = open_limited(&p, limits).unwrap_err().to_string();
+        assert!(
+            e.contains("200x100.png") && e.contains("library.max_pixels"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn open_limited_refuses_a_file_over_the_byte_limit_without_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = png_file(dir.path(), 200, 100);
+        let limits = ImageLimits {
+            max_bytes: 10,
+            max_pixels: 1 << 30,
+        };
+        let e = open_limited(&p, limits).unwrap_err().to_string();
+        assert!(e.contains("library.max_file_bytes"), "{e}");
+    }
+
+    #[test]
+    fn open_limited_decodes_an_image_within_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = png_file(dir.path(), 200, 100);
+        let img = open_limited(&p, ImageLimits::default()).unwrap();
+        assert_eq!((img.width(), img.height()), (200, 100));
+    }
 }
 
 #[cfg(test)]
