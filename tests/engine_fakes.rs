@@ -323,3 +323,59 @@ fn a_fully_indexed_library_reports_no_coverage_gap() {
             .is_none()
     );
 }
+
+#[test]
+fn a_running_ingest_job_of_a_live_process_is_not_marked_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path());
+    // Another ingest, holding its lock (flock is per open file, so this stands for a second
+    // process).
+    let (id, _held) = lib
+        .store
+        .start_ingest_job_with("/elsewhere", None, |id| {
+            campaign_studio::engine::ingest::JobLock::acquire(&lib, id)
+        })
+        .unwrap();
+    let marked = campaign_studio::engine::ingest::mark_dead_ingest_jobs(&lib).unwrap();
+    assert_eq!(marked, 0);
+    assert_eq!(
+        lib.store.ingest_job_status(id).unwrap().as_deref(),
+        Some("running")
+    );
+}
+
+#[test]
+fn a_running_ingest_job_whose_process_is_gone_is_marked_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path());
+    let (id, held) = lib
+        .store
+        .start_ingest_job_with("/elsewhere", None, |id| {
+            campaign_studio::engine::ingest::JobLock::acquire(&lib, id)
+        })
+        .unwrap();
+    drop(held); // the process died: the OS released its lock
+    let marked = campaign_studio::engine::ingest::mark_dead_ingest_jobs(&lib).unwrap();
+    assert_eq!(marked, 1);
+    assert_eq!(
+        lib.store.ingest_job_status(id).unwrap().as_deref(),
+        Some("interrupted")
+    );
+}
+
+#[test]
+fn an_ingest_beside_a_live_one_leaves_the_live_job_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    let (id, _held) = lib
+        .store
+        .start_ingest_job_with("/elsewhere", None, |id| {
+            campaign_studio::engine::ingest::JobLock::acquire(&lib, id)
+        })
+        .unwrap();
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    assert_eq!(
+        lib.store.ingest_job_status(id).unwrap().as_deref(),
+        Some("running")
+    );
+}

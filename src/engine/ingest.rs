@@ -509,6 +509,68 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     Ok(Processed { asset, vectors })
 }
 
+/// The lock an ingest job holds for as long as its process lives: an exclusive OS file lock
+/// (flock) on `<data dir>/jobs/ingest-<id>.lock`, which the OS releases when the process dies
+/// however it dies. Another process (the studio and a CLI ingest at the same time) can so
+/// tell a job that is still running from one whose process is gone.
+pub struct JobLock {
+    path: std::path::PathBuf,
+    _file: std::fs::File,
+}
+
+impl JobLock {
+    fn path(lib: &Library, id: i64) -> std::path::PathBuf {
+        lib.paths
+            .data_dir
+            .join("jobs")
+            .join(format!("ingest-{id}.lock"))
+    }
+
+    /// Takes job `id`'s lock (the job's row is not yet visible to others).
+    pub fn acquire(lib: &Library, id: i64) -> Result<Self> {
+        let path = Self::path(lib, id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        file.try_lock().map_err(|e| {
+            Error::Invalid(format!(
+                "{}: cannot lock this ingest job's file ({e}); is the data dir on a file system without locks?",
+                path.display()
+            ))
+        })?;
+        Ok(Self { path, _file: file })
+    }
+
+    /// True when job `id`'s lock is held by a live process.
+    fn held(lib: &Library, id: i64) -> bool {
+        let Ok(file) = std::fs::File::open(Self::path(lib, id)) else {
+            return false; // no lock file: a job of a process that is gone
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+}
+
+impl Drop for JobLock {
+    fn drop(&mut self) {
+        // The job's row is final by now (or the process is failing): nothing reads the file.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Marks `running` ingest jobs whose process is gone (their lock is free) as interrupted; jobs
+/// still running in another process are left alone. Returns how many were marked.
+pub fn mark_dead_ingest_jobs(lib: &Library) -> Result<usize> {
+    let mut marked = 0;
+    for (id, _, _) in lib.store.unfinished_ingest_jobs()? {
+        if !JobLock::held(lib, id) && lib.store.mark_ingest_job_interrupted(id)? {
+            let _ = std::fs::remove_file(JobLock::path(lib, id));
+            marked += 1;
+        }
+    }
+    Ok(marked)
+}
+
 pub fn ingest(
     lib: &mut Library,
     opts: &IngestOptions,
@@ -538,19 +600,20 @@ pub fn ingest(
             })
             .collect(),
     };
-    let interrupted = lib.store.mark_ingest_jobs_interrupted()?;
+    let interrupted = mark_dead_ingest_jobs(lib)?;
     if interrupted > 0 {
         tracing::warn!(
             interrupted,
             "earlier ingest runs did not finish; this run completes them"
         );
     }
-    let job = lib.store.start_ingest_job(
+    let (job, _alive) = lib.store.start_ingest_job_with(
         &root.to_string_lossy(),
         opts.manifest
             .as_ref()
             .map(|m| m.to_string_lossy())
             .as_deref(),
+        |id| JobLock::acquire(lib, id),
     )?;
     let mut report = IngestReport::default();
     let fail = |report: &mut IngestReport,

@@ -708,11 +708,39 @@ impl Store {
     }
 
     pub fn start_ingest_job(&self, root: &str, manifest: Option<&str>) -> Result<i64> {
-        self.conn.execute(
+        self.start_ingest_job_with(root, manifest, |_| Ok(()))
+            .map(|(id, ())| id)
+    }
+
+    /// Records a running ingest job and calls `claim` with its id before anyone else can see
+    /// the row (one transaction), so the job's liveness lock exists whenever the row does.
+    pub fn start_ingest_job_with<T>(
+        &self,
+        root: &str,
+        manifest: Option<&str>,
+        claim: impl FnOnce(i64) -> Result<T>,
+    ) -> Result<(i64, T)> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
             "INSERT INTO ingest_jobs (root, manifest, started_at, status) VALUES (?1, ?2, ?3, 'running')",
             params![root, manifest, now()],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        let claimed = claim(id)?;
+        tx.commit()?;
+        Ok((id, claimed))
+    }
+
+    /// The status an ingest job has (`running`, `done`, `failed`, `cancelled`, `interrupted`).
+    pub fn ingest_job_status(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT status FROM ingest_jobs WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     pub fn finish_ingest_job(&self, id: i64, status: &str, report: &impl Serialize) -> Result<()> {
@@ -735,11 +763,13 @@ impl Store {
         Ok(v)
     }
 
-    pub fn mark_ingest_jobs_interrupted(&self) -> Result<usize> {
+    /// Marks one job interrupted if it is still recorded as running (a job that finished in
+    /// the meantime keeps its status). True when it was marked.
+    pub fn mark_ingest_job_interrupted(&self, id: i64) -> Result<bool> {
         Ok(self.conn.execute(
-            "UPDATE ingest_jobs SET status = 'interrupted' WHERE status = 'running'",
-            [],
-        )?)
+            "UPDATE ingest_jobs SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
+            params![id],
+        )? > 0)
     }
 }
 
