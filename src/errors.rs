@@ -47,6 +47,11 @@ pub enum Error {
         total: u64,
     },
 
+    /// The user cancelled the job; nothing of it was saved (unless the message says what was
+    /// kept because it was already paid for).
+    #[error("cancelled")]
+    Cancelled,
+
     #[error("not found: {0}")]
     NotFound(String),
 

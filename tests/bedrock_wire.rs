@@ -76,13 +76,40 @@ const NOVA_2_LITE_STREAM: &str = "/model/us.amazon.nova-2-lite-v1%3A0/converse-s
 struct Fake {
     rt: tokio::runtime::Runtime,
     server: MockServer,
+    /// Paths the fake's answer functions have seen, for tests that act while a call is in
+    /// flight (no sleeps: they wait on this).
+    seen: Arc<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    paths: std::sync::Mutex<Vec<String>>,
+    arrived: std::sync::Condvar,
+}
+
+impl Seen {
+    fn saw(&self, p: &str) {
+        self.paths.lock().unwrap().push(p.to_string());
+        self.arrived.notify_all();
+    }
+
+    fn wait_for(&self, p: &str) {
+        let mut paths = self.paths.lock().unwrap();
+        while !paths.iter().any(|s| s == p) {
+            paths = self.arrived.wait(paths).unwrap();
+        }
+    }
 }
 
 impl Fake {
     fn start() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let server = rt.block_on(MockServer::start());
-        Fake { rt, server }
+        Fake {
+            rt,
+            server,
+            seen: Arc::default(),
+        }
     }
 
     /// Answers every POST to `p` with `answer`.
@@ -2288,4 +2315,68 @@ fn bedrock_client_with_static_credentials_reports_their_source_without_the_key()
     let s = b.credential_source().unwrap();
     assert!(s.contains("wire-test") && s.contains("…TEST"), "{s}");
     assert!(!s.contains(ACCESS_KEY) && !s.contains(SECRET));
+}
+
+/// Cancels `token` once the fake has received a request for `p` (from another thread, as the
+/// studio's Esc does while the worker waits on the call).
+fn cancel_when_received(
+    fake: &Fake,
+    p: &'static str,
+    token: campaign_studio::services::cancel::CancelToken,
+) -> std::thread::JoinHandle<()> {
+    let seen = fake.seen.clone();
+    std::thread::spawn(move || {
+        seen.wait_for(p);
+        token.cancel();
+    })
+}
+
+#[test]
+fn bedrock_cancel_drops_an_in_flight_prompt_stream_and_answers_cancelled() {
+    let fake = Fake::start();
+    let seen = fake.seen.clone();
+    fake.on_fn(NOVA_PRO_US_STREAM, move |r: &Request| {
+        seen.saw(r.url.path());
+        // A model that takes ten minutes: only a cancel ends this call early.
+        stream(&text_deltas(&[ANSWER]), (10, 10)).set_delay(std::time::Duration::from_secs(600))
+    });
+    let l = writer_lib(&fake, "us.amazon.nova-pro-v1:0", "low");
+    let token = campaign_studio::services::cancel::CancelToken::new();
+    let canceller = cancel_when_received(&fake, NOVA_PRO_US_STREAM, token.clone());
+    let (_, r) = campaign_studio::services::cancel::scoped(&token, || write(&l));
+    canceller.join().unwrap();
+    assert!(matches!(r, Err(campaign_studio::Error::Cancelled)), "{r:?}");
+}
+
+#[test]
+fn bedrock_stability_cancel_between_images_keeps_the_paid_ones_and_says_so() {
+    let fake = Fake::start();
+    let token = campaign_studio::services::cancel::CancelToken::new();
+    let on_second = token.clone();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    fake.on_fn(ULTRA_PATH, move |r: &Request| {
+        // The user presses Esc while the second image is being made: that call is dropped.
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            on_second.cancel();
+        }
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        stability_image(b["seed"].as_u64().unwrap(), 3)
+    });
+    let (_l, g) = stability(&fake, "stability.stable-image-ultra-v1:1");
+    let (out, notes) = campaign_studio::services::cancel::scoped(&token, || {
+        g.generate_reporting(&request(TaskType::Text, 3))
+    })
+    .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        fake.bodies(ULTRA_PATH).len(),
+        2,
+        "no call after the cancelled one"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("cancelled") && n.contains("1 of 3")),
+        "{notes:?}"
+    );
 }

@@ -60,3 +60,28 @@ fn tokenizer_from_gguf_round_trips_and_knows_chatml() {
         .unwrap();
     assert_eq!(a, b);
 }
+
+/// Esc while SmolLM2 writes: generation stops at the next token and says cancelled.
+#[test]
+fn generation_stops_between_tokens_when_its_job_is_cancelled() {
+    let files = ModelFiles::new(common::models_cache().join("models"));
+    let lm = SmolLm::load(&files.smollm2_gguf().unwrap()).unwrap();
+    let token = campaign_studio::services::cancel::CancelToken::new();
+    let mut pieces = 0;
+    let r = campaign_studio::services::cancel::scoped(&token, || {
+        lm.chat(
+            "You are a helpful assistant.",
+            "Count from one to fifty in words.",
+            "",
+            200,
+            &mut |_| {
+                pieces += 1;
+                if pieces == 3 {
+                    token.cancel();
+                }
+            },
+        )
+    });
+    assert!(matches!(r, Err(campaign_studio::Error::Cancelled)), "{r:?}");
+    assert_eq!(pieces, 3, "no token after the cancel");
+}

@@ -394,3 +394,124 @@ fn the_runner_counts_changes_a_server_index_has_not_received() {
         "index: fake · 12 unsynced"
     );
 }
+
+/// A prompt writer the user cancels while it writes (Esc reaches its job's token mid-stream);
+/// it still returns a finished answer, as a writer that ignores the token would.
+struct CancelledWhileWriting;
+
+impl campaign_studio::services::PromptWriter for CancelledWhileWriting {
+    fn model(&self) -> &str {
+        "cancelled-while-writing"
+    }
+    fn write(
+        &self,
+        _input: &campaign_studio::services::PromptInput,
+        on_event: &mut dyn FnMut(campaign_studio::services::PromptEvent),
+    ) -> campaign_studio::Result<campaign_studio::services::PromptResult> {
+        on_event(campaign_studio::services::PromptEvent::Reasoning(
+            "thinking".into(),
+        ));
+        campaign_studio::services::cancel::current()
+            .expect("a studio job runs with a token")
+            .cancel();
+        Ok(campaign_studio::services::PromptResult {
+            prompt: "a prompt nobody wants any more".into(),
+            model: "cancelled-while-writing".into(),
+            ..Default::default()
+        })
+    }
+}
+
+#[test]
+fn a_prompt_cancelled_while_it_is_written_saves_no_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let mut runner = Runner::new(lib, None);
+    runner.writer = Ok(Box::new(CancelledWhileWriting));
+    let mut st = Studio::new(runner);
+    st.press('n');
+    st.type_text("A happy dog running on a sunny beach");
+    st.ctrl('s');
+    let c = st.state.campaign.clone().unwrap();
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    assert_eq!(st.state.pane, Pane::Prompt);
+    st.ctrl('s');
+    assert!(
+        st.log
+            .iter()
+            .any(|e| matches!(e, Effect::WritePrompt { .. }))
+    );
+    assert!(
+        st.runner
+            .lib
+            .store
+            .prompt_versions(&c.id)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(st.state.prompt.is_none());
+}
+
+/// The fake generator, with the user pressing Esc while the model makes the images.
+struct CancelledWhileGenerating(FakeGenerator);
+
+impl campaign_studio::services::ImageGenerator for CancelledWhileGenerating {
+    fn caps(&self) -> &campaign_studio::services::GeneratorCaps {
+        self.0.caps()
+    }
+    fn generate(
+        &self,
+        request: &campaign_studio::domain::GenerationRequest,
+    ) -> campaign_studio::Result<Vec<campaign_studio::services::GeneratedPng>> {
+        let made = self.0.generate(request)?;
+        campaign_studio::services::cancel::current()
+            .expect("a studio job runs with a token")
+            .cancel();
+        Ok(made)
+    }
+}
+
+#[test]
+fn images_made_before_a_cancel_are_kept_and_said_to_be_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let generator = CancelledWhileGenerating(FakeGenerator::default());
+    let mut st = Studio::new(Runner::new(lib, Some(Box::new(generator))));
+    st.press('n');
+    st.type_text("A happy dog running on a sunny beach");
+    st.ctrl('s');
+    let c = st.state.campaign.clone().unwrap();
+    st.key(KeyCode::Tab, KeyModifiers::NONE);
+    st.ctrl('s');
+    assert!(st.state.prompt.is_some());
+    st.state.pane = Pane::Generate;
+    st.press('g');
+    let kept = st.runner.lib.store.generated_images(&c.id).unwrap();
+    assert!(!kept.is_empty(), "paid images are kept");
+    assert_eq!(st.state.gallery.len(), kept.len());
+    assert!(
+        st.toast().contains("Cancelled") && st.toast().contains("kept"),
+        "{}",
+        st.toast()
+    );
+}
+
+#[test]
+fn searches_run_on_the_quick_worker_and_generation_on_the_long_one() {
+    let search = Effect::Search {
+        job: 1,
+        campaign_id: None,
+        name: "n".into(),
+        brief: "b".into(),
+        objective: "likes".into(),
+        node: "followers".into(),
+        brand: None,
+        query: None,
+        k: 8,
+        kpi_weight: 0.25,
+    };
+    assert!(!Runner::is_long(&search));
+    assert!(Runner::is_long(&Effect::MoodBoard {
+        campaign_id: "c".into()
+    }));
+}

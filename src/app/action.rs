@@ -88,6 +88,12 @@ pub enum Action {
         /// Images the model withheld (content filter), reported, not saved.
         withheld: Vec<String>,
     },
+    /// A generation cancelled after the model had made (and been paid for) some images: they
+    /// were saved, and join the gallery of their campaign.
+    KeptAfterCancel {
+        campaign_id: String,
+        images: Vec<GeneratedImage>,
+    },
     IngestProgress {
         job: JobId,
         event: IngestEvent,
@@ -124,6 +130,7 @@ impl Action {
                 | Action::PromptDone { .. }
                 | Action::PromptSaved(_)
                 | Action::Generated { .. }
+                | Action::KeptAfterCancel { .. }
                 | Action::IngestProgress { .. }
                 | Action::IngestDone { .. }
                 | Action::ImageReady { .. }

@@ -797,6 +797,25 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             state.gallery.extend(images);
             vec![Effect::LoadCampaigns]
         }
+        Action::KeptAfterCancel {
+            campaign_id,
+            images,
+        } => {
+            if images.is_empty() {
+                return Vec::new();
+            }
+            info(
+                state,
+                format!(
+                    "Cancelled; {} image(s) the model had already made (and that were paid for) are kept in the gallery.",
+                    images.len()
+                ),
+            );
+            if state.campaign.as_ref().is_some_and(|c| c.id == campaign_id) {
+                state.gallery.extend(images);
+            }
+            vec![Effect::LoadCampaigns]
+        }
         Action::IngestProgress { job, event } => {
             if state.ingest_job != Some(job) {
                 return Vec::new();

@@ -195,8 +195,26 @@ pub fn generate_with_notes(
     let (request, prompt_version_id) = build_request(lib, campaign, generator, opts)?;
     let generated = generator.generate_reporting(&request);
     // What the model made is paid for whatever happens next.
-    let calls = lib.store_model_calls(Some(&campaign.id), "generation (not saved)")?;
-    let (pngs, notes) = generated?;
+    let cancelled = crate::services::cancel::is_cancelled();
+    let label = if cancelled {
+        "generation (cancelled)"
+    } else {
+        "generation (not saved)"
+    };
+    let calls = lib.store_model_calls(Some(&campaign.id), label)?;
+    let (pngs, mut notes) = generated?;
+    // Cancelled after the model made images: they were paid for, so they are kept, and said so.
+    if cancelled
+        && !notes
+            .iter()
+            .any(|n| n.starts_with(crate::services::CANCELLED_NOTE))
+    {
+        notes.push(format!(
+            "{}: the {} image(s) made before the cancel were paid for and are kept",
+            crate::services::CANCELLED_NOTE,
+            pngs.len()
+        ));
+    }
     let features_index = lib.load_index(&lib.image_features_id())?;
     let hashes = lib.store.phashes()?;
     let dir = lib.paths.data_dir.join("generated").join(&campaign.id);

@@ -3,6 +3,7 @@
 //! user, append-only).
 use crate::domain::{Campaign, CampaignStep, PromptSource, PromptVersion};
 use crate::engine::Library;
+use crate::services::cancel;
 use crate::services::{PromptEvent, PromptInput, PromptResult, PromptWriter, ReferenceForPrompt};
 use crate::store::now;
 use crate::{Error, Result};
@@ -118,10 +119,17 @@ pub fn write_prompt(
         instruction: instruction.clone(),
         max_chars,
     };
-    let r = match write_within_limit(writer, &input, on_event) {
+    // A job cancelled while the writer ran saves nothing, even when the writer finished.
+    let written =
+        write_within_limit(writer, &input, on_event).and_then(|r| cancel::check().map(|()| r));
+    let r = match written {
         Ok(r) => r,
         Err(e) => {
-            lib.store_model_calls(Some(&campaign.id), "prompt (not saved)")?;
+            let job = match e {
+                Error::Cancelled => "prompt (cancelled, not saved)",
+                _ => "prompt (not saved)",
+            };
+            lib.store_model_calls(Some(&campaign.id), job)?;
             return Err(e);
         }
     };

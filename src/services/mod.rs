@@ -2,6 +2,10 @@
 //! default), `fake` (deterministic, for tests; never selectable from config). Services never
 //! touch the terminal.
 pub mod bedrock;
+pub mod cancel;
+
+/// How a generator's note starts when the job was cancelled after some images were made.
+pub const CANCELLED_NOTE: &str = "cancelled";
 pub mod fake;
 pub mod language;
 pub mod local;

@@ -1,8 +1,10 @@
 //! The terminal runtime: terminal lifecycle (raw mode, alternate screen; restored on exit, on
 //! panic and around Ctrl-Z), the event loop (drain input and results, update, draw once per
-//! frame when something changed, inside a synchronized update), and three threads off the UI:
-//! the engine worker (effects in order), the image encoder, and the persistence actor (session
-//! views, coalesced, drained on quit).
+//! frame when something changed, inside a synchronized update), and four threads off the UI:
+//! two engine workers (quick effects such as searches and loads in order on one, long jobs —
+//! prompt writing, generation, ingest, mood boards — in order on the other, each with its own
+//! library handle, so a search never waits behind a generation), the image encoder, and the
+//! persistence actor (session views, coalesced, drained on quit).
 pub mod images;
 pub mod runner;
 
@@ -124,14 +126,20 @@ pub fn run(lib: Library) -> Result<()> {
         cfg.search.k,
     );
     state.kpi_weight = cfg.search.kpi_weight;
-    let generator: Option<Box<dyn ImageGenerator>> = lib.image_generator()?;
+    // Long jobs (prompt writing, generation, ingest, mood boards) run on their own worker with
+    // their own library handle, so a search never waits behind a generation.
+    let long_lib = Library::open(lib.paths.clone(), lib.config.clone())?;
+    let generator: Option<Box<dyn ImageGenerator>> = long_lib.image_generator()?;
     state.generator = generator.as_ref().map(|g| g.caps().clone());
     let mouse = cfg.studio.mouse;
     let views_store = Store::open(&lib.paths.database())?;
 
     let (effect_tx, effect_rx) = mpsc::channel::<Effect>();
+    let (long_tx, long_rx) = mpsc::channel::<Effect>();
     let (incoming_tx, incoming_rx) = mpsc::channel::<Incoming>();
-    let mut runner = Runner::new(lib, generator);
+    let mut runner = Runner::new(lib, None);
+    let mut long_runner = Runner::new(long_lib, generator);
+    long_runner.cancellation = runner.cancellation.clone();
     let cancellation = runner.cancellation.clone();
     let results = incoming_tx.clone();
     let worker = std::thread::Builder::new()
@@ -139,6 +147,17 @@ pub fn run(lib: Library) -> Result<()> {
         .spawn(move || {
             for effect in effect_rx {
                 runner.run(effect, &mut |a| {
+                    let _ = results.send(Incoming::Result(a));
+                });
+            }
+        })
+        .map_err(io)?;
+    let results = incoming_tx.clone();
+    let long_worker = std::thread::Builder::new()
+        .name("studio-long-jobs".into())
+        .spawn(move || {
+            for effect in long_rx {
+                long_runner.run(effect, &mut |a| {
                     let _ = results.send(Incoming::Result(a));
                 });
             }
@@ -197,6 +216,9 @@ pub fn run(lib: Library) -> Result<()> {
                     let _ = views_tx.send((campaign_id, view));
                 }
                 Effect::Suspend => suspend = true,
+                e if Runner::is_long(&e) => {
+                    let _ = long_tx.send(e);
+                }
                 e => {
                     let _ = effect_tx.send(e);
                 }
@@ -298,6 +320,7 @@ pub fn run(lib: Library) -> Result<()> {
     // Quit: let the worker finish what was asked, and the persistence actor drain its queue.
     drop(dispatch);
     let _ = worker.join();
+    let _ = long_worker.join();
     let _ = persist.join();
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Runs the studio's effects against the engine and reports back as actions. No terminal here:
 //! the TUI runs it on a worker thread, tests call it directly with fake services.
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use crate::engine::campaign::{self, NewCampaign, RecommendOptions};
 use crate::engine::generate::{self, GenerateOptions};
 use crate::engine::ingest::{self, IngestOptions};
 use crate::engine::{Library, export, moodboard, prompt};
+use crate::services::cancel::CancelToken;
 use crate::services::{ImageGenerator, PromptWriter};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -20,17 +21,19 @@ use crate::{Error, Result};
 /// The running ingest's job and its stop flag.
 type IngestFlag = Option<(JobId, Arc<AtomicBool>)>;
 
-/// Which jobs were cancelled; shared between the UI thread and the worker.
+/// Every job's cancel token; shared between the UI thread and the workers. A job cancelled
+/// before it starts is skipped; one cancelled while it runs stops at the next check of its
+/// token (`services::cancel`), its in-flight cloud call dropped.
 #[derive(Clone, Default)]
 pub struct Cancellation {
-    jobs: Arc<Mutex<HashSet<JobId>>>,
+    jobs: Arc<Mutex<HashMap<JobId, CancelToken>>>,
     ingest: Arc<Mutex<IngestFlag>>,
 }
 
 impl Cancellation {
     pub fn cancel(&self, job: JobId) {
         if let Ok(mut j) = self.jobs.lock() {
-            j.insert(job);
+            j.entry(job).or_default().cancel();
         }
         if let Ok(i) = self.ingest.lock()
             && let Some((id, flag)) = i.as_ref()
@@ -40,7 +43,25 @@ impl Cancellation {
         }
     }
     pub fn is_cancelled(&self, job: JobId) -> bool {
-        self.jobs.lock().map(|j| j.contains(&job)).unwrap_or(false)
+        self.jobs
+            .lock()
+            .map(|j| j.get(&job).is_some_and(CancelToken::is_cancelled))
+            .unwrap_or(false)
+    }
+
+    /// Job `job`'s token (made on first ask).
+    pub fn token(&self, job: JobId) -> CancelToken {
+        self.jobs
+            .lock()
+            .map(|mut j| j.entry(job).or_default().clone())
+            .unwrap_or_default()
+    }
+
+    /// Forgets a finished job's token.
+    fn finished(&self, job: JobId) {
+        if let Ok(mut j) = self.jobs.lock() {
+            j.remove(&job);
+        }
     }
 }
 
@@ -133,15 +154,42 @@ impl Runner {
             _ => 0,
         };
         if job != 0 && self.cancellation.is_cancelled(job) {
+            self.cancellation.finished(job);
             return;
         }
-        if let Err(e) = self.try_run(effect, emit) {
-            tracing::error!(error = %e, "studio job failed");
-            emit(Action::JobFailed {
-                job,
-                error: e.to_string(),
-            });
+        let token = if job == 0 {
+            CancelToken::new()
+        } else {
+            self.cancellation.token(job)
+        };
+        let result = crate::services::cancel::scoped(&token, || self.try_run(effect, emit));
+        if job != 0 {
+            self.cancellation.finished(job);
         }
+        match result {
+            Ok(()) => {}
+            // The studio said "Cancelled." when the user asked; nothing was saved.
+            Err(Error::Cancelled) => tracing::info!(job, "studio job cancelled"),
+            Err(e) => {
+                tracing::error!(error = %e, "studio job failed");
+                emit(Action::JobFailed {
+                    job,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Whether an effect is a long job, run on its own worker so that it never holds up a
+    /// search or a load behind it.
+    pub fn is_long(effect: &Effect) -> bool {
+        matches!(
+            effect,
+            Effect::WritePrompt { .. }
+                | Effect::Generate { .. }
+                | Effect::Ingest { .. }
+                | Effect::MoodBoard { .. }
+        )
     }
 
     fn try_run(&mut self, effect: Effect, emit: &mut dyn FnMut(Action)) -> Result<()> {
@@ -326,11 +374,19 @@ impl Runner {
                         similarity_strength: None,
                     },
                 )?;
-                emit(Action::Generated {
-                    job,
-                    images,
-                    withheld,
-                });
+                if self.cancellation.is_cancelled(job) {
+                    // Paid for before the cancel: kept, and said so.
+                    emit(Action::KeptAfterCancel {
+                        campaign_id: c.id.clone(),
+                        images,
+                    });
+                } else {
+                    emit(Action::Generated {
+                        job,
+                        images,
+                        withheld,
+                    });
+                }
             }
             Effect::MoodBoard { campaign_id } => {
                 let c = lib.store.resolve_campaign(&campaign_id)?;

@@ -224,7 +224,7 @@ impl NovaDescriber {
                     .customize()
                     .config_override(b.override_for(route))
                     .send(),
-            )
+            )?
             .map_err(|e| b.error(route, e))?;
         record_usage(b, route, "describe", out.usage());
         let Some(ConverseOutput::Message(m)) = out.output() else {
@@ -273,7 +273,7 @@ pub fn english_visual_query(bedrock: &Bedrock, route: &Route, brief: &str) -> Re
                 .customize()
                 .config_override(bedrock.override_for(route))
                 .send(),
-        )
+        )?
         .map_err(|e| bedrock.error(route, e))?;
     record_usage(bedrock, route, "translate", out.usage());
     let text = match out.output() {

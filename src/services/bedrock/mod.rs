@@ -238,7 +238,7 @@ impl Bedrock {
     /// (the model is not served this way: retired, needs a profile, not in the region, no
     /// access) or "unreachable".
     pub fn probe(&self, route: &Route) -> Probe {
-        let out = self.run(
+        let out = self.run_plain(
             self.client
                 .invoke_model()
                 .model_id(&route.id)
@@ -300,8 +300,29 @@ impl Bedrock {
         });
     }
 
-    /// Runs one call on the client's runtime, within the concurrency limit.
-    pub(crate) fn run<F: std::future::Future>(&self, call: F) -> F::Output {
+    /// Runs one call on the client's runtime, within the concurrency limit, racing it against
+    /// the thread's job token (`services::cancel`): a cancel drops the in-flight call (its
+    /// connection is closed) and answers `Error::Cancelled`.
+    pub(crate) fn run<F: std::future::Future>(&self, call: F) -> Result<F::Output> {
+        let token = crate::services::cancel::current();
+        self.rt.block_on(async {
+            let work = async {
+                let _permit = self.limit.acquire().await;
+                call.await
+            };
+            match token {
+                None => Ok(work.await),
+                Some(t) => tokio::select! {
+                    biased;
+                    _ = t.cancelled() => Err(Error::Cancelled),
+                    out = work => Ok(out),
+                },
+            }
+        })
+    }
+
+    /// `run` without cancellation (the free probe of `doctor`).
+    fn run_plain<F: std::future::Future>(&self, call: F) -> F::Output {
         self.rt.block_on(async {
             let _permit = self.limit.acquire().await;
             call.await
@@ -326,7 +347,7 @@ impl Bedrock {
                     .config_override(self.override_for(route))
                     .interceptor(headers.clone())
                     .send(),
-            )
+            )?
             .map_err(|e| self.error(route, e))?;
         let json = serde_json::from_slice(out.body().as_ref()).map_err(|e| {
             Error::Cloud(format!(

@@ -208,73 +208,75 @@ impl PromptWriter for NovaWriter {
         let mut usage = (0, 0);
         let mut stop = String::new();
         let mut redacted_said = false;
-        let streamed = b.run(async {
-            let mut req = b
-                .client
-                .converse_stream()
-                .model_id(model)
-                .system(SystemContentBlock::Text(rendered.system))
-                .messages(message);
-            if inference {
-                req = req.inference_config(
-                    InferenceConfiguration::builder()
-                        .max_tokens(2048)
-                        .temperature(0.5)
-                        .build(),
-                );
-            }
-            if let Some(x) = &extra {
-                req = req.additional_model_request_fields(
-                    crate::services::bedrock::describe::json_to_document(x),
-                );
-            }
-            let mut out = req
-                .customize()
-                .config_override(b.override_for(route))
-                .send()
-                .await
-                .map_err(|e| b.error(route, e))?;
-            loop {
-                let ev = out.stream.recv().await.map_err(|e| b.error(route, e))?;
-                let Some(ev) = ev else { break };
-                match ev {
-                    ConverseStreamOutput::ContentBlockDelta(d) => match d.delta() {
-                        Some(ContentBlockDelta::Text(t)) => {
-                            for e in split.push(t) {
-                                on_event(e);
+        let streamed = b
+            .run(async {
+                let mut req = b
+                    .client
+                    .converse_stream()
+                    .model_id(model)
+                    .system(SystemContentBlock::Text(rendered.system))
+                    .messages(message);
+                if inference {
+                    req = req.inference_config(
+                        InferenceConfiguration::builder()
+                            .max_tokens(2048)
+                            .temperature(0.5)
+                            .build(),
+                    );
+                }
+                if let Some(x) = &extra {
+                    req = req.additional_model_request_fields(
+                        crate::services::bedrock::describe::json_to_document(x),
+                    );
+                }
+                let mut out = req
+                    .customize()
+                    .config_override(b.override_for(route))
+                    .send()
+                    .await
+                    .map_err(|e| b.error(route, e))?;
+                loop {
+                    let ev = out.stream.recv().await.map_err(|e| b.error(route, e))?;
+                    let Some(ev) = ev else { break };
+                    match ev {
+                        ConverseStreamOutput::ContentBlockDelta(d) => match d.delta() {
+                            Some(ContentBlockDelta::Text(t)) => {
+                                for e in split.push(t) {
+                                    on_event(e);
+                                }
                             }
-                        }
-                        Some(ContentBlockDelta::ReasoningContent(r)) => match r {
-                            ReasoningContentBlockDelta::Text(t) if t.trim() != "[REDACTED]" => {
-                                split.reasoning.push_str(t);
-                                on_event(PromptEvent::Reasoning(t.clone()));
-                            }
-                            ReasoningContentBlockDelta::Text(_)
-                            | ReasoningContentBlockDelta::RedactedContent(_)
-                                if !redacted_said =>
-                            {
-                                redacted_said = true;
-                                split.reasoning.push_str(REDACTED_NOTE);
-                                on_event(PromptEvent::Reasoning(REDACTED_NOTE.into()));
-                            }
-                            // The signature only matters to multi-turn conversations.
+                            Some(ContentBlockDelta::ReasoningContent(r)) => match r {
+                                ReasoningContentBlockDelta::Text(t) if t.trim() != "[REDACTED]" => {
+                                    split.reasoning.push_str(t);
+                                    on_event(PromptEvent::Reasoning(t.clone()));
+                                }
+                                ReasoningContentBlockDelta::Text(_)
+                                | ReasoningContentBlockDelta::RedactedContent(_)
+                                    if !redacted_said =>
+                                {
+                                    redacted_said = true;
+                                    split.reasoning.push_str(REDACTED_NOTE);
+                                    on_event(PromptEvent::Reasoning(REDACTED_NOTE.into()));
+                                }
+                                // The signature only matters to multi-turn conversations.
+                                _ => {}
+                            },
                             _ => {}
                         },
-                        _ => {}
-                    },
-                    ConverseStreamOutput::MessageStop(s) => {
-                        stop = s.stop_reason().as_str().to_string();
-                    }
-                    ConverseStreamOutput::Metadata(m) => {
-                        if let Some(u) = m.usage() {
-                            usage = (u.input_tokens(), u.output_tokens());
+                        ConverseStreamOutput::MessageStop(s) => {
+                            stop = s.stop_reason().as_str().to_string();
                         }
+                        ConverseStreamOutput::Metadata(m) => {
+                            if let Some(u) = m.usage() {
+                                usage = (u.input_tokens(), u.output_tokens());
+                            }
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            Ok::<(), Error>(())
-        });
+                Ok::<(), Error>(())
+            })
+            .and_then(|streamed| streamed);
         // Recorded whether or not the stream ended well: a call that failed midway was still
         // billed for what it used (the metadata event, when it came, says how much).
         let tokens = crate::services::TokenUsage {

@@ -231,7 +231,14 @@ impl ImageGenerator for Stability {
         let mut out = Vec::new();
         let mut filtered = Vec::new();
         let mut failed: Option<String> = None;
+        let mut cancelled = false;
         for i in 0..r.params.count {
+            // The studio's Esc: no new paid call after it (an in-flight one is dropped by
+            // `Bedrock::run`).
+            if crate::services::cancel::is_cancelled() {
+                cancelled = true;
+                break;
+            }
             let seed = self.caps.nth_seed(r.params.seed, i);
             match self.one(r, seed, reference.as_deref()) {
                 Ok(Answer::Image(g)) => out.push(g),
@@ -245,11 +252,18 @@ impl ImageGenerator for Stability {
                     ));
                     break;
                 }
+                Err(Error::Cancelled) => {
+                    cancelled = true;
+                    break;
+                }
                 Err(e) => {
                     failed = Some(e.to_string());
                     break;
                 }
             }
+        }
+        if cancelled && out.is_empty() {
+            return Err(Error::Cancelled);
         }
         if out.is_empty() {
             if let Some(f) = failed {
@@ -273,6 +287,15 @@ impl ImageGenerator for Stability {
                 "{model}: {} of {} image(s) made; the rest stopped: {f}",
                 out.len(),
                 r.params.count
+            ));
+        }
+        if cancelled {
+            notes.push(format!(
+                "{}: cancelled after {} of {} image(s); the {} already paid for are kept",
+                crate::services::CANCELLED_NOTE,
+                out.len(),
+                r.params.count,
+                out.len()
             ));
         }
         Ok((out, notes))

@@ -147,6 +147,8 @@ impl SmolLm {
         let mut out: Vec<u32> = Vec::new();
         let mut shown = String::new();
         for pos in ids.len()..ids.len() + max_tokens {
+            // The studio's Esc: stop between tokens.
+            crate::services::cancel::check()?;
             let l = logits.squeeze(0)?;
             let start = out.len().saturating_sub(REPEAT_WINDOW);
             let l = candle_transformers::utils::apply_repeat_penalty(
