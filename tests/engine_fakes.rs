@@ -379,3 +379,46 @@ fn an_ingest_beside_a_live_one_leaves_the_live_job_running() {
         Some("running")
     );
 }
+
+/// 10 000 photos in one folder (no manifest, the campaign facts from flags): each ingested
+/// once, and a second run changes nothing.
+#[test]
+fn ten_thousand_files_in_one_folder_are_each_ingested_once() {
+    const N: u32 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("flat");
+    std::fs::create_dir_all(&root).unwrap();
+    for i in 0..N {
+        let img = RgbImage::from_pixel(4, 4, Rgb([(i % 256) as u8, (i / 256) as u8, 7]));
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        std::fs::write(root.join(format!("p{i:05}.png")), bytes).unwrap();
+    }
+    let paths = Paths::for_dirs(
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        &dir.path().join("cache"),
+    );
+    let mut lib = Library::with_services(
+        paths,
+        Config::defaults(),
+        Arc::new(FakeEmbedder::new(16)),
+        Arc::new(FakeAnalyser::default()),
+    )
+    .unwrap();
+    let opts = IngestOptions {
+        root,
+        jobs: 2,
+        objective: Some("likes".into()),
+        node: Some("followers".into()),
+        kpi: Some(0.01),
+        ..Default::default()
+    };
+    let first = ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    assert_eq!((first.ingested, first.failed.len()), (N as usize, 0));
+    let again = ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    assert_eq!((again.ingested, again.unchanged), (0, N as usize));
+    assert_eq!(lib.store.count().unwrap(), N as u64);
+}

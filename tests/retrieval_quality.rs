@@ -10,7 +10,8 @@
 //! Spanish brief's top 5 its English twin also finds (the tables in the issue note), and asserts
 //! what the choice of the multilingual model as the default rests on, with the margins measured
 //! when it was chosen: Spanish briefs far better than MiniLM's, close to their English twins, and
-//! English close to MiniLM's.
+//! English close to MiniLM's. Those runs index the manifest's labels and captions, the same labels
+//! that judge relevance; `raw_photos_...` indexes the photos alone, with a threshold from chance.
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -174,6 +175,7 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
     }
 
     let mut results = HashMap::new();
+    let mut overlaps = HashMap::new();
     for (name, sets) in [("held-out", &held_out), ("dev", &dev)] {
         eprintln!(
             "{name}: P@5 over {} judged images | English queries ({}) | briefs EN ({}) | briefs ES | ES top 5 also in EN top 5",
@@ -189,6 +191,7 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
                 overlap(&tes, &ten)
             );
             results.insert((name, id), [en, ben, bes]);
+            overlaps.insert((name, id), overlap(&tes, &ten));
         }
     }
     let [minilm_en, minilm_briefs_en, minilm_briefs_es] =
@@ -212,4 +215,123 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
         e5_en >= minilm_en - 0.06,
         "English queries: e5 {e5_en:.3}, MiniLM {minilm_en:.3}"
     );
+    // The README's claim, in words: more than half of a Spanish brief's top 5 is also in its
+    // English twin's (a floor set from the claim, not from the 66 % measured).
+    let shared = overlaps[&("held-out", e5::EMBEDDER_ID)];
+    assert!(
+        shared > 0.5,
+        "Spanish top 5 shared with the English twin: {shared:.3}"
+    );
+}
+
+/// What a user with a raw folder of photos gets: the reference library indexed from its
+/// images, objective, node and KPI only (no labels, no captions: the descriptions are the
+/// local models' own), judged by the COCO labels the index never saw.
+///
+/// Threshold, fixed before this was first measured: P@5 at least twice chance, for the default
+/// embedder, on the held-out English queries, English briefs and Spanish briefs. Chance is the
+/// P@5 of a random ranking (the share of judged images that carry one of the query's labels,
+/// averaged over the queries); "twice chance" is a floor from the definition, not from a
+/// measurement.
+#[test]
+fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
+    let lib_dir = common::demo_library();
+    let rows: Vec<serde_json::Value> = jsonl(&lib_dir.join("manifest.jsonl"));
+    let judged: HashMap<String, HashSet<String>> = jsonl::<Row>(&lib_dir.join("manifest.jsonl"))
+        .into_iter()
+        .filter(|r| !r.labels_source.is_empty())
+        .map(|r| (r.id, r.labels.into_iter().collect()))
+        .collect();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval");
+    let held_out = load_sets(&fixtures, "english_queries.jsonl", "bilingual_briefs.jsonl");
+
+    // Only what a raw folder has: the file, and the campaign facts a marketer knows.
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r["id"], "file": r["file"], "objective": r["objective"],
+                "node": r["node"], "results": r["results"],
+            })
+            .to_string()
+        })
+        .collect();
+    let manifest = dir.path().join("raw.jsonl");
+    std::fs::write(&manifest, raw.join("\n")).unwrap();
+    let paths = Paths::for_dirs(
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        common::models_cache(),
+    );
+    let mut lib = Library::open(paths, Config::defaults()).unwrap();
+    let report = ingest(
+        &mut lib,
+        &IngestOptions {
+            root: lib_dir.clone(),
+            manifest: Some(manifest),
+            jobs: 2,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let e = lib.embedder_for(minilm::EMBEDDER_ID).unwrap();
+    reindex(&lib, e.as_ref(), &mut |_, _| {}).unwrap();
+    // The index really is label-free: no caption, and no description holds "giraffe", a COCO
+    // label of some of these photos that ImageNet's 1 000 classes (the local labeller's) lack.
+    let documents: Vec<String> = judged
+        .keys()
+        .map(|id| {
+            let a = lib.store.resolve(id).unwrap();
+            assert!(a.caption.is_none(), "{id} has a caption");
+            lib.store.document_of(&a.id).unwrap().unwrap_or_default()
+        })
+        .collect();
+    assert!(documents.iter().all(|d| !d.contains("giraffe")));
+    let chance = |set: &[(String, Vec<String>)]| -> f64 {
+        set.iter()
+            .map(|(_, labels)| {
+                let hit = judged
+                    .values()
+                    .filter(|have| labels.iter().any(|l| have.contains(l)))
+                    .count();
+                hit as f64 / judged.len() as f64
+            })
+            .sum::<f64>()
+            / set.len() as f64
+    };
+    let chances = [0, 1, 2].map(|i| chance(&held_out[i]));
+    eprintln!(
+        "raw photos, held-out: P@5 over {} judged images | English queries | briefs EN | briefs ES | ES top 5 also in EN top 5",
+        judged.len()
+    );
+    eprintln!(
+        "{:<42} | {:.3} | {:.3} | {:.3} |",
+        "chance", chances[0], chances[1], chances[2]
+    );
+    let mut default = [0.0; 3];
+    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+        let [(en, _), (ben, ten), (bes, tes)] =
+            [0, 1, 2].map(|i| precision_at_5(&lib, id, &held_out[i], &judged));
+        eprintln!(
+            "{id:<42} | {en:.3} | {ben:.3} | {bes:.3} | {:.3}",
+            overlap(&tes, &ten)
+        );
+        if id == e5::EMBEDDER_ID {
+            default = [en, ben, bes];
+        }
+    }
+    for (i, set) in ["English queries", "English briefs", "Spanish briefs"]
+        .iter()
+        .enumerate()
+    {
+        assert!(
+            default[i] >= 2.0 * chances[i],
+            "{set}: P@5 {:.3} < twice chance {:.3}",
+            default[i],
+            chances[i]
+        );
+    }
 }

@@ -402,16 +402,27 @@ impl Config {
         Self::from_figment(fig, &user_file.display().to_string())
     }
 
+    /// Defaults, then the TOML `text` (named `origin` in errors); no env vars.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Self> {
+        let fig = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text));
+        Self::from_figment(fig, origin)
+    }
+
     fn from_figment(fig: Figment, origin: &str) -> Result<Self> {
         let cfg: Config = fig.extract().map_err(|e| {
             let mut msgs = Vec::new();
             for err in e {
                 let key = err.path.join(".");
-                let source = err
-                    .metadata
-                    .as_ref()
-                    .map(|m| m.name.to_string())
-                    .unwrap_or_else(|| origin.to_string());
+                // The file's path when the value came from a file (figment's own name for it is
+                // only "TOML file"), the env var source by name, else the origin given.
+                let source = match err.metadata.as_ref() {
+                    Some(m) => match &m.source {
+                        Some(figment::Source::File(p)) => p.display().to_string(),
+                        _ if m.name.contains("environment") => m.name.to_string(),
+                        _ => origin.to_string(),
+                    },
+                    None => origin.to_string(),
+                };
                 msgs.push(format!("{source}: key '{key}': {}", err.kind));
             }
             Error::Config(msgs.join("; "))

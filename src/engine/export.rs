@@ -40,6 +40,49 @@ fn data_uri(lib: &Library, path: &Path, px: u32) -> Result<String> {
     ))
 }
 
+/// A text cell a spreadsheet will not run: one that starts like a formula (`=`, `+`, `-`, `@`,
+/// tab, carriage return) is prefixed with `'`, which spreadsheets show but do not evaluate.
+fn inert_cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// `references.csv`: one row per chosen reference, every text cell inert (see `inert_cell`).
+fn references_csv(path: &Path, refs: &[crate::domain::Asset]) -> Result<()> {
+    let io = |e: csv::Error| Error::Invalid(format!("{}: {e}", path.display()));
+    let mut w = csv::Writer::from_path(path).map_err(io)?;
+    w.write_record([
+        "external_id",
+        "file",
+        "objective",
+        "node",
+        "kpi",
+        "description",
+        "licence",
+        "attribution",
+    ])
+    .map_err(io)?;
+    for a in refs {
+        let text = |s: Option<&str>| inert_cell(s.unwrap_or_default());
+        w.write_record([
+            text(a.external_id.as_deref()),
+            text(Some(&a.file)),
+            text(Some(&a.objective)),
+            text(Some(&a.node)),
+            a.kpi.map(|k| k.to_string()).unwrap_or_default(),
+            text(Some(&a.description.description)),
+            text(a.licence.as_deref()),
+            text(a.attribution.as_deref()),
+        ])
+        .map_err(io)?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
 fn copy(from: &Path, to: &Path) -> Result<()> {
     if let Some(d) = to.parent() {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
@@ -99,6 +142,7 @@ pub fn export(
         "moodboard": moodboard_rel,
         "cost": crate::engine::cost::campaign_cost(lib, campaign)?,
     });
+    references_csv(&out.join("references.csv"), &refs)?;
     let json_path = out.join("campaign.json");
     std::fs::write(&json_path, serde_json::to_vec_pretty(&doc)?)
         .map_err(|e| Error::io(&json_path, e))?;

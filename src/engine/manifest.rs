@@ -49,9 +49,36 @@ fn text(v: Option<Value>) -> Option<String> {
     }
 }
 
+/// The longest manifest line (or CSV record) read; a longer one fails alone.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// A character that is invisible or changes the direction of what follows (zero-width
+/// spaces and joiners, bidi embeddings, overrides, isolates and marks, the BOM) or any other
+/// control character: in an id it makes two ids that look the same differ, or hides its end.
+fn hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}'
+        )
+}
+
 fn from_map(line: usize, mut m: Map<String, Value>) -> std::result::Result<ManifestRow, RowError> {
     let id = text(m.remove("id"));
     let item = id.clone().unwrap_or_else(|| format!("line {line}"));
+    if let Some(c) = id
+        .as_deref()
+        .and_then(|id| id.chars().find(|c| hidden_char(*c)))
+    {
+        return Err(RowError {
+            item: format!("line {line}"),
+            reason: format!(
+                "the id {:?} holds U+{:04X}, an invisible or direction-changing character; write the id in plain visible characters",
+                id.as_deref().unwrap_or_default(),
+                c as u32
+            ),
+        });
+    }
     let file = match m.remove("file") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         _ => {
@@ -94,61 +121,108 @@ fn from_map(line: usize, mut m: Map<String, Value>) -> std::result::Result<Manif
 
 pub fn read(path: &Path) -> Result<Vec<std::result::Result<ManifestRow, RowError>>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(raw)
-        .map_err(|_| Error::Invalid(format!("{}: manifest is not UTF-8 text", path.display())))?;
     let is_csv = path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        read_csv(path, &text)
+        let text = String::from_utf8(raw).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            Error::Invalid(format!(
+                "{}: line {line} is not UTF-8 text; save the CSV as UTF-8",
+                path.display()
+            ))
+        })?;
+        read_csv_text(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
     } else {
-        Ok(read_jsonl(&text))
+        Ok(read_jsonl_bytes(&raw))
     }
 }
 
-pub fn read_jsonl(text: &str) -> Vec<std::result::Result<ManifestRow, RowError>> {
-    text.lines()
+/// JSON Lines from raw bytes: a line that is too long, not UTF-8 or not a JSON object fails
+/// alone, naming its line; the others are read.
+pub fn read_jsonl_bytes(raw: &[u8]) -> Vec<std::result::Result<ManifestRow, RowError>> {
+    raw.split(|b| *b == b'\n')
         .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
+        .filter(|(_, l)| !l.trim_ascii().is_empty())
         .map(|(i, l)| {
             let line = i + 1;
-            match serde_json::from_str::<Value>(l) {
-                Ok(Value::Object(m)) => from_map(line, m),
-                Ok(_) => Err(RowError {
+            if l.len() > MAX_LINE_BYTES {
+                return Err(RowError {
                     item: format!("line {line}"),
-                    reason: "not a JSON object".into(),
-                }),
+                    reason: format!(
+                        "the line is {} bytes, over the {} byte limit of a manifest line; split it or shorten its fields",
+                        l.len(),
+                        MAX_LINE_BYTES
+                    ),
+                });
+            }
+            match std::str::from_utf8(l) {
+                Ok(text) => read_line(line, text),
                 Err(e) => Err(RowError {
                     item: format!("line {line}"),
-                    reason: format!("invalid JSON: {e}"),
+                    reason: format!(
+                        "not UTF-8 text (invalid byte at column {}); save the manifest as UTF-8",
+                        e.valid_up_to() + 1
+                    ),
                 }),
             }
         })
         .collect()
 }
 
-fn read_csv(path: &Path, text: &str) -> Result<Vec<std::result::Result<ManifestRow, RowError>>> {
+pub fn read_jsonl(text: &str) -> Vec<std::result::Result<ManifestRow, RowError>> {
+    read_jsonl_bytes(text.as_bytes())
+}
+
+fn read_line(line: usize, l: &str) -> std::result::Result<ManifestRow, RowError> {
+    match serde_json::from_str::<Value>(l) {
+        Ok(Value::Object(m)) => from_map(line, m),
+        Ok(_) => Err(RowError {
+            item: format!("line {line}"),
+            reason: "not a JSON object".into(),
+        }),
+        Err(e) => Err(RowError {
+            item: format!("line {line}"),
+            reason: format!("invalid JSON: {e}"),
+        }),
+    }
+}
+
+/// CSV with a header; a record that is too long or malformed fails alone. The error is for
+/// the whole manifest (an unreadable header, no `file` column).
+pub fn read_csv_text(
+    text: &str,
+) -> std::result::Result<Vec<std::result::Result<ManifestRow, RowError>>, String> {
     let mut rdr = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(text.as_bytes());
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| Error::Invalid(format!("{}: unreadable CSV header: {e}", path.display())))?
+        .map_err(|e| format!("unreadable CSV header: {e}"))?
         .iter()
         .map(|h| h.to_lowercase())
         .collect();
     if !headers.iter().any(|h| h == "file") {
-        return Err(Error::Invalid(format!(
-            "{}: the CSV header has no 'file' column (expected file,objective,node,results[,caption,campaign])",
-            path.display()
-        )));
+        return Err("the CSV header has no 'file' column (expected file,objective,node,results[,caption,campaign])".into());
     }
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let line = i + 2; // the header is line 1
         let rec = match rec {
+            Ok(r) if r.as_slice().len() > MAX_LINE_BYTES => {
+                out.push(Err(RowError {
+                    item: format!("line {line}"),
+                    reason: format!(
+                        "the record is {} bytes, over the {} byte limit of a manifest line; shorten its fields",
+                        r.as_slice().len(),
+                        MAX_LINE_BYTES
+                    ),
+                }));
+                continue;
+            }
             Ok(r) => r,
             Err(e) => {
                 out.push(Err(RowError {

@@ -97,7 +97,8 @@ impl ThinkingSplitter {
 pub fn parse_answer(model: &str, answer: &str) -> Result<(String, String)> {
     let start = answer.find('{');
     let end = answer.rfind('}');
-    let (Some(s), Some(e)) = (start, end) else {
+    // A '}' before the first '{' (found by fuzzing: "} {" once sliced backwards and panicked).
+    let (Some(s), Some(e)) = (start, end.filter(|e| Some(*e) > start)) else {
         return Err(Error::Cloud(format!(
             "{model}: the answer has no JSON object with the prompt"
         )));
@@ -322,6 +323,12 @@ impl PromptWriter for NovaWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_whose_braces_are_backwards_is_an_error_not_a_panic() {
+        let e = parse_answer("m", "} no object {").unwrap_err().to_string();
+        assert!(e.contains("no JSON object"), "{e}");
+    }
 
     fn run(deltas: &[&str]) -> (Vec<PromptEvent>, ThinkingSplitter) {
         let mut s = ThinkingSplitter::default();
