@@ -2380,3 +2380,146 @@ fn bedrock_stability_cancel_between_images_keeps_the_paid_ones_and_says_so() {
         "{notes:?}"
     );
 }
+
+/// The frames of a complete ConverseStream answer with ANSWER as its text.
+fn answer_frames() -> Vec<Vec<u8>> {
+    vec![
+        event_frame("messageStart", json!({"role": "assistant"})),
+        event_frame(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": ANSWER}}),
+        ),
+        event_frame("contentBlockStop", json!({"contentBlockIndex": 0})),
+        event_frame("messageStop", json!({"stopReason": "end_turn"})),
+        event_frame(
+            "metadata",
+            json!({"usage": {"inputTokens": 50, "outputTokens": 20, "totalTokens": 70}, "metrics": {"latencyMs": 9}}),
+        ),
+    ]
+}
+
+fn stream_body(body: Vec<u8>) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "application/vnd.amazon.eventstream")
+        .set_body_bytes(body)
+}
+
+/// The writer's result for a ConverseStream answer of `body`.
+fn written_from(body: Vec<u8>) -> campaign_studio::Result<campaign_studio::services::PromptResult> {
+    let fake = Fake::start();
+    fake.on(NOVA_PRO_US_STREAM, stream_body(body));
+    let l = writer_lib(&fake, "us.amazon.nova-pro-v1:0", "low");
+    write(&l).1
+}
+
+#[test]
+fn bedrock_stream_cut_in_the_middle_of_a_frame_is_an_error() {
+    let frames = answer_frames();
+    let mut body: Vec<u8> = frames[..1].concat();
+    body.extend_from_slice(&frames[1][..frames[1].len() / 2]);
+    let e = written_from(body).unwrap_err().to_string();
+    assert!(e.contains("us.amazon.nova-pro-v1:0"), "{e}");
+}
+
+#[test]
+fn bedrock_stream_frame_with_a_bad_crc_is_an_error() {
+    let mut frames = answer_frames();
+    let n = frames[1].len();
+    frames[1][n - 10] ^= 0x55; // a payload byte: the message CRC no longer matches
+    let e = written_from(frames.concat()).unwrap_err().to_string();
+    assert!(e.contains("us.amazon.nova-pro-v1:0"), "{e}");
+}
+
+#[test]
+fn bedrock_stream_that_stops_without_message_stop_says_it_ended_early() {
+    let frames = answer_frames();
+    let e = written_from(frames[..3].concat()).unwrap_err().to_string();
+    assert!(e.contains("ended before the model finished"), "{e}");
+}
+
+#[test]
+fn bedrock_html_page_with_status_200_is_a_clear_error() {
+    let fake = Fake::start();
+    fake.on(
+        ULTRA_PATH,
+        ResponseTemplate::new(200)
+            .insert_header("content-type", "text/html")
+            .set_body_string("<html><body>Proxy login required</body></html>"),
+    );
+    let (_l, g) = stability(&fake, "stability.stable-image-ultra-v1:1");
+    let e = g
+        .generate(&request(TaskType::Text, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not the JSON the model documents"), "{e}");
+}
+
+#[test]
+fn bedrock_stability_answer_missing_its_images_is_a_clear_error() {
+    let fake = Fake::start();
+    fake.on(ULTRA_PATH, ok(json!({"seeds": [7]})));
+    let (_l, g) = stability(&fake, "stability.stable-image-ultra-v1:1");
+    let e = g
+        .generate(&request(TaskType::Text, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stability.stable-image-ultra-v1:1"), "{e}");
+}
+
+#[test]
+fn bedrock_answer_slower_than_the_timeout_names_the_timeout() {
+    let fake = Fake::start();
+    fake.on(
+        ULTRA_PATH,
+        stability_image(1, 3).set_delay(std::time::Duration::from_secs(120)),
+    );
+    let (_l, g) = generator(&fake, |c| {
+        c.generator.backend = "bedrock/stability".into();
+        c.bedrock.models.stability.id = "stability.stable-image-ultra-v1:1".into();
+        c.bedrock.timeout_secs = 1;
+        c.bedrock.max_attempts = 1;
+    });
+    let e = g
+        .generate(&request(TaskType::Text, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bedrock.timeout_secs"), "{e}");
+}
+
+/// A loopback server that resets every connection it accepts; counts them.
+fn resetting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Closed unread: the request's bytes make the kernel answer with a reset.
+            drop(stream);
+        }
+    });
+    (url, accepted)
+}
+
+#[test]
+fn bedrock_connection_reset_is_retried_then_reported() {
+    let fake = Fake::start();
+    let (url, accepted) = resetting_server();
+    let (_l, g) = generator(&fake, |c| {
+        c.generator.backend = "bedrock/stability".into();
+        c.bedrock.models.stability.id = "stability.stable-image-ultra-v1:1".into();
+        c.bedrock.endpoint_url = url;
+        c.bedrock.max_attempts = 3;
+    });
+    let e = g
+        .generate(&request(TaskType::Text, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stability.stable-image-ultra-v1:1"), "{e}");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
+}

@@ -381,6 +381,15 @@ impl Bedrock {
             SdkError::TimeoutError(_) => format!(
                 "{model}: no answer within bedrock.timeout_secs; the model may be busy, try again or raise the timeout"
             ),
+            // A read timeout surfaces as a dispatch failure whose connector error is a
+            // timeout: the server was reached (or the network is slow), so say the timeout.
+            SdkError::DispatchFailure(d)
+                if d.as_connector_error().is_some_and(|c| c.is_timeout()) =>
+            {
+                format!(
+                    "{model}: no answer from Bedrock in {region} within the timeout (bedrock.connect_timeout_secs to connect, bedrock.timeout_secs to answer); the model may be busy or the network slow: try again or raise the timeout"
+                )
+            }
             SdkError::DispatchFailure(d) => format!(
                 "{model}: could not reach Bedrock in {region} ({}); check the network, the region and bedrock.endpoint_url",
                 d.as_connector_error()

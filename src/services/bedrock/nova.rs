@@ -304,6 +304,13 @@ impl PromptWriter for NovaWriter {
             stop = %stop,
             "prompt written"
         );
+        // A stream that ends without messageStop was cut (a dropped connection, a proxy): what
+        // arrived may parse and still be missing its end.
+        if stop.is_empty() {
+            return Err(Error::Cloud(format!(
+                "{model}: the answer stream ended before the model finished (no messageStop); try again"
+            )));
+        }
         let (prompt, negative_prompt) = parse_answer(model, &split.answer)?;
         let mut flags = Vec::new();
         if stop == "max_tokens" {
