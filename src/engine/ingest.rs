@@ -558,6 +558,44 @@ impl Drop for JobLock {
     }
 }
 
+/// Removes files under the originals and thumbnails folders that no asset holds (temp files
+/// and copies of a run killed before its commit). Call only when no ingest is running.
+pub fn sweep_orphans(lib: &Library) -> Result<usize> {
+    // By file name (the content hash and extension), not full path: a data dir that was moved
+    // keeps its old paths in the catalog and must not lose its files.
+    let held: std::collections::HashSet<String> = lib
+        .store
+        .asset_file_paths()?
+        .iter()
+        .filter_map(|p| {
+            Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let mut removed = 0;
+    for dir in [lib.paths.originals_dir(), lib.paths.thumbnails_dir()] {
+        let Ok(shards) = std::fs::read_dir(&dir) else {
+            continue; // nothing ingested yet
+        };
+        for shard in shards.flatten() {
+            let Ok(files) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let p = f.path();
+                if f.file_type().is_ok_and(|t| t.is_file())
+                    && !held.contains(f.file_name().to_string_lossy().as_ref())
+                    && std::fs::remove_file(&p).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Marks `running` ingest jobs whose process is gone (their lock is free) as interrupted; jobs
 /// still running in another process are left alone. Returns how many were marked.
 pub fn mark_dead_ingest_jobs(lib: &Library) -> Result<usize> {
@@ -606,6 +644,14 @@ pub fn ingest(
             interrupted,
             "earlier ingest runs did not finish; this run completes them"
         );
+    }
+    // With no other ingest alive, what a killed run left behind (temp files, copies whose
+    // asset was never committed) belongs to nobody.
+    if lib.store.unfinished_ingest_jobs()?.is_empty() {
+        let swept = sweep_orphans(lib)?;
+        if swept > 0 {
+            tracing::info!(swept, "removed files an interrupted ingest left behind");
+        }
     }
     let (job, _alive) = lib.store.start_ingest_job_with(
         &root.to_string_lossy(),

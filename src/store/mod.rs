@@ -652,6 +652,17 @@ impl Store {
         Ok(())
     }
 
+    /// Every file path the assets hold (stored originals and thumbnails).
+    pub fn asset_file_paths(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT stored_path FROM assets UNION SELECT thumbnail_path FROM assets")?;
+        let v = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
     /// How many assets have a vector from `embedder`.
     pub fn vector_count(&self, embedder: &EmbedderId) -> Result<u64> {
         Ok(self.conn.query_row(
