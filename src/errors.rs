@@ -13,6 +13,15 @@ pub enum Error {
     )]
     ModelMissing { name: String, path: PathBuf },
 
+    #[error(
+        "model '{name}' is damaged ({reason}) in {path}; run `campaign-studio models fetch` to fetch it again"
+    )]
+    ModelDamaged {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+
     #[error("models fetch: {0}")]
     Fetch(String),
 

