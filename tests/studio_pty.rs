@@ -158,3 +158,97 @@ fn ctrl_z_suspends_with_the_terminal_restored_and_fg_resumes() {
     wait_for(&session, "BACK-0");
     tmux(&["kill-session", "-t", &session]);
 }
+
+/// The studio killed with SIGKILL at 10 seeded moments while keys arrive (its session writer
+/// saving views as they change): each time the database passes `PRAGMA integrity_check`,
+/// every saved view is whole JSON, and the studio opens again on that library.
+#[test]
+fn studio_killed_while_keys_arrive_leaves_whole_views_and_reopens() {
+    let env = Env::new();
+    let lib = demo_library();
+    env.ingest(&lib, &lib.join("manifest.jsonl"));
+    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
+    let start = |session: &str| {
+        let script = format!(
+            "exec env CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'",
+            env.dir.path().join("config").display(),
+            env.data().display(),
+            env.cache.display(),
+            bin.display(),
+        );
+        tmux(&["kill-session", "-t", session]);
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "120",
+                "-y",
+                "32",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        wait_for(session, "Sessions");
+    };
+    // Each step: keys, then what the screen shows once they are taken.
+    let steps: [(&[&str], &str); 6] = [
+        (&["n"], "Name: (new campaign"),
+        (&["-l", "Dogs running on a beach"], "Dogs running"),
+        (&["C-s"], "reference(s) found"),
+        (&[" "], "[x]"),
+        (&["Right", " "], "[x]"),
+        (&["Tab"], "Prompt"),
+    ];
+    let mut seed = 0x50A_u64;
+    for kill in 0..10 {
+        let session = format!("cs-soak-{}-{kill}", std::process::id());
+        start(&session);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let upto = (seed % (steps.len() as u64 + 1)) as usize;
+        for (i, (keys, shows)) in steps.iter().enumerate() {
+            let mut args = vec!["send-keys", "-t", session.as_str()];
+            args.extend_from_slice(keys);
+            tmux(&args);
+            if i + 1 == upto {
+                break; // killed right after these keys, before they are drawn
+            }
+            wait_for(&session, shows);
+        }
+        let pid = tmux(&["display", "-p", "-t", &session, "#{pane_pid}"]);
+        let pid = pid.trim();
+        let killed = Command::new("kill").args(["-9", pid]).status().unwrap();
+        assert!(killed.success(), "kill -9 {pid}");
+        tmux(&["kill-session", "-t", &session]);
+
+        let c = rusqlite::Connection::open(env.data().join("library.sqlite3")).unwrap();
+        let integrity: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok", "kill {kill}");
+        let mut stmt = c
+            .prepare("SELECT view FROM campaigns WHERE view IS NOT NULL")
+            .unwrap();
+        for v in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+            let v = v.unwrap();
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&v).is_ok(),
+                "kill {kill}: a torn view: {v}"
+            );
+        }
+        drop(stmt);
+        drop(c);
+        // It opens again, campaigns listed.
+        start(&session);
+        tmux(&["send-keys", "-t", &session, "C-c"]);
+        tmux(&["kill-session", "-t", &session]);
+    }
+}
