@@ -317,3 +317,37 @@ fn an_out_of_range_config_number_names_the_allowed_range() {
     let e = with_config(&env, "[search]\nk = 5000\n");
     assert!(e.contains("search.k") && e.contains("1000"), "{e}");
 }
+
+#[test]
+fn an_invalid_bedrock_region_is_named_with_an_example() {
+    let env = Env::new();
+    let e = with_config(&env, "[bedrock]\nregion = \"mars-north-1; rm -rf\"\n");
+    assert!(
+        e.contains("bedrock.region") && e.contains("us-east-1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_endpoint_that_is_not_a_url_is_named_with_an_example() {
+    let env = Env::new();
+    let e = with_config(&env, "[bedrock]\nendpoint_url = \"bedrock.local\"\n");
+    assert!(
+        e.contains("bedrock.endpoint_url") && e.contains("https://"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_opensearch_url_with_credentials_in_it_is_refused() {
+    let env = Env::new();
+    let e = with_config(
+        &env,
+        "[index]\nbackend = \"opensearch\"\n[index.opensearch]\nurl = \"https://admin:secret@search.example.com\"\n",
+    );
+    assert!(
+        e.contains("index.opensearch.url") && e.contains("credentials"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "the password was echoed: {e}");
+}

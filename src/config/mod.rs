@@ -519,6 +519,21 @@ impl Config {
                 ),
             );
         }
+        let endpoint = &self.bedrock.endpoint_url;
+        if !endpoint.is_empty() {
+            let host = endpoint
+                .strip_prefix("https://")
+                .or_else(|| endpoint.strip_prefix("http://"))
+                .map(|rest| rest.split(['/', '?', '#', ':']).next().unwrap_or(""));
+            if host.is_none_or(str::is_empty) {
+                return bad(
+                    "bedrock.endpoint_url",
+                    &format!(
+                        "'{endpoint}' is not an http(s) URL with a host (like https://bedrock-runtime.us-east-1.amazonaws.com); leave it empty for AWS's own endpoint"
+                    ),
+                );
+            }
+        }
         if !["standard", "adaptive"].contains(&self.bedrock.retry_mode.as_str()) {
             return bad("bedrock.retry_mode", "must be standard or adaptive");
         }
