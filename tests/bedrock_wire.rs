@@ -1977,77 +1977,9 @@ fn bedrock_cli_end_to_end_with_titan_nova_pro_and_stability() {
     assert_eq!(saved["cost"]["images"], 2, "the export carries the cost");
 }
 
-#[test]
-fn bedrock_titan_spanish_brief_is_searched_as_an_english_description() {
-    let fake = Fake::start();
-    mount_cloud(&fake);
-    fake.rt.block_on(
-        Mock::given(method("POST"))
-            .and(path(NOVA_PRO_US))
-            .and(|r: &Request| !String::from_utf8_lossy(&r.body).contains("toolConfig"))
-            .respond_with(ok(json!({
-                "output": {"message": {"role": "assistant", "content": [
-                    {"text": "Two friends surfing big waves at sunset on a beach."}
-                ]}},
-                "stopReason": "end_turn",
-                "usage": {"inputTokens": 90, "outputTokens": 14, "totalTokens": 104}
-            })))
-            .with_priority(1)
-            .mount(&fake.server),
-    );
-    let cli = Cli::new(&fake);
-    let photos = cli.photos();
-    cli.json(
-        &CLOUD,
-        &[
-            "library",
-            "ingest",
-            &photos,
-            "--objective",
-            "likes",
-            "--node",
-            "followers",
-            "--json",
-        ],
-    );
-    let es = cli.json(
-        &CLOUD,
-        &[
-            "campaign",
-            "new",
-            "--name",
-            "Olas",
-            "--brief",
-            "Dos amigos surfeando olas grandes al atardecer en la playa",
-            "--objective",
-            "likes",
-            "--node",
-            "followers",
-            "--json",
-        ],
-    );
-    let es_id = es["id"].as_str().unwrap().to_string();
-    let run = cli.json(
-        &CLOUD,
-        &["campaign", "recommend", &es_id, "-k", "2", "--json"],
-    );
-    assert_eq!(
-        run["query"],
-        "Two friends surfing big waves at sunset on a beach."
-    );
-    assert!(fake.requests().iter().any(|r| {
-        r.url.path() == TITAN_PATH
-            && String::from_utf8_lossy(&r.body)
-                .contains("Two friends surfing big waves at sunset on a beach.")
-    }));
-    // The rewrite is a paid call of the campaign's.
-    let shown = cli.json(&CLOUD, &["campaign", "show", &es_id, "--json"]);
-    assert_eq!(shown["cost"]["input_tokens"], 90 + 7);
-}
-
 /// The query `campaign recommend` searched Titan with for a campaign of `brief`, and whether
 /// Titan was sent it (the describer answers every rewrite with one English sentence).
-fn titan_query_for(brief: &str) -> (String, bool) {
+fn titan_query_for(brief: &str) -> (String, bool, Value) {
     const ENGLISH: &str = "A cat asleep on a sofa.";
     let fake = Fake::start();
     mount_cloud(&fake);
@@ -2101,19 +2033,30 @@ fn titan_query_for(brief: &str) -> (String, bool) {
         .requests()
         .iter()
         .any(|r| r.url.path() == TITAN_PATH && String::from_utf8_lossy(&r.body).contains(&query));
-    (query, sent)
+    let shown = cli.json(&CLOUD, &["campaign", "show", &id, "--json"]);
+    (query, sent, shown["cost"].clone())
+}
+
+#[test]
+fn bedrock_titan_spanish_brief_is_searched_as_an_english_description() {
+    let (query, sent, cost) =
+        titan_query_for("Un gato durmiendo en un sofá cómodo, luz suave de la mañana");
+    assert_eq!(query, "A cat asleep on a sofa.");
+    assert!(sent);
+    // The rewrite is a paid call of the campaign's: its 90 input tokens beside Titan's 7.
+    assert_eq!(cost["input_tokens"], 90 + 7);
 }
 
 #[test]
 fn bedrock_titan_german_brief_is_searched_as_an_english_description() {
-    let (query, sent) = titan_query_for("Eine Katze schläft gemütlich auf dem Sofa");
+    let (query, sent, _) = titan_query_for("Eine Katze schläft gemütlich auf dem Sofa");
     assert_eq!(query, "A cat asleep on a sofa.");
     assert!(sent);
 }
 
 #[test]
 fn bedrock_titan_japanese_brief_is_searched_as_an_english_description() {
-    let (query, sent) = titan_query_for("ソファで寝ている猫の写真でフォロワーを増やす");
+    let (query, sent, _) = titan_query_for("ソファで寝ている猫の写真でフォロワーを増やす");
     assert_eq!(query, "A cat asleep on a sofa.");
     assert!(sent);
 }
@@ -2121,7 +2064,7 @@ fn bedrock_titan_japanese_brief_is_searched_as_an_english_description() {
 #[test]
 fn bedrock_titan_english_brief_is_searched_as_written() {
     let brief = "A cat sleeping on a cozy sofa";
-    let (query, sent) = titan_query_for(brief);
+    let (query, sent, _) = titan_query_for(brief);
     assert_eq!(query, brief);
     assert!(sent);
 }

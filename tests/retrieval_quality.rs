@@ -131,6 +131,34 @@ fn load_sets(dir: &Path, queries: &str, briefs: &str) -> Sets {
     ]
 }
 
+/// The library at `root` ingested from `manifest` with the real models into `dir`, then given
+/// both offline embedders' vectors.
+fn indexed(dir: &Path, root: &Path, manifest: &Path) -> Library {
+    let paths = Paths::for_dirs(
+        &dir.join("config"),
+        &dir.join("data"),
+        common::models_cache(),
+    );
+    let mut lib = Library::open(paths, Config::defaults()).unwrap();
+    let report = ingest(
+        &mut lib,
+        &IngestOptions {
+            root: root.to_path_buf(),
+            manifest: Some(manifest.to_path_buf()),
+            jobs: 2,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+        let e = lib.embedder_for(id).unwrap();
+        reindex(&lib, e.as_ref(), &mut |_, _| {}).unwrap();
+    }
+    lib
+}
+
 #[test]
 fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
     let lib_dir = common::demo_library();
@@ -154,25 +182,7 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
 
     // The reference library, ingested with the real models, then given both embedders' vectors.
     let dir = tempfile::tempdir().unwrap();
-    let cache = common::models_cache();
-    let paths = Paths::for_dirs(&dir.path().join("config"), &dir.path().join("data"), cache);
-    let mut lib = Library::open(paths, Config::defaults()).unwrap();
-    let report = ingest(
-        &mut lib,
-        &IngestOptions {
-            root: lib_dir.clone(),
-            manifest: Some(lib_dir.join("manifest.jsonl")),
-            jobs: 2,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
-        let e = lib.embedder_for(id).unwrap();
-        reindex(&lib, e.as_ref(), &mut |_, _| {}).unwrap();
-    }
+    let lib = indexed(dir.path(), &lib_dir, &lib_dir.join("manifest.jsonl"));
 
     let mut results = HashMap::new();
     let mut overlaps = HashMap::new();
@@ -259,26 +269,7 @@ fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
         .collect();
     let manifest = dir.path().join("raw.jsonl");
     std::fs::write(&manifest, raw.join("\n")).unwrap();
-    let paths = Paths::for_dirs(
-        &dir.path().join("config"),
-        &dir.path().join("data"),
-        common::models_cache(),
-    );
-    let mut lib = Library::open(paths, Config::defaults()).unwrap();
-    let report = ingest(
-        &mut lib,
-        &IngestOptions {
-            root: lib_dir.clone(),
-            manifest: Some(manifest),
-            jobs: 2,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    let e = lib.embedder_for(minilm::EMBEDDER_ID).unwrap();
-    reindex(&lib, e.as_ref(), &mut |_, _| {}).unwrap();
+    let lib = indexed(dir.path(), &lib_dir, &manifest);
     // The index really is label-free: no caption, and no description holds "giraffe", a COCO
     // label of some of these photos that ImageNet's 1 000 classes (the local labeller's) lack.
     let documents: Vec<String> = judged
