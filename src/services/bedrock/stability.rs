@@ -291,7 +291,7 @@ impl ImageGenerator for Stability {
         }
         if cancelled {
             notes.push(format!(
-                "{}: cancelled after {} of {} image(s); the {} already paid for are kept",
+                "{} after {} of {} image(s); the {} already made were paid for and are kept",
                 crate::services::CANCELLED_NOTE,
                 out.len(),
                 r.params.count,
