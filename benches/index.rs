@@ -9,12 +9,12 @@ use std::time::Instant;
 use campaign_studio::config::VectorStorage;
 use campaign_studio::domain::EmbedderId;
 use campaign_studio::services::local::exact_index::ExactIndex;
-use campaign_studio::services::{VectorIndex, VectorMeta, normalize};
+use campaign_studio::services::{VectorIndex, VectorMeta};
 use criterion::Criterion;
 use std::hint::black_box;
 
 mod common;
-use common::{Rng, dataset, filters, percentile};
+use common::{dataset, filters, percentile, queries};
 
 fn build(
     vecs: &[Vec<f32>],
@@ -34,15 +34,7 @@ fn build(
 
 fn report(n: usize, dim: usize) {
     let (vecs, metas) = dataset(n, dim, 42 + dim as u64);
-    let mut r = Rng(7);
-    let queries: Vec<Vec<f32>> = (0..200)
-        .map(|_| {
-            let base = &vecs[(r.next() % n as u64) as usize];
-            let mut q: Vec<f32> = base.iter().map(|x| x + 0.02 * r.gauss()).collect();
-            normalize(&mut q);
-            q
-        })
-        .collect();
+    let queries = queries(&vecs, 200);
     let t = Instant::now();
     let exact = build(&vecs, &metas, VectorStorage::F32, 1);
     let load_f32 = t.elapsed().as_secs_f64() * 1e3;

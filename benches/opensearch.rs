@@ -15,12 +15,10 @@ use campaign_studio::config::{Config, VectorStorage};
 use campaign_studio::domain::{EmbedderId, SearchFilter};
 use campaign_studio::services::local::exact_index::ExactIndex;
 use campaign_studio::services::opensearch::OpenSearch;
-use campaign_studio::services::{
-    IndexSpec, VectorBackend, VectorIndex, VectorMeta, VectorRecord, normalize,
-};
+use campaign_studio::services::{IndexSpec, VectorBackend, VectorIndex, VectorMeta, VectorRecord};
 
 mod common;
-use common::{Rng, dataset, filters, percentile};
+use common::{dataset, filters, percentile, queries};
 
 struct Row {
     engine: String,
@@ -92,15 +90,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let (vecs, metas) = dataset(n, dim, 42 + dim as u64);
-    let mut r = Rng(7);
-    let queries: Vec<Vec<f32>> = (0..200)
-        .map(|_| {
-            let base = &vecs[(r.next() % n as u64) as usize];
-            let mut q: Vec<f32> = base.iter().map(|x| x + 0.02 * r.gauss()).collect();
-            normalize(&mut q);
-            q
-        })
-        .collect();
+    let queries = queries(&vecs, 200);
     let records: Vec<VectorRecord> = vecs
         .iter()
         .zip(&metas)

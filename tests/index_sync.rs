@@ -78,6 +78,18 @@ fn embedder() -> EmbedderId {
     EmbedderId::new(EMBEDDER)
 }
 
+/// A default sync of the test embedder's vectors to `server`.
+fn sync_all(lib: &Library, server: &Arc<FakeServer>) -> campaign_studio::engine::sync::SyncReport {
+    sync(
+        lib,
+        server.as_ref(),
+        &embedder(),
+        &SyncOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap()
+}
+
 fn server_index(lib: &Library, server: &FakeServer) -> Box<dyn VectorIndex> {
     let spec = campaign_studio::engine::sync::spec(lib, &embedder()).unwrap();
     server.open(&spec, false).unwrap()
@@ -107,23 +119,9 @@ fn manual_sync_leaves_changes_unsynced_until_asked() {
         unsynced(&lib, server.as_ref()).unwrap(),
         vec![(EMBEDDER.to_string(), 6)]
     );
-    let r = sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let r = sync_all(&lib, &server);
     assert_eq!((r.pushed, r.unsynced), (6, 0), "{r:?}");
-    let again = sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let again = sync_all(&lib, &server);
     assert_eq!(
         (again.pushed, again.stale),
         (0, 0),
@@ -148,14 +146,7 @@ fn the_mark_never_moves_past_a_vector_the_server_refused() {
     lib.store
         .put_vector(&more.id, &embedder(), &w, "doc")
         .unwrap();
-    let r = sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let r = sync_all(&lib, &server);
     assert_eq!(r.failed.len(), 1, "{r:?}");
     assert_eq!(r.failed[0].item, bad.id);
     assert!(
@@ -184,14 +175,7 @@ fn the_mark_never_moves_past_a_vector_the_server_refused() {
     lib.store
         .put_vector(&bad.id, &embedder(), &ok, "doc")
         .unwrap();
-    let fixed = sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let fixed = sync_all(&lib, &server);
     assert!(fixed.failed.is_empty(), "{fixed:?}");
     assert_eq!(fixed.unsynced, 0);
 }
@@ -219,14 +203,7 @@ fn drift_on_the_server_is_found_by_check_and_repaired_by_sync() {
     )
     .unwrap();
     assert_eq!(check.drift.missing, vec![gone.clone()]);
-    let fixed = sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let fixed = sync_all(&lib, &server);
     assert!(fixed.drift_after.is_empty(), "{fixed:?}");
     assert_eq!(fixed.unsynced, 0);
     assert_eq!(ix.count(&SearchFilter::default()).unwrap(), 10);
@@ -236,14 +213,7 @@ fn drift_on_the_server_is_found_by_check_and_repaired_by_sync() {
 fn a_search_on_a_lagging_server_index_still_returns_k_known_hits() {
     let dir = tempfile::tempdir().unwrap();
     let (mut lib, server) = library(dir.path(), 12, "manual");
-    sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    sync_all(&lib, &server);
     // Removed from the library, not yet from the server: enough that one retry is not enough.
     let ids: Vec<String> = ["a000", "a001", "a002", "a003", "a004"]
         .iter()
@@ -314,14 +284,7 @@ fn duplicates_and_foreign_documents_under_their_own_ids_are_repaired() {
         version: 3,
     }])
     .unwrap();
-    let fixed = sync(
-        &lib,
-        server.as_ref(),
-        &embedder(),
-        &SyncOptions::default(),
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let fixed = sync_all(&lib, &server);
     assert_eq!(fixed.drift.extra, vec!["ffforeign".to_string()]);
     assert!(fixed.drift_after.is_empty(), "{fixed:?}");
 }

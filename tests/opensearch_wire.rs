@@ -191,10 +191,15 @@ fn mount_empty_cluster(fake: &Fake) {
         &format!("/{a}"),
         ok(json!({"acknowledged": true, "shards_acknowledged": true, "index": a})),
     );
+    mount_our_mapping(fake, &a);
+}
+
+/// The index behind alias `a` answers its mapping with our library's `_meta` (4 dimensions).
+fn mount_our_mapping(fake: &Fake, a: &str) {
     fake.on(
         "GET",
         &format!("/{a}/_mapping"),
-        ok(meta_answer(&a, EMBEDDER, 4, LIBRARY)),
+        ok(meta_answer(a, EMBEDDER, 4, LIBRARY)),
     );
 }
 
@@ -500,11 +505,7 @@ fn opensearch_wire_tombstones_delete_with_external_versions() {
 fn opensearch_wire_serverless_upsert_looks_up_deletes_and_indexes_in_one_bulk() {
     let fake = Fake::start();
     let a = alias();
-    fake.on(
-        "GET",
-        &format!("/{a}/_mapping"),
-        ok(meta_answer(&a, EMBEDDER, 4, LIBRARY)),
-    );
+    mount_our_mapping(&fake, &a);
     fake.on(
         "GET",
         &format!("/_alias/{a}"),
@@ -717,11 +718,7 @@ fn opensearch_wire_exact_search_uses_the_knn_scoring_script() {
 fn opensearch_wire_serverless_search_keeps_the_newest_of_duplicate_assets() {
     let fake = Fake::start();
     let a = alias();
-    fake.on(
-        "GET",
-        &format!("/{a}/_mapping"),
-        ok(meta_answer(&a, EMBEDDER, 4, LIBRARY)),
-    );
+    mount_our_mapping(&fake, &a);
     fake.on(
         "GET",
         &format!("/_alias/{a}"),
@@ -775,11 +772,7 @@ fn opensearch_wire_backend_reports_what_it_is_without_secrets() {
 fn opensearch_wire_serverless_flush_waits_only_for_what_the_collection_took() {
     let fake = Fake::start();
     let a = alias();
-    fake.on(
-        "GET",
-        &format!("/{a}/_mapping"),
-        ok(meta_answer(&a, EMBEDDER, 4, LIBRARY)),
-    );
+    mount_our_mapping(&fake, &a);
     // Nothing there yet; the index action of the only record is refused.
     fake.on(
         "POST",

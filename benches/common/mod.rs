@@ -66,6 +66,20 @@ pub fn dataset(n: usize, dim: usize, seed: u64) -> (Vec<Vec<f32>>, Vec<VectorMet
     (vecs, metas)
 }
 
+/// `count` queries near library vectors (a vector plus small seeded noise, normalised): the
+/// same for every bench that searches `vecs`.
+pub fn queries(vecs: &[Vec<f32>], count: usize) -> Vec<Vec<f32>> {
+    let mut r = Rng(7);
+    (0..count)
+        .map(|_| {
+            let base = &vecs[(r.next() % vecs.len() as u64) as usize];
+            let mut q: Vec<f32> = base.iter().map(|x| x + 0.02 * r.gauss()).collect();
+            normalize(&mut q);
+            q
+        })
+        .collect()
+}
+
 pub fn filters() -> Vec<(&'static str, SearchFilter)> {
     vec![
         ("unfiltered", SearchFilter::default()),
