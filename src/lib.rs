@@ -4,6 +4,24 @@
 //! stdout belongs to the TUI or to CLI output, never to the library.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+/// The git commit this binary was built from ("unknown" outside a git checkout).
+pub const COMMIT: &str = env!("CAMPAIGN_STUDIO_COMMIT");
+/// The backends compiled into this build (all of them: none is behind a cargo feature).
+pub const BACKENDS: &[&str] = &[
+    "embedded (offline models, exact index)",
+    "opensearch (self-managed, Amazon OpenSearch Service, Serverless)",
+    "bedrock (Nova, Titan, Stability)",
+];
+
+/// `--version`'s long form: version, commit, backends.
+pub fn long_version() -> String {
+    format!(
+        "{} (commit {COMMIT})\nbackends: {}",
+        env!("CARGO_PKG_VERSION"),
+        BACKENDS.join("; ")
+    )
+}
+
 pub mod config;
 pub mod domain;
 pub mod engine;

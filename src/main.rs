@@ -1,11 +1,9 @@
 mod cli;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 fn main() {
-    let matches = cli::Cli::command()
-        .long_about(cli::long_about())
-        .get_matches();
+    let matches = cli::command().get_matches();
     let cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

