@@ -636,3 +636,120 @@ fn status_line_shows_the_index_and_its_unsynced_changes() {
         "{screen}"
     );
 }
+
+fn ctrl_y() -> Action {
+    Action::Copy
+}
+
+fn clipboard_on(s: &mut State) {
+    s.clipboard = campaign_studio::app::state::ClipboardMode::On {
+        via: "OSC 52".into(),
+    };
+}
+
+#[test]
+fn ctrl_y_is_bound_to_copy_in_every_pane_even_while_typing() {
+    let keymap = default_keymap();
+    let key = KeyEvent::new(KeyCode::Char('y'), KeyModifiers::CONTROL);
+    for pane in Pane::ALL {
+        assert_eq!(
+            campaign_studio::app::keymap::resolve(&keymap, pane, true, key),
+            Some(Action::Copy),
+            "{pane:?}"
+        );
+    }
+}
+
+#[test]
+fn copy_in_the_prompt_pane_sends_the_prompt_text() {
+    let mut s = state();
+    clipboard_on(&mut s);
+    s.pane = Pane::Prompt;
+    s.prompt_editor = campaign_studio::app::state::text_editor("a surfer at golden hour");
+    let effects = fx(update(&mut s, ctrl_y()));
+    assert_eq!(
+        effects,
+        vec![Effect::Copy("a surfer at golden hour".into())]
+    );
+    let toast = s.toast.unwrap().text;
+    assert!(
+        toast.contains("the prompt") && toast.contains("23 characters"),
+        "{toast}"
+    );
+}
+
+#[test]
+fn copy_on_the_negative_field_sends_the_negative_prompt() {
+    let mut s = state();
+    clipboard_on(&mut s);
+    s.pane = Pane::Prompt;
+    s.prompt_field = campaign_studio::app::state::PromptField::Negative;
+    s.negative_editor = campaign_studio::app::state::text_editor("blurry, text");
+    assert_eq!(
+        fx(update(&mut s, ctrl_y())),
+        vec![Effect::Copy("blurry, text".into())]
+    );
+}
+
+#[test]
+fn copy_in_references_sends_the_focused_asset_id() {
+    let mut s = state();
+    clipboard_on(&mut s);
+    s.pane = Pane::References;
+    s.hits = vec![hit(1), hit(2)];
+    s.refs_cursor = 1;
+    assert_eq!(
+        fx(update(&mut s, ctrl_y())),
+        vec![Effect::Copy("coco-0002".into())]
+    );
+}
+
+#[test]
+fn copy_in_sessions_after_an_export_sends_the_export_folder() {
+    let mut s = state();
+    clipboard_on(&mut s);
+    s.campaigns = vec![campaign("c1", "Summer")];
+    update(
+        &mut s,
+        Action::Exported {
+            dir: "/data/exports/summer-c1".into(),
+            summary: "Exported 2 image(s)".into(),
+        },
+    );
+    s.pane = Pane::Sessions;
+    assert_eq!(
+        fx(update(&mut s, ctrl_y())),
+        vec![Effect::Copy("/data/exports/summer-c1".into())]
+    );
+}
+
+#[test]
+fn copy_with_the_clipboard_off_says_so_and_sends_nothing() {
+    let mut s = state();
+    s.pane = Pane::Prompt;
+    s.prompt_editor = campaign_studio::app::state::text_editor("x");
+    assert!(fx(update(&mut s, ctrl_y())).is_empty());
+    assert!(s.toast.unwrap().text.contains("studio.clipboard = false"));
+}
+
+#[test]
+fn copy_on_a_terminal_without_osc_52_says_why_and_sends_nothing() {
+    let mut s = state();
+    s.clipboard = campaign_studio::app::state::ClipboardMode::Unsupported(
+        "this terminal (TERM=linux) has no clipboard sequence".into(),
+    );
+    s.pane = Pane::Prompt;
+    s.prompt_editor = campaign_studio::app::state::text_editor("x");
+    assert!(fx(update(&mut s, ctrl_y())).is_empty());
+    let toast = s.toast.unwrap();
+    assert!(toast.text.contains("TERM=linux"), "{}", toast.text);
+}
+
+#[test]
+fn copy_of_an_empty_field_says_there_is_nothing_to_copy() {
+    let mut s = state();
+    clipboard_on(&mut s);
+    s.pane = Pane::Prompt;
+    assert!(fx(update(&mut s, ctrl_y())).is_empty());
+    assert!(s.toast.unwrap().text.contains("Nothing to copy"));
+}

@@ -50,6 +50,14 @@ pub enum Action {
     GalleryNext,
     MoodBoard,
     StartIngest,
+    /// Ctrl-Y: copy what the pane focuses (prompt, negative prompt, an asset id, the last
+    /// export's folder) to the clipboard.
+    Copy,
+    /// An export finished: its folder and the summary to show.
+    Exported {
+        dir: String,
+        summary: String,
+    },
     /// A key for the focused text editor or form (unbound keys).
     EditorInput(crossterm::event::KeyEvent),
     /// Mouse wheel (when mouse capture is on).
@@ -135,6 +143,7 @@ impl Action {
                 | Action::IngestDone { .. }
                 | Action::ImageReady { .. }
                 | Action::Notice(_)
+                | Action::Exported { .. }
                 | Action::JobFailed { .. }
         )
     }
@@ -230,6 +239,8 @@ pub enum Effect {
         view: SessionView,
     },
     CancelJob(JobId),
+    /// Put `text` on the terminal's clipboard (OSC 52); the terminal layer writes it.
+    Copy(String),
     Suspend,
     Quit,
 }

@@ -34,6 +34,12 @@ fn rows(scope: Scope) -> Vec<Row> {
             ("shift-tab", A::PrevPane, "prev_pane", "previous pane"),
             ("f1", A::ToggleHelp, "help", "help"),
             ("esc", A::Cancel, "cancel", "close / cancel job"),
+            (
+                "ctrl-y",
+                A::Copy,
+                "copy",
+                "copy to clipboard (prompt, id, path)",
+            ),
         ],
         Scope::Pane(Pane::Sessions) => vec![
             ("up", A::Up, "up", "up"),

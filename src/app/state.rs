@@ -272,6 +272,22 @@ pub struct State {
     pub toast: Option<Toast>,
     pub show_help: bool,
     pub quitting: bool,
+    /// What Ctrl-Y can do with the clipboard (set by the terminal layer at start).
+    pub clipboard: ClipboardMode,
+    /// The folder of the last export made in this session (Ctrl-Y in Sessions copies it).
+    pub last_export: Option<String>,
+}
+
+/// Whether the studio can copy to the terminal's clipboard (OSC 52).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ClipboardMode {
+    /// `studio.clipboard = false`.
+    #[default]
+    Off,
+    /// The terminal cannot take it; the reason says which and what to do.
+    Unsupported(String),
+    /// Sent as OSC 52; `via` names the path ("OSC 52", "OSC 52 through tmux").
+    On { via: String },
 }
 
 impl State {
@@ -332,6 +348,8 @@ impl State {
             toast: None,
             show_help: false,
             quitting: false,
+            clipboard: ClipboardMode::Off,
+            last_export: None,
         }
     }
 

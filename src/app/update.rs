@@ -3,8 +3,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::action::{GenerateParams, OpenedCampaign};
 use crate::app::state::{
-    ASPECTS, BriefField, GEN_FIELDS, IngestProgress, Preview, PromptField, Toast, ToastKind,
-    line_editor, text_editor,
+    ASPECTS, BriefField, ClipboardMode, GEN_FIELDS, IngestProgress, Preview, PromptField, Toast,
+    ToastKind, line_editor, text_editor,
 };
 use crate::app::{Action, Effect, Pane, State};
 use crate::domain::{PromptVersion, Quality, TaskType};
@@ -28,6 +28,86 @@ fn error(state: &mut State, text: impl Into<String>) {
         kind: ToastKind::Error,
         text: text.into(),
     });
+}
+
+/// What Ctrl-Y copies in the focused pane, named for the message: (what, text).
+fn copy_target(state: &State) -> Option<(&'static str, String)> {
+    let text = |t: &ratatui_textarea::TextArea<'static>| t.lines().join("\n");
+    match state.pane {
+        Pane::Sessions => match &state.last_export {
+            Some(dir) => Some(("the export folder", dir.clone())),
+            None => state
+                .campaigns
+                .get(state.sessions_cursor)
+                .map(|c| ("the campaign id", c.id.clone())),
+        },
+        Pane::Brief => Some(match state.brief_field {
+            BriefField::Name => ("the name", text(&state.name)),
+            BriefField::Brief => ("the brief", text(&state.brief)),
+            BriefField::Query => ("the extra query", text(&state.query)),
+        }),
+        Pane::References => state.hits.get(state.refs_cursor).map(|h| {
+            (
+                "the asset id",
+                h.external_id.clone().unwrap_or_else(|| h.asset_id.clone()),
+            )
+        }),
+        Pane::Prompt => Some(match state.prompt_field {
+            PromptField::Prompt => ("the prompt", text(&state.prompt_editor)),
+            PromptField::Negative => ("the negative prompt", text(&state.negative_editor)),
+            PromptField::Instruction => ("the instruction", text(&state.instruction)),
+            PromptField::Versions => (
+                "the prompt version",
+                state
+                    .versions
+                    .get(state.versions_cursor)
+                    .map(|v| v.prompt.clone())
+                    .unwrap_or_default(),
+            ),
+        }),
+        Pane::Generate => state
+            .gallery
+            .get(state.gallery_cursor)
+            .map(|g| ("the image's path", g.path.clone())),
+        Pane::Library => state.assets.get(state.assets_cursor).map(|a| {
+            (
+                "the asset id",
+                a.external_id.clone().unwrap_or_else(|| a.id.clone()),
+            )
+        }),
+    }
+}
+
+/// Ctrl-Y: the focused text to the clipboard, or a message saying why not.
+fn copy(state: &mut State) -> Vec<Effect> {
+    let target = copy_target(state).filter(|(_, t)| !t.trim().is_empty());
+    match (state.clipboard.clone(), target) {
+        (ClipboardMode::Off, _) => {
+            info(
+                state,
+                "The clipboard is off (studio.clipboard = false in the config).",
+            );
+            Vec::new()
+        }
+        (_, None) => {
+            info(state, "Nothing to copy here.");
+            Vec::new()
+        }
+        (ClipboardMode::Unsupported(why), Some((what, _))) => {
+            error(state, format!("Could not copy {what}: {why}"));
+            Vec::new()
+        }
+        (ClipboardMode::On { via }, Some((what, text))) => {
+            info(
+                state,
+                format!(
+                    "Copied {what} ({} characters) with {via}; a terminal that does not allow it ignores it.",
+                    text.chars().count()
+                ),
+            );
+            vec![Effect::Copy(text)]
+        }
+    }
 }
 
 /// Columns of the reference grid at the current terminal width (the same rule `ui` draws).
@@ -876,6 +956,15 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             info(state, text);
             Vec::new()
         }
+        Action::Exported { dir, summary } => {
+            info(
+                state,
+                format!("{summary} (Ctrl-Y in Sessions copies the folder)"),
+            );
+            state.last_export = Some(dir);
+            Vec::new()
+        }
+        Action::Copy => copy(state),
         Action::JobFailed { job, error: e } => {
             if state.search_job == Some(job) {
                 state.search_job = None;

@@ -263,6 +263,8 @@ pub struct StudioConfig {
     /// "auto", "kitty", "sixel", "iterm2", "halfblocks" or "none".
     pub image_protocol: String,
     pub mouse: bool,
+    /// Ctrl-Y copies to the terminal's clipboard with OSC 52 (through SSH and tmux).
+    pub clipboard: bool,
     /// Role -> colour name ("cyan", "dark-gray", "#0a7cff", "reset").
     pub theme: std::collections::BTreeMap<String, String>,
     /// "<pane>.<action>" (or "global.<action>") -> key ("ctrl-q", "f2", "x").
@@ -469,7 +471,7 @@ pub fn redact(key: &str, value: serde_json::Value) -> serde_json::Value {
         serde_json::Value::String(s) if secret_key && !s.is_empty() => "<redacted>".into(),
         serde_json::Value::String(s) => match reqwest::Url::parse(&s) {
             Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("<redacted>"));
+                let _ = url.set_password(Some("REDACTED"));
                 url.to_string().into()
             }
             _ => s.into(),
@@ -890,6 +892,35 @@ fn check_value(what: &str, value: &str, allowed: &[String]) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_url_password_is_redacted_and_the_rest_kept() {
+        let v = redact(
+            "index.opensearch.url",
+            "https://admin:s3cret@os.example:9200/".into(),
+        );
+        assert_eq!(v, "https://admin:REDACTED@os.example:9200/");
+    }
+
+    #[test]
+    fn a_key_that_names_a_secret_is_redacted() {
+        assert_eq!(redact("x.api_token", "abc".into()), "<redacted>");
+        assert_eq!(redact("x.password", "abc".into()), "<redacted>");
+        assert_eq!(redact("x.user", "abc".into()), "abc");
+    }
+
+    #[test]
+    fn a_plain_http_index_url_off_loopback_is_refused() {
+        let e = Config::from_toml_str(
+            "[models]\nindex_url = \"http://mirror.example/simple\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("models.index_url") && e.contains("https://"),
+            "{e}"
+        );
+    }
     use super::*;
 
     #[test]

@@ -5,11 +5,12 @@
 //! prompt writing, generation, ingest, mood boards — in order on the other, each with its own
 //! library handle, so a search never waits behind a generation), the image encoder, and the
 //! persistence actor (session views, coalesced, drained on quit).
+pub mod clipboard;
 pub mod images;
 pub mod runner;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Stdout;
+use std::io::{Stdout, Write};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,9 @@ pub fn run(lib: Library) -> Result<()> {
         cfg.search.k,
     );
     state.kpi_weight = cfg.search.kpi_weight;
+    let (clipboard_mode, clipboard_wrap) =
+        clipboard::mode(cfg.studio.clipboard, |k| std::env::var(k).ok());
+    state.clipboard = clipboard_mode;
     // Long jobs (prompt writing, generation, ingest, mood boards) run on their own worker with
     // their own library handle, so a search never waits behind a generation.
     let long_lib = Library::open(lib.paths.clone(), lib.config.clone())?;
@@ -216,6 +220,12 @@ pub fn run(lib: Library) -> Result<()> {
                     let _ = views_tx.send((campaign_id, view));
                 }
                 Effect::Suspend => suspend = true,
+                Effect::Copy(text) => {
+                    // Between frames: the sequence changes nothing on the screen.
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(clipboard::sequence(&text, clipboard_wrap).as_bytes());
+                    let _ = out.flush();
+                }
                 e if Runner::is_long(&e) => {
                     let _ = long_tx.send(e);
                 }

@@ -195,7 +195,7 @@ impl Runner {
     fn try_run(&mut self, effect: Effect, emit: &mut dyn FnMut(Action)) -> Result<()> {
         let lib = &mut self.lib;
         match effect {
-            Effect::Quit | Effect::Suspend | Effect::CancelJob(_) => {}
+            Effect::Quit | Effect::Suspend | Effect::CancelJob(_) | Effect::Copy(_) => {}
             Effect::LoadCampaigns => emit(Action::CampaignsLoaded(lib.store.campaigns()?)),
             Effect::LoadBrands => {
                 let (kits, errors) = load_brand_kits(&lib.paths.config_dir.join("brands"));
@@ -237,10 +237,13 @@ impl Runner {
                     &c.id[..8.min(c.id.len())]
                 ));
                 let r = export::export(lib, &c, &out, None)?;
-                emit(Action::Notice(format!(
-                    "Exported {} image(s), {} reference(s), {} prompt version(s) to {}",
-                    r.images, r.references, r.prompt_versions, r.dir
-                )));
+                emit(Action::Exported {
+                    summary: format!(
+                        "Exported {} image(s), {} reference(s), {} prompt version(s) to {}",
+                        r.images, r.references, r.prompt_versions, r.dir
+                    ),
+                    dir: r.dir.to_string(),
+                });
             }
             Effect::Search {
                 job,
