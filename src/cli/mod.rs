@@ -678,7 +678,7 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
             "logs": ctx.paths.log_dir(),
             "models": ctx.paths.models_dir(),
         },
-        "models": models.iter().map(|m| json!({"name": m.name, "job": m.job, "present": m.present})).collect::<Vec<_>>(),
+        "models": models.iter().map(|m| json!({"name": m.name, "job": m.job, "present": m.present, "damaged": m.damaged})).collect::<Vec<_>>(),
         "backends": {
             "text_embedder": ctx.config.models.text_embedder,
             "text_embedder_model": models::embedder_title(&ctx.config.models.text_embedder),
@@ -738,10 +738,10 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         out.push_str(&format!(
             "  {:<28} {}\n",
             m.name,
-            if m.present {
-                "installed"
-            } else {
-                "missing (run `campaign-studio models fetch`)"
+            match (&m.damaged, m.present) {
+                (Some(why), _) => format!("DAMAGED: {why} (run `campaign-studio models fetch`)"),
+                (None, true) => "installed".to_string(),
+                (None, false) => "missing (run `campaign-studio models fetch`)".to_string(),
             }
         ));
     }

