@@ -252,3 +252,79 @@ fn studio_killed_while_keys_arrive_leaves_whole_views_and_reopens() {
         tmux(&["kill-session", "-t", &session]);
     }
 }
+
+/// Ctrl-Y through a real terminal multiplexer: tmux, told to take clipboard sequences from
+/// programs (`set-clipboard on`), receives the brief with OSC 52 and keeps it as its paste
+/// buffer. Runs on its own tmux server (a socket of this test), stopped at the end.
+#[test]
+fn ctrl_y_puts_the_focused_text_on_the_clipboard_through_tmux() {
+    let env = Env::new();
+    let socket = format!("cs-clip-{}", std::process::id());
+    let tm = |args: &[&str]| {
+        let mut all = vec!["-L", socket.as_str()];
+        all.extend_from_slice(args);
+        tmux(&all)
+    };
+    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
+    let script = format!(
+        "CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'; echo STUDIO-EXITED; sleep 30",
+        env.dir.path().join("config").display(),
+        env.data().display(),
+        env.cache.display(),
+        bin.display(),
+    );
+    let status = Command::new("tmux")
+        .args([
+            "-L",
+            &socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "clip",
+            "-x",
+            "120",
+            "-y",
+            "32",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tm(&["set-option", "-s", "set-clipboard", "on"]);
+    let wait = |what: &str| {
+        let start = Instant::now();
+        loop {
+            let screen = tm(&["capture-pane", "-p", "-t", "clip"]);
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("Sessions");
+    tm(&["send-keys", "-t", "clip", "n"]);
+    wait("Name: (new campaign");
+    let brief = "Friends sharing a picnic in a sunny park";
+    tm(&["send-keys", "-t", "clip", "-l", brief]);
+    wait("sharing a picnic");
+    tm(&["send-keys", "-t", "clip", "C-y"]);
+    let screen = wait("Copied the brief");
+    assert!(screen.contains("through tmux"), "{screen}");
+    let start = Instant::now();
+    let mut buffer = tm(&["show-buffer"]);
+    while buffer.trim() != brief && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        buffer = tm(&["show-buffer"]);
+    }
+    tm(&["send-keys", "-t", "clip", "C-c"]);
+    tm(&["kill-server"]);
+    assert_eq!(buffer.trim(), brief);
+}
