@@ -15,10 +15,38 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The studio binary with this test's config, data and cache dirs, as a shell command.
+fn studio_command(env: &Env) -> String {
+    format!(
+        "CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'",
+        env.dir.path().join("config").display(),
+        env.data().display(),
+        env.cache.display(),
+        assert_cmd::cargo::cargo_bin("campaign-studio").display(),
+    )
+}
+
+/// Starts a detached 120x32 session `session` running `argv`, on the tmux server `tmux_args`
+/// name (empty: the default one).
+fn new_session(tmux_args: &[&str], session: &str, argv: &[&str]) {
+    let status = Command::new("tmux")
+        .args(tmux_args)
+        .args(["new-session", "-d", "-s", session, "-x", "120", "-y", "32"])
+        .args(argv)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn wait_for(session: &str, what: &str) -> String {
+    wait_until(|| tmux(&["capture-pane", "-p", "-t", session]), what)
+}
+
+/// Polls `capture` (a screen) until it shows `what`, for at most 60 s.
+fn wait_until(capture: impl Fn() -> String, what: &str) -> String {
     let start = Instant::now();
     loop {
-        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        let screen = capture();
         if screen.contains(what) {
             return screen;
         }
@@ -36,34 +64,14 @@ fn studio_starts_searches_and_restores_the_terminal() {
     let lib = demo_library();
     env.ingest(&lib, &lib.join("manifest.jsonl"));
     let session = format!("cs-smoke-{}", std::process::id());
-    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
     let stty = env.dir.path().join("stty.txt");
     let script = format!(
-        "CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'; stty -a > '{}'; echo STUDIO-EXITED; sleep 30",
-        env.dir.path().join("config").display(),
-        env.data().display(),
-        env.cache.display(),
-        bin.display(),
+        "{}; stty -a > '{}'; echo STUDIO-EXITED; sleep 30",
+        studio_command(&env),
         stty.display()
     );
     tmux(&["kill-session", "-t", &session]);
-    let status = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "32",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    new_session(&[], &session, &["sh", "-c", &script]);
     wait_for(&session, "Sessions");
     tmux(&["send-keys", "-t", &session, "n"]);
     wait_for(&session, "Name: (new campaign");
@@ -97,33 +105,9 @@ fn studio_starts_searches_and_restores_the_terminal() {
 fn ctrl_z_suspends_with_the_terminal_restored_and_fg_resumes() {
     let env = Env::new();
     let session = format!("cs-suspend-{}", std::process::id());
-    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
     tmux(&["kill-session", "-t", &session]);
-    let status = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "32",
-            "bash",
-            "--norc",
-            "--noprofile",
-            "-i",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let run = format!(
-        "CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'",
-        env.dir.path().join("config").display(),
-        env.data().display(),
-        env.cache.display(),
-        bin.display(),
-    );
+    new_session(&[], &session, &["bash", "--norc", "--noprofile", "-i"]);
+    let run = studio_command(&env);
     tmux(&["send-keys", "-t", &session, "-l", &run]);
     tmux(&["send-keys", "-t", &session, "Enter"]);
     wait_for(&session, "No campaigns yet");
@@ -167,34 +151,10 @@ fn studio_killed_while_keys_arrive_leaves_whole_views_and_reopens() {
     let env = Env::new();
     let lib = demo_library();
     env.ingest(&lib, &lib.join("manifest.jsonl"));
-    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
     let start = |session: &str| {
-        let script = format!(
-            "exec env CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'",
-            env.dir.path().join("config").display(),
-            env.data().display(),
-            env.cache.display(),
-            bin.display(),
-        );
+        let script = format!("exec env {}", studio_command(&env));
         tmux(&["kill-session", "-t", session]);
-        let ok = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                session,
-                "-x",
-                "120",
-                "-y",
-                "32",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
+        new_session(&[], session, &["sh", "-c", &script]);
         wait_for(session, "Sessions");
     };
     // Each step: keys, then what the screen shows once they are taken.
@@ -265,50 +225,14 @@ fn ctrl_y_puts_the_focused_text_on_the_clipboard_through_tmux() {
         all.extend_from_slice(args);
         tmux(&all)
     };
-    let bin = assert_cmd::cargo::cargo_bin("campaign-studio");
-    let script = format!(
-        "CAMPAIGN_STUDIO_CONFIG_DIR='{}' CAMPAIGN_STUDIO_DATA_DIR='{}' CAMPAIGN_STUDIO_CACHE_DIR='{}' '{}'; echo STUDIO-EXITED; sleep 30",
-        env.dir.path().join("config").display(),
-        env.data().display(),
-        env.cache.display(),
-        bin.display(),
+    let script = format!("{}; echo STUDIO-EXITED; sleep 30", studio_command(&env));
+    new_session(
+        &["-L", &socket, "-f", "/dev/null"],
+        "clip",
+        &["sh", "-c", &script],
     );
-    let status = Command::new("tmux")
-        .args([
-            "-L",
-            &socket,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "clip",
-            "-x",
-            "120",
-            "-y",
-            "32",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
     tm(&["set-option", "-s", "set-clipboard", "on"]);
-    let wait = |what: &str| {
-        let start = Instant::now();
-        loop {
-            let screen = tm(&["capture-pane", "-p", "-t", "clip"]);
-            if screen.contains(what) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "timed out waiting for {what:?}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait = |what: &str| wait_until(|| tm(&["capture-pane", "-p", "-t", "clip"]), what);
     wait("Sessions");
     tm(&["send-keys", "-t", "clip", "n"]);
     wait("Name: (new campaign");
