@@ -314,51 +314,34 @@ fn no_proxy_sends_matching_hosts_direct() {
 /// Serves `bytes` over raw HTTP: the first connection sends half and drops; the second must
 /// ask for the rest with a range and gets a 206. Returns the requests seen.
 fn breaking_file_server(bytes: Vec<u8>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        for round in 0..2 {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                req.extend_from_slice(&buf[..n]);
-            }
-            let req = String::from_utf8_lossy(&req).to_ascii_lowercase();
-            seen.push(req.clone());
-            let half = bytes.len() / 2;
-            if round == 0 {
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\naccept-ranges: bytes\r\n\r\n",
-                    bytes.len()
-                );
-                conn.write_all(head.as_bytes()).unwrap();
-                conn.write_all(&bytes[..half]).unwrap();
-                // Dropped here: the client sees the body end early.
-            } else {
-                let from: usize = req
-                    .lines()
-                    .find_map(|l| l.strip_prefix("range: bytes="))
-                    .and_then(|r| r.trim().trim_end_matches('-').parse().ok())
-                    .unwrap_or(0);
-                let head = format!(
-                    "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {from}-{}/{}\r\n\r\n",
-                    bytes.len() - from,
-                    bytes.len() - 1,
-                    bytes.len()
-                );
-                conn.write_all(head.as_bytes()).unwrap();
-                conn.write_all(&bytes[from..]).unwrap();
-            }
+    scripted_server(2, move |round, req| {
+        let half = bytes.len() / 2;
+        if round == 0 {
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\naccept-ranges: bytes\r\n\r\n",
+                bytes.len()
+            )
+            .into_bytes();
+            // Half, then the connection is dropped: the client sees the body end early.
+            out.extend_from_slice(&bytes[..half]);
+            out
+        } else {
+            let from: usize = req
+                .lines()
+                .find_map(|l| l.strip_prefix("range: bytes="))
+                .and_then(|r| r.trim().trim_end_matches('-').parse().ok())
+                .unwrap_or(0);
+            let mut out = format!(
+                "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {from}-{}/{}\r\n\r\n",
+                bytes.len() - from,
+                bytes.len() - 1,
+                bytes.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(&bytes[from..]);
+            out
         }
-        seen
-    });
-    (port, handle)
+    })
 }
 
 #[test]
