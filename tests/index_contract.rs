@@ -1,5 +1,6 @@
 //! One contract for every vector index backend: the same cases, instantiated per backend (the
-//! embedded exact index in f32, int8 and sketch storage, a fake server holding exact indexes,
+//! embedded exact index in f32, int8 and sketch storage, the same as a session holds it over a
+//! snapshot written and reopened at each flush, a fake server holding exact indexes,
 //! and a real OpenSearch node with the k-NN plugin). Test names carry the backend
 //! (`opensearch::filtered_knn_returns_min_k_and_matches_50_percent`), so `cargo test opensearch`
 //! runs every OpenSearch test. The OpenSearch cases need OPENSEARCH_URL
@@ -18,9 +19,12 @@ use campaign_studio::domain::index::{DocState, bucket_of, digest_of};
 use campaign_studio::domain::{EmbedderId, SearchFilter};
 use campaign_studio::services::fake::FakeServer;
 use campaign_studio::services::local::exact_index::{ExactIndex, dot};
+use campaign_studio::services::local::live_index::LiveIndex;
+use campaign_studio::services::local::snapshot;
 use campaign_studio::services::opensearch::OpenSearch;
 use campaign_studio::services::{
-    IndexSpec, Tombstone, VectorBackend, VectorIndex, VectorMeta, VectorRecord, normalize,
+    IndexSpec, Tombstone, VectorBackend, VectorIndex, VectorMeta, VectorRecord, WriteReport,
+    normalize,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -50,6 +54,93 @@ impl Harness for Exact {
     }
     fn exact(&self) -> bool {
         self.0 == VectorStorage::F32
+    }
+}
+
+/// The embedded index as a session holds it (engine::live): each flush writes the live rows
+/// to a snapshot and reopens it mapped, so later writes land in the delta over a mapped base
+/// and searches merge the two.
+struct Snapshotted(VectorStorage);
+
+struct Persisting {
+    live: LiveIndex,
+    storage: VectorStorage,
+    dir: tempfile::TempDir,
+}
+
+impl Harness for Snapshotted {
+    fn open(&self, spec: &IndexSpec) -> Box<dyn VectorIndex> {
+        let base = ExactIndex::new(spec.embedder.clone(), spec.dim, self.0, 2);
+        Box::new(Persisting {
+            live: LiveIndex::new(base, 0),
+            storage: self.0,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+    fn exact(&self) -> bool {
+        self.0 == VectorStorage::F32
+    }
+}
+
+impl VectorIndex for Persisting {
+    fn embedder(&self) -> &EmbedderId {
+        self.live.embedder()
+    }
+    fn dim(&self) -> usize {
+        self.live.dim()
+    }
+    fn upsert(&mut self, records: &[VectorRecord]) -> campaign_studio::Result<WriteReport> {
+        self.live.upsert(records)
+    }
+    fn remove(&mut self, tombstones: &[Tombstone]) -> campaign_studio::Result<WriteReport> {
+        self.live.remove(tombstones)
+    }
+    fn flush(&mut self) -> campaign_studio::Result<()> {
+        let embedder = self.live.embedder().clone();
+        let path = snapshot::path_for(self.dir.path(), &embedder);
+        self.live.write_snapshot(&path, "contract", self.storage)?;
+        let expect = snapshot::Expect {
+            embedder: &embedder,
+            library_id: "contract",
+            dim: Some(self.live.dim()),
+        };
+        let (base, header) = snapshot::open(&path, &expect, None)
+            .map_err(|e| campaign_studio::Error::Invalid(e.to_string()))?;
+        assert!(base.is_mapped());
+        self.live = LiveIndex::new(base, header.seq);
+        Ok(())
+    }
+    fn count(&self, filter: &SearchFilter) -> campaign_studio::Result<usize> {
+        self.live.count(filter)
+    }
+    fn search(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+    ) -> campaign_studio::Result<Vec<campaign_studio::services::Neighbour>> {
+        self.live.search(query, filter, k)
+    }
+    fn search_exact(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        k: usize,
+    ) -> campaign_studio::Result<Vec<campaign_studio::services::Neighbour>> {
+        self.live.search_exact(query, filter, k)
+    }
+    fn kpi_percentiles(
+        &self,
+        filter: &SearchFilter,
+        kpis: &[Option<f64>],
+    ) -> campaign_studio::Result<Vec<f32>> {
+        self.live.kpi_percentiles(filter, kpis)
+    }
+    fn digest(&self) -> campaign_studio::Result<Vec<campaign_studio::domain::index::DigestBucket>> {
+        self.live.digest()
+    }
+    fn states_in(&self, bucket: &str) -> campaign_studio::Result<Vec<DocState>> {
+        self.live.states_in(bucket)
     }
 }
 
@@ -768,6 +859,18 @@ macro_rules! server_contract {
 contract!(exact_f32, Some(Box::new(Exact(VectorStorage::F32))));
 contract!(exact_int8, Some(Box::new(Exact(VectorStorage::Int8))));
 contract!(exact_sketch, Some(Box::new(Exact(VectorStorage::Sketch))));
+contract!(
+    snapshot_f32,
+    Some(Box::new(Snapshotted(VectorStorage::F32)))
+);
+contract!(
+    snapshot_int8,
+    Some(Box::new(Snapshotted(VectorStorage::Int8)))
+);
+contract!(
+    snapshot_sketch,
+    Some(Box::new(Snapshotted(VectorStorage::Sketch)))
+);
 contract!(fake_server, fake_server());
 contract!(opensearch, opensearch());
 server_contract!(fake_server_only, fake_server());

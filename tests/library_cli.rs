@@ -532,3 +532,37 @@ fn search_with_allow_partial_index_warns_and_answers() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!v["hits"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn library_stats_show_the_index_snapshot_a_search_wrote() {
+    let env = Env::new();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    let n = manifest_len(&demo);
+    env.ingest(&demo, &demo.join("manifest.jsonl"));
+    let text_index = |stats: &Value| {
+        stats["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["embedder"].as_str().unwrap().contains("e5"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no snapshot entry for the text embedder: {stats}"))
+    };
+    let before = env.json(&["library", "stats", "--json"]);
+    assert_eq!(text_index(&before)["state"], "missing", "{before}");
+    env.json(&["search", "a dog on a beach", "--json"]);
+    let after = env.json(&["library", "stats", "--json"]);
+    let s = text_index(&after);
+    assert_eq!(
+        (s["state"].as_str(), s["vectors"].as_u64()),
+        (Some("current"), Some(n as u64)),
+        "{after}"
+    );
+    let out = env.run(&["library", "stats"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("snapshot") && l.contains("e5") && l.contains(": current (")),
+        "{text}"
+    );
+}

@@ -516,3 +516,67 @@ fn searches_run_on_the_quick_worker_and_generation_on_the_long_one() {
         campaign_id: "c".into()
     }));
 }
+
+#[test]
+fn a_cli_ingest_made_while_the_studio_runs_shows_in_its_next_search_without_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library(dir.path());
+    let embedder = lib.text_embedder_id();
+    let paths = lib.paths.clone();
+    // An earlier command left the index's snapshot (it waits for the writer as it ends).
+    Library::open(paths.clone(), Config::defaults())
+        .unwrap()
+        .embedded_index(&embedder)
+        .unwrap();
+    let mut st = Studio::new(Runner::new(lib, None));
+    let brief = "A happy dog running on a sunny beach";
+    st.press('n');
+    st.type_text(brief);
+    st.ctrl('o');
+    st.ctrl('o');
+    st.ctrl('s');
+    assert_eq!(st.state.pane, Pane::References, "{}", st.toast());
+    assert_eq!(st.runner.lib.index_opens(), 1);
+
+    // Another process (the CLI) ingests a photo described by the brief itself.
+    let root = dir.path().join("more");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("new.png"), png(99, 64, 48)).unwrap();
+    std::fs::write(
+        root.join("manifest.jsonl"),
+        json!({"id": "fresh", "file": "new.png", "caption": brief, "objective": "likes",
+               "node": "followers", "results": 0.99})
+        .to_string(),
+    )
+    .unwrap();
+    let mut cli = Library::with_services(
+        paths,
+        Config::defaults(),
+        Arc::new(FakeEmbedder::new(64)),
+        Arc::new(FakeAnalyser::default()),
+    )
+    .unwrap();
+    let r = ingest(
+        &mut cli,
+        &IngestOptions {
+            manifest: Some(root.join("manifest.jsonl")),
+            root,
+            jobs: 1,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.ingested, 1);
+    let (fresh, _) = cli.store.by_external_id("fresh").unwrap().unwrap();
+    drop(cli);
+
+    // The KPI weight control re-runs the search: the new photo comes first.
+    st.press(']');
+    assert_eq!(st.state.hits[0].asset_id, fresh, "{}", st.toast());
+    assert_eq!(st.runner.lib.index_opens(), 1, "caught up, not reopened");
+    let live = st.runner.lib.embedded_index(&embedder).unwrap();
+    let live = live.read().unwrap();
+    assert!(live.base().is_mapped());
+    assert_eq!(live.tail(), 1);
+}

@@ -668,6 +668,33 @@ fn doctor_index(lib: &Library, probe: bool) -> serde_json::Value {
     v
 }
 
+/// One embedder's index snapshot, as `library stats` says it.
+fn snapshot_line(s: &campaign_studio::engine::live::SnapshotStatus) -> String {
+    let what = || {
+        format!(
+            "{} vectors, {}, {:.1} MB, up to change {}",
+            s.vectors.unwrap_or(0),
+            s.storage.as_deref().unwrap_or("?"),
+            s.bytes.unwrap_or(0) as f64 / 1e6,
+            s.seq.unwrap_or(0)
+        )
+    };
+    match s.state.as_str() {
+        "current" => format!("current ({})", what()),
+        "behind" => format!(
+            "{} change(s) behind, applied when it is opened ({})",
+            s.behind_by.unwrap_or(0),
+            what()
+        ),
+        "missing" => "none yet (written by the next search)".into(),
+        _ => format!(
+            "unusable: {} ({})",
+            s.reason.as_deref().unwrap_or("unknown"),
+            s.path.display()
+        ),
+    }
+}
+
 fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
     use campaign_studio::tui::images;
     let env = |k: &str| std::env::var(k).ok();
@@ -1158,8 +1185,13 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
         }
         LibraryCmd::Stats { json } => {
             let s = lib.store.stats()?;
+            let snapshots = lib.snapshot_status()?;
             if json {
-                stdout_line(&serde_json::to_string(&s)?)?;
+                let mut v = serde_json::to_value(&s)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("snapshots".into(), serde_json::to_value(&snapshots)?);
+                }
+                stdout_line(&v.to_string())?;
             } else {
                 stdout_line(&format!(
                     "assets      {} ({} with a caption), {:.1} MB",
@@ -1180,6 +1212,13 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                     "last ingest {}",
                     s.last_ingest.as_deref().unwrap_or("never")
                 ))?;
+                for snap in &snapshots {
+                    stdout_line(&format!(
+                        "snapshot    {}: {}",
+                        snap.embedder,
+                        snapshot_line(snap)
+                    ))?;
+                }
             }
             Ok(0)
         }

@@ -354,6 +354,9 @@ pub struct SearchConfig {
     pub threads: usize,
     pub storage: VectorStorage,
     pub exact_max_vectors: usize,
+    /// The embedded index's snapshot is written again in the background once this many changes
+    /// have been applied on top of it.
+    pub snapshot_rewrite_after: usize,
     /// Search an index that covers only some of the library's assets (with a warning) instead
     /// of refusing.
     pub allow_partial_index: bool,

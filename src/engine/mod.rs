@@ -4,6 +4,7 @@ pub mod cost;
 pub mod export;
 pub mod generate;
 pub mod ingest;
+pub mod live;
 pub mod manifest;
 pub mod moodboard;
 pub mod prompt;
@@ -27,6 +28,9 @@ use crate::services::{Embedder, ImageAnalyser, VectorMeta};
 use crate::store::Store;
 use crate::{Error, Result};
 
+/// Query embeddings a session keeps (a few KB each).
+const QUERY_CACHE_ENTRIES: usize = 256;
+
 /// The open library: configuration, store, and services loaded on first use (a re-run that
 /// finds nothing to do never loads a model).
 pub struct Library {
@@ -43,6 +47,14 @@ pub struct Library {
     /// The server index backend (`index.backend`), made on first use.
     backend: Mutex<Option<Arc<dyn crate::services::VectorBackend>>>,
     pub describer: LocalDescriber,
+    /// The embedded index of each embedder, opened once and kept up to date (engine::live).
+    live: live::LiveIndexes,
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        self.live.finish();
+    }
 }
 
 impl Library {
@@ -64,6 +76,7 @@ impl Library {
             meter: Arc::default(),
             backend: Mutex::new(None),
             describer,
+            live: live::LiveIndexes::default(),
         })
     }
 
@@ -105,7 +118,7 @@ impl Library {
             tracing::warn!(%partial, "searching a partial index");
         }
         match self.vector_backend()? {
-            None => Ok(Box::new(self.load_index(embedder)?)),
+            None => Ok(Box::new(self.embedded_index(embedder)?)),
             Some(b) => {
                 if self.store.vector_dim(embedder)?.is_none() && self.store.count()? > 0 {
                     // Same message as the embedded index: the library lacks these vectors.
@@ -245,6 +258,12 @@ impl Library {
             return Ok(e.clone());
         }
         let e = self.make_embedder(&self.config.models.text_embedder)?;
+        // Repeated queries in a session (a re-run search, a brief searched again) are embedded
+        // once.
+        let e: Arc<dyn Embedder> = Arc::new(crate::services::query_cache::QueryCache::new(
+            e,
+            QUERY_CACHE_ENTRIES,
+        ));
         *g = Some(e.clone());
         Ok(e)
     }

@@ -10,10 +10,12 @@
 //! best candidates is re-ranked exactly in f32. With a filter, the matching rows are listed
 //! first and only they are scanned. Results are exact for f32 storage, so tests can assert them.
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::columns::{Col, Ids, RowSet, Vectors};
 use crate::config::VectorStorage;
 use crate::domain::index::{bucket_of, check_vector, digest_of, percentile_from_counts};
 use crate::domain::{EmbedderId, SearchFilter};
@@ -34,25 +36,25 @@ const SKETCH_MIN_POOL: usize = 640;
 const SKETCH_PARALLEL_MIN_ROWS: usize = 1 << 19;
 
 pub struct ExactIndex {
-    embedder: EmbedderId,
-    dim: usize,
-    storage: VectorStorage,
-    ids: Vec<String>,
-    rows: HashMap<String, usize>,
-    data: Vec<f32>,
-    q8: Vec<i8>,
-    q8_scale: Vec<f32>,
+    pub(crate) embedder: EmbedderId,
+    pub(crate) dim: usize,
+    pub(crate) storage: VectorStorage,
+    pub(crate) ids: Ids,
+    pub(crate) vectors: Vectors,
+    pub(crate) q8: Col<i8>,
+    pub(crate) q8_scale: Col<f32>,
     /// 1-bit sketches, `words` u64 per row, of `row - centre`.
-    sketch: Vec<u64>,
-    words: usize,
-    centre: Vec<f32>,
-    objective: Vec<u16>,
-    node: Vec<u16>,
-    kpi: Vec<Option<f64>>,
+    pub(crate) sketch: Col<u64>,
+    pub(crate) words: usize,
+    pub(crate) centre: Vec<f32>,
+    pub(crate) objective: Col<u16>,
+    pub(crate) node: Col<u16>,
+    /// KPIs; NaN where unknown.
+    pub(crate) kpi: Col<f64>,
     /// The change feed's version of each row.
-    versions: Vec<i64>,
-    codes: Vec<String>,
-    pool: Option<rayon::ThreadPool>,
+    pub(crate) versions: Col<i64>,
+    pub(crate) codes: Vec<String>,
+    pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for ExactIndex {
@@ -62,6 +64,7 @@ impl std::fmt::Debug for ExactIndex {
             .field("dim", &self.dim)
             .field("len", &self.ids.len())
             .field("storage", &self.storage)
+            .field("mapped", &self.is_mapped())
             .finish()
     }
 }
@@ -157,7 +160,7 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 }
 
 /// Sign bits of `v - centre`, 64 dimensions per word.
-fn sketch_into(v: &[f32], centre: &[f32], out: &mut [u64]) {
+pub(crate) fn sketch_into(v: &[f32], centre: &[f32], out: &mut [u64]) {
     for (w, (vc, cc)) in out.iter_mut().zip(v.chunks(64).zip(centre.chunks(64))) {
         let mut bits = 0u64;
         for (i, (x, c)) in vc.iter().zip(cc).enumerate() {
@@ -173,7 +176,7 @@ fn hamming(a: &[u64], b: &[u64]) -> u32 {
 }
 
 /// Symmetric per-vector int8 quantisation.
-fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
+pub(crate) fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
     for (o, x) in out.iter_mut().zip(v) {
@@ -182,35 +185,56 @@ fn quantise(v: &[f32], out: &mut [i8]) -> f32 {
     scale
 }
 
+fn kpi_of(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+/// A scan pool of `threads` threads (None for one).
+pub(crate) fn scan_pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
+    (threads > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("index-scan-{i}"))
+                .build()
+                .ok()
+        })
+        .flatten()
+        .map(Arc::new)
+}
+
+/// Rows an index holds but must not answer with (a snapshot's rows changed since it was
+/// written); empty for an index on its own.
+static NO_ROWS: std::sync::LazyLock<RowSet> = std::sync::LazyLock::new(RowSet::default);
+
 impl ExactIndex {
     /// `Auto` here means F32: resolve it with the expected size first (`VectorStorage::resolve`).
     pub fn new(embedder: EmbedderId, dim: usize, storage: VectorStorage, threads: usize) -> Self {
+        Self::with_pool(embedder, dim, storage, scan_pool(threads))
+    }
+
+    pub(crate) fn with_pool(
+        embedder: EmbedderId,
+        dim: usize,
+        storage: VectorStorage,
+        pool: Option<Arc<rayon::ThreadPool>>,
+    ) -> Self {
         let storage = storage.resolve(0, usize::MAX);
-        let pool = (threads > 1)
-            .then(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("index-scan-{i}"))
-                    .build()
-                    .ok()
-            })
-            .flatten();
         ExactIndex {
             embedder,
             dim,
             storage,
-            ids: Vec::new(),
-            rows: HashMap::new(),
-            data: Vec::new(),
-            q8: Vec::new(),
-            q8_scale: Vec::new(),
-            sketch: Vec::new(),
+            ids: Ids::default(),
+            vectors: Vectors::default(),
+            q8: Col::default(),
+            q8_scale: Col::default(),
+            sketch: Col::default(),
             words: dim.div_ceil(64),
             centre: vec![0.0; dim],
-            objective: Vec::new(),
-            node: Vec::new(),
-            kpi: Vec::new(),
-            versions: Vec::new(),
+            objective: Col::default(),
+            node: Col::default(),
+            kpi: Col::default(),
+            versions: Col::default(),
             codes: Vec::new(),
             pool,
         }
@@ -225,16 +249,37 @@ impl ExactIndex {
         self.ids.is_empty()
     }
 
+    /// Whether the rows are a memory-mapped snapshot (read-only).
+    pub fn is_mapped(&self) -> bool {
+        self.versions.is_mapped()
+    }
+
     /// The stored version of `id`, if held.
     pub fn version_of(&self, id: &str) -> Option<i64> {
-        self.rows.get(id).map(|&r| self.versions[r])
+        self.ids
+            .row_of(id)
+            .and_then(|r| self.versions.get(r).copied())
+    }
+
+    pub(crate) fn row_of(&self, id: &str) -> Option<usize> {
+        self.ids.row_of(id)
+    }
+
+    pub(crate) fn id(&self, r: usize) -> &str {
+        self.ids.get(r)
     }
 
     pub fn reserve(&mut self, n: usize) {
-        self.ids.reserve(n);
-        self.data.reserve(n * self.dim);
-        if self.storage == VectorStorage::Int8 {
-            self.q8.reserve(n * self.dim);
+        if let Ok((ids, _)) = self.ids.owned_mut() {
+            ids.reserve(n);
+        }
+        if let Vectors::Mem(Col::Owned(v)) = &mut self.vectors {
+            v.reserve(n.saturating_mul(self.dim));
+        }
+        if self.storage == VectorStorage::Int8
+            && let Ok(q) = self.q8.vec_mut()
+        {
+            q.reserve(n.saturating_mul(self.dim));
         }
     }
 
@@ -258,14 +303,21 @@ impl ExactIndex {
         }
     }
 
-    /// Bytes held per vector (matrix rows plus the per-row metadata, ids excluded).
+    /// Bytes held in memory per vector (what the search reads on every query), by storage:
+    /// f32 rows in memory, or the compact codes with the f32 rows left on disk for a mapped
+    /// snapshot. Ids excluded.
     pub fn bytes_per_vector(&self) -> usize {
+        let f32_rows = if self.vectors.mem().is_some() {
+            self.dim * 4
+        } else {
+            0
+        };
         let extra = match self.storage {
             VectorStorage::Int8 => self.dim + 4,
             VectorStorage::Sketch => self.words * 8,
             _ => 0,
         };
-        self.dim * 4 + extra + 2 + 2 + 16
+        f32_rows + extra + 2 + 2 + 16
     }
 
     pub fn storage(&self) -> VectorStorage {
@@ -280,42 +332,56 @@ impl ExactIndex {
             return;
         }
         let n = self.ids.len();
-        let mut centre = vec![0f64; self.dim];
-        for row in self.data.chunks_exact(self.dim) {
+        let (d, w) = (self.dim, self.words);
+        let Some(data) = self.vectors.mem() else {
+            return;
+        };
+        let mut centre = vec![0f64; d];
+        for row in data.chunks_exact(d) {
             centre
                 .iter_mut()
                 .zip(row)
                 .for_each(|(c, x)| *c += f64::from(*x));
         }
-        self.centre = centre.iter().map(|c| (c / n as f64) as f32).collect();
-        let (d, w) = (self.dim, self.words);
-        for r in 0..n {
-            sketch_into(
-                &self.data[r * d..(r + 1) * d],
-                &self.centre,
-                &mut self.sketch[r * w..(r + 1) * w],
-            );
+        let centre: Vec<f32> = centre.iter().map(|c| (c / n as f64) as f32).collect();
+        let Ok(sketch) = self.sketch.vec_mut() else {
+            return;
+        };
+        for (r, row) in data.chunks_exact(d).enumerate().take(n) {
+            sketch_into(row, &centre, &mut sketch[r * w..(r + 1) * w]);
         }
+        self.centre = centre;
+    }
+
+    /// Whether row `r` passes the filter codes.
+    #[inline]
+    fn passes(&self, r: usize, obj: Option<u16>, node: Option<u16>) -> bool {
+        obj.is_none_or(|o| self.objective.get(r) == Some(&o))
+            && node.is_none_or(|o| self.node.get(r) == Some(&o))
     }
 
     fn scan<F: Fn(usize) -> f32 + Sync>(
         &self,
         obj: Option<u16>,
         node: Option<u16>,
+        skip: &RowSet,
         k: usize,
         score: F,
     ) -> Vec<(f32, usize)> {
         let n = self.ids.len();
-        // With a filter, list the matching rows first: a tight loop over two u16 arrays, so
-        // the scoring loop below has no unpredictable branch per row.
-        let rows: Option<Vec<u32>> = (obj.is_some() || node.is_some()).then(|| {
-            (0..n as u32)
-                .filter(|&r| {
-                    obj.is_none_or(|o| self.objective[r as usize] == o)
-                        && node.is_none_or(|o| self.node[r as usize] == o)
-                })
-                .collect()
-        });
+        // With a filter (or hidden rows), list the matching rows first: a tight loop over two
+        // u16 arrays, so the scoring loop below has no unpredictable branch per row.
+        let rows: Option<Vec<u32>> =
+            (obj.is_some() || node.is_some() || !skip.is_empty()).then(|| {
+                let (objective, nodes) = (&self.objective[..], &self.node[..]);
+                (0..n.min(objective.len()).min(nodes.len()) as u32)
+                    .filter(|&r| {
+                        obj.is_none_or(|o| objective[r as usize] == o)
+                            && node.is_none_or(|o| nodes[r as usize] == o)
+                            && !skip.contains(r as usize)
+                    })
+                    .collect()
+            });
         let len = rows.as_ref().map_or(n, Vec::len);
         let run = |start: usize, end: usize| {
             let mut top = TopK::new(k);
@@ -348,25 +414,52 @@ impl ExactIndex {
         top.into_sorted()
     }
 
-    /// Exact f32 scores of candidate rows, best k.
-    fn rerank(&self, rough: Vec<(f32, usize)>, query: &[f32], k: usize) -> Vec<(f32, usize)> {
-        let mut exact: Vec<(f32, usize)> = rough
-            .into_iter()
-            .map(|(_, r)| (dot(self.row(r), query), r))
-            .collect();
+    /// Exact f32 scores of candidate rows, best k (rows on disk are read in file order).
+    fn rerank(
+        &self,
+        mut rough: Vec<(f32, usize)>,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Vec<(f32, usize)>> {
+        rough.sort_by_key(|&(_, r)| r);
+        let mut buf = Vec::new();
+        let mut exact = Vec::with_capacity(rough.len());
+        for (_, r) in rough {
+            exact.push((dot(self.vectors.row(r, self.dim, &mut buf)?, query), r));
+        }
         exact.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         exact.truncate(k);
-        exact
+        Ok(exact)
     }
 
-    fn row(&self, r: usize) -> &[f32] {
-        &self.data[r * self.dim..(r + 1) * self.dim]
+    /// Row `r`'s vector (a copy: rows may live on disk).
+    pub fn vector(&self, r: usize) -> Result<Vec<f32>> {
+        let mut buf = Vec::new();
+        Ok(self.vectors.row(r, self.dim, &mut buf)?.to_vec())
+    }
+
+    /// Row `r`'s filter values and KPI.
+    pub(crate) fn meta(&self, r: usize) -> VectorMeta {
+        let code = |c: Option<&u16>| {
+            c.and_then(|&c| self.codes.get(c as usize))
+                .cloned()
+                .unwrap_or_default()
+        };
+        VectorMeta {
+            objective: code(self.objective.get(r)),
+            node: code(self.node.get(r)),
+            kpi: self.kpi.get(r).copied().and_then(kpi_of),
+        }
+    }
+
+    pub(crate) fn version(&self, r: usize) -> i64 {
+        self.versions.get(r).copied().unwrap_or(0)
     }
 }
 
 impl ExactIndex {
     /// Writes one vector whatever its version (loading from the store, benches); the trait's
-    /// `upsert` checks versions first.
+    /// `upsert` checks versions first. A mapped snapshot refuses (write through `LiveIndex`).
     pub fn put(&mut self, id: &str, vector: &[f32], meta: VectorMeta, version: i64) -> Result<()> {
         // Only the length here (the hot path of loading from the store); `upsert` checks that
         // records from outside are finite too.
@@ -377,95 +470,133 @@ impl ExactIndex {
                 self.dim
             )));
         }
+        if self.is_mapped() {
+            return Err(Error::Invalid(
+                "internal: a snapshot is read-only; write through the live index".into(),
+            ));
+        }
         let (o, n) = (self.code(&meta.objective), self.code(&meta.node));
-        let row = match self.rows.get(id) {
+        let d = self.dim;
+        let kpi = meta.kpi.unwrap_or(f64::NAN);
+        let Vectors::Mem(data) = &mut self.vectors else {
+            return Err(Error::Invalid(
+                "internal: vectors on disk are read-only".into(),
+            ));
+        };
+        let data = data.vec_mut()?;
+        let (ids, rows) = self.ids.owned_mut()?;
+        let row = match rows.get(id) {
             Some(&r) => {
-                self.data[r * self.dim..(r + 1) * self.dim].copy_from_slice(vector);
-                self.objective[r] = o;
-                self.node[r] = n;
-                self.kpi[r] = meta.kpi;
-                self.versions[r] = version;
+                data[r * d..(r + 1) * d].copy_from_slice(vector);
+                self.objective.vec_mut()?[r] = o;
+                self.node.vec_mut()?[r] = n;
+                self.kpi.vec_mut()?[r] = kpi;
+                self.versions.vec_mut()?[r] = version;
                 r
             }
             None => {
-                let r = self.ids.len();
-                self.ids.push(id.to_string());
-                self.rows.insert(id.to_string(), r);
-                self.data.extend_from_slice(vector);
-                self.objective.push(o);
-                self.node.push(n);
-                self.kpi.push(meta.kpi);
-                self.versions.push(version);
+                let r = ids.len();
+                ids.push(id.to_string());
+                rows.insert(id.to_string(), r);
+                data.extend_from_slice(vector);
+                self.objective.vec_mut()?.push(o);
+                self.node.vec_mut()?.push(n);
+                self.kpi.vec_mut()?.push(kpi);
+                self.versions.vec_mut()?.push(version);
                 if self.storage == VectorStorage::Int8 {
-                    self.q8.resize((r + 1) * self.dim, 0);
-                    self.q8_scale.push(1.0);
+                    self.q8.vec_mut()?.resize((r + 1) * d, 0);
+                    self.q8_scale.vec_mut()?.push(1.0);
                 }
                 if self.storage == VectorStorage::Sketch {
-                    self.sketch.resize((r + 1) * self.words, 0);
+                    self.sketch.vec_mut()?.resize((r + 1) * self.words, 0);
                 }
                 r
             }
         };
         if self.storage == VectorStorage::Int8 {
-            let d = self.dim;
-            self.q8_scale[row] = quantise(vector, &mut self.q8[row * d..(row + 1) * d]);
+            let scale = quantise(vector, &mut self.q8.vec_mut()?[row * d..(row + 1) * d]);
+            self.q8_scale.vec_mut()?[row] = scale;
         }
         if self.storage == VectorStorage::Sketch {
             let w = self.words;
             sketch_into(
                 vector,
                 &self.centre,
-                &mut self.sketch[row * w..(row + 1) * w],
+                &mut self.sketch.vec_mut()?[row * w..(row + 1) * w],
             );
         }
         Ok(())
     }
 
-    /// Removes one id whatever its version; false when it was not held.
+    /// Removes one id whatever its version; false when it was not held (or the index is a
+    /// read-only snapshot: `LiveIndex` hides its rows instead).
     pub fn delete(&mut self, id: &str) -> bool {
-        let Some(r) = self.rows.remove(id) else {
-            return false;
-        };
-        let last = self.ids.len() - 1;
-        let d = self.dim;
-        if r != last {
-            self.data.copy_within(last * d..(last + 1) * d, r * d);
-            if self.storage == VectorStorage::Int8 {
-                self.q8.copy_within(last * d..(last + 1) * d, r * d);
-                self.q8_scale[r] = self.q8_scale[last];
-            }
-            if self.storage == VectorStorage::Sketch {
-                let w = self.words;
-                self.sketch.copy_within(last * w..(last + 1) * w, r * w);
-            }
-            self.ids.swap(r, last);
-            self.objective[r] = self.objective[last];
-            self.node[r] = self.node[last];
-            self.kpi[r] = self.kpi[last];
-            self.versions[r] = self.versions[last];
-            self.rows.insert(self.ids[r].clone(), r);
-        }
-        self.ids.pop();
-        self.data.truncate(last * d);
-        if self.storage == VectorStorage::Int8 {
-            self.q8.truncate(last * d);
-            self.q8_scale.pop();
-        }
-        self.sketch.truncate(last * self.words);
-        self.objective.pop();
-        self.node.pop();
-        self.kpi.pop();
-        self.versions.pop();
-        true
+        self.try_delete(id).unwrap_or(false)
     }
 
-    /// k nearest by the index's storage, or by an exact f32 scan when `exact`.
-    fn nearest(
+    fn try_delete(&mut self, id: &str) -> Result<bool> {
+        if self.is_mapped() {
+            return Ok(false);
+        }
+        let d = self.dim;
+        let w = self.words;
+        let storage = self.storage;
+        let (ids, rows) = self.ids.owned_mut()?;
+        let Some(r) = rows.remove(id) else {
+            return Ok(false);
+        };
+        let last = ids.len() - 1;
+        let Vectors::Mem(data) = &mut self.vectors else {
+            return Ok(false);
+        };
+        let data = data.vec_mut()?;
+        if r != last {
+            data.copy_within(last * d..(last + 1) * d, r * d);
+            if storage == VectorStorage::Int8 {
+                self.q8
+                    .vec_mut()?
+                    .copy_within(last * d..(last + 1) * d, r * d);
+                let q = self.q8_scale.vec_mut()?;
+                q[r] = q[last];
+            }
+            if storage == VectorStorage::Sketch {
+                self.sketch
+                    .vec_mut()?
+                    .copy_within(last * w..(last + 1) * w, r * w);
+            }
+            ids.swap(r, last);
+            for col in [self.objective.vec_mut()?, self.node.vec_mut()?] {
+                col[r] = col[last];
+            }
+            let k = self.kpi.vec_mut()?;
+            k[r] = k[last];
+            let v = self.versions.vec_mut()?;
+            v[r] = v[last];
+            rows.insert(ids[r].clone(), r);
+        }
+        ids.pop();
+        data.truncate(last * d);
+        if storage == VectorStorage::Int8 {
+            self.q8.vec_mut()?.truncate(last * d);
+            self.q8_scale.vec_mut()?.pop();
+        }
+        self.sketch.vec_mut()?.truncate(last * w);
+        self.objective.vec_mut()?.pop();
+        self.node.vec_mut()?.pop();
+        self.kpi.vec_mut()?.pop();
+        self.versions.vec_mut()?.pop();
+        Ok(true)
+    }
+
+    /// k nearest by the index's storage, or by an exact f32 scan when `exact`; rows in `skip`
+    /// never answer.
+    pub(crate) fn nearest_skipping(
         &self,
         query: &[f32],
         filter: &SearchFilter,
         k: usize,
         exact: bool,
+        skip: &RowSet,
     ) -> Result<Vec<Neighbour>> {
         if query.len() != self.dim {
             return Err(Error::Invalid(format!(
@@ -479,7 +610,7 @@ impl ExactIndex {
         else {
             return Ok(Vec::new()); // a filter value no vector has
         };
-        if k == 0 {
+        if k == 0 || self.ids.is_empty() {
             return Ok(Vec::new());
         }
         // Never ask for more than the index holds (a huge k must not allocate a huge heap).
@@ -489,54 +620,97 @@ impl ExactIndex {
         } else {
             self.storage
         };
-        let best = match storage {
-            VectorStorage::F32 => self.scan(obj, node, k, |r| dot(self.row(r), query)),
-            VectorStorage::Int8 => {
+        let best = match (storage, self.vectors.mem()) {
+            (VectorStorage::F32 | VectorStorage::Auto, Some(data)) => {
+                let d = self.dim;
+                self.scan(obj, node, skip, k, |r| {
+                    dot(&data[r * d..(r + 1) * d], query)
+                })
+            }
+            // An exact scan of rows on disk: read each matching row (only `search_exact`, the
+            // engine's last resort when the compact path found fewer than asked, comes here).
+            (VectorStorage::F32 | VectorStorage::Auto, None) => {
+                let all: Vec<(f32, usize)> = (0..self.ids.len())
+                    .filter(|&r| self.passes(r, obj, node) && !skip.contains(r))
+                    .map(|r| (0.0, r))
+                    .collect();
+                self.rerank(all, query, k)?
+            }
+            (VectorStorage::Int8, _) => {
                 let mut q = vec![0i8; self.dim];
                 let qs = quantise(query, &mut q);
                 let d = self.dim;
+                let (q8, scales) = (&self.q8[..], &self.q8_scale[..]);
                 // Over-fetch, then re-rank exactly: int8 error only reorders near-ties.
                 let pool = k.saturating_mul(4).max(k.saturating_add(32));
-                let rough = self.scan(obj, node, pool, |r| {
-                    dot_i8(&self.q8[r * d..(r + 1) * d], &q) as f32 * self.q8_scale[r] * qs
+                let rough = self.scan(obj, node, skip, pool, |r| {
+                    dot_i8(&q8[r * d..(r + 1) * d], &q) as f32 * scales[r] * qs
                 });
-                self.rerank(rough, query, k)
+                self.rerank(rough, query, k)?
             }
-            VectorStorage::Sketch => {
+            (VectorStorage::Sketch, _) => {
                 let w = self.words;
                 let mut q = vec![0u64; w];
                 sketch_into(query, &self.centre, &mut q);
-                let pool = k
-                    .saturating_mul(SKETCH_OVERFETCH)
-                    .max(SKETCH_MIN_POOL)
-                    .saturating_mul(1024_usize.div_ceil(self.dim).max(1))
-                    .min(self.ids.len());
-                let rough = self.scan(obj, node, pool, |r| {
-                    -(hamming(&self.sketch[r * w..(r + 1) * w], &q) as f32)
+                let pool = sketch_pool(k, self.dim, self.ids.len());
+                let sketch = &self.sketch[..];
+                let rough = self.scan(obj, node, skip, pool, |r| {
+                    -(hamming(&sketch[r * w..(r + 1) * w], &q) as f32)
                 });
-                self.rerank(rough, query, k)
+                self.rerank(rough, query, k)?
             }
-            // Resolved to a concrete storage before the index is built.
-            VectorStorage::Auto => self.scan(obj, node, k, |r| dot(self.row(r), query)),
         };
         Ok(best
             .into_iter()
             .map(|(s, r)| Neighbour {
-                id: self.ids[r].clone(),
+                id: self.ids.get(r).to_string(),
                 similarity: s,
             })
             .collect())
     }
 
-    fn matching_rows(&self, filter: &SearchFilter) -> Option<impl Iterator<Item = usize> + '_> {
+    /// Rows that match `filter` and are not in `skip` (None: a filter value no row has).
+    pub(crate) fn matching_rows<'a>(
+        &'a self,
+        filter: &SearchFilter,
+        skip: &'a RowSet,
+    ) -> Option<impl Iterator<Item = usize> + 'a> {
         let (Some(obj), Some(node)) = (self.lookup(&filter.objective), self.lookup(&filter.node))
         else {
             return None;
         };
-        Some((0..self.ids.len()).filter(move |&r| {
-            obj.is_none_or(|o| self.objective[r] == o) && node.is_none_or(|o| self.node[r] == o)
-        }))
+        Some((0..self.ids.len()).filter(move |&r| self.passes(r, obj, node) && !skip.contains(r)))
     }
+
+    pub(crate) fn known_kpis(&self, filter: &SearchFilter, skip: &RowSet) -> Vec<f64> {
+        self.matching_rows(filter, skip)
+            .map(|rows| {
+                rows.filter_map(|r| self.kpi.get(r).copied().and_then(kpi_of))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn state(&self, r: usize) -> DocState {
+        let meta = self.meta(r);
+        DocState {
+            id: self.ids.get(r).to_string(),
+            version: self.version(r),
+            objective: meta.objective,
+            node: meta.node,
+            kpi: meta.kpi,
+            doc: None,
+        }
+    }
+}
+
+/// How many sketch candidates are re-ranked exactly for `k` results: max(k * SKETCH_OVERFETCH,
+/// SKETCH_MIN_POOL), scaled up for vectors shorter than 1024-d (fewer bits rank less sharply).
+fn sketch_pool(k: usize, dim: usize, n: usize) -> usize {
+    k.saturating_mul(SKETCH_OVERFETCH)
+        .max(SKETCH_MIN_POOL)
+        .saturating_mul(1024_usize.div_ceil(dim.max(1)).max(1))
+        .min(n)
 }
 
 impl VectorIndex for ExactIndex {
@@ -573,10 +747,7 @@ impl VectorIndex for ExactIndex {
         for t in tombstones {
             match self.version_of(&t.id) {
                 Some(v) if v >= t.version => report.stale.push(t.id.clone()),
-                Some(_) => {
-                    self.delete(&t.id);
-                    report.written += 1;
-                }
+                Some(_) => report.written += usize::from(self.try_delete(&t.id)?),
                 None => {}
             }
         }
@@ -588,11 +759,13 @@ impl VectorIndex for ExactIndex {
     }
 
     fn count(&self, filter: &SearchFilter) -> Result<usize> {
-        Ok(self.matching_rows(filter).map_or(0, Iterator::count))
+        Ok(self
+            .matching_rows(filter, &NO_ROWS)
+            .map_or(0, Iterator::count))
     }
 
     fn search(&self, query: &[f32], filter: &SearchFilter, k: usize) -> Result<Vec<Neighbour>> {
-        self.nearest(query, filter, k, false)
+        self.nearest_skipping(query, filter, k, false, &NO_ROWS)
     }
 
     fn search_exact(
@@ -601,14 +774,11 @@ impl VectorIndex for ExactIndex {
         filter: &SearchFilter,
         k: usize,
     ) -> Result<Vec<Neighbour>> {
-        self.nearest(query, filter, k, true)
+        self.nearest_skipping(query, filter, k, true, &NO_ROWS)
     }
 
     fn kpi_percentiles(&self, filter: &SearchFilter, kpis: &[Option<f64>]) -> Result<Vec<f32>> {
-        let mut known: Vec<f64> = self
-            .matching_rows(filter)
-            .map(|rows| rows.filter_map(|r| self.kpi[r]).collect())
-            .unwrap_or_default();
+        let mut known = self.known_kpis(filter, &NO_ROWS);
         known.sort_by(f64::total_cmp);
         Ok(kpis.iter().map(|k| kpi_percentile(&known, *k)).collect())
     }
@@ -620,24 +790,11 @@ impl VectorIndex for ExactIndex {
 
     fn states_in(&self, bucket: &str) -> Result<Vec<DocState>> {
         let mut v: Vec<DocState> = (0..self.ids.len())
-            .filter(|&r| bucket_of(&self.ids[r]) == bucket)
+            .filter(|&r| bucket_of(self.ids.get(r)) == bucket)
             .map(|r| self.state(r))
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
-    }
-}
-
-impl ExactIndex {
-    fn state(&self, r: usize) -> DocState {
-        DocState {
-            id: self.ids[r].clone(),
-            version: self.versions[r],
-            objective: self.codes[self.objective[r] as usize].clone(),
-            node: self.codes[self.node[r] as usize].clone(),
-            kpi: self.kpi[r],
-            doc: None,
-        }
     }
 }
 
@@ -727,7 +884,7 @@ mod tests {
         let ix = index(VectorStorage::F32);
         let q = unit(vec![0.3, 2.0, 1.0, 0.1]);
         let mut all: Vec<(f32, String)> = (0..ix.len())
-            .map(|r| (dot(ix.row(r), &q), ix.ids[r].clone()))
+            .map(|r| (dot(&ix.vector(r).unwrap(), &q), ix.id(r).to_string()))
             .collect();
         all.sort_by(|a, b| b.0.total_cmp(&a.0));
         let got: Vec<String> = ix
