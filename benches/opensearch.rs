@@ -117,7 +117,7 @@ fn main() {
     };
     let exact = build(VectorStorage::F32, 1);
     let cfg = Config::defaults();
-    let auto = cfg.search.storage.resolve(n, cfg.search.exact_max_vectors);
+    let auto = cfg.search.storage_for(n, dim);
     let t = Instant::now();
     let embedded = build(auto, cfg.search.threads);
     let embedded_load = t.elapsed().as_secs_f64();

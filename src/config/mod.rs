@@ -330,18 +330,37 @@ pub enum VectorStorage {
     /// Hamming scan of 1-bit sign sketches (of the centred vectors), best candidates
     /// re-ranked exactly in f32: about 32x less memory traffic per query than f32.
     Sketch,
-    /// F32 below `search.exact_max_vectors`, Sketch above.
+    /// F32 up to `search.exact_max_vectors`; above it, Sketch for vectors of at least
+    /// `search.sketch_min_dim` dimensions, else Int8 (a short vector's few sign bits rank too
+    /// coarsely).
     Auto,
 }
 
 impl VectorStorage {
-    /// The concrete storage for an index of `n` vectors.
-    pub fn resolve(self, n: usize, exact_max: usize) -> VectorStorage {
+    /// The concrete storage for an index of `n` vectors of `dim` dimensions.
+    pub fn resolve(self, n: usize, dim: usize, exact_max: usize, sketch_min_dim: usize) -> Self {
         match self {
-            VectorStorage::Auto if n > exact_max => VectorStorage::Sketch,
+            VectorStorage::Auto if n > exact_max && dim >= sketch_min_dim => VectorStorage::Sketch,
+            VectorStorage::Auto if n > exact_max => VectorStorage::Int8,
             VectorStorage::Auto => VectorStorage::F32,
             other => other,
         }
+    }
+
+    /// A concrete storage (`Auto` is F32, as for an index built before its size is known).
+    pub fn concrete(self) -> Self {
+        match self {
+            VectorStorage::Auto => VectorStorage::F32,
+            other => other,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// The storage `search.storage` gives an index of `n` vectors of `dim` dimensions.
+    pub fn storage_for(&self, n: usize, dim: usize) -> VectorStorage {
+        self.storage
+            .resolve(n, dim, self.exact_max_vectors, self.sketch_min_dim)
     }
 }
 
@@ -354,6 +373,8 @@ pub struct SearchConfig {
     pub threads: usize,
     pub storage: VectorStorage,
     pub exact_max_vectors: usize,
+    /// `auto` storage above `exact_max_vectors`: sketch from this many dimensions, int8 below.
+    pub sketch_min_dim: usize,
     /// The embedded index's snapshot is written again in the background once this many changes
     /// have been applied on top of it.
     pub snapshot_rewrite_after: usize,
@@ -950,10 +971,39 @@ mod tests {
     }
 
     #[test]
-    fn auto_storage_resolves_by_size() {
-        assert_eq!(VectorStorage::Auto.resolve(10, 50), VectorStorage::F32);
-        assert_eq!(VectorStorage::Auto.resolve(51, 50), VectorStorage::Sketch);
-        assert_eq!(VectorStorage::Int8.resolve(51, 50), VectorStorage::Int8);
+    fn auto_storage_is_f32_up_to_the_exact_maximum() {
+        assert_eq!(
+            VectorStorage::Auto.resolve(50, 1024, 50, 768),
+            VectorStorage::F32
+        );
+    }
+
+    #[test]
+    fn auto_storage_above_the_exact_maximum_is_a_sketch_for_long_vectors() {
+        assert_eq!(
+            VectorStorage::Auto.resolve(51, 1024, 50, 768),
+            VectorStorage::Sketch
+        );
+    }
+
+    #[test]
+    fn auto_storage_above_the_exact_maximum_is_int8_for_short_vectors() {
+        assert_eq!(
+            VectorStorage::Auto.resolve(51, 384, 50, 768),
+            VectorStorage::Int8
+        );
+    }
+
+    #[test]
+    fn a_chosen_storage_stays_whatever_the_size() {
+        assert_eq!(
+            VectorStorage::Int8.resolve(51, 1024, 50, 768),
+            VectorStorage::Int8
+        );
+        assert_eq!(
+            VectorStorage::Sketch.resolve(1, 384, 50, 768),
+            VectorStorage::Sketch
+        );
     }
 
     #[test]

@@ -264,8 +264,7 @@ impl Library {
         let storage = self
             .config
             .search
-            .storage
-            .resolve(fork.len(), self.config.search.exact_max_vectors);
+            .storage_for(fork.len(), crate::services::VectorIndex::dim(&fork));
         let name = format!(
             "index-snapshot-{}",
             embedder.as_str().chars().take(20).collect::<String>()

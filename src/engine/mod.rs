@@ -417,10 +417,7 @@ impl Library {
         let mut ix = ExactIndex::new(
             embedder.clone(),
             dim,
-            self.config
-                .search
-                .storage
-                .resolve(vectors.len(), self.config.search.exact_max_vectors),
+            self.config.search.storage_for(vectors.len(), dim),
             self.config.search.threads,
         );
         ix.reserve(vectors.len());

@@ -219,7 +219,7 @@ impl ExactIndex {
         storage: VectorStorage,
         pool: Option<Arc<rayon::ThreadPool>>,
     ) -> Self {
-        let storage = storage.resolve(0, usize::MAX);
+        let storage = storage.concrete();
         ExactIndex {
             embedder,
             dim,

@@ -177,7 +177,7 @@ impl LiveIndex {
         library_id: &str,
         storage: VectorStorage,
     ) -> Result<snapshot::Header> {
-        let storage = storage.resolve(self.len(), usize::MAX);
+        let storage = storage.concrete();
         // Keep the base's sketch centre while the base is most of the index.
         let keep_centre = self.base.storage() == VectorStorage::Sketch
             && storage == VectorStorage::Sketch

@@ -302,7 +302,7 @@ pub fn open(
             crc_by_reads(&file, s.offset, s.len).map_err(|e| bad(format!("cannot read it: {e}")))?
         } else {
             let (a, b) = (s.offset as usize, (s.offset + s.len) as usize);
-            crc32fast::hash(map.get(a..b).unwrap_or(&[]))
+            crc_in_parts(map.get(a..b).unwrap_or(&[]))
         };
         if crc != s.crc32 {
             return Err(bad(format!("its '{name}' section fails its checksum")));
@@ -421,18 +421,63 @@ fn check_ids(ids: &Ids, n: usize) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn crc_by_reads(file: &File, offset: u64, len: u64) -> std::io::Result<u32> {
-    let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = offset;
-    let end = offset + len;
-    while at < end {
-        let want = ((end - at) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..want], at)?;
-        h.update(&buf[..want]);
-        at += want as u64;
+/// Sections above this size are checked by two threads (the open time of a large library is
+/// mostly this check; the two halves' checksums are combined).
+const PARALLEL_CRC_BYTES: u64 = 8 << 20;
+
+fn crc_in_parts(bytes: &[u8]) -> u32 {
+    if (bytes.len() as u64) < PARALLEL_CRC_BYTES {
+        return crc32fast::hash(bytes);
     }
-    Ok(h.finalize())
+    let (a, b) = bytes.split_at(bytes.len() / 2);
+    let (mut ha, hb) = std::thread::scope(|s| {
+        let tb = s.spawn(|| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(b);
+            h
+        });
+        let mut h = crc32fast::Hasher::new();
+        h.update(a);
+        (h, tb.join())
+    });
+    match hb {
+        Ok(hb) => {
+            ha.combine(&hb);
+            ha.finalize()
+        }
+        // A checker thread that could not finish: check it all here.
+        Err(_) => crc32fast::hash(bytes),
+    }
+}
+
+/// The checksum of `len` bytes at `offset`, read with `pread` (by two threads when large), so
+/// the rows never become resident in this process.
+fn crc_by_reads(file: &File, offset: u64, len: u64) -> std::io::Result<u32> {
+    let part = |from: u64, to: u64| -> std::io::Result<crc32fast::Hasher> {
+        let mut h = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = from;
+        while at < to {
+            let want = ((to - at) as usize).min(buf.len());
+            file.read_exact_at(&mut buf[..want], at)?;
+            h.update(&buf[..want]);
+            at += want as u64;
+        }
+        Ok(h)
+    };
+    let end = offset + len;
+    if len < PARALLEL_CRC_BYTES {
+        return Ok(part(offset, end)?.finalize());
+    }
+    let mid = offset + len / 2;
+    let (ha, hb) = std::thread::scope(|s| {
+        let tb = s.spawn(|| part(mid, end));
+        (part(offset, mid), tb.join())
+    });
+    let mut ha = ha?;
+    let hb = hb.unwrap_or_else(|_| part(mid, end))?;
+    ha.combine(&hb);
+    Ok(ha.finalize())
 }
 
 /// What to write.
@@ -554,7 +599,7 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
             ix.dim
         )));
     }
-    let storage = spec.storage.resolve(n, usize::MAX);
+    let storage = spec.storage.concrete();
     let words = dim.div_ceil(64);
     let mut buf = Vec::new();
     let centre: Vec<f32> = match (storage, spec.centre) {
