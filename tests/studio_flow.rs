@@ -15,9 +15,8 @@ use campaign_studio::app::{Action, Effect, Pane, update};
 use campaign_studio::config::Config;
 use campaign_studio::domain::{PromptSource, TaskType};
 use campaign_studio::engine::Library;
-use campaign_studio::engine::ingest::{IngestOptions, ingest};
 use campaign_studio::paths::Paths;
-use campaign_studio::services::fake::{FakeAnalyser, FakeEmbedder, FakeGenerator};
+use campaign_studio::services::fake::FakeGenerator;
 use campaign_studio::tui::Runner;
 use campaign_studio::tui::images;
 use campaign_studio::ui::Ui;
@@ -65,25 +64,8 @@ fn library(dir: &Path) -> Library {
         "name = \"Acme\"\npalette = [\"#ff6600\"]\ntone = [\"warm\"]\n",
     )
     .unwrap();
-    let mut lib = Library::with_services(
-        paths,
-        Config::defaults(),
-        Arc::new(FakeEmbedder::new(64)),
-        Arc::new(FakeAnalyser::default()),
-    )
-    .unwrap();
-    let r = ingest(
-        &mut lib,
-        &IngestOptions {
-            manifest: Some(root.join("manifest.jsonl")),
-            root,
-            jobs: 1,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(r.ingested, 12);
+    let mut lib = common::fake_library(paths);
+    assert_eq!(common::ingest_folder(&mut lib, &root).ingested, 12);
     lib
 }
 
@@ -549,25 +531,8 @@ fn a_cli_ingest_made_while_the_studio_runs_shows_in_its_next_search_without_reop
         .to_string(),
     )
     .unwrap();
-    let mut cli = Library::with_services(
-        paths,
-        Config::defaults(),
-        Arc::new(FakeEmbedder::new(64)),
-        Arc::new(FakeAnalyser::default()),
-    )
-    .unwrap();
-    let r = ingest(
-        &mut cli,
-        &IngestOptions {
-            manifest: Some(root.join("manifest.jsonl")),
-            root,
-            jobs: 1,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(r.ingested, 1);
+    let mut cli = common::fake_library(paths);
+    assert_eq!(common::ingest_folder(&mut cli, &root).ingested, 1);
     let (fresh, _) = cli.store.by_external_id("fresh").unwrap().unwrap();
     drop(cli);
 

@@ -198,6 +198,52 @@ pub fn drifted_buckets(a: &[DigestBucket], b: &[DigestBucket]) -> Vec<String> {
         .collect()
 }
 
+/// A batch upsert into `ix` that keeps the newest version of each id: a bad vector fails by
+/// name, a record not newer than the version `held` reports is stale, the rest are written;
+/// the batch goes on past each.
+pub fn versioned_upsert<T: ?Sized>(
+    ix: &mut T,
+    records: &[VectorRecord],
+    dim: usize,
+    held: impl Fn(&T, &str) -> Option<i64>,
+    write: impl Fn(&mut T, &VectorRecord) -> crate::Result<()>,
+) -> crate::Result<WriteReport> {
+    let mut report = WriteReport::default();
+    for r in records {
+        if let Err(reason) = check_vector(&r.id, &r.vector, dim) {
+            report.failed.push(WriteFailure {
+                id: r.id.clone(),
+                reason,
+            });
+        } else if held(ix, &r.id).is_some_and(|v| v >= r.version) {
+            report.stale.push(r.id.clone());
+        } else {
+            write(ix, r)?;
+            report.written += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Tombstones applied to `ix`: each removes its id only when the version `held` reports is
+/// older; `remove` says whether something was removed.
+pub fn versioned_remove<T: ?Sized>(
+    ix: &mut T,
+    tombstones: &[Tombstone],
+    held: impl Fn(&T, &str) -> Option<i64>,
+    remove: impl Fn(&mut T, &Tombstone) -> crate::Result<bool>,
+) -> crate::Result<WriteReport> {
+    let mut report = WriteReport::default();
+    for t in tombstones {
+        match held(ix, &t.id) {
+            Some(v) if v >= t.version => report.stale.push(t.id.clone()),
+            Some(_) => report.written += usize::from(remove(ix, t)?),
+            None => {}
+        }
+    }
+    Ok(report)
+}
+
 /// A vector is usable when it has `dim` finite numbers; the error names the asset.
 pub fn check_vector(id: &str, vector: &[f32], dim: usize) -> Result<(), String> {
     if vector.len() != dim {

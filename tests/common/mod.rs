@@ -155,6 +155,38 @@ pub fn manifest_len(lib: &Path) -> usize {
 
 pub mod studio;
 
+/// A library in `paths` with the deterministic fakes (64-d bag-of-words embedder, mean-colour
+/// analyser): no models.
+pub fn fake_library(paths: campaign_studio::paths::Paths) -> campaign_studio::engine::Library {
+    use campaign_studio::services::fake::{FakeAnalyser, FakeEmbedder};
+    campaign_studio::engine::Library::with_services(
+        paths,
+        campaign_studio::config::Config::defaults(),
+        std::sync::Arc::new(FakeEmbedder::new(64)),
+        std::sync::Arc::new(FakeAnalyser::default()),
+    )
+    .unwrap()
+}
+
+/// Ingests the folder `root` by its `manifest.jsonl`, one job.
+pub fn ingest_folder(
+    lib: &mut campaign_studio::engine::Library,
+    root: &Path,
+) -> campaign_studio::engine::ingest::IngestReport {
+    use campaign_studio::engine::ingest::{IngestOptions, ingest};
+    ingest(
+        lib,
+        &IngestOptions {
+            manifest: Some(root.join("manifest.jsonl")),
+            root: root.to_path_buf(),
+            jobs: 1,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub cache: PathBuf,

@@ -17,11 +17,13 @@ use rayon::prelude::*;
 
 use super::columns::{Col, Ids, RowSet, Vectors};
 use crate::config::VectorStorage;
-use crate::domain::index::{bucket_of, check_vector, digest_of, percentile_from_counts};
+use crate::domain::index::{
+    bucket_of, digest_of, percentile_from_counts, versioned_remove, versioned_upsert,
+};
 use crate::domain::{EmbedderId, SearchFilter};
 use crate::services::{
     DigestBucket, DocState, Neighbour, Tombstone, VectorIndex, VectorMeta, VectorRecord,
-    WriteFailure, WriteReport,
+    WriteReport,
 };
 use crate::{Error, Result};
 
@@ -723,35 +725,16 @@ impl VectorIndex for ExactIndex {
     }
 
     fn upsert(&mut self, records: &[VectorRecord]) -> Result<WriteReport> {
-        let mut report = WriteReport::default();
-        for r in records {
-            if let Err(reason) = check_vector(&r.id, &r.vector, self.dim) {
-                report.failed.push(WriteFailure {
-                    id: r.id.clone(),
-                    reason,
-                });
-                continue;
-            }
-            if self.version_of(&r.id).is_some_and(|v| v >= r.version) {
-                report.stale.push(r.id.clone());
-                continue;
-            }
-            self.put(&r.id, &r.vector, r.meta.clone(), r.version)?;
-            report.written += 1;
-        }
-        Ok(report)
+        let dim = self.dim;
+        versioned_upsert(self, records, dim, Self::version_of, |ix, r| {
+            ix.put(&r.id, &r.vector, r.meta.clone(), r.version)
+        })
     }
 
     fn remove(&mut self, tombstones: &[Tombstone]) -> Result<WriteReport> {
-        let mut report = WriteReport::default();
-        for t in tombstones {
-            match self.version_of(&t.id) {
-                Some(v) if v >= t.version => report.stale.push(t.id.clone()),
-                Some(_) => report.written += usize::from(self.try_delete(&t.id)?),
-                None => {}
-            }
-        }
-        Ok(report)
+        versioned_remove(self, tombstones, Self::version_of, |ix, t| {
+            ix.try_delete(&t.id)
+        })
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -9,11 +9,10 @@ use super::columns::RowSet;
 use super::exact_index::{ExactIndex, kpi_percentile};
 use super::snapshot::{self, RowRef};
 use crate::config::VectorStorage;
-use crate::domain::index::{Change, bucket_of, check_vector, digest_of};
+use crate::domain::index::{Change, bucket_of, digest_of, versioned_remove, versioned_upsert};
 use crate::domain::{EmbedderId, SearchFilter};
 use crate::services::{
-    DigestBucket, DocState, Neighbour, Tombstone, VectorIndex, VectorRecord, WriteFailure,
-    WriteReport,
+    DigestBucket, DocState, Neighbour, Tombstone, VectorIndex, VectorRecord, WriteReport,
 };
 use crate::{Error, Result};
 
@@ -239,38 +238,16 @@ impl VectorIndex for LiveIndex {
     }
 
     fn upsert(&mut self, records: &[VectorRecord]) -> Result<WriteReport> {
-        let mut report = WriteReport::default();
-        for r in records {
-            if let Err(reason) = check_vector(&r.id, &r.vector, self.base.dim) {
-                report.failed.push(WriteFailure {
-                    id: r.id.clone(),
-                    reason,
-                });
-                continue;
-            }
-            if self.version_of(&r.id).is_some_and(|v| v >= r.version) {
-                report.stale.push(r.id.clone());
-                continue;
-            }
-            self.apply(&[Change::Upsert(r.clone())])?;
-            report.written += 1;
-        }
-        Ok(report)
+        let dim = self.base.dim;
+        versioned_upsert(self, records, dim, Self::version_of, |ix, r| {
+            ix.apply(&[Change::Upsert(r.clone())])
+        })
     }
 
     fn remove(&mut self, tombstones: &[Tombstone]) -> Result<WriteReport> {
-        let mut report = WriteReport::default();
-        for t in tombstones {
-            match self.version_of(&t.id) {
-                Some(v) if v >= t.version => report.stale.push(t.id.clone()),
-                Some(_) => {
-                    self.apply(&[Change::Remove(t.clone())])?;
-                    report.written += 1;
-                }
-                None => {}
-            }
-        }
-        Ok(report)
+        versioned_remove(self, tombstones, Self::version_of, |ix, t| {
+            ix.apply(&[Change::Remove(t.clone())]).map(|_| true)
+        })
     }
 
     fn flush(&mut self) -> Result<()> {

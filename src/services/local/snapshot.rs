@@ -182,48 +182,28 @@ fn expected_len(h: &Header, name: &str) -> Option<u64> {
     Some(v)
 }
 
-fn sections_for(storage: VectorStorage) -> &'static [&'static str] {
-    match storage {
-        VectorStorage::Sketch => &[
-            "vectors",
-            "sketch",
-            "centre",
-            "objective",
-            "node",
-            "kpi",
-            "versions",
-            "id_offsets",
-            "id_bytes",
-            "id_sorted",
-            "codes",
-        ],
-        VectorStorage::Int8 => &[
-            "vectors",
-            "q8",
-            "q8_scale",
-            "centre",
-            "objective",
-            "node",
-            "kpi",
-            "versions",
-            "id_offsets",
-            "id_bytes",
-            "id_sorted",
-            "codes",
-        ],
-        _ => &[
-            "vectors",
-            "centre",
-            "objective",
-            "node",
-            "kpi",
-            "versions",
-            "id_offsets",
-            "id_bytes",
-            "id_sorted",
-            "codes",
-        ],
-    }
+/// The sections a snapshot of `storage` holds, in file order.
+fn sections_for(storage: VectorStorage) -> Vec<&'static str> {
+    let codes: &[&'static str] = match storage {
+        VectorStorage::Sketch => &["sketch"],
+        VectorStorage::Int8 => &["q8", "q8_scale"],
+        _ => &[],
+    };
+    let rest = [
+        "centre",
+        "objective",
+        "node",
+        "kpi",
+        "versions",
+        "id_offsets",
+        "id_bytes",
+        "id_sorted",
+        "codes",
+    ];
+    std::iter::once("vectors")
+        .chain(codes.iter().copied())
+        .chain(rest)
+        .collect()
 }
 
 /// Opens and verifies a snapshot as a read-only index.
@@ -298,7 +278,7 @@ pub fn open(
     let compact = header.storage != VectorStorage::F32;
     for name in sections_for(header.storage) {
         let s = header.section(name).map_err(bad)?;
-        let crc = if *name == "vectors" && compact {
+        let crc = if name == "vectors" && compact {
             crc_by_reads(&file, s.offset, s.len).map_err(|e| bad(format!("cannot read it: {e}")))?
         } else {
             let (a, b) = (s.offset as usize, (s.offset + s.len) as usize);
