@@ -8,6 +8,8 @@
 //! deletes only the indexes it made.
 mod common;
 
+use common::ingest_folder;
+
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +17,6 @@ use std::sync::Arc;
 use campaign_studio::config::Config;
 use campaign_studio::domain::{EmbedderId, SearchFilter};
 use campaign_studio::engine::Library;
-use campaign_studio::engine::ingest::{IngestOptions, ingest};
 use campaign_studio::engine::search::{SearchRequest, search_vector};
 use campaign_studio::engine::sync::{SyncOptions, drift, sync};
 use campaign_studio::paths::Paths;
@@ -152,20 +153,6 @@ fn live(url: &str, n: u32) -> Live {
     assert_eq!(r.ingested, n as usize, "{r:?}");
     assert!(r.unsynced.is_none(), "{r:?}");
     Live { lib, backend, dir }
-}
-
-fn ingest_folder(lib: &mut Library, root: &Path) -> campaign_studio::engine::ingest::IngestReport {
-    ingest(
-        lib,
-        &IngestOptions {
-            manifest: Some(root.join("manifest.jsonl")),
-            root: root.to_path_buf(),
-            jobs: 1,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap()
 }
 
 fn server_index(l: &Live) -> Box<dyn VectorIndex> {
