@@ -4,8 +4,11 @@
 //! convolutions at load time) and TensorFlow "SAME" padding, which is asymmetric on stride-2
 //! convolutions (the extra row/column goes after). No crate ships this network, so it is
 //! written here: 1x1 convolutions are matrix products on candle, the depthwise and stem
-//! convolutions are small direct loops (candle runs a grouped convolution as one convolution
-//! per channel, far slower for depthwise).
+//! convolutions are loops of our own (candle runs a grouped convolution as one convolution per
+//! channel, far slower for depthwise) over a zero-padded copy of each plane, one contiguous
+//! multiply-add per tap and output row (stride-2 planes stored as even columns, then odd ones),
+//! in the same order as a direct loop: 49 ms per image on one thread before, 20.6 ms after,
+//! outputs checked against recorded ones (tests/efficientnet_golden.rs).
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -139,40 +142,89 @@ fn relu6(x: f32) -> f32 {
 }
 
 impl Spatial {
-    /// Depthwise convolution + ReLU6 over `x` (ch, h, w).
-    fn depthwise(&self, x: &[f32], ch: usize, h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+    /// Zero-padded copy of one `h` x `w` plane for a SAME convolution producing `oh` x `ow`,
+    /// into `pad`; returns its width. The loops below then have no bounds test per tap.
+    // Kept out of line (this one, `depthwise` and `full`): inlined into `forward` the whole
+    // network ran 30 % slower (measured: 29 ms against 20.6 ms per image on one thread).
+    #[inline(never)]
+    fn pad_plane(&self, plane: &[f32], h: usize, w: usize, pad: &mut Vec<f32>) -> usize {
         let (k, s) = (self.k, self.stride);
         let (oh, ph) = same(h, k, s);
         let (ow, pw) = same(w, k, s);
+        let hp = ((oh - 1) * s + k).max(h + ph);
+        let wp = ((ow - 1) * s + k).max(w + pw);
+        pad.clear();
+        pad.resize(hp * wp, 0.0);
+        for (y, row) in plane.chunks_exact(w).take(h).enumerate() {
+            let at = (y + ph) * wp + pw;
+            pad[at..at + w].copy_from_slice(row);
+        }
+        if s == 2 {
+            // Even columns first, then odd ones: every stride-2 tap then reads a contiguous
+            // run (see `tap`), which vectorises like stride 1.
+            let even = wp.div_ceil(2);
+            let mut row = vec![0f32; wp];
+            for r in pad.chunks_exact_mut(wp) {
+                for (x, v) in r.iter().enumerate() {
+                    row[if x.is_multiple_of(2) {
+                        x / 2
+                    } else {
+                        even + x / 2
+                    }] = *v;
+                }
+                r.copy_from_slice(&row);
+            }
+        }
+        wp
+    }
+
+    /// `dst[ox] += weight * row[kx + ox * stride]` for every output column, on a row laid out
+    /// by `pad_plane` (at stride 2: even columns, then odd ones), so the run is contiguous.
+    #[inline]
+    fn tap(dst: &mut [f32], row: &[f32], kx: usize, stride: usize, weight: f32) {
+        let start = if stride == 1 {
+            kx
+        } else if kx.is_multiple_of(2) {
+            kx / 2
+        } else {
+            row.len().div_ceil(2) + kx / 2
+        };
+        for (d, x) in dst.iter_mut().zip(&row[start..]) {
+            *d += weight * x;
+        }
+    }
+
+    /// Depthwise convolution + ReLU6 over `x` (ch, h, w). Each output adds its taps in the
+    /// same order as a direct loop (bias, then row by row), so results are bit-identical to
+    /// one; the padding makes out-of-image taps add zero instead of being skipped.
+    #[inline(never)]
+    fn depthwise(&self, x: &[f32], ch: usize, h: usize, w: usize) -> (Vec<f32>, usize, usize) {
+        let (k, s) = (self.k, self.stride);
+        let (oh, _) = same(h, k, s);
+        let (ow, _) = same(w, k, s);
         let mut out = vec![0f32; ch * oh * ow];
+        let mut pad = Vec::new();
         for c in 0..ch {
-            let src = &x[c * h * w..(c + 1) * h * w];
+            let wp = self.pad_plane(&x[c * h * w..(c + 1) * h * w], h, w, &mut pad);
             let ker = &self.w[c * k * k..(c + 1) * k * k];
             let dst = &mut out[c * oh * ow..(c + 1) * oh * ow];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = self.b[c];
-                    for ky in 0..k {
-                        let iy = (oy * s + ky) as isize - ph as isize;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        let row = &src[iy as usize * w..iy as usize * w + w];
-                        for kx in 0..k {
-                            let ix = (ox * s + kx) as isize - pw as isize;
-                            if ix >= 0 && ix < w as isize {
-                                acc += ker[ky * k + kx] * row[ix as usize];
-                            }
-                        }
+            for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
+                row.fill(self.b[c]);
+                for ky in 0..k {
+                    let src = &pad[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
+                    for kx in 0..k {
+                        Self::tap(row, src, kx, s, ker[ky * k + kx]);
                     }
-                    dst[oy * ow + ox] = relu6(acc);
                 }
+                row.iter_mut().for_each(|v| *v = relu6(*v));
             }
         }
         (out, oh, ow)
     }
 
-    /// Full convolution + ReLU6 (the 3-channel stem).
+    /// Full convolution + ReLU6 (the 3-channel stem); taps in the same order as a direct loop
+    /// (bias, then channel by channel, row by row).
+    #[inline(never)]
     fn full(
         &self,
         x: &[f32],
@@ -182,30 +234,26 @@ impl Spatial {
         w: usize,
     ) -> (Vec<f32>, usize, usize) {
         let (k, s) = (self.k, self.stride);
-        let (oh, ph) = same(h, k, s);
-        let (ow, pw) = same(w, k, s);
+        let (oh, _) = same(h, k, s);
+        let (ow, _) = same(w, k, s);
+        let mut pads = vec![Vec::new(); cin];
+        let mut wp = 0;
+        for (c, pad) in pads.iter_mut().enumerate() {
+            wp = self.pad_plane(&x[c * h * w..(c + 1) * h * w], h, w, pad);
+        }
         let mut out = vec![0f32; cout * oh * ow];
-        for o in 0..cout {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = self.b[o];
-                    for c in 0..cin {
-                        for ky in 0..k {
-                            let iy = (oy * s + ky) as isize - ph as isize;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            for kx in 0..k {
-                                let ix = (ox * s + kx) as isize - pw as isize;
-                                if ix >= 0 && ix < w as isize {
-                                    acc += self.w[((o * cin + c) * k + ky) * k + kx]
-                                        * x[(c * h + iy as usize) * w + ix as usize];
-                                }
-                            }
+        for (o, plane) in out.chunks_exact_mut(oh * ow).enumerate() {
+            for (oy, row) in plane.chunks_exact_mut(ow).enumerate() {
+                row.fill(self.b[o]);
+                for (c, pad) in pads.iter().enumerate() {
+                    for ky in 0..k {
+                        let src = &pad[(oy * s + ky) * wp..(oy * s + ky + 1) * wp];
+                        for kx in 0..k {
+                            Self::tap(row, src, kx, s, self.w[((o * cin + c) * k + ky) * k + kx]);
                         }
                     }
-                    out[(o * oh + oy) * ow + ox] = relu6(acc);
                 }
+                row.iter_mut().for_each(|v| *v = relu6(*v));
             }
         }
         (out, oh, ow)
