@@ -395,20 +395,30 @@ impl ExactIndex {
                 })
                 .collect()
         };
-        Some(match &self.pool {
-            Some(pool) if n >= SKETCH_PARALLEL_MIN_ROWS => {
-                let parts = pool.current_num_threads();
-                let chunk = n.div_ceil(parts);
-                let lists: Vec<Vec<u32>> = pool.install(|| {
-                    (0..parts)
+        Some(self.in_parts(n, list))
+    }
+
+    /// `part(start, end)` over `0..len`, split in one range per scan thread from
+    /// SKETCH_PARALLEL_MIN_ROWS on, the parts concatenated in order.
+    fn in_parts<T: Send + Copy>(
+        &self,
+        len: usize,
+        part: impl Fn(usize, usize) -> Vec<T> + Sync,
+    ) -> Vec<T> {
+        match &self.pool {
+            Some(tp) if len >= SKETCH_PARALLEL_MIN_ROWS => {
+                let n = tp.current_num_threads();
+                let chunk = len.div_ceil(n);
+                let parts: Vec<Vec<T>> = tp.install(|| {
+                    (0..n)
                         .into_par_iter()
-                        .map(|p| list((p * chunk).min(n), ((p + 1) * chunk).min(n)))
+                        .map(|p| part((p * chunk).min(len), ((p + 1) * chunk).min(len)))
                         .collect()
                 });
-                lists.concat()
+                parts.concat()
             }
-            _ => list(0, n),
-        })
+            _ => part(0, len),
+        }
     }
 
     /// Hamming distances to sketch `q` of every row (None) or of the listed rows, in order;
@@ -438,20 +448,7 @@ impl ExactIndex {
                     .collect(),
             }
         };
-        match &self.pool {
-            Some(tp) if len >= SKETCH_PARALLEL_MIN_ROWS => {
-                let n = tp.current_num_threads();
-                let chunk = len.div_ceil(n);
-                let parts: Vec<Vec<u16>> = tp.install(|| {
-                    (0..n)
-                        .into_par_iter()
-                        .map(|p| part((p * chunk).min(len), ((p + 1) * chunk).min(len)))
-                        .collect()
-                });
-                parts.concat()
-            }
-            _ => part(0, len),
-        }
+        self.in_parts(len, part)
     }
 
     /// The `pool` rows (all, or those listed) nearest to sketch `q` by Hamming distance, ties
@@ -1031,30 +1028,28 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sketch_candidates_of_a_dense_filter_equal_those_of_the_gathered_rows() {
+    /// The batched scan over rows `r % every == offset` of 500 against sorting them.
+    fn filtered_candidates_match_sorting(every: u32, offset: u32, pool: usize) {
         let ix = sketch_index(500);
         let q = query_sketch(&ix);
-        // A third of the rows: more than 1/SKETCH_DENSE_LIST, so every row's distance is
-        // computed and only the listed ones ranked.
-        let rows: Vec<u32> = (0..500u32).filter(|r| r % 3 == 0).collect();
+        let rows: Vec<u32> = (0..500u32).filter(|r| r % every == offset).collect();
         let listed: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
         assert_eq!(
-            ix.sketch_candidates(&q, Some(&rows), 25),
-            by_sorting(&ix, &q, &listed, 25)
+            ix.sketch_candidates(&q, Some(&rows), pool),
+            by_sorting(&ix, &q, &listed, pool)
         );
     }
 
     #[test]
+    fn sketch_candidates_of_a_dense_filter_equal_those_of_the_gathered_rows() {
+        // A third of the rows: more than 1/SKETCH_DENSE_LIST, so every row's distance is
+        // computed and only the listed ones ranked.
+        filtered_candidates_match_sorting(3, 0, 25);
+    }
+
+    #[test]
     fn sketch_candidates_of_a_sparse_filter_are_gathered_row_by_row() {
-        let ix = sketch_index(500);
-        let q = query_sketch(&ix);
-        let rows: Vec<u32> = (0..500u32).filter(|r| r % 50 == 7).collect();
-        let listed: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
-        assert_eq!(
-            ix.sketch_candidates(&q, Some(&rows), 4),
-            by_sorting(&ix, &q, &listed, 4)
-        );
+        filtered_candidates_match_sorting(50, 7, 4);
     }
 
     #[test]
