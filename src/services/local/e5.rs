@@ -11,7 +11,7 @@
 //! Tokens: the table normalises each codepoint, runs of spaces collapse to one, a `▁` is put in
 //! front and spaces become `▁`, then the `tokenizers` crate's Unigram model (built from the
 //! file's pieces and scores) finds the best segmentation. The encoder weights are dequantised
-//! into candle tensors and run by candle-transformers' BERT encoder (GELU-erf, post-LN); the word
+//! into candle tensors and run by our BERT encoder (`bert.rs`: GELU-erf, post-LN); the word
 //! embeddings stay 4-bit in the memory-mapped file and only the rows of the tokens seen are
 //! dequantised. Then mean pooling over the tokens and L2 normalisation, with the model card's
 //! `query: ` / `passage: ` prefixes. Texts longer than the model's 512 positions are embedded in
@@ -20,12 +20,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, VarBuilder};
-use candle_transformers::models::bert::{BertEncoder, Config, HiddenAct, PositionEmbeddingType};
+use candle_core::{Device, Module, Tensor};
+use candle_nn::LayerNorm;
 use tokenizers::Model;
 use tokenizers::models::unigram::Unigram;
 
+use super::bert::{Encoder, LayerWeights};
 use crate::domain::EmbedderId;
 use crate::services::{Embedder, TextRole, normalize};
 use crate::{Error, Result};
@@ -343,7 +343,7 @@ pub struct E5 {
     /// Position embeddings (+ the token-type-0 row folded in), `max_positions * hidden`.
     positions: Vec<f32>,
     embed_ln: LayerNorm,
-    encoder: BertEncoder,
+    encoder: Encoder,
     directory: HashMap<String, TensorEntry>,
     id: EmbedderId,
 }
@@ -429,11 +429,11 @@ impl E5 {
         let vector = |name: &str, len: usize| -> Result<Tensor> {
             Ok(Tensor::from_vec(f32s(name, len)?, len, &dev)?)
         };
-        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Tensor> {
+        let matrix = |name: &str, rows: usize, cols: usize| -> Result<Vec<f32>> {
             let e = get(name, 1, rows * cols)?;
             let mut w = vec![0f32; rows * cols];
             dequantize_q4_0(&map[e.offset..e.offset + e.bytes], &mut w);
-            Ok(Tensor::from_vec(w, (rows, cols), &dev)?)
+            Ok(w)
         };
 
         let word = get("emb.word", 1, embedding_rows * hidden)?;
@@ -450,62 +450,33 @@ impl E5 {
             eps as f64,
         );
 
-        // The encoder, under the names candle-transformers' BERT reads.
-        let mut ts = HashMap::new();
+        let mut weights = Vec::with_capacity(layers);
         for l in 0..layers {
-            let p = format!("layer.{l}");
-            let names = [
-                ("q", "attention.self.query", hidden),
-                ("k", "attention.self.key", hidden),
-                ("v", "attention.self.value", hidden),
-                ("ao", "attention.output.dense", hidden),
-                ("fi", "intermediate.dense", ffn),
-                ("fo", "output.dense", hidden),
-            ];
-            for (short, long, out) in names {
-                let inp = if short == "fo" { ffn } else { hidden };
-                ts.insert(
-                    format!("{p}.{long}.weight"),
+            let pair = |short: &str, out: usize, inp: usize| -> Result<(Vec<f32>, Vec<f32>)> {
+                Ok((
                     matrix(&format!("l{l}.{short}.w"), out, inp)?,
-                );
-                ts.insert(
-                    format!("{p}.{long}.bias"),
-                    vector(&format!("l{l}.{short}.b"), out)?,
-                );
-            }
-            for (short, long) in [
-                ("aln", "attention.output.LayerNorm"),
-                ("oln", "output.LayerNorm"),
-            ] {
-                ts.insert(
-                    format!("{p}.{long}.weight"),
+                    f32s(&format!("l{l}.{short}.b"), out)?,
+                ))
+            };
+            let norm = |short: &str| -> Result<LayerNorm> {
+                Ok(LayerNorm::new(
                     vector(&format!("l{l}.{short}.w"), hidden)?,
-                );
-                ts.insert(
-                    format!("{p}.{long}.bias"),
                     vector(&format!("l{l}.{short}.b"), hidden)?,
-                );
-            }
+                    eps as f64,
+                ))
+            };
+            weights.push(LayerWeights {
+                q: pair("q", hidden, hidden)?,
+                k: pair("k", hidden, hidden)?,
+                v: pair("v", hidden, hidden)?,
+                attn_out: pair("ao", hidden, hidden)?,
+                attn_ln: norm("aln")?,
+                up: pair("fi", ffn, hidden)?,
+                down: pair("fo", hidden, ffn)?,
+                out_ln: norm("oln")?,
+            });
         }
-        let config = Config {
-            vocab_size: embedding_rows,
-            hidden_size: hidden,
-            num_hidden_layers: layers,
-            num_attention_heads: heads,
-            intermediate_size: ffn,
-            hidden_act: HiddenAct::Gelu,
-            hidden_dropout_prob: 0.0,
-            max_position_embeddings: max_positions,
-            type_vocab_size: type_rows,
-            initializer_range: 0.02,
-            layer_norm_eps: eps as f64,
-            pad_token_id: 1,
-            position_embedding_type: PositionEmbeddingType::Absolute,
-            use_cache: false,
-            classifier_dropout: None,
-            model_type: Some("xlm-roberta".into()),
-        };
-        let encoder = BertEncoder::load(VarBuilder::from_tensors(ts, DType::F32, &dev), &config)?;
+        let encoder = Encoder::new(weights, hidden, heads, ffn)?;
         if tokenizer.vocab.len() > embedding_rows {
             return Err(Error::Inference(format!(
                 "{}: {} vocabulary pieces but only {embedding_rows} embedding rows",
@@ -632,6 +603,10 @@ impl E5 {
 impl Embedder for E5 {
     fn id(&self) -> &EmbedderId {
         &self.id
+    }
+
+    fn batches_texts(&self) -> bool {
+        true
     }
 
     fn dim(&self) -> usize {

@@ -1,4 +1,5 @@
 //! The embedded default: real models from pinned registry packages, run with candle on CPU.
+pub mod bert;
 pub mod columns;
 pub mod composer;
 pub mod describer;
