@@ -99,3 +99,22 @@ fn golden_vectors_match_the_recorded_ones() {
         );
     }
 }
+
+#[test]
+fn a_text_embedded_with_others_gets_the_vector_it_gets_alone() {
+    // Ingest embeds the documents of four images in one call (padded to the longest).
+    let model = common::models_cache()
+        .join("models")
+        .join(campaign_studio::models::E5_SMALL.name)
+        .join(campaign_studio::models::E5_SMALL.marker);
+    let e5 = E5::load(&model).unwrap();
+    let texts: Vec<String> = texts().into_iter().take(COUNT).collect();
+    let together = e5.embed_texts(&texts, TextRole::Document).unwrap();
+    for (text, v) in texts.iter().zip(&together) {
+        let alone = e5
+            .embed_texts(std::slice::from_ref(text), TextRole::Document)
+            .unwrap();
+        let d = worst(&alone[0], v);
+        assert!(d <= 1e-5, "{text:.40}: differs by {d} when embedded with others");
+    }
+}

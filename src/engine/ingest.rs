@@ -364,8 +364,110 @@ struct WorkerCtx<'a> {
     meter: std::sync::Arc<crate::services::meter::Meter>,
 }
 
-/// Decode, thumbnail, hash, palette, labels and features, description, embedding.
-fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed, String> {
+/// An item whose image work is done; its description document may still need embedding.
+struct Prepared {
+    asset: Asset,
+    features: Vec<f32>,
+    text: TextVector,
+}
+
+enum TextVector {
+    /// The embedder embedded the image itself (a multimodal embedder).
+    Image(Vec<f32>),
+    /// The description document, to embed with the others of its group.
+    Document(String),
+}
+
+/// Items a worker takes at a time: their description documents are embedded in one forward
+/// pass, which costs e5 about a quarter less CPU per document than one pass each (measured
+/// with documents of the reference library, 32 tokens on average: 29 -> 21.5 ms on one
+/// thread; groups of 8 pad more and were no faster). Results are still written item by item.
+const GROUP: usize = 4;
+
+type ItemResult = (
+    std::result::Result<Processed, String>,
+    Vec<crate::domain::ModelCall>,
+);
+
+/// Decode, thumbnail, hash, palette, labels and features, description, embedding, for a group
+/// of items: the image work item by item, then the documents in one call. When that call
+/// fails, each document is embedded alone, so one bad item fails alone. Each result comes with
+/// the paid calls made for it (a group of more than one item is only formed for an embedder
+/// that batches locally, so the group's embedding call is not a paid one).
+fn process_group(lib: &WorkerCtx<'_>, items: &[&Work]) -> Vec<ItemResult> {
+    let mut calls = Vec::with_capacity(items.len());
+    let prepared: Vec<_> = items
+        .iter()
+        .map(|w| {
+            let p = prepare(lib, w);
+            calls.push(lib.meter.take_this_thread());
+            p
+        })
+        .collect();
+    let docs: Vec<String> = prepared
+        .iter()
+        .filter_map(|p| match p {
+            Ok(Prepared {
+                text: TextVector::Document(d),
+                ..
+            }) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    let embed_one = |doc: &String| -> std::result::Result<Vec<f32>, String> {
+        lib.embedder
+            .embed_texts(std::slice::from_ref(doc), TextRole::Document)
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or_else(|| "the text embedder returned no vector".to_string())
+    };
+    let mut together = match docs.len() {
+        0 | 1 => None,
+        n => lib
+            .embedder
+            .embed_texts(&docs, TextRole::Document)
+            .ok()
+            .filter(|v| v.len() == n)
+            .map(|v| v.into_iter()),
+    };
+    let mut made = |p: std::result::Result<Prepared, String>| {
+        let p = p?;
+        let (vector, source) = match p.text {
+            TextVector::Image(v) => (v, "image".to_string()),
+            TextVector::Document(doc) => {
+                let v = match together.as_mut().and_then(Iterator::next) {
+                    Some(v) => v,
+                    None => embed_one(&doc)?,
+                };
+                (v, doc)
+            }
+        };
+        Ok(Processed {
+            vectors: vec![
+                (lib.embedder.id().clone(), vector, source),
+                (
+                    lib.analyser.features_id().clone(),
+                    p.features,
+                    "image".into(),
+                ),
+            ],
+            asset: p.asset,
+        })
+    };
+    prepared
+        .into_iter()
+        .zip(calls)
+        .map(|(p, mut calls)| {
+            let r = made(p);
+            calls.extend(lib.meter.take_this_thread());
+            (r, calls)
+        })
+        .collect()
+}
+
+/// Decode, thumbnail, hash, palette, labels and features, description; the image embedding
+/// when the embedder embeds images, else the document to embed.
+fn prepare(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Prepared, String> {
     let bytes = std::fs::read(&w.item.path).map_err(|e| format!("cannot read file: {e}"))?;
     if hex::encode(Sha256::digest(&bytes)) != w.sha {
         return Err("the file changed while it was being ingested; run ingest again".into());
@@ -410,18 +512,9 @@ fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed,
         description.sources.text = vec![format!("bedrock/{} (looked at the image)", d.model())];
         description.sources.elements = vec![format!("bedrock/{}", d.model())];
     }
-    let embedder = &lib.embedder;
-    let text_vector = match embedder.embed_image(&dec.image) {
-        Some(v) => (v.map_err(|e| e.to_string())?, "image".to_string()),
-        None => {
-            let doc = lib.describer.document(&input, &description);
-            let v = embedder
-                .embed_texts(std::slice::from_ref(&doc), TextRole::Document)
-                .map_err(|e| e.to_string())?
-                .pop()
-                .ok_or("the text embedder returned no vector")?;
-            (v, doc)
-        }
+    let text = match lib.embedder.embed_image(&dec.image) {
+        Some(v) => TextVector::Image(v.map_err(|e| e.to_string())?),
+        None => TextVector::Document(lib.describer.document(&input, &description)),
     };
     let ts = now();
     let asset = Asset {
@@ -447,16 +540,10 @@ fn process_full(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Processed,
         created_at: ts.clone(),
         updated_at: ts,
     };
-    Ok(Processed {
+    Ok(Prepared {
         asset,
-        vectors: vec![
-            (embedder.id().clone(), text_vector.0, text_vector.1),
-            (
-                analyser.features_id().clone(),
-                analysis.features,
-                "image".into(),
-            ),
-        ],
+        features: analysis.features,
+        text,
     })
 }
 
@@ -824,6 +911,11 @@ pub fn ingest(
         let store = &mut lib.store;
         let jobs = opts.jobs.max(1).min(full.len());
         let next = AtomicUsize::new(0);
+        let group_size = if ctx.embedder.batches_texts() {
+            GROUP
+        } else {
+            1
+        };
         type Made = (
             usize,
             std::result::Result<Processed, String>,
@@ -842,13 +934,19 @@ pub fn ingest(
                         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                             break;
                         }
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(w) = full_ref.get(i) else { break };
-                        let r = process_full(ctx_ref, w);
-                        // The paid calls this item made, whatever its outcome.
-                        let calls = ctx_ref.meter.take_this_thread();
-                        if tx.send((i, r, calls)).is_err() {
+                        let first = next.fetch_add(group_size, Ordering::Relaxed);
+                        let group: Vec<&Work> =
+                            full_ref.iter().skip(first).take(group_size).collect();
+                        if group.is_empty() {
                             break;
+                        }
+                        // Each item with the paid calls it made, whatever its outcome.
+                        for (k, (r, calls)) in
+                            process_group(ctx_ref, &group).into_iter().enumerate()
+                        {
+                            if tx.send((first + k, r, calls)).is_err() {
+                                return;
+                            }
                         }
                     }
                 });

@@ -43,6 +43,12 @@ pub trait Embedder: Send + Sync {
     fn english_only_text(&self) -> bool {
         false
     }
+    /// Whether several texts in one `embed_texts` call cost less each than one call per text
+    /// (a local model's batched forward pass); ingest then embeds documents in groups. Remote
+    /// embedders say no: their calls are metered item by item.
+    fn batches_texts(&self) -> bool {
+        false
+    }
 }
 
 /// What an image classifier sees in an image.

@@ -87,6 +87,9 @@ impl Embedder for QueryCache {
     fn english_only_text(&self) -> bool {
         self.inner.english_only_text()
     }
+    fn batches_texts(&self) -> bool {
+        self.inner.batches_texts()
+    }
 }
 
 fn poisoned() -> crate::Error {

@@ -59,6 +59,10 @@ impl Embedder for MiniLm {
         &self.id
     }
 
+    fn batches_texts(&self) -> bool {
+        true
+    }
+
     fn dim(&self) -> usize {
         self.dim
     }
