@@ -39,8 +39,8 @@ const QK: usize = 32;
 const Q4_BLOCK_BYTES: usize = 18;
 /// The SentencePiece word-boundary marker.
 const META: char = '\u{2581}';
-/// Windows per forward pass when embedding many texts (bounded memory; windows are sorted by
-/// length first, so a batch pads little).
+/// Windows per forward pass when embedding many texts (bounded memory; a pass has no padding,
+/// see `forward`).
 const BATCH_WINDOWS: usize = 16;
 
 /// The model's shape, from the file header.
@@ -513,17 +513,19 @@ impl E5 {
     }
 
     /// Mean-pooled (not yet normalised) last hidden states of each window (`<s>` .. `</s>`).
+    /// The windows' tokens run through the encoder as one unpadded sequence (see
+    /// `Encoder::forward`), each window attending only to itself.
     fn forward(&self, windows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let h = self.header.hidden;
-        let n = windows.len();
-        let len = windows.iter().map(|w| w.len()).max().unwrap_or(0);
-        if n == 0 || len == 0 {
+        let lens: Vec<usize> = windows.iter().map(|w| w.len()).collect();
+        let total: usize = lens.iter().sum();
+        if total == 0 || lens.contains(&0) {
             return Ok(Vec::new());
         }
         let row_bytes = h / QK * Q4_BLOCK_BYTES;
-        let mut x = vec![0f32; n * len * h];
-        let mut mask = vec![0f32; n * len];
-        for (i, w) in windows.iter().enumerate() {
+        let mut x = vec![0f32; total * h];
+        let mut rows = x.chunks_exact_mut(h);
+        for w in windows {
             for (t, &id) in w.iter().enumerate() {
                 let id = id as usize;
                 if id >= self.header.embedding_rows || t >= self.header.max_positions {
@@ -532,27 +534,24 @@ impl E5 {
                     )));
                 }
                 let at = self.word_offset + id * row_bytes;
-                let row = &mut x[(i * len + t) * h..(i * len + t + 1) * h];
+                let Some(row) = rows.next() else { break };
                 dequantize_q4_0(&self.map[at..at + row_bytes], row);
                 row.iter_mut()
                     .zip(&self.positions[t * h..(t + 1) * h])
                     .for_each(|(v, p)| *v += p);
-                mask[i * len + t] = 1.0;
             }
         }
-        let dev = Device::Cpu;
-        let x = Tensor::from_vec(x, (n, len, h), &dev)?;
+        let x = Tensor::from_vec(x, (total, h), &Device::Cpu)?;
         let x = self.embed_ln.forward(&x)?;
-        let m = Tensor::from_vec(mask, (n, len), &dev)?;
-        // Additive attention mask: 0 where a token is, the lowest f32 over padding.
-        let additive = ((m.ones_like()? - &m)? * f32::MIN as f64)?
-            .unsqueeze(1)?
-            .unsqueeze(1)?;
-        let y = self.encoder.forward(&x, &additive)?;
-        let mf = m.unsqueeze(2)?;
-        let summed = y.broadcast_mul(&mf)?.sum(1)?;
-        let pooled = summed.broadcast_div(&mf.sum(1)?)?;
-        Ok(pooled.to_vec2()?)
+        let y = self.encoder.forward(&x, &lens)?;
+        let mut pooled = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for &len in &lens {
+            let mean = (y.narrow(0, at, len)?.sum(0)? / len as f64)?;
+            pooled.push(mean.to_vec1::<f32>()?);
+            at += len;
+        }
+        Ok(pooled)
     }
 
     /// Embeds token sequences (content ids without `<s>`/`</s>`, as `E5Tokenizer::encode`
