@@ -182,6 +182,43 @@ pub(crate) fn sketch_into(v: &[f32], centre: &[f32], out: &mut [u64]) {
     }
 }
 
+/// The `pool` nearest of `(row, distance)` pairs given in row order, as (-distance, row): a
+/// histogram of the distances gives the smallest distance `limit` at which `pool` rows are
+/// reached; one more pass takes every row below it and rows at it in row order until the pool
+/// is full. Distances of `bins` or more (u16::MAX: a missing row) never answer.
+fn histogram_cut(
+    pairs: impl Iterator<Item = (usize, u16)> + Clone,
+    bins: usize,
+    pool: usize,
+) -> Vec<(f32, usize)> {
+    let mut hist = vec![0u32; bins];
+    for (_, h) in pairs.clone() {
+        if let Some(c) = hist.get_mut(usize::from(h)) {
+            *c += 1;
+        }
+    }
+    let (mut below, mut limit) = (0usize, bins);
+    for (dist, &count) in hist.iter().enumerate() {
+        if below + count as usize >= pool {
+            limit = dist;
+            break;
+        }
+        below += count as usize;
+    }
+    let mut at_limit = pool.saturating_sub(below);
+    let mut out = Vec::with_capacity(pool.min(1 << 16));
+    for (r, h) in pairs {
+        let h = usize::from(h);
+        if h < limit || (h == limit && h < bins && at_limit > 0) {
+            if h == limit {
+                at_limit -= 1;
+            }
+            out.push((-(h as f32), r));
+        }
+    }
+    out
+}
+
 #[inline]
 fn hamming(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
@@ -463,45 +500,23 @@ impl ExactIndex {
         let bins = (self.words * 64 + 1).min(usize::from(u16::MAX));
         let dense = rows.is_some_and(|r| r.len().saturating_mul(SKETCH_DENSE_LIST) > n);
         let d = self.sketch_distances(q, if dense { None } else { rows });
-        // (row, distance) in row order, for the rows that may answer.
-        let each = || -> Box<dyn Iterator<Item = (usize, u16)> + '_> {
-            match rows {
-                None => Box::new(d.iter().copied().enumerate()),
-                Some(rows) if dense => Box::new(
-                    rows.iter()
-                        .map(|&r| (r as usize, d.get(r as usize).copied().unwrap_or(u16::MAX))),
-                ),
-                Some(rows) => Box::new(rows.iter().map(|&r| r as usize).zip(d.iter().copied())),
-            }
-        };
-        let mut hist = vec![0u32; bins];
-        for (_, h) in each() {
-            if let Some(c) = hist.get_mut(usize::from(h)) {
-                *c += 1;
-            }
+        // (row, distance) in row order for the rows that may answer, one concrete iterator per
+        // case so both passes below compile to tight loops (through a boxed iterator, a call
+        // per row).
+        match rows {
+            None => histogram_cut(d.iter().copied().enumerate(), bins, pool),
+            Some(rows) if dense => histogram_cut(
+                rows.iter()
+                    .map(|&r| (r as usize, d.get(r as usize).copied().unwrap_or(u16::MAX))),
+                bins,
+                pool,
+            ),
+            Some(rows) => histogram_cut(
+                rows.iter().map(|&r| r as usize).zip(d.iter().copied()),
+                bins,
+                pool,
+            ),
         }
-        // The smallest distance `limit` at which `pool` rows are reached; rows at `limit` are
-        // taken in row order until the pool is full.
-        let (mut below, mut limit) = (0usize, bins);
-        for (dist, &count) in hist.iter().enumerate() {
-            if below + count as usize >= pool {
-                limit = dist;
-                break;
-            }
-            below += count as usize;
-        }
-        let mut at_limit = pool.saturating_sub(below);
-        let mut out = Vec::with_capacity(pool.min(n));
-        for (r, h) in each() {
-            let h = usize::from(h);
-            if h < limit || (h == limit && h < bins && at_limit > 0) {
-                if h == limit {
-                    at_limit -= 1;
-                }
-                out.push((-(h as f32), r));
-            }
-        }
-        out
     }
 
     fn scan<F: Fn(usize) -> f32 + Sync>(
