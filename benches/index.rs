@@ -1160,12 +1160,19 @@ fn main() {
         run_child(job);
         return;
     }
-    // Summary and plot again from earlier runs' CSVs (a default run and a --scale run).
+    // Summary and plot again from earlier runs' CSVs (a default run and a --scale run). A later
+    // file replaces the rows of earlier ones for the same dataset, size and dimension (a re-run
+    // supersedes; the best of two runs is never picked).
     if let Ok(files) = std::env::var("INDEX_BENCH_REPLOT") {
         let mut rows: Vec<Row> = Vec::new();
         for f in files.split(',').filter(|f| !f.is_empty()) {
             let mut r = csv::Reader::from_path(f).expect("csv");
-            rows.extend(r.deserialize::<Row>().filter_map(|x| x.ok()));
+            let new: Vec<Row> = r.deserialize::<Row>().filter_map(|x| x.ok()).collect();
+            rows.retain(|old| {
+                !new.iter()
+                    .any(|n| n.dataset == old.dataset && n.n == old.n && n.dim == old.dim)
+            });
+            rows.extend(new);
         }
         summary(&rows);
         if let Some(p) = std::env::var_os("INDEX_BENCH_PLOT") {
