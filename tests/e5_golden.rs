@@ -115,6 +115,9 @@ fn a_text_embedded_with_others_gets_the_vector_it_gets_alone() {
             .embed_texts(std::slice::from_ref(text), TextRole::Document)
             .unwrap();
         let d = worst(&alone[0], v);
-        assert!(d <= 1e-5, "{text:.40}: differs by {d} when embedded with others");
+        assert!(
+            d <= 1e-5,
+            "{text:.40}: differs by {d} when embedded with others"
+        );
     }
 }
