@@ -1161,8 +1161,9 @@ fn main() {
         return;
     }
     // Summary and plot again from earlier runs' CSVs (a default run and a --scale run). A later
-    // file replaces the rows of earlier ones for the same dataset, size and dimension (a re-run
-    // supersedes; the best of two runs is never picked).
+    // file replaces all rows of earlier ones for the same dataset, size and dimension (a re-run
+    // supersedes; the best of two runs is never picked), so it must hold every engine wanted
+    // for those sizes (an ours-only re-run drops the peers of its sizes).
     if let Ok(files) = std::env::var("INDEX_BENCH_REPLOT") {
         let mut rows: Vec<Row> = Vec::new();
         for f in files.split(',').filter(|f| !f.is_empty()) {

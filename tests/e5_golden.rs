@@ -102,7 +102,7 @@ fn golden_vectors_match_the_recorded_ones() {
 
 #[test]
 fn a_text_embedded_with_others_gets_the_vector_it_gets_alone() {
-    // Ingest embeds the documents of four images in one call (padded to the longest).
+    // Ingest embeds the documents of four images in one call (one unpadded pass).
     let model = common::models_cache()
         .join("models")
         .join(campaign_studio::models::E5_SMALL.name)

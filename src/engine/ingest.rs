@@ -395,17 +395,22 @@ type ItemResult = (
 /// of items: the image work item by item, then the documents in one call. When that call
 /// fails, each document is embedded alone, so one bad item fails alone. Each result comes with
 /// the paid calls made for it (a group of more than one item is only formed for an embedder
-/// that batches locally, so the group's embedding call is not a paid one).
-fn process_group(lib: &WorkerCtx<'_>, items: &[&Work]) -> Vec<ItemResult> {
+/// that batches locally, so the group's embedding call is not a paid one). A cancel stops it
+/// before the next item: the items not started get no result, as when a worker stops.
+fn process_group(
+    lib: &WorkerCtx<'_>,
+    items: &[&Work],
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Vec<ItemResult> {
     let mut calls = Vec::with_capacity(items.len());
-    let prepared: Vec<_> = items
-        .iter()
-        .map(|w| {
-            let p = prepare(lib, w);
-            calls.push(lib.meter.take_this_thread());
-            p
-        })
-        .collect();
+    let mut prepared = Vec::with_capacity(items.len());
+    for w in items {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            break;
+        }
+        prepared.push(prepare(lib, w));
+        calls.push(lib.meter.take_this_thread());
+    }
     let docs: Vec<String> = prepared
         .iter()
         .filter_map(|p| match p {
@@ -913,8 +918,9 @@ pub fn ingest(
         let store = &mut lib.store;
         let jobs = opts.jobs.max(1).min(full.len());
         let next = AtomicUsize::new(0);
+        // Groups only where batching pays, and never so large that a worker sits idle.
         let group_size = if ctx.embedder.batches_texts() {
-            GROUP
+            GROUP.min(full.len().div_ceil(jobs)).max(1)
         } else {
             1
         };
@@ -943,8 +949,9 @@ pub fn ingest(
                             break;
                         }
                         // Each item with the paid calls it made, whatever its outcome.
-                        for (k, (r, calls)) in
-                            process_group(ctx_ref, &group).into_iter().enumerate()
+                        for (k, (r, calls)) in process_group(ctx_ref, &group, cancel)
+                            .into_iter()
+                            .enumerate()
                         {
                             if tx.send((first + k, r, calls)).is_err() {
                                 return;

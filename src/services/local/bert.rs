@@ -19,6 +19,13 @@ use crate::Result;
 /// transpose and handed to candle's `Linear` as its (out, in) view, so `Linear`'s `weight.t()`
 /// is contiguous again and gemm multiplies by it without first re-packing (transposing) it.
 pub fn dense(weight: &[f32], bias: Vec<f32>, out: usize, inp: usize) -> Result<Linear> {
+    if out == 0 || inp == 0 || out.checked_mul(inp) != Some(weight.len()) || bias.len() != out {
+        return Err(crate::Error::Inference(format!(
+            "encoder: a {out} x {inp} layer given {} weights and {} biases",
+            weight.len(),
+            bias.len()
+        )));
+    }
     let mut wt = vec![0f32; out * inp];
     for (r, row) in weight.chunks_exact(inp).take(out).enumerate() {
         for (c, &v) in row.iter().enumerate() {
@@ -201,6 +208,13 @@ mod tests {
         assert_eq!(erf(10.0), erf(4.0));
         assert!((erf(-100.0) + 1.0).abs() < 1e-6);
         assert!(erf(f32::INFINITY) > 0.999_999);
+    }
+
+    #[test]
+    fn dense_refuses_weights_that_do_not_fill_the_layer() {
+        assert!(dense(&[1., 2., 3.], vec![0., 0.], 2, 3).is_err());
+        assert!(dense(&[], vec![], 0, 3).is_err());
+        assert!(dense(&[1., 2.], vec![0.], 1, 2).is_ok());
     }
 
     #[test]

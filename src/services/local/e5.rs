@@ -381,6 +381,7 @@ impl E5 {
             || heads == 0
             || hidden % heads != 0
             || hidden % QK != 0
+            || ffn == 0
             || ffn % QK != 0
             || type_rows == 0
         {
@@ -450,7 +451,8 @@ impl E5 {
             eps as f64,
         );
 
-        let mut weights = Vec::with_capacity(layers);
+        // Not sized from the header: a damaged count must not allocate before a tensor is missed.
+        let mut weights = Vec::new();
         for l in 0..layers {
             let pair = |short: &str, out: usize, inp: usize| -> Result<(Vec<f32>, Vec<f32>)> {
                 Ok((
@@ -519,7 +521,12 @@ impl E5 {
         let h = self.header.hidden;
         let lens: Vec<usize> = windows.iter().map(|w| w.len()).collect();
         let total: usize = lens.iter().sum();
-        if total == 0 || lens.contains(&0) {
+        if lens.contains(&0) {
+            return Err(Error::Inference(
+                "e5: an empty window reached the encoder".into(),
+            ));
+        }
+        if total == 0 {
             return Ok(Vec::new());
         }
         let row_bytes = h / QK * Q4_BLOCK_BYTES;

@@ -149,8 +149,9 @@ fn relu6(x: f32) -> f32 {
 impl Spatial {
     /// Zero-padded copy of one `h` x `w` plane for a SAME convolution producing `oh` x `ow`,
     /// into `pad`; returns its width. The loops below then have no bounds test per tap.
-    // Kept out of line (this one, `depthwise` and `full`): inlined into `forward` the whole
-    // network ran 30 % slower (measured: 29 ms against 20.6 ms per image on one thread).
+    // Kept out of line (this one, `depthwise_planes`, `depthwise_hwc` and `full`): inlined into
+    // `forward` the whole network ran 30 % slower (measured: 29 ms against 20.6 ms per image on
+    // one thread).
     #[inline(never)]
     fn pad_plane(&self, plane: &[f32], h: usize, w: usize, pad: &mut Vec<f32>) -> usize {
         let (k, s) = (self.k, self.stride);
