@@ -66,32 +66,22 @@ fn outputs() -> Vec<Golden> {
         .collect()
 }
 
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn golden_vectors_match_the_recorded_ones() {
     let now = outputs();
-    if std::env::var_os("E5_WRITE_GOLDEN").is_some() {
-        std::fs::write(fixture(), serde_json::to_vec(&now).unwrap()).unwrap();
+    let Some(recorded) = common::golden(&fixture(), "E5_WRITE_GOLDEN", &now) else {
         return;
-    }
-    let recorded: Vec<Golden> = serde_json::from_slice(&std::fs::read(fixture()).unwrap()).unwrap();
+    };
     assert_eq!(recorded.len(), now.len());
     for (r, n) in recorded.iter().zip(&now) {
         assert_eq!(r.text, n.text);
-        let q = worst(&r.query, &n.query);
+        let q = common::largest_difference(&r.query, &n.query);
         assert!(
             q <= TOLERANCE,
             "{:.40}: query vector differs by {q}",
             r.text
         );
-        let p = worst(&r.passage, &n.passage);
+        let p = common::largest_difference(&r.passage, &n.passage);
         assert!(
             p <= TOLERANCE,
             "{:.40}: passage vector differs by {p}",
@@ -114,7 +104,7 @@ fn a_text_embedded_with_others_gets_the_vector_it_gets_alone() {
         let alone = e5
             .embed_texts(std::slice::from_ref(text), TextRole::Document)
             .unwrap();
-        let d = worst(&alone[0], v);
+        let d = common::largest_difference(&alone[0], v);
         assert!(
             d <= 1e-5,
             "{text:.40}: differs by {d} when embedded with others"

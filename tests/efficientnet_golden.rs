@@ -54,28 +54,18 @@ fn outputs() -> Vec<Golden> {
         .collect()
 }
 
-fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn golden_outputs_match_the_recorded_ones() {
     let now = outputs();
-    if std::env::var_os("EFFICIENTNET_WRITE_GOLDEN").is_some() {
-        std::fs::write(fixture(), serde_json::to_vec(&now).unwrap()).unwrap();
+    let Some(recorded) = common::golden(&fixture(), "EFFICIENTNET_WRITE_GOLDEN", &now) else {
         return;
-    }
-    let recorded: Vec<Golden> = serde_json::from_slice(&std::fs::read(fixture()).unwrap()).unwrap();
+    };
     assert_eq!(recorded.len(), now.len());
     for (r, n) in recorded.iter().zip(&now) {
         assert_eq!(r.photo, n.photo);
-        let f = worst(&r.features, &n.features);
+        let f = common::largest_difference(&r.features, &n.features);
         assert!(f <= TOLERANCE, "{}: features differ by {f}", r.photo);
-        let p = worst(&r.probs, &n.probs);
+        let p = common::largest_difference(&r.probs, &n.probs);
         assert!(p <= TOLERANCE, "{}: probabilities differ by {p}", r.photo);
     }
 }

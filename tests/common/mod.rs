@@ -252,3 +252,26 @@ impl Env {
         })
     }
 }
+
+/// The largest absolute difference between two equally long vectors.
+pub fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Golden outputs recorded in `fixture`: with the environment variable `write_var` set, `now` is
+/// written there and None returned (the recording run); otherwise the recorded outputs.
+pub fn golden<T: serde::Serialize + serde::de::DeserializeOwned>(
+    fixture: &Path,
+    write_var: &str,
+    now: &T,
+) -> Option<T> {
+    if std::env::var_os(write_var).is_some() {
+        std::fs::write(fixture, serde_json::to_vec(now).unwrap()).unwrap();
+        return None;
+    }
+    Some(serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap())
+}
