@@ -29,6 +29,8 @@ use crate::{Error, Result};
 
 /// Below this many rows a scan is faster on one thread than the pool's hand-off.
 const PARALLEL_MIN_ROWS: usize = 16_384;
+/// How many listed rows ahead of the one scored a scan prefetches.
+const SCAN_PREFETCH_AHEAD: usize = 8;
 /// Sketch search re-ranks max(k * SKETCH_OVERFETCH, SKETCH_MIN_POOL) candidates exactly, scaled
 /// up for vectors shorter than 1024-d (fewer bits rank less sharply). Chosen with the index
 /// bench: recall@10 >= 0.99 at 100k vectors of 384-d and 1024-d.
@@ -217,6 +219,38 @@ fn histogram_cut(
         }
     }
     out
+}
+
+/// Asks the CPU to start loading row `r` (`row_len` elements of `codes`) into cache, one
+/// request per 64-byte line; a row past the end is ignored. Written here because no crate
+/// offers a safe slice prefetch.
+#[inline]
+fn prefetch_row<T>(codes: &[T], r: usize, row_len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let end = r.checked_add(1).and_then(|e| e.checked_mul(row_len));
+        let (Some(start), Some(end)) = (r.checked_mul(row_len), end) else {
+            return;
+        };
+        let Some(row) = codes.get(start..end) else {
+            return;
+        };
+        let bytes = std::mem::size_of_val(row);
+        let base = row.as_ptr().cast::<i8>();
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: a prefetch never faults and reads nothing into the program; the address
+            // is inside `row`, a live slice.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    base.add(off),
+                );
+            }
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (codes, r, row_len);
 }
 
 #[inline]
@@ -474,15 +508,21 @@ impl ExactIndex {
                     .chunks_exact(w.max(1))
                     .map(|s| hamming(s, q).min(cap) as u16)
                     .collect(),
-                Some(rows) => rows[start..end]
-                    .iter()
-                    .map(|&r| {
-                        let r = r as usize;
-                        sketch
-                            .get(r * w..(r + 1) * w)
-                            .map_or(u16::MAX, |s| hamming(s, q).min(cap) as u16)
-                    })
-                    .collect(),
+                Some(rows) => {
+                    let part = &rows[start..end];
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, &r)| {
+                            if let Some(&ahead) = part.get(i + SCAN_PREFETCH_AHEAD) {
+                                prefetch_row(sketch, ahead as usize, w);
+                            }
+                            let r = r as usize;
+                            sketch
+                                .get(r * w..(r + 1) * w)
+                                .map_or(u16::MAX, |s| hamming(s, q).min(cap) as u16)
+                        })
+                        .collect()
+                }
             }
         };
         self.in_parts(len, part)
@@ -519,23 +559,38 @@ impl ExactIndex {
         }
     }
 
-    fn scan<F: Fn(usize) -> f32 + Sync>(
+    /// The best `k` rows by `score`, over every row or the rows passing the filter. `codes`
+    /// is the row-major array `score` reads (`row_bytes` per row): a listed row's bytes are
+    /// prefetched SCAN_PREFETCH_AHEAD rows before it is scored, since the hardware prefetcher
+    /// does not follow a list with gaps (at a 50 % filter, 68 % of the int8 scan's time was the
+    /// first load of each row: a scan of half the rows took twice as long as one of all).
+    fn scan<T, F: Fn(usize) -> f32 + Sync>(
         &self,
         obj: Option<u16>,
         node: Option<u16>,
         skip: &RowSet,
         k: usize,
+        (codes, row_len): (&[T], usize),
         score: F,
-    ) -> Vec<(f32, usize)> {
+    ) -> Vec<(f32, usize)>
+    where
+        T: Sync,
+    {
         let n = self.ids.len();
         let rows = self.filtered_rows(obj, node, skip);
         let len = rows.as_ref().map_or(n, Vec::len);
         let run = |start: usize, end: usize| {
             let mut top = TopK::new(k);
             match &rows {
-                Some(rows) => rows[start..end]
-                    .iter()
-                    .for_each(|&r| top.push(score(r as usize), r as usize)),
+                Some(rows) => {
+                    let part = &rows[start..end];
+                    for (i, &r) in part.iter().enumerate() {
+                        if let Some(&ahead) = part.get(i + SCAN_PREFETCH_AHEAD) {
+                            prefetch_row(codes, ahead as usize, row_len);
+                        }
+                        top.push(score(r as usize), r as usize);
+                    }
+                }
                 None => (start..end).for_each(|r| top.push(score(r), r)),
             }
             top
@@ -785,7 +840,7 @@ impl ExactIndex {
         let best = match (storage, self.vectors.mem()) {
             (VectorStorage::F32 | VectorStorage::Auto, Some(data)) => {
                 let d = self.dim;
-                self.scan(obj, node, skip, k, |r| {
+                self.scan(obj, node, skip, k, (data, d), |r| {
                     dot(&data[r * d..(r + 1) * d], query)
                 })
             }
@@ -805,7 +860,7 @@ impl ExactIndex {
                 let (q8, scales) = (&self.q8[..], &self.q8_scale[..]);
                 // Over-fetch, then re-rank exactly: int8 error only reorders near-ties.
                 let pool = k.saturating_mul(4).max(k.saturating_add(32));
-                let rough = self.scan(obj, node, skip, pool, |r| {
+                let rough = self.scan(obj, node, skip, pool, (q8, d), |r| {
                     dot_i8(&q8[r * d..(r + 1) * d], &q) as f32 * scales[r] * qs
                 });
                 self.rerank(rough, query, k)?
@@ -1130,6 +1185,39 @@ mod tests {
             .collect();
         let want: Vec<String> = all.into_iter().take(10).map(|x| x.1).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn filtered_f32_results_equal_a_brute_force_ranking_of_the_matching_rows() {
+        // 30 matching rows: the scan of the row list prefetches ahead of most of them.
+        let ix = index(VectorStorage::F32);
+        let q = unit(vec![0.3, 2.0, 1.0, 0.1]);
+        let f = SearchFilter {
+            objective: Some("likes".into()),
+            node: None,
+        };
+        let mut matching: Vec<(f32, String)> = (0..ix.len())
+            .filter(|&r| ix.meta(r).objective == "likes")
+            .map(|r| (dot(&ix.vector(r).unwrap(), &q), ix.id(r).to_string()))
+            .collect();
+        matching.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let got: Vec<String> = ix
+            .search(&q, &f, 10)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect();
+        let want: Vec<String> = matching.into_iter().take(10).map(|x| x.1).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn prefetch_of_a_row_past_the_end_does_nothing() {
+        let codes = vec![1i8; 64];
+        prefetch_row(&codes, 1, 32); // the last row
+        prefetch_row(&codes, 2, 32); // one past the end
+        prefetch_row(&codes, usize::MAX, 32); // its offset overflows
+        prefetch_row(&codes, 0, 0); // an empty row
     }
 
     #[test]
