@@ -1170,21 +1170,27 @@ mod tests {
     }
 
     #[test]
+    /// The ids of the best 10 rows `keep` accepts, by a sort of their exact scores.
+    fn brute_force_top10(ix: &ExactIndex, q: &[f32], keep: impl Fn(usize) -> bool) -> Vec<String> {
+        let mut all: Vec<(f32, String)> = (0..ix.len())
+            .filter(|&r| keep(r))
+            .map(|r| (dot(&ix.vector(r).unwrap(), q), ix.id(r).to_string()))
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        all.into_iter().take(10).map(|x| x.1).collect()
+    }
+
+    fn search_top10(ix: &ExactIndex, q: &[f32], f: &SearchFilter) -> Vec<String> {
+        let hits = ix.search(q, f, 10).unwrap();
+        hits.into_iter().map(|n| n.id).collect()
+    }
+
+    #[test]
     fn f32_results_equal_a_brute_force_ranking() {
         let ix = index(VectorStorage::F32);
         let q = unit(vec![0.3, 2.0, 1.0, 0.1]);
-        let mut all: Vec<(f32, String)> = (0..ix.len())
-            .map(|r| (dot(&ix.vector(r).unwrap(), &q), ix.id(r).to_string()))
-            .collect();
-        all.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let got: Vec<String> = ix
-            .search(&q, &SearchFilter::default(), 10)
-            .unwrap()
-            .into_iter()
-            .map(|n| n.id)
-            .collect();
-        let want: Vec<String> = all.into_iter().take(10).map(|x| x.1).collect();
-        assert_eq!(got, want);
+        let got = search_top10(&ix, &q, &SearchFilter::default());
+        assert_eq!(got, brute_force_top10(&ix, &q, |_| true));
     }
 
     #[test]
@@ -1196,19 +1202,8 @@ mod tests {
             objective: Some("likes".into()),
             node: None,
         };
-        let mut matching: Vec<(f32, String)> = (0..ix.len())
-            .filter(|&r| ix.meta(r).objective == "likes")
-            .map(|r| (dot(&ix.vector(r).unwrap(), &q), ix.id(r).to_string()))
-            .collect();
-        matching.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let got: Vec<String> = ix
-            .search(&q, &f, 10)
-            .unwrap()
-            .into_iter()
-            .map(|n| n.id)
-            .collect();
-        let want: Vec<String> = matching.into_iter().take(10).map(|x| x.1).collect();
-        assert_eq!(got, want);
+        let want = brute_force_top10(&ix, &q, |r| ix.meta(r).objective == "likes");
+        assert_eq!(search_top10(&ix, &q, &f), want);
     }
 
     #[test]
