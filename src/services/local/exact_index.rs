@@ -1169,7 +1169,6 @@ mod tests {
         }
     }
 
-    #[test]
     /// The ids of the best 10 rows `keep` accepts, by a sort of their exact scores.
     fn brute_force_top10(ix: &ExactIndex, q: &[f32], keep: impl Fn(usize) -> bool) -> Vec<String> {
         let mut all: Vec<(f32, String)> = (0..ix.len())
