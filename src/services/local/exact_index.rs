@@ -560,7 +560,7 @@ impl ExactIndex {
     }
 
     /// The best `k` rows by `score`, over every row or the rows passing the filter. `codes`
-    /// is the row-major array `score` reads (`row_bytes` per row): a listed row's bytes are
+    /// is the row-major array `score` reads (`row_len` elements per row): a listed row's are
     /// prefetched SCAN_PREFETCH_AHEAD rows before it is scored, since the hardware prefetcher
     /// does not follow a list with gaps (at a 50 % filter, 68 % of the int8 scan's time was the
     /// first load of each row: a scan of half the rows took twice as long as one of all).
