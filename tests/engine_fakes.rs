@@ -224,6 +224,7 @@ fn large_indexes_switch_to_sketches_and_keep_the_filter_contract() {
     let (lib, opts) = library(dir.path());
     let mut config = Config::defaults();
     config.search.exact_max_vectors = 10; // 36 assets: above it
+    config.search.int8_max_vectors = 10; // and above this: sketches
     config.search.sketch_min_dim = 64; // the fake embedder's vectors: sketched
     let paths = lib.paths.clone();
     drop(lib);

@@ -213,14 +213,28 @@ fn a_reopened_sketch_snapshot_answers_as_the_index_rebuilt_from_the_store() {
 }
 
 #[test]
-fn auto_storage_writes_a_sketch_above_exact_max_vectors_for_long_vectors() {
+fn auto_storage_writes_a_sketch_above_int8_max_vectors_for_long_vectors() {
     let mut f = Fixture::new(VectorStorage::Auto);
     f.config.search.exact_max_vectors = 100;
+    f.config.search.int8_max_vectors = 120;
     f.config.search.sketch_min_dim = DIM;
     let path = with_snapshot(&f, 150);
     assert_eq!(
         snapshot::read_header(&path).unwrap().storage,
         VectorStorage::Sketch
+    );
+}
+
+#[test]
+fn auto_storage_writes_int8_between_exact_and_int8_max_vectors_for_long_vectors() {
+    let mut f = Fixture::new(VectorStorage::Auto);
+    f.config.search.exact_max_vectors = 100;
+    f.config.search.int8_max_vectors = 200;
+    f.config.search.sketch_min_dim = DIM;
+    let path = with_snapshot(&f, 150);
+    assert_eq!(
+        snapshot::read_header(&path).unwrap().storage,
+        VectorStorage::Int8
     );
 }
 

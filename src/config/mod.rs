@@ -325,22 +325,32 @@ pub struct LibraryConfig {
 pub enum VectorStorage {
     /// Exact scan of full-precision vectors.
     F32,
-    /// Scan of an int8 copy, best candidates re-ranked exactly in f32.
+    /// Scan of an int8 copy, best candidates re-ranked exactly in f32; from 768 dimensions on
+    /// it keeps 1-bit sketches too, which pick the candidates of a wide scan.
     Int8,
     /// Hamming scan of 1-bit sign sketches (of the centred vectors), best candidates
     /// re-ranked exactly in f32: about 32x less memory traffic per query than f32.
     Sketch,
-    /// F32 up to `search.exact_max_vectors`; above it, Sketch for vectors of at least
-    /// `search.sketch_min_dim` dimensions, else Int8 (a short vector's few sign bits rank too
-    /// coarsely).
+    /// F32 up to `search.exact_max_vectors`; above it Int8, and above
+    /// `search.int8_max_vectors` Sketch for vectors of at least `search.sketch_min_dim`
+    /// dimensions (a short vector's few sign bits rank too coarsely: those stay Int8).
     Auto,
 }
 
 impl VectorStorage {
     /// The concrete storage for an index of `n` vectors of `dim` dimensions.
-    pub fn resolve(self, n: usize, dim: usize, exact_max: usize, sketch_min_dim: usize) -> Self {
+    pub fn resolve(
+        self,
+        n: usize,
+        dim: usize,
+        exact_max: usize,
+        int8_max: usize,
+        sketch_min_dim: usize,
+    ) -> Self {
         match self {
-            VectorStorage::Auto if n > exact_max && dim >= sketch_min_dim => VectorStorage::Sketch,
+            VectorStorage::Auto if n > int8_max.max(exact_max) && dim >= sketch_min_dim => {
+                VectorStorage::Sketch
+            }
             VectorStorage::Auto if n > exact_max => VectorStorage::Int8,
             VectorStorage::Auto => VectorStorage::F32,
             other => other,
@@ -359,8 +369,13 @@ impl VectorStorage {
 impl SearchConfig {
     /// The storage `search.storage` gives an index of `n` vectors of `dim` dimensions.
     pub fn storage_for(&self, n: usize, dim: usize) -> VectorStorage {
-        self.storage
-            .resolve(n, dim, self.exact_max_vectors, self.sketch_min_dim)
+        self.storage.resolve(
+            n,
+            dim,
+            self.exact_max_vectors,
+            self.int8_max_vectors,
+            self.sketch_min_dim,
+        )
     }
 }
 
@@ -373,7 +388,10 @@ pub struct SearchConfig {
     pub threads: usize,
     pub storage: VectorStorage,
     pub exact_max_vectors: usize,
-    /// `auto` storage above `exact_max_vectors`: sketch from this many dimensions, int8 below.
+    /// `auto` storage above `exact_max_vectors`: int8 up to this many vectors, then sketch for
+    /// long vectors (`sketch_min_dim`).
+    pub int8_max_vectors: usize,
+    /// `auto` storage above `int8_max_vectors`: sketch from this many dimensions, int8 below.
     pub sketch_min_dim: usize,
     /// The embedded index's snapshot is written again in the background once this many changes
     /// have been applied on top of it.
@@ -973,23 +991,39 @@ mod tests {
     #[test]
     fn auto_storage_is_f32_up_to_the_exact_maximum() {
         assert_eq!(
-            VectorStorage::Auto.resolve(50, 1024, 50, 768),
+            VectorStorage::Auto.resolve(50, 1024, 50, 100, 768),
             VectorStorage::F32
         );
     }
 
     #[test]
-    fn auto_storage_above_the_exact_maximum_is_a_sketch_for_long_vectors() {
+    fn auto_storage_above_the_int8_maximum_is_a_sketch_for_long_vectors() {
         assert_eq!(
-            VectorStorage::Auto.resolve(51, 1024, 50, 768),
+            VectorStorage::Auto.resolve(101, 1024, 50, 100, 768),
             VectorStorage::Sketch
+        );
+    }
+
+    #[test]
+    fn auto_storage_between_the_exact_and_int8_maxima_is_int8_for_long_vectors() {
+        assert_eq!(
+            VectorStorage::Auto.resolve(100, 1024, 50, 100, 768),
+            VectorStorage::Int8
+        );
+    }
+
+    #[test]
+    fn auto_storage_above_the_int8_maximum_stays_int8_for_short_vectors() {
+        assert_eq!(
+            VectorStorage::Auto.resolve(101, 384, 50, 100, 768),
+            VectorStorage::Int8
         );
     }
 
     #[test]
     fn auto_storage_above_the_exact_maximum_is_int8_for_short_vectors() {
         assert_eq!(
-            VectorStorage::Auto.resolve(51, 384, 50, 768),
+            VectorStorage::Auto.resolve(51, 384, 50, 100, 768),
             VectorStorage::Int8
         );
     }
@@ -997,11 +1031,11 @@ mod tests {
     #[test]
     fn a_chosen_storage_stays_whatever_the_size() {
         assert_eq!(
-            VectorStorage::Int8.resolve(51, 1024, 50, 768),
+            VectorStorage::Int8.resolve(51, 1024, 50, 100, 768),
             VectorStorage::Int8
         );
         assert_eq!(
-            VectorStorage::Sketch.resolve(1, 384, 50, 768),
+            VectorStorage::Sketch.resolve(1, 384, 50, 100, 768),
             VectorStorage::Sketch
         );
     }

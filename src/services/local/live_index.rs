@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::columns::RowSet;
-use super::exact_index::{ExactIndex, kpi_percentile};
+use super::exact_index::{ExactIndex, keeps_sketch, kpi_percentile};
 use super::snapshot::{self, RowRef};
 use crate::config::VectorStorage;
 use crate::domain::index::{Change, bucket_of, digest_of, versioned_remove, versioned_upsert};
@@ -178,8 +178,8 @@ impl LiveIndex {
     ) -> Result<snapshot::Header> {
         let storage = storage.concrete();
         // Keep the base's sketch centre while the base is most of the index.
-        let keep_centre = self.base.storage() == VectorStorage::Sketch
-            && storage == VectorStorage::Sketch
+        let keep_centre = self.base.sketched()
+            && keeps_sketch(storage, self.base.dim)
             && self.delta.len() * 4 < self.base.len();
         snapshot::write(
             path,

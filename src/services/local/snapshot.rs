@@ -8,9 +8,9 @@
 //! JSON header (u32 each), the JSON header (embedder, library id, dimension, count, highest
 //! sequence number, storage, and each section's offset, length and CRC-32), then the sections,
 //! each at a 4096-byte boundary so it can be mapped as a typed slice and advised on its own:
-//! f32 vectors, the compact codes (sketch or int8), the sketch centre, objective and node
-//! codes, KPIs (NaN: unknown), versions, ids (offsets, bytes, rows in id order) and the code
-//! table (JSON). Every section's checksum is verified on open; the f32 rows of a compact index
+//! f32 vectors, the compact codes (1-bit sketches, int8 codes, or both: int8 from 768-d on),
+//! the sketch centre, objective and node codes, KPIs (NaN: unknown), versions, ids (offsets,
+//! bytes, rows in id order) and the code table (JSON). Every section's checksum is verified on open; the f32 rows of a compact index
 //! are verified with reads, not through the map, so they never become resident in the process.
 //!
 //! A snapshot is written to a temporary file in the same folder, synced, renamed over the old
@@ -25,14 +25,15 @@ use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use super::columns::{Col, Ids, Vectors};
-use super::exact_index::{ExactIndex, quantise, sketch_into};
+use super::exact_index::{ExactIndex, keeps_sketch, quantise, sketch_into};
 use crate::config::VectorStorage;
 use crate::domain::EmbedderId;
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"CSINDEX\0";
-/// Bumped whenever the layout changes; a snapshot of another version is rebuilt.
-pub const FORMAT: u32 = 1;
+/// Bumped whenever the layout changes; a snapshot of another version is rebuilt. 2: int8
+/// snapshots of 768 or more dimensions hold sketches too (`keeps_sketch`).
+pub const FORMAT: u32 = 2;
 const ALIGN: u64 = 4096;
 /// The fixed part before the JSON header: magic, format, JSON length, JSON CRC.
 const PREFIX: usize = 20;
@@ -182,12 +183,16 @@ fn expected_len(h: &Header, name: &str) -> Option<u64> {
     Some(v)
 }
 
-/// The sections a snapshot of `storage` holds, in file order.
-fn sections_for(storage: VectorStorage) -> Vec<&'static str> {
-    let codes: &[&'static str] = match storage {
-        VectorStorage::Sketch => &["sketch"],
+/// The sections a snapshot of `storage` at `dim` dimensions holds, in file order.
+fn sections_for(storage: VectorStorage, dim: usize) -> Vec<&'static str> {
+    let int8: &[&'static str] = match storage {
         VectorStorage::Int8 => &["q8", "q8_scale"],
         _ => &[],
+    };
+    let sketch: &[&'static str] = if keeps_sketch(storage, dim) {
+        &["sketch"]
+    } else {
+        &[]
     };
     let rest = [
         "centre",
@@ -201,7 +206,8 @@ fn sections_for(storage: VectorStorage) -> Vec<&'static str> {
         "codes",
     ];
     std::iter::once("vectors")
-        .chain(codes.iter().copied())
+        .chain(sketch.iter().copied())
+        .chain(int8.iter().copied())
         .chain(rest)
         .collect()
 }
@@ -251,7 +257,7 @@ pub fn open(
         .metadata()
         .map_err(|e| bad(format!("cannot read it: {e}")))?
         .len();
-    for name in sections_for(header.storage) {
+    for name in sections_for(header.storage, header.dim) {
         let s = header.section(name).map_err(bad)?;
         if s.offset % ALIGN != 0 || s.offset < ALIGN {
             return Err(bad(format!("its '{name}' section is misplaced")));
@@ -276,7 +282,7 @@ pub fn open(
     let map =
         Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| bad(format!("cannot map it: {e}")))?);
     let compact = header.storage != VectorStorage::F32;
-    for name in sections_for(header.storage) {
+    for name in sections_for(header.storage, header.dim) {
         let s = header.section(name).map_err(bad)?;
         let crc = if name == "vectors" && compact {
             crc_by_reads(&file, s.offset, s.len).map_err(|e| bad(format!("cannot read it: {e}")))?
@@ -349,13 +355,12 @@ pub fn open(
     ix.kpi = mapped!("kpi", n);
     ix.versions = mapped!("versions", n);
     ix.codes = codes;
-    match header.storage {
-        VectorStorage::Sketch => ix.sketch = mapped!("sketch", n * words),
-        VectorStorage::Int8 => {
-            ix.q8 = mapped!("q8", n * header.dim);
-            ix.q8_scale = mapped!("q8_scale", n);
-        }
-        _ => {}
+    if keeps_sketch(header.storage, header.dim) {
+        ix.sketch = mapped!("sketch", n * words);
+    }
+    if header.storage == VectorStorage::Int8 {
+        ix.q8 = mapped!("q8", n * header.dim);
+        ix.q8_scale = mapped!("q8_scale", n);
     }
     // The compact codes are read by every query: ask the kernel to read them in now.
     for name in ["sketch", "q8", "objective", "node"] {
@@ -580,11 +585,12 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
         )));
     }
     let storage = spec.storage.concrete();
+    let sketched = keeps_sketch(storage, dim);
     let words = dim.div_ceil(64);
     let mut buf = Vec::new();
-    let centre: Vec<f32> = match (storage, spec.centre) {
-        (VectorStorage::Sketch, Some(c)) if c.len() == dim => c.to_vec(),
-        (VectorStorage::Sketch, _) if n > 0 => {
+    let centre: Vec<f32> = match spec.centre {
+        Some(c) if sketched && c.len() == dim => c.to_vec(),
+        _ if sketched && n > 0 => {
             let mut acc = vec![0f64; dim];
             for (ix, r) in rows {
                 let v = ix.vectors.row(*r, dim, &mut buf)?;
@@ -614,34 +620,28 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
     for (ix, r) in rows {
         let v = ix.vectors.row(*r, dim, &mut buf)?;
         w.put(bytemuck::cast_slice(v))?;
-        match storage {
-            VectorStorage::Sketch => {
-                sketch_into(v, &centre, &mut s);
-                sketch.extend_from_slice(&s);
-            }
-            VectorStorage::Int8 => {
-                q8_scale.push(quantise(v, &mut q));
-                q8.extend_from_slice(&q);
-            }
-            _ => {}
+        if sketched {
+            sketch_into(v, &centre, &mut s);
+            sketch.extend_from_slice(&s);
+        }
+        if storage == VectorStorage::Int8 {
+            q8_scale.push(quantise(v, &mut q));
+            q8.extend_from_slice(&q);
         }
     }
     w.end("vectors");
-    match storage {
-        VectorStorage::Sketch => {
-            w.begin()?;
-            w.put(bytemuck::cast_slice(&sketch))?;
-            w.end("sketch");
-        }
-        VectorStorage::Int8 => {
-            w.begin()?;
-            w.put(bytemuck::cast_slice(&q8))?;
-            w.end("q8");
-            w.begin()?;
-            w.put(bytemuck::cast_slice(&q8_scale))?;
-            w.end("q8_scale");
-        }
-        _ => {}
+    if sketched {
+        w.begin()?;
+        w.put(bytemuck::cast_slice(&sketch))?;
+        w.end("sketch");
+    }
+    if storage == VectorStorage::Int8 {
+        w.begin()?;
+        w.put(bytemuck::cast_slice(&q8))?;
+        w.end("q8");
+        w.begin()?;
+        w.put(bytemuck::cast_slice(&q8_scale))?;
+        w.end("q8_scale");
     }
     drop((sketch, q8, q8_scale));
     w.begin()?;
