@@ -19,8 +19,8 @@
 //! embedding (what the user waits for before the search).
 //!
 //! `cargo bench --bench index` runs 10k and 100k at 384-d and 1024-d; `cargo bench --bench index
-//! -- --scale` adds 1M (4.3 GB of temporary files at 1024-d, plus each peer's own; only the
-//! sketch storage at that size, the one `auto` picks).
+//! -- --scale` adds 1M (about 10 GB of temporary files at 1024-d, plus each peer's own; only
+//! the compact storages at that size).
 //! `INDEX_BENCH_SIZES=10000,100000` sets the sizes, `INDEX_BENCH_DIMS=1024` the dimensions,
 //! `INDEX_BENCH_CSV=path` writes every row, `INDEX_BENCH_PLOT=path.png` draws p99 latency
 //! against library size, `INDEX_BENCH_DIR` holds the temporary files (default: the target
@@ -337,8 +337,8 @@ fn run_set(
     drop(vecs);
     let live = LiveIndex::new(ix, n as i64);
     // Past 100k each snapshot is 4 GB at 1024-d: only the compact storages are written there
-    // (the sketch alone at 1024-d, the one `auto` picks), and the ground truth is the first
-    // one's exact path (every row read from disk).
+    // (the sketch first at 1024-d, the one `auto` picks past int8_max_vectors), and the ground
+    // truth is the first one's exact path (every row read from disk).
     let storages = if n <= 100_000 {
         vec![
             VectorStorage::F32,
@@ -348,7 +348,7 @@ fn run_set(
     } else if dim < 768 {
         vec![VectorStorage::Int8, VectorStorage::Sketch]
     } else {
-        vec![VectorStorage::Sketch]
+        vec![VectorStorage::Sketch, VectorStorage::Int8]
     };
     for s in &storages {
         let path = dir.join(format!("{s:?}.index").to_lowercase());
