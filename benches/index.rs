@@ -337,7 +337,7 @@ fn run_set(
     drop(vecs);
     let live = LiveIndex::new(ix, n as i64);
     // Past 100k each snapshot is 4 GB at 1024-d: only the compact storages are written there
-    // (the sketch first at 1024-d, the one `auto` picks past int8_max_vectors), and the ground
+    // (the sketch first at 1024-d, the one `auto` picks past 400k), and the ground
     // truth is the first one's exact path (every row read from disk).
     let storages = if n <= 100_000 {
         vec![

@@ -212,42 +212,30 @@ fn a_reopened_sketch_snapshot_answers_as_the_index_rebuilt_from_the_store() {
     round_trip(VectorStorage::Sketch);
 }
 
-#[test]
-fn auto_storage_writes_a_sketch_above_int8_max_vectors_for_long_vectors() {
+/// The storage `auto` writes for 150 vectors of DIM dimensions above an exact maximum of 100,
+/// with these int8 maximum and sketch minimum dimension.
+fn auto_storage_written(int8_max_vectors: usize, sketch_min_dim: usize) -> VectorStorage {
     let mut f = Fixture::new(VectorStorage::Auto);
     f.config.search.exact_max_vectors = 100;
-    f.config.search.int8_max_vectors = 120;
-    f.config.search.sketch_min_dim = DIM;
+    f.config.search.int8_max_vectors = int8_max_vectors;
+    f.config.search.sketch_min_dim = sketch_min_dim;
     let path = with_snapshot(&f, 150);
-    assert_eq!(
-        snapshot::read_header(&path).unwrap().storage,
-        VectorStorage::Sketch
-    );
+    snapshot::read_header(&path).unwrap().storage
+}
+
+#[test]
+fn auto_storage_writes_a_sketch_above_int8_max_vectors_for_long_vectors() {
+    assert_eq!(auto_storage_written(120, DIM), VectorStorage::Sketch);
 }
 
 #[test]
 fn auto_storage_writes_int8_between_exact_and_int8_max_vectors_for_long_vectors() {
-    let mut f = Fixture::new(VectorStorage::Auto);
-    f.config.search.exact_max_vectors = 100;
-    f.config.search.int8_max_vectors = 200;
-    f.config.search.sketch_min_dim = DIM;
-    let path = with_snapshot(&f, 150);
-    assert_eq!(
-        snapshot::read_header(&path).unwrap().storage,
-        VectorStorage::Int8
-    );
+    assert_eq!(auto_storage_written(200, DIM), VectorStorage::Int8);
 }
 
 #[test]
 fn auto_storage_writes_int8_above_exact_max_vectors_for_short_vectors() {
-    let mut f = Fixture::new(VectorStorage::Auto);
-    f.config.search.exact_max_vectors = 100;
-    f.config.search.sketch_min_dim = DIM + 1;
-    let path = with_snapshot(&f, 150);
-    assert_eq!(
-        snapshot::read_header(&path).unwrap().storage,
-        VectorStorage::Int8
-    );
+    assert_eq!(auto_storage_written(120, DIM + 1), VectorStorage::Int8);
 }
 
 /// Opens the library after `damage` and checks that the snapshot was not used, the answers

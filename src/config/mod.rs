@@ -988,44 +988,35 @@ mod tests {
         );
     }
 
+    /// `auto` for `n` vectors of `dim` dimensions, with an exact maximum of 50, an int8
+    /// maximum of 100 and sketches from 768 dimensions.
+    fn auto(n: usize, dim: usize) -> VectorStorage {
+        VectorStorage::Auto.resolve(n, dim, 50, 100, 768)
+    }
+
     #[test]
     fn auto_storage_is_f32_up_to_the_exact_maximum() {
-        assert_eq!(
-            VectorStorage::Auto.resolve(50, 1024, 50, 100, 768),
-            VectorStorage::F32
-        );
+        assert_eq!(auto(50, 1024), VectorStorage::F32);
     }
 
     #[test]
     fn auto_storage_above_the_int8_maximum_is_a_sketch_for_long_vectors() {
-        assert_eq!(
-            VectorStorage::Auto.resolve(101, 1024, 50, 100, 768),
-            VectorStorage::Sketch
-        );
+        assert_eq!(auto(101, 1024), VectorStorage::Sketch);
     }
 
     #[test]
     fn auto_storage_between_the_exact_and_int8_maxima_is_int8_for_long_vectors() {
-        assert_eq!(
-            VectorStorage::Auto.resolve(100, 1024, 50, 100, 768),
-            VectorStorage::Int8
-        );
+        assert_eq!(auto(100, 1024), VectorStorage::Int8);
     }
 
     #[test]
     fn auto_storage_above_the_int8_maximum_stays_int8_for_short_vectors() {
-        assert_eq!(
-            VectorStorage::Auto.resolve(101, 384, 50, 100, 768),
-            VectorStorage::Int8
-        );
+        assert_eq!(auto(101, 384), VectorStorage::Int8);
     }
 
     #[test]
     fn auto_storage_above_the_exact_maximum_is_int8_for_short_vectors() {
-        assert_eq!(
-            VectorStorage::Auto.resolve(51, 384, 50, 100, 768),
-            VectorStorage::Int8
-        );
+        assert_eq!(auto(51, 384), VectorStorage::Int8);
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! each at a 4096-byte boundary so it can be mapped as a typed slice and advised on its own:
 //! f32 vectors, the compact codes (1-bit sketches, int8 codes, or both: int8 from 768-d on),
 //! the sketch centre, objective and node codes, KPIs (NaN: unknown), versions, ids (offsets,
-//! bytes, rows in id order) and the code table (JSON). Every section's checksum is verified on open; the f32 rows of a compact index
-//! are verified with reads, not through the map, so they never become resident in the process.
+//! bytes, rows in id order) and the code table (JSON). Every section's checksum is verified on
+//! open; the f32 rows of a compact index are verified with reads, not through the map, so they
+//! never become resident in the process.
 //!
 //! A snapshot is written to a temporary file in the same folder, synced, renamed over the old
 //! one and the folder synced: readers that still map the old file keep a valid mapping.
