@@ -269,17 +269,17 @@ fn prefetch_row<T>(codes: &[T], r: usize, row_len: usize) {
 /// Bit i set where `codes[i] == want`, for up to 64 codes (more are ignored).
 #[inline]
 fn eq_mask(codes: &[u16], want: u16) -> u64 {
-    match <&[u16; 64]>::try_from(codes) {
-        // A whole block: a fixed trip count, which LLVM vectorises.
-        Ok(block) => block
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (i, &c)| m | (u64::from(c == want) << i)),
-        Err(_) => codes
+    let mask = |codes: &[u16]| {
+        codes
             .iter()
             .take(64)
             .enumerate()
-            .fold(0u64, |m, (i, &c)| m | (u64::from(c == want) << i)),
+            .fold(0u64, |m, (i, &c)| m | (u64::from(c == want) << i))
+    };
+    match <&[u16; 64]>::try_from(codes) {
+        // A whole block: a fixed trip count once inlined, which LLVM vectorises.
+        Ok(block) => mask(block),
+        Err(_) => mask(codes),
     }
 }
 
