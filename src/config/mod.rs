@@ -325,8 +325,9 @@ pub struct LibraryConfig {
 pub enum VectorStorage {
     /// Exact scan of full-precision vectors.
     F32,
-    /// Scan of an int8 copy, best candidates re-ranked exactly in f32; from 768 dimensions on
-    /// it keeps 1-bit sketches too, which pick the candidates of a wide scan.
+    /// Scan of an int8 copy, best candidates re-ranked exactly in f32; it keeps 1-bit
+    /// sketches too, which pick a shortlist for a wide scan where they clearly separate the
+    /// nearest rows.
     Int8,
     /// Hamming scan of 1-bit sign sketches (of the centred vectors), best candidates
     /// re-ranked exactly in f32: about 32x less memory traffic per query than f32.

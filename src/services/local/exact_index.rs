@@ -44,23 +44,29 @@ const SKETCH_POOL_GROWTH_ROWS: usize = 400_000;
 const PARALLEL_MIN_RERANK: usize = 512;
 /// The sketch scan is cheap per row; splitting it over threads only pays on very large indexes.
 const SKETCH_PARALLEL_MIN_ROWS: usize = 1 << 19;
-/// Int8 storage keeps 1-bit sketches too from this many dimensions on, and picks the
-/// candidates of a wide scan with them (a sketch of fewer bits ranks too coarsely: recall@10
-/// 0.77 at 384-d on the perturbed e5 set, config/default.toml). Fixed rather than
-/// `search.sketch_min_dim`, since a snapshot's sections follow from its storage and dimension
-/// alone. Recall measured 1.000 on the clustered sets at 1024-d (100k and 1M); no real
-/// embeddings of 768-d or more are in the bench yet.
-const INT8_SKETCH_MIN_DIM: usize = 768;
-
-/// Whether an index of `storage` at `dim` dimensions keeps 1-bit sketches: sketch storage
-/// always, int8 from INT8_SKETCH_MIN_DIM on (its sketches choose what the int8 codes score).
+/// Whether an index of `storage` keeps 1-bit sketches: sketch storage, and int8 (its sketches
+/// pick which rows the int8 codes score, `int8_by_sketch`). `dim` is kept for the callers:
+/// until snapshot format 3, int8 kept them only from 768-d on.
 pub(crate) fn keeps_sketch(storage: VectorStorage, dim: usize) -> bool {
-    match storage {
-        VectorStorage::Sketch => true,
-        VectorStorage::Int8 => dim >= INT8_SKETCH_MIN_DIM,
-        _ => false,
-    }
+    let _ = dim;
+    matches!(storage, VectorStorage::Sketch | VectorStorage::Int8)
 }
+
+/// How much nearer (in sketch bits) the worst of the best k must be than every row the
+/// sketches left out, for the int8 path to trust the sketches' shortlist: sqrt(bits). The
+/// Hamming distance between a query's sketch and a row's, over `bits` sign bits, spreads like
+/// a count of independent coin flips, with a standard deviation of at most sqrt(bits) / 2;
+/// the margin is two of them. Set from that argument before measuring; measured afterwards
+/// (index bench, 100k x 384): on the clustered set the gap was 70 to 130 bits (trusted,
+/// recall@10 1.000), on the perturbed e5 set 0 to 20 (a full int8 scan, recall 1.000, where
+/// the shortlist alone had 0.77).
+fn sketch_margin(bits: usize) -> usize {
+    (bits as f64).sqrt().ceil() as usize
+}
+
+/// At most this many times the int8 path widens the sketches' shortlist before it scans every
+/// row instead.
+const SHORTLIST_ROUNDS: usize = 3;
 
 pub struct ExactIndex {
     pub(crate) embedder: EmbedderId,
@@ -198,20 +204,33 @@ pub(crate) fn sketch_into(v: &[f32], centre: &[f32], out: &mut [u64]) {
 }
 
 /// The `pool` nearest of `(row, distance)` pairs given in row order, as (-distance, row): a
-/// histogram of the distances gives the smallest distance `limit` at which `pool` rows are
-/// reached; one more pass takes every row below it and rows at it in row order until the pool
-/// is full. Distances of `bins` or more (u16::MAX: a missing row) never answer.
+/// histogram of the distances (`histogram`) gives the smallest distance at which `pool` rows
+/// are reached; one more pass takes every row below it and rows at it in row order until the
+/// pool is full (`cut`). Distances of `bins` or more (u16::MAX: a missing row) never answer.
 fn histogram_cut(
     pairs: impl Iterator<Item = (usize, u16)> + Clone,
     bins: usize,
     pool: usize,
 ) -> Vec<(f32, usize)> {
+    let hist = histogram(pairs.clone(), bins);
+    cut(pairs, &hist, pool)
+}
+
+/// How many of `pairs` are at each distance under `bins`.
+fn histogram(pairs: impl Iterator<Item = (usize, u16)>, bins: usize) -> Vec<u32> {
     let mut hist = vec![0u32; bins];
-    for (_, h) in pairs.clone() {
+    for (_, h) in pairs {
         if let Some(c) = hist.get_mut(usize::from(h)) {
             *c += 1;
         }
     }
+    hist
+}
+
+/// The `pool` nearest of `pairs` (row order) whose distances `hist` counts, as in
+/// `histogram_cut`.
+fn cut(pairs: impl Iterator<Item = (usize, u16)>, hist: &[u32], pool: usize) -> Vec<(f32, usize)> {
+    let bins = hist.len();
     let (mut below, mut limit) = (0usize, bins);
     for (dist, &count) in hist.iter().enumerate() {
         if below + count as usize >= pool {
@@ -675,6 +694,134 @@ impl ExactIndex {
         top.into_sorted()
     }
 
+    /// Row `r`'s int8 score against the quantised query `q` (scale `qs`).
+    #[inline]
+    fn int8_score(&self, r: usize, q: &[i8], qs: f32) -> f32 {
+        let d = self.dim;
+        match (self.q8.get(r * d..(r + 1) * d), self.q8_scale.get(r)) {
+            (Some(codes), Some(scale)) => dot_i8(codes, q) as f32 * scale * qs,
+            _ => f32::NEG_INFINITY,
+        }
+    }
+
+    /// The best `pool` rows by int8 score among a shortlist the sketches pick, or None where
+    /// a scan of every row ranked is needed. The shortlist starts at the sketch path's pool
+    /// and is trusted once every row it leaves out is `sketch_margin` bits farther from the
+    /// query's sketch than the worst of the best k it holds; until then it widens to every row
+    /// nearer than that (at most SHORTLIST_ROUNDS times). A shortlist over a quarter of the
+    /// rows ranked is not worth scoring: a gathered row costs about twice one read in order
+    /// (int8 at 384-d: 52 against 31 ns), and a shortlist found untrustworthy is paid on top
+    /// of the scan. So a small filter's rows are scanned directly (at 1 %, 1 000 rows against
+    /// a pool of 640), and so are embeddings whose sketches barely tell the nearest apart: the
+    /// perturbed e5 set, where the sketch pool alone had recall@10 0.77. Scoring only the shortlist took 100k x 1024 from 7.8 to 0.9
+    /// ms p99 unfiltered (one thread) and 100k x 384 clustered from 3.1 to 0.6 ms.
+    fn int8_by_sketch(
+        &self,
+        query: &[f32],
+        q: (&[i8], f32),
+        rows: Option<&[u32]>,
+        k: usize,
+        pool: usize,
+    ) -> Option<Vec<(f32, usize)>> {
+        let ranked = rows.map_or(self.ids.len(), <[u32]>::len);
+        let wide = sketch_pool(k, self.dim, ranked);
+        if !self.sketched() || k == 0 || wide > ranked / 4 {
+            return None;
+        }
+        let mut sq = vec![0u64; self.words];
+        sketch_into(query, &self.centre, &mut sq);
+        let d = self.sketch_distances(&sq, rows);
+        let shortlist = Shortlist {
+            sq: &sq,
+            q,
+            k,
+            pool,
+            first: wide,
+            most: ranked / 4,
+        };
+        match rows {
+            None => self.int8_shortlist(d.iter().copied().enumerate(), &shortlist),
+            Some(rows) => self.int8_shortlist(
+                rows.iter().map(|&r| r as usize).zip(d.iter().copied()),
+                &shortlist,
+            ),
+        }
+    }
+
+    /// `int8_by_sketch` over `(row, sketch distance)` pairs in row order. The shortlist is
+    /// every row nearer than a distance `hi`; each round scores only the rows it adds.
+    fn int8_shortlist(
+        &self,
+        pairs: impl Iterator<Item = (usize, u16)> + Clone,
+        s: &Shortlist<'_>,
+    ) -> Option<Vec<(f32, usize)>> {
+        let bins = (self.words * 64 + 1).min(usize::from(u16::MAX));
+        let hist = histogram(pairs.clone(), bins);
+        // The smallest distance h with at least `n` rows nearer than or at it, plus one: the
+        // rows nearer than the result number n or more.
+        let reach = |n: usize| -> usize {
+            let mut seen = 0usize;
+            hist.iter()
+                .position(|&c| {
+                    seen += c as usize;
+                    seen >= n
+                })
+                .map_or(bins, |h| h + 1)
+        };
+        let nearer = |h: usize| -> usize { hist.iter().take(h).map(|&c| c as usize).sum() };
+        let margin = sketch_margin(self.dim);
+        // The best k by int8 are k distinct rows, so the worst of them is at least the k-th
+        // smallest distance: every row within the margin of that is needed from the start.
+        let kth = reach(s.k).saturating_sub(1);
+        // The worst of the best k is usually up to a margin past the k-th smallest distance
+        // (measured 6 to 25 bits), so a trusted shortlist is likely to hold every row within
+        // two margins of it: when those are too many to be worth scoring, every row is
+        // scanned straight away (this only chooses the way, never what is trusted).
+        if nearer(kth.saturating_add(2 * margin)) > s.most {
+            return None;
+        }
+        let mut hi = reach(s.first).max(kth + margin);
+        let mut lo = 0;
+        let (q, qs) = s.q;
+        let w = self.words;
+        let mut best: Vec<(f32, usize)> = Vec::new();
+        for _ in 0..SHORTLIST_ROUNDS {
+            hi = hi.min(bins);
+            if nearer(hi) > s.most {
+                return None;
+            }
+            let added: Vec<u32> = pairs
+                .clone()
+                .filter(|&(_, h)| (lo..hi).contains(&usize::from(h)))
+                .map(|(r, _)| r as u32)
+                .collect();
+            best.extend(
+                self.scan(Some(&added), s.pool, (&self.q8[..], self.dim), |r| {
+                    self.int8_score(r, q, qs)
+                }),
+            );
+            best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            best.truncate(s.pool);
+            let worst = best
+                .iter()
+                .take(s.k)
+                .map(|&(_, r)| {
+                    self.sketch
+                        .get(r * w..(r + 1) * w)
+                        .map_or(usize::MAX, |x| hamming(x, s.sq) as usize)
+                })
+                .max()
+                .unwrap_or(0);
+            // Every row left out is at `hi` or farther.
+            let needed = worst.saturating_add(margin);
+            if needed <= hi {
+                return Some(best);
+            }
+            (lo, hi) = (hi, needed);
+        }
+        None
+    }
+
     /// Exact f32 scores of candidate rows, best k (rows on disk are read in file order).
     fn rerank(
         &self,
@@ -917,31 +1064,14 @@ impl ExactIndex {
             (VectorStorage::Int8, _) => {
                 let mut q = vec![0i8; self.dim];
                 let qs = quantise(query, &mut q);
-                let d = self.dim;
-                let (q8, scales) = (&self.q8[..], &self.q8_scale[..]);
                 // Over-fetch, then re-rank exactly: int8 error only reorders near-ties.
                 let pool = k.saturating_mul(4).max(k.saturating_add(32));
                 let rows = self.filtered_rows(obj, node, skip);
-                let ranked = rows.as_ref().map_or(self.ids.len(), Vec::len);
-                let score = |r: usize| dot_i8(&q8[r * d..(r + 1) * d], &q) as f32 * scales[r] * qs;
-                // When the sketch path's pool is under half the rows ranked, the sketches
-                // (an eighth of the int8 codes' bytes at 1024-d) pick that pool and only those
-                // rows' int8 codes are scored (100k x 1024, one thread, p99: 7.8 -> 0.9 ms
-                // unfiltered, 6.4 -> 0.7 ms at a 50 % filter); a smaller filter's rows are
-                // scanned directly (at 1 %, 1 000 rows against a pool of 640: no gain).
-                let wide = sketch_pool(k, d, ranked);
-                let rough = if self.sketched() && ranked > wide.saturating_mul(2) {
-                    let mut sq = vec![0u64; self.words];
-                    sketch_into(query, &self.centre, &mut sq);
-                    let mut cands: Vec<u32> = self
-                        .sketch_candidates(&sq, rows.as_deref(), wide)
-                        .into_iter()
-                        .map(|(_, r)| r as u32)
-                        .collect();
-                    cands.sort_unstable();
-                    self.scan(Some(&cands), pool, (q8, d), score)
-                } else {
-                    self.scan(rows.as_deref(), pool, (q8, d), score)
+                let rough = match self.int8_by_sketch(query, (&q, qs), rows.as_deref(), k, pool) {
+                    Some(rough) => rough,
+                    None => self.scan(rows.as_deref(), pool, (&self.q8[..], self.dim), |r| {
+                        self.int8_score(r, &q, qs)
+                    }),
                 };
                 self.rerank(rough, query, k)?
             }
@@ -998,6 +1128,18 @@ impl ExactIndex {
             doc: None,
         }
     }
+}
+
+/// What `int8_shortlist` works with: the query's sketch and int8 codes (with their scale), the
+/// k asked, the int8 pool kept for the exact re-rank, the first shortlist's size and the
+/// largest worth scoring.
+struct Shortlist<'a> {
+    sq: &'a [u64],
+    q: (&'a [i8], f32),
+    k: usize,
+    pool: usize,
+    first: usize,
+    most: usize,
 }
 
 /// How many sketch candidates are re-ranked exactly for `k` results: max(k * SKETCH_OVERFETCH,
@@ -1284,10 +1426,10 @@ mod tests {
         assert_eq!(search_top10(&ix, &q, &f), want);
     }
 
-    /// `n` seeded 1024-d unit vectors around 8 centres (like real embeddings: most of the
-    /// spread in a few directions), objective "a" on even rows and "b" on odd ones, node "x" on
-    /// every third row and "y" elsewhere.
-    fn wide_rows(n: usize) -> Vec<(String, Vec<f32>, VectorMeta)> {
+    /// `n` seeded unit vectors of `dim` dimensions around `centres` centres (like real
+    /// embeddings: most of the spread in a few directions), objective "a" on even rows and "b"
+    /// on odd ones, node "x" on every third row and "y" elsewhere.
+    fn rows_of(dim: usize, centres: usize, n: usize) -> Vec<(String, Vec<f32>, VectorMeta)> {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             x ^= x << 13;
@@ -1295,12 +1437,13 @@ mod tests {
             x ^= x << 17;
             (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
         };
-        let centres: Vec<Vec<f32>> = (0..8)
-            .map(|_| (0..1024).map(|_| next()).collect())
+        let centres: Vec<Vec<f32>> = (0..centres)
+            .map(|_| (0..dim).map(|_| next()).collect())
             .collect();
         (0..n)
             .map(|i| {
-                let v: Vec<f32> = centres[i % 8].iter().map(|c| c + 0.6 * next()).collect();
+                let c = &centres[i % centres.len()];
+                let v: Vec<f32> = c.iter().map(|c| c + 0.6 * next()).collect();
                 let o = if i % 2 == 0 { "a" } else { "b" };
                 let nd = if i % 3 == 0 { "x" } else { "y" };
                 (format!("w{i:04}"), unit(v), meta(o, nd, 0.0))
@@ -1309,8 +1452,12 @@ mod tests {
     }
 
     fn wide_index(storage: VectorStorage, n: usize) -> ExactIndex {
-        let mut ix = ExactIndex::new(EmbedderId::new("t"), 1024, storage, 1);
-        for (id, v, m) in wide_rows(n) {
+        index_of(1024, 8, storage, n)
+    }
+
+    fn index_of(dim: usize, centres: usize, storage: VectorStorage, n: usize) -> ExactIndex {
+        let mut ix = ExactIndex::new(EmbedderId::new("t"), dim, storage, 1);
+        for (id, v, m) in rows_of(dim, centres, n) {
             ix.put(&id, &v, m, 1).unwrap();
         }
         ix.rebuild_sketches();
@@ -1329,10 +1476,9 @@ mod tests {
     }
 
     #[test]
-    fn int8_keeps_sketches_from_768_dimensions_on() {
-        assert!(keeps_sketch(VectorStorage::Int8, 768));
+    fn int8_and_sketch_storage_keep_sketches_at_any_dimension() {
+        assert!(keeps_sketch(VectorStorage::Int8, 384));
         assert!(keeps_sketch(VectorStorage::Int8, 1024));
-        assert!(!keeps_sketch(VectorStorage::Int8, 384));
         assert!(keeps_sketch(VectorStorage::Sketch, 384));
         assert!(!keeps_sketch(VectorStorage::F32, 1024));
         let ix = wide_index(VectorStorage::Int8, 100);
@@ -1341,10 +1487,65 @@ mod tests {
     }
 
     #[test]
+    fn sketch_margin_is_the_square_root_of_the_bits_rounded_up() {
+        assert_eq!(sketch_margin(384), 20);
+        assert_eq!(sketch_margin(1024), 32);
+        assert_eq!(sketch_margin(0), 0);
+    }
+
+    /// Whether the int8 path of `ix` trusts its sketches' shortlist for `q` (unfiltered, k 10).
+    fn shortlist_trusted(ix: &ExactIndex, q: &[f32]) -> bool {
+        let mut q8 = vec![0i8; ix.dim];
+        let qs = quantise(q, &mut q8);
+        ix.int8_by_sketch(q, (&q8, qs), None, 10, 42).is_some()
+    }
+
+    #[test]
+    fn int8_at_384_dimensions_trusts_the_shortlist_of_well_separated_rows() {
+        // 10 000 rows around 8 centres: the shortlist (1 920 rows at first) holds the query's
+        // cluster, far nearer in sketch bits than the rows of any other.
+        let ix = index_of(384, 8, VectorStorage::Int8, 10_000);
+        let q = wide_query(&ix, 4321);
+        assert!(shortlist_trusted(&ix, &q));
+    }
+
+    #[test]
+    fn int8_at_384_dimensions_from_a_trusted_shortlist_equals_a_brute_force_ranking() {
+        let ix = index_of(384, 8, VectorStorage::Int8, 10_000);
+        let q = wide_query(&ix, 4321);
+        let got = search_top10(&ix, &q, &SearchFilter::default());
+        assert_eq!(got, brute_force_top10(&ix, &q, |_| true));
+    }
+
+    #[test]
+    fn int8_scans_every_row_when_the_sketches_cannot_tell_the_nearest_apart() {
+        // One cluster: each row's sketch (signs around the mean) is its own noise, so the
+        // nearest rows are barely nearer in sketch bits than any other.
+        let ix = index_of(384, 1, VectorStorage::Int8, 10_000);
+        let q = wide_query(&ix, 4321);
+        assert!(!shortlist_trusted(&ix, &q));
+    }
+
+    #[test]
+    fn int8_on_rows_the_sketches_cannot_tell_apart_equals_a_brute_force_ranking() {
+        let ix = index_of(384, 1, VectorStorage::Int8, 10_000);
+        let q = wide_query(&ix, 4321);
+        let got = search_top10(&ix, &q, &SearchFilter::default());
+        assert_eq!(got, brute_force_top10(&ix, &q, |_| true));
+    }
+
+    #[test]
+    fn int8_at_1024_dimensions_trusts_the_shortlist_of_well_separated_rows() {
+        // 4 000 rows, over four times the pool of 640: the sketches pick the candidates.
+        let ix = wide_index(VectorStorage::Int8, 4000);
+        assert!(shortlist_trusted(&ix, &wide_query(&ix, 1234)));
+    }
+
+    #[test]
     fn wide_int8_results_equal_a_brute_force_ranking() {
-        // 2 000 rows, over twice the pool of 640: the sketches pick 640 candidates, the int8
-        // codes score only those.
-        let ix = wide_index(VectorStorage::Int8, 2000);
+        // 4 000 rows, over four times the pool of 640: the int8 codes score only the rows
+        // the sketches pick.
+        let ix = wide_index(VectorStorage::Int8, 4000);
         let q = wide_query(&ix, 1234);
         let got = search_top10(&ix, &q, &SearchFilter::default());
         assert_eq!(got, brute_force_top10(&ix, &q, |_| true));
@@ -1352,8 +1553,9 @@ mod tests {
 
     #[test]
     fn wide_int8_results_at_a_half_filter_equal_a_brute_force_ranking_of_the_matching_rows() {
-        // 2 000 matching rows, over twice the pool of 640: the sketches pick the candidates.
-        let ix = wide_index(VectorStorage::Int8, 4000);
+        // 4 000 matching rows, over four times the pool of 640: the sketches pick the
+        // candidates.
+        let ix = wide_index(VectorStorage::Int8, 8000);
         let q = wide_query(&ix, 1001); // an odd row: its nearest are mostly filtered out
         let f = SearchFilter {
             objective: Some("a".into()),
@@ -1366,8 +1568,8 @@ mod tests {
     #[test]
     fn wide_int8_results_after_removals_equal_a_brute_force_ranking() {
         // Removing moves the last row into the gap: its sketch must move with it.
-        let mut ix = wide_index(VectorStorage::Int8, 2000);
-        for i in (0..2000).step_by(7) {
+        let mut ix = wide_index(VectorStorage::Int8, 4000);
+        for i in (0..4000).step_by(7) {
             assert!(ix.delete(&format!("w{i:04}")));
         }
         let q = wide_query(&ix, 500);

@@ -8,7 +8,7 @@
 //! JSON header (u32 each), the JSON header (embedder, library id, dimension, count, highest
 //! sequence number, storage, and each section's offset, length and CRC-32), then the sections,
 //! each at a 4096-byte boundary so it can be mapped as a typed slice and advised on its own:
-//! f32 vectors, the compact codes (1-bit sketches, int8 codes, or both: int8 from 768-d on),
+//! f32 vectors, the compact codes (1-bit sketches, int8 codes, or both for int8),
 //! the sketch centre, objective and node codes, KPIs (NaN: unknown), versions, ids (offsets,
 //! bytes, rows in id order) and the code table (JSON). Every section's checksum is verified on
 //! open; the f32 rows of a compact index are verified with reads, not through the map, so they
@@ -33,8 +33,9 @@ use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"CSINDEX\0";
 /// Bumped whenever the layout changes; a snapshot of another version is rebuilt. 2: int8
-/// snapshots of 768 or more dimensions hold sketches too (`keeps_sketch`).
-pub const FORMAT: u32 = 2;
+/// snapshots of 768 or more dimensions hold sketches too (`keeps_sketch`); 3: int8 snapshots
+/// of any dimension do.
+pub const FORMAT: u32 = 3;
 const ALIGN: u64 = 4096;
 /// The fixed part before the JSON header: magic, format, JSON length, JSON CRC.
 const PREFIX: usize = 20;
