@@ -12,6 +12,8 @@
 //! server: recall@10 >= 0.99 against brute force) and recall@10 >= 0.95 where it approximates
 //! (int8 and sketch re-rank candidates; OpenSearch's HNSW graph), as the issue that asked for
 //! this suite sets them.
+mod common;
+
 use std::sync::Arc;
 
 use campaign_studio::config::{Config, VectorStorage};
@@ -22,6 +24,8 @@ use campaign_studio::services::local::exact_index::{ExactIndex, dot};
 use campaign_studio::services::local::live_index::LiveIndex;
 use campaign_studio::services::local::snapshot;
 use campaign_studio::services::opensearch::OpenSearch;
+use campaign_studio::services::s3vectors::S3Vectors;
+use common::s3vectors::FakeS3Vectors;
 use campaign_studio::services::{
     IndexSpec, Tombstone, VectorBackend, VectorIndex, VectorMeta, VectorRecord, WriteReport,
     normalize,
@@ -217,6 +221,45 @@ fn opensearch() -> Option<Box<dyn Harness>> {
                 let _ = cleanup_os.delete_index(&i.name);
             }
         })),
+    }))
+}
+
+/// The S3 Vectors backend through the real SDK against the loopback fake of
+/// tests/common/s3vectors.rs (stores what it is sent, filters before searching as the ENHANCED
+/// mode documents, searches exactly). What it proves is our client's side; the service's own
+/// approximate recall is not modelled.
+fn s3vectors_fake() -> Option<Box<dyn Harness>> {
+    let fake = Arc::new(FakeS3Vectors::start("contract-bucket"));
+    let mut cfg = Config::defaults();
+    cfg.index.backend = "s3vectors".into();
+    cfg.index.namespace = "cs-test".into();
+    cfg.index.batch_size = 200;
+    cfg.index.s3vectors.bucket = "contract-bucket".into();
+    cfg.index.s3vectors.region = common::s3vectors::REGION.into();
+    cfg.index.s3vectors.endpoint_url = fake.uri();
+    cfg.index.s3vectors.max_attempts = 1;
+    let client = |c: &campaign_studio::config::IndexConfig| {
+        S3Vectors::with_credentials(
+            c,
+            aws_credential_types::Credentials::new(
+                "AKIDCONTRACT",
+                "contract-secret",
+                None,
+                None,
+                "test",
+            ),
+        )
+        .expect("S3 Vectors client")
+    };
+    let index_cfg = cfg.index.clone();
+    Some(Box::new(Server {
+        backend: Arc::new(client(&cfg.index)),
+        fresh: Box::new(move || {
+            let _keep = &fake;
+            Arc::new(client(&index_cfg))
+        }),
+        exact: true,
+        cleanup: None,
     }))
 }
 
@@ -873,5 +916,7 @@ contract!(
 );
 contract!(fake_server, fake_server());
 contract!(opensearch, opensearch());
+contract!(s3vectors_fake, s3vectors_fake());
 server_contract!(fake_server_only, fake_server());
+server_contract!(s3vectors_fake_server, s3vectors_fake());
 server_contract!(opensearch_server, opensearch());

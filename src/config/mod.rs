@@ -31,7 +31,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct IndexConfig {
-    /// "embedded" or "opensearch".
+    /// "embedded", "opensearch" or "s3vectors".
     pub backend: String,
     /// Prefix of server-side names, so several libraries can share a cluster.
     pub namespace: String,
@@ -41,6 +41,33 @@ pub struct IndexConfig {
     /// Vectors per bulk request.
     pub batch_size: usize,
     pub opensearch: OpenSearchConfig,
+    pub s3vectors: S3VectorsConfig,
+}
+
+/// Amazon S3 Vectors. Credentials come from the AWS default chain only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3VectorsConfig {
+    /// The vector bucket (made beforehand, in the console or `aws s3vectors create-vector-bucket`).
+    pub bucket: String,
+    /// "" = AWS_REGION or the profile's.
+    pub region: String,
+    pub profile: String,
+    /// "" = the public endpoint; set for a VPC endpoint (and tests).
+    pub endpoint_url: String,
+    /// "enhanced": filtered queries ask for the ENHANCED mode (filters before the search);
+    /// "index": each index's own mode.
+    pub query_mode: String,
+    /// Attempts per call (throttling and server errors are retried with backoff and jitter).
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    /// Calls in flight at once (writes, reads, listing segments).
+    pub max_concurrency: usize,
+    /// Counts, KPI percentiles and digests read the index's metadata; it is read again after
+    /// this many seconds (this client's own writes apply at once).
+    pub listing_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -79,7 +106,7 @@ pub struct OpenSearchConfig {
     pub visibility_timeout_secs: u64,
 }
 
-pub const INDEX_BACKENDS: [&str; 2] = ["embedded", "opensearch"];
+pub const INDEX_BACKENDS: [&str; 3] = ["embedded", "opensearch", "s3vectors"];
 
 /// The most references one search returns (flags, config, the studio): a search of more would
 /// only allocate for results nobody reads, and a huge k must never abort the program.
@@ -764,7 +791,7 @@ impl Config {
             return bad(
                 "index.backend",
                 format!(
-                    "'{}' is unknown (available: embedded, opensearch)",
+                    "'{}' is unknown (available: embedded, opensearch, s3vectors)",
                     ix.backend
                 ),
             );
@@ -865,6 +892,28 @@ impl Config {
             check_opensearch_url(&o.url)
                 .map_err(|why| Error::Config(format!("key 'index.opensearch.url': {why}")))?;
         }
+        let v = &ix.s3vectors;
+        if ix.backend == "s3vectors" || !v.bucket.is_empty() {
+            check_vector_bucket(&v.bucket)
+                .map_err(|why| Error::Config(format!("key 'index.s3vectors.bucket': {why}")))?;
+        }
+        if !["enhanced", "index"].contains(&v.query_mode.as_str()) {
+            return bad(
+                "index.s3vectors.query_mode",
+                format!("'{}': must be enhanced or index", v.query_mode),
+            );
+        }
+        if v.max_attempts == 0 || v.timeout_secs == 0 || v.max_concurrency == 0 {
+            return bad(
+                "index.s3vectors.max_attempts / timeout_secs / max_concurrency",
+                "must be at least 1".into(),
+            );
+        }
+        if !v.endpoint_url.is_empty() {
+            check_opensearch_url(&v.endpoint_url).map_err(|why| {
+                Error::Config(format!("key 'index.s3vectors.endpoint_url': {why}"))
+            })?;
+        }
         Ok(())
     }
 
@@ -919,6 +968,27 @@ pub fn check_opensearch_url(url: &str) -> std::result::Result<(), String> {
             "'{url}': plain http is allowed on loopback only; use https"
         )),
         other => Err(format!("'{url}': scheme '{other}' (use https)")),
+    }
+}
+
+/// A vector bucket name: 3 to 63 characters of a-z, 0-9 and '-', starting and ending with a
+/// letter or digit (S3 Vectors' rules).
+pub fn check_vector_bucket(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty: name the vector bucket (index.backend = \"s3vectors\")".into());
+    }
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}': a vector bucket name is 3-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
+        ))
     }
 }
 

@@ -86,12 +86,16 @@ impl Library {
         if let Some(b) = g.as_ref() {
             return Ok(Some(b.clone()));
         }
-        if self.config.index.backend != "opensearch" {
-            return Ok(None);
-        }
-        let b: Arc<dyn crate::services::VectorBackend> = Arc::new(
-            crate::services::opensearch::OpenSearch::new(&self.config.index)?,
-        );
+        let b: Arc<dyn crate::services::VectorBackend> = match self.config.index.backend.as_str()
+        {
+            "opensearch" => Arc::new(crate::services::opensearch::OpenSearch::new(
+                &self.config.index,
+            )?),
+            "s3vectors" => Arc::new(crate::services::s3vectors::S3Vectors::new(
+                &self.config.index,
+            )?),
+            _ => return Ok(None),
+        };
         *g = Some(b.clone());
         Ok(Some(b))
     }

@@ -128,12 +128,13 @@ fn push(
 ) -> Result<i64> {
     let total = lib.store.changes_after(embedder, mark)?;
     // One page holds a bulk request for each request allowed in flight.
-    let batch = lib
-        .config
-        .index
-        .batch_size
-        .max(1)
-        .saturating_mul(lib.config.index.opensearch.max_concurrency.max(1));
+    let ix = &lib.config.index;
+    let in_flight = if ix.backend == "s3vectors" {
+        ix.s3vectors.max_concurrency
+    } else {
+        ix.opensearch.max_concurrency
+    };
+    let batch = ix.batch_size.max(1).saturating_mul(in_flight.max(1));
     let mut after = mark;
     let mut good_until = mark;
     let mut blocked = false;

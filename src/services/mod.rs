@@ -11,6 +11,7 @@ pub mod language;
 pub mod local;
 pub mod meter;
 pub mod opensearch;
+pub mod s3vectors;
 pub mod query_cache;
 pub mod templates;
 
