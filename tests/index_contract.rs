@@ -25,11 +25,11 @@ use campaign_studio::services::local::live_index::LiveIndex;
 use campaign_studio::services::local::snapshot;
 use campaign_studio::services::opensearch::OpenSearch;
 use campaign_studio::services::s3vectors::S3Vectors;
-use common::s3vectors::FakeS3Vectors;
 use campaign_studio::services::{
     IndexSpec, Tombstone, VectorBackend, VectorIndex, VectorMeta, VectorRecord, WriteReport,
     normalize,
 };
+use common::s3vectors::FakeS3Vectors;
 
 // ---------------------------------------------------------------------------------------
 // Harnesses.

@@ -60,7 +60,9 @@ fn open(fake: &FakeS3Vectors) -> Box<dyn VectorIndex> {
 /// A unit vector of seed `i`.
 fn unit(i: usize) -> Vec<f32> {
     let mut v: Vec<f32> = (0..DIM)
-        .map(|d| (((i * 7 + d * 13) % 17) as f32 - 8.0) / 8.0 + if d == i % DIM { 1.0 } else { 0.0 })
+        .map(|d| {
+            (((i * 7 + d * 13) % 17) as f32 - 8.0) / 8.0 + if d == i % DIM { 1.0 } else { 0.0 }
+        })
         .collect();
     normalize(&mut v);
     v
@@ -71,7 +73,12 @@ fn record(id: &str, i: usize, version: i64) -> VectorRecord {
         id: id.into(),
         vector: unit(i),
         meta: VectorMeta {
-            objective: if i % 2 == 0 { "clicks" } else { "awareness" }.into(),
+            objective: if i.is_multiple_of(2) {
+                "clicks"
+            } else {
+                "awareness"
+            }
+            .into(),
             node: "followers".into(),
             kpi: Some(0.25 + i as f64 / 100.0),
         },
@@ -110,7 +117,13 @@ fn s3vectors_wire_requests_are_signed_for_s3vectors_in_the_region() {
     let reqs = fake.requests();
     assert!(!reqs.is_empty());
     for r in reqs {
-        let auth = r.headers.get("authorization").unwrap().to_str().unwrap().to_string();
+        let auth = r
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(
             auth.contains(&format!("/{REGION}/s3vectors/aws4_request")),
             "{} signed as {auth}",
@@ -139,7 +152,9 @@ fn s3vectors_wire_put_vectors_keeps_within_500_vectors_a_call() {
     let mut cfg = config(&fake);
     cfg.batch_size = 10_000;
     let mut ix = backend(&cfg).open(&spec(), true).unwrap();
-    let records: Vec<VectorRecord> = (0..1_200).map(|i| record(&format!("k{i:05}"), i, 3)).collect();
+    let records: Vec<VectorRecord> = (0..1_200)
+        .map(|i| record(&format!("k{i:05}"), i, 3))
+        .collect();
     assert_eq!(ix.upsert(&records).unwrap().written, 1_200);
     let sizes: Vec<usize> = fake
         .bodies("PutVectors")
@@ -154,7 +169,9 @@ fn s3vectors_wire_put_vectors_keeps_within_500_vectors_a_call() {
 fn s3vectors_wire_version_reads_ask_for_at_most_100_keys() {
     let fake = FakeS3Vectors::start(BUCKET);
     let mut ix = open(&fake);
-    let records: Vec<VectorRecord> = (0..250).map(|i| record(&format!("k{i:05}"), i, 3)).collect();
+    let records: Vec<VectorRecord> = (0..250)
+        .map(|i| record(&format!("k{i:05}"), i, 3))
+        .collect();
     ix.upsert(&records).unwrap();
     let sizes: Vec<usize> = fake
         .bodies("GetVectors")
@@ -162,7 +179,11 @@ fn s3vectors_wire_version_reads_ask_for_at_most_100_keys() {
         .map(|b| b["keys"].as_array().unwrap().len())
         .collect();
     assert!(sizes.iter().all(|&n| n <= 100), "{sizes:?}");
-    assert!(fake.bodies("GetVectors").iter().all(|b| b["returnMetadata"] == json!(true)));
+    assert!(
+        fake.bodies("GetVectors")
+            .iter()
+            .all(|b| b["returnMetadata"] == json!(true))
+    );
 }
 
 #[test]
@@ -192,7 +213,8 @@ fn s3vectors_wire_a_newer_version_replaces_the_stored_one() {
 fn s3vectors_wire_a_tombstone_deletes_only_an_older_vector() {
     let fake = FakeS3Vectors::start(BUCKET);
     let mut ix = open(&fake);
-    ix.upsert(&[record("old", 1, 4), record("new", 2, 9)]).unwrap();
+    ix.upsert(&[record("old", 1, 4), record("new", 2, 9)])
+        .unwrap();
     let r = ix
         .remove(&[
             Tombstone {
@@ -215,7 +237,8 @@ fn s3vectors_wire_a_tombstone_deletes_only_an_older_vector() {
 fn s3vectors_wire_a_filtered_query_asks_for_enhanced_mode_with_the_filter_language() {
     let fake = FakeS3Vectors::start(BUCKET);
     let mut ix = open(&fake);
-    ix.upsert(&[record("a1", 1, 1), record("a2", 2, 1)]).unwrap();
+    ix.upsert(&[record("a1", 1, 1), record("a2", 2, 1)])
+        .unwrap();
     let f = SearchFilter {
         objective: Some("clicks".into()),
         node: Some("followers".into()),
@@ -258,7 +281,9 @@ fn s3vectors_wire_query_mode_index_sends_no_mode() {
 fn s3vectors_wire_a_query_follows_next_token_until_k() {
     let fake = FakeS3Vectors::start(BUCKET);
     let mut ix = open(&fake);
-    let records: Vec<VectorRecord> = (0..100).map(|i| record(&format!("k{i:03}"), i, 1)).collect();
+    let records: Vec<VectorRecord> = (0..100)
+        .map(|i| record(&format!("k{i:03}"), i, 1))
+        .collect();
     ix.upsert(&records).unwrap();
     let hits = ix.search(&unit(3), &SearchFilter::default(), 70).unwrap();
     assert_eq!(hits.len(), 70);
@@ -303,7 +328,11 @@ fn s3vectors_wire_a_zero_vector_is_refused_by_name_and_the_batch_goes_on() {
     let r = ix.upsert(&[zero, record("fine", 2, 1)]).unwrap();
     assert_eq!(r.written, 1);
     assert_eq!(r.failed.len(), 1);
-    assert!(r.failed[0].reason.contains("zero") && r.failed[0].id == "zero", "{:?}", r.failed);
+    assert!(
+        r.failed[0].reason.contains("zero") && r.failed[0].id == "zero",
+        "{:?}",
+        r.failed
+    );
 }
 
 #[test]
@@ -312,22 +341,36 @@ fn s3vectors_wire_listing_reads_parallel_segments() {
     let mut ix = open(&fake);
     let records: Vec<VectorRecord> = (0..60).map(|i| record(&format!("k{i:03}"), i, 1)).collect();
     ix.upsert(&records).unwrap();
-    assert_eq!(ix.digest().unwrap().iter().map(|b| b.count).sum::<u64>(), 60);
+    assert_eq!(
+        ix.digest().unwrap().iter().map(|b| b.count).sum::<u64>(),
+        60
+    );
     let mut segments: Vec<i64> = fake
         .bodies("ListVectors")
         .iter()
         .map(|b| b["segmentIndex"].as_i64().unwrap())
         .collect();
     segments.sort();
-    assert_eq!(segments, vec![0, 1, 2, 3], "max_concurrency 4: four segments");
+    assert_eq!(
+        segments,
+        vec![0, 1, 2, 3],
+        "max_concurrency 4: four segments"
+    );
 }
 
 #[test]
 fn s3vectors_wire_access_denied_names_the_missing_action() {
     let fake = FakeS3Vectors::start(BUCKET);
     fake.with(|s| s.fail_next.push((403, "AccessDeniedException".into())));
-    let e = backend(&config(&fake)).open(&spec(), true).err().unwrap().to_string();
-    assert!(e.contains("s3vectors:GetIndex") && e.contains("AccessDeniedException"), "{e}");
+    let e = backend(&config(&fake))
+        .open(&spec(), true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("s3vectors:GetIndex") && e.contains("AccessDeniedException"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -345,7 +388,11 @@ fn s3vectors_wire_throttling_is_retried_then_succeeds() {
 fn s3vectors_wire_throttling_past_every_attempt_says_what_to_lower() {
     let fake = FakeS3Vectors::start(BUCKET);
     fake.with(|s| s.fail_next.push((429, "TooManyRequestsException".into())));
-    let e = backend(&config(&fake)).open(&spec(), true).err().unwrap().to_string();
+    let e = backend(&config(&fake))
+        .open(&spec(), true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("max_concurrency"), "{e}");
 }
 
@@ -353,14 +400,25 @@ fn s3vectors_wire_throttling_past_every_attempt_says_what_to_lower() {
 fn s3vectors_wire_a_validation_error_carries_the_service_message() {
     let fake = FakeS3Vectors::start(BUCKET);
     fake.with(|s| s.fail_next.push((400, "ValidationException".into())));
-    let e = backend(&config(&fake)).open(&spec(), true).err().unwrap().to_string();
-    assert!(e.contains("ValidationException") && e.contains("injected by the test"), "{e}");
+    let e = backend(&config(&fake))
+        .open(&spec(), true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("ValidationException") && e.contains("injected by the test"),
+        "{e}"
+    );
 }
 
 #[test]
 fn s3vectors_wire_a_missing_bucket_is_named_with_the_fix() {
     let fake = FakeS3Vectors::start("another-bucket");
-    let e = backend(&config(&fake)).open(&spec(), true).err().unwrap().to_string();
+    let e = backend(&config(&fake))
+        .open(&spec(), true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("index.s3vectors.bucket"), "{e}");
 }
 
@@ -370,7 +428,11 @@ fn s3vectors_wire_another_librarys_index_is_refused_naming_both() {
     drop(open(&fake));
     let mut other = spec();
     other.library_id = "fedcba9876543210".into();
-    let e = backend(&config(&fake)).open(&other, true).err().unwrap().to_string();
+    let e = backend(&config(&fake))
+        .open(&other, true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains(LIBRARY) && e.contains("fedcba9876543210"), "{e}");
 }
 
@@ -383,7 +445,11 @@ fn s3vectors_wire_a_euclidean_index_of_the_same_name_is_refused() {
             i.metric = "euclidean".into();
         }
     });
-    let e = backend(&config(&fake)).open(&spec(), true).err().unwrap().to_string();
+    let e = backend(&config(&fake))
+        .open(&spec(), true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("euclidean") && e.contains("cosine"), "{e}");
 }
 
@@ -392,7 +458,8 @@ fn s3vectors_wire_doctor_lists_the_buckets_indexes_and_counts() {
     let fake = FakeS3Vectors::start(BUCKET);
     let b = backend(&config(&fake));
     let mut ix = b.open(&spec(), true).unwrap();
-    ix.upsert(&[record("a1", 1, 1), record("a2", 2, 1)]).unwrap();
+    ix.upsert(&[record("a1", 1, 1), record("a2", 2, 1)])
+        .unwrap();
     let list = b.indexes().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].embedder, EMBEDDER);

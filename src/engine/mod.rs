@@ -86,8 +86,7 @@ impl Library {
         if let Some(b) = g.as_ref() {
             return Ok(Some(b.clone()));
         }
-        let b: Arc<dyn crate::services::VectorBackend> = match self.config.index.backend.as_str()
-        {
+        let b: Arc<dyn crate::services::VectorBackend> = match self.config.index.backend.as_str() {
             "opensearch" => Arc::new(crate::services::opensearch::OpenSearch::new(
                 &self.config.index,
             )?),

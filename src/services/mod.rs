@@ -11,8 +11,8 @@ pub mod language;
 pub mod local;
 pub mod meter;
 pub mod opensearch;
-pub mod s3vectors;
 pub mod query_cache;
+pub mod s3vectors;
 pub mod templates;
 
 use crate::Result;

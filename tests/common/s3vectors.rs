@@ -150,16 +150,28 @@ fn answer(state: &Arc<Mutex<State>>, req: &Request) -> ResponseTemplate {
         return match st.indexes.values().find(|i| i.arn == arn) {
             Some(i) if req.method.as_str() == "GET" => ok(json!({ "tags": i.tags })),
             Some(_) => ok(json!({})),
-            None => error(404, "NotFoundException", "The specified resource was not found"),
+            None => error(
+                404,
+                "NotFoundException",
+                "The specified resource was not found",
+            ),
         };
     }
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     if req.method.as_str() != "POST" || !body.is_object() {
-        return error(400, "ValidationException", "Expected a POST with a JSON body");
+        return error(
+            400,
+            "ValidationException",
+            "Expected a POST with a JSON body",
+        );
     }
     let bucket = st.bucket.clone();
     if body["vectorBucketName"].as_str() != Some(bucket.as_str()) {
-        return error(404, "NotFoundException", "The specified vector bucket could not be found");
+        return error(
+            404,
+            "NotFoundException",
+            "The specified vector bucket could not be found",
+        );
     }
     let name = body["indexName"].as_str().unwrap_or("").to_string();
     match path.as_str() {
@@ -179,7 +191,11 @@ fn answer(state: &Arc<Mutex<State>>, req: &Request) -> ResponseTemplate {
         }
         op => {
             let Some(ix) = st.indexes.get_mut(&name) else {
-                return error(404, "NotFoundException", "The specified index could not be found");
+                return error(
+                    404,
+                    "NotFoundException",
+                    "The specified index could not be found",
+                );
             };
             match op {
                 "/GetIndex" => ok(json!({"index": {
@@ -215,7 +231,11 @@ fn answer(state: &Arc<Mutex<State>>, req: &Request) -> ResponseTemplate {
 
 fn create_index(st: &mut State, bucket: &str, name: &str, body: &Value) -> ResponseTemplate {
     if st.indexes.contains_key(name) {
-        return error(409, "ConflictException", "An index with this name already exists");
+        return error(
+            409,
+            "ConflictException",
+            "An index with this name already exists",
+        );
     }
     let dim = body["dimension"].as_u64().unwrap_or(0) as usize;
     if !(1..=4096).contains(&dim) {
@@ -223,7 +243,11 @@ fn create_index(st: &mut State, bucket: &str, name: &str, body: &Value) -> Respo
     }
     let metric = body["distanceMetric"].as_str().unwrap_or("").to_string();
     if !["cosine", "euclidean"].contains(&metric.as_str()) {
-        return error(400, "ValidationException", "distanceMetric: cosine or euclidean");
+        return error(
+            400,
+            "ValidationException",
+            "distanceMetric: cosine or euclidean",
+        );
     }
     let tags: BTreeMap<String, String> = body["tags"]
         .as_object()
@@ -267,17 +291,28 @@ fn put_vectors(ix: &mut FakeIndex, body: &Value) -> ResponseTemplate {
         let key = v["key"].as_str().unwrap_or("").to_string();
         let data: Vec<f32> = v["data"]["float32"]
             .as_array()
-            .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+                    .collect()
+            })
             .unwrap_or_default();
         if data.len() != ix.dim {
             return error(
                 400,
                 "ValidationException",
-                &format!("Invalid vector dimension for key {key}: expected {}", ix.dim),
+                &format!(
+                    "Invalid vector dimension for key {key}: expected {}",
+                    ix.dim
+                ),
             );
         }
         if ix.metric == "cosine" && data.iter().all(|x| *x == 0.0) {
-            return error(400, "ValidationException", "Cosine indexes refuse zero vectors");
+            return error(
+                400,
+                "ValidationException",
+                "Cosine indexes refuse zero vectors",
+            );
         }
         parsed.push((key, data, v["metadata"].clone()));
     }
@@ -312,7 +347,9 @@ fn get_vectors(ix: &FakeIndex, body: &Value) -> ResponseTemplate {
 }
 
 fn segment_of(key: &str, count: u64) -> u64 {
-    key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % count.max(1)
+    key.bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % count.max(1)
 }
 
 fn list_vectors(ix: &FakeIndex, body: &Value) -> ResponseTemplate {
@@ -323,7 +360,11 @@ fn list_vectors(ix: &FakeIndex, body: &Value) -> ResponseTemplate {
     let count = body["segmentCount"].as_u64().unwrap_or(1);
     let index = body["segmentIndex"].as_u64().unwrap_or(0);
     if !(1..=16).contains(&count) || index >= count {
-        return error(400, "ValidationException", "segmentIndex must be below segmentCount (1 to 16)");
+        return error(
+            400,
+            "ValidationException",
+            "segmentIndex must be below segmentCount (1 to 16)",
+        );
     }
     let from: usize = body["nextToken"]
         .as_str()
@@ -354,8 +395,12 @@ pub fn passes(meta: &Value, filter: &Value) -> bool {
         return false;
     };
     obj.iter().all(|(k, cond)| match k.as_str() {
-        "$and" => cond.as_array().is_some_and(|a| a.iter().all(|f| passes(meta, f))),
-        "$or" => cond.as_array().is_some_and(|a| a.iter().any(|f| passes(meta, f))),
+        "$and" => cond
+            .as_array()
+            .is_some_and(|a| a.iter().all(|f| passes(meta, f))),
+        "$or" => cond
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| passes(meta, f))),
         field => {
             let v = &meta[field];
             match cond.as_object() {
@@ -396,13 +441,25 @@ fn query_vectors(ix: &FakeIndex, body: &Value) -> ResponseTemplate {
     }
     let q: Vec<f32> = body["queryVector"]["float32"]
         .as_array()
-        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect())
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+                .collect()
+        })
         .unwrap_or_default();
     if q.len() != ix.dim {
-        return error(400, "ValidationException", "Query vector dimension mismatch");
+        return error(
+            400,
+            "ValidationException",
+            "Query vector dimension mismatch",
+        );
     }
     if body["queryMode"].as_str() == Some("CLASSIC") && ix.mode == "ENHANCED" {
-        return error(400, "ValidationException", "CLASSIC cannot be used on an ENHANCED index");
+        return error(
+            400,
+            "ValidationException",
+            "CLASSIC cannot be used on an ENHANCED index",
+        );
     }
     let filter = &body["filter"];
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();

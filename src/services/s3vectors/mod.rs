@@ -288,7 +288,10 @@ impl S3Vectors {
         Self::build(cfg, Some(credentials))
     }
 
-    fn build(cfg: &IndexConfig, credentials: Option<aws_credential_types::Credentials>) -> Result<Self> {
+    fn build(
+        cfg: &IndexConfig,
+        credentials: Option<aws_credential_types::Credentials>,
+    ) -> Result<Self> {
         let s = &cfg.s3vectors;
         if s.bucket.is_empty() {
             return Err(Error::Config(
@@ -586,7 +589,10 @@ impl VectorBackend for S3Vectors {
         let name = index_name(&self.namespace, spec.embedder.as_str());
         if let Some(old) = self.get_index(&name)? {
             let tags = self.tags(&old.index_arn, &name)?;
-            let owner = tags.get(TAG_LIBRARY).map(String::as_str).unwrap_or("(none)");
+            let owner = tags
+                .get(TAG_LIBRARY)
+                .map(String::as_str)
+                .unwrap_or("(none)");
             if owner != spec.library_id {
                 return Err(Error::Config(format!(
                     "S3 Vectors index {name} belongs to library {owner}, not this library ({}); it was left as it is: set index.namespace to another prefix",
@@ -623,10 +629,7 @@ impl VectorBackend for S3Vectors {
             out.push(IndexInfo {
                 name,
                 embedder: embedder.clone(),
-                dim: tags
-                    .get(TAG_DIM)
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or(0),
+                dim: tags.get(TAG_DIM).and_then(|d| d.parse().ok()).unwrap_or(0),
                 library_id: tags.get(TAG_LIBRARY).cloned().unwrap_or_default(),
                 count,
             });
@@ -656,18 +659,20 @@ impl VectorBackend for S3Vectors {
                 ),
             ));
         }
-        lines.push(
-            (
-                "query mode".into(),
-                if self.conn.cfg.query_mode == "enhanced" {
-                    "ENHANCED per filtered query (filters before the search)".into()
-                } else {
-                    "each index's own".into()
-                },
-            ));
+        lines.push((
+            "query mode".into(),
+            if self.conn.cfg.query_mode == "enhanced" {
+                "ENHANCED per filtered query (filters before the search)".into()
+            } else {
+                "each index's own".into()
+            },
+        ));
         Ok(lines)
     }
 }
+
+/// One listed vector: its key, with metadata its state, with data its vector.
+type Listed = (String, Option<DocState>, Option<Vec<f32>>);
 
 /// What this client knows of an index's metadata: every state, by key, and when it was read.
 struct Listing {
@@ -688,7 +693,10 @@ pub struct S3VectorsIndex {
 
 impl S3VectorsIndex {
     fn what(&self) -> String {
-        format!("index {} in vector bucket {}", self.name, self.conn.cfg.bucket)
+        format!(
+            "index {} in vector bucket {}",
+            self.name, self.conn.cfg.bucket
+        )
     }
 
     /// The stored states of `keys` (absent keys are left out), `MAX_GET` keys a call, at
@@ -829,7 +837,10 @@ impl S3VectorsIndex {
             match r {
                 Ok((_, Ok(()))) => {}
                 Ok((ids, Err(why))) => failed.push((ids, why)),
-                Err(e) => failed.push((Vec::new(), format!("s3vectors PutVectors: task failed: {e}"))),
+                Err(e) => failed.push((
+                    Vec::new(),
+                    format!("s3vectors PutVectors: task failed: {e}"),
+                )),
             }
         }
         failed
@@ -877,7 +888,10 @@ impl S3VectorsIndex {
             match r {
                 Ok((_, Ok(()))) => {}
                 Ok((ids, Err(why))) => failed.push((ids, why)),
-                Err(e) => failed.push((Vec::new(), format!("s3vectors DeleteVectors: task failed: {e}"))),
+                Err(e) => failed.push((
+                    Vec::new(),
+                    format!("s3vectors DeleteVectors: task failed: {e}"),
+                )),
             }
         }
         failed
@@ -885,11 +899,7 @@ impl S3VectorsIndex {
 
     /// Every vector of the index through ListVectors, `segments` in parallel: key, and with
     /// `metadata` its state, with `data` its vector.
-    fn list(
-        &self,
-        metadata: bool,
-        data: bool,
-    ) -> Result<Vec<(String, Option<DocState>, Option<Vec<f32>>)>> {
+    fn list(&self, metadata: bool, data: bool) -> Result<Vec<Listed>> {
         let segments = self.conn.cfg.max_concurrency.clamp(1, MAX_SEGMENTS);
         let what = self.what();
         let results = self.rt.block_on(async {
@@ -932,7 +942,9 @@ impl S3VectorsIndex {
                             _ => break,
                         }
                     }
-                    Ok::<_, SdkError<aws_sdk_s3vectors::operation::list_vectors::ListVectorsError>>(out)
+                    Ok::<_, SdkError<aws_sdk_s3vectors::operation::list_vectors::ListVectorsError>>(
+                        out,
+                    )
                 });
             }
             let mut out = Vec::new();
@@ -953,7 +965,11 @@ impl S3VectorsIndex {
 
     /// Every key of the index.
     fn keys(&self) -> Result<Vec<String>> {
-        Ok(self.list(false, false)?.into_iter().map(|(k, _, _)| k).collect())
+        Ok(self
+            .list(false, false)?
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect())
     }
 
     /// Runs `f` over every state of the index, read again when older than the TTL.
@@ -1259,7 +1275,11 @@ impl VectorIndex for S3VectorsIndex {
                     Some(x) => {
                         let below = known.partition_point(|v| v < x) as u64;
                         let upto = known.partition_point(|v| v <= x) as u64;
-                        percentile_from_counts(below, upto.saturating_sub(below), known.len() as u64)
+                        percentile_from_counts(
+                            below,
+                            upto.saturating_sub(below),
+                            known.len() as u64,
+                        )
                     }
                 })
                 .collect()
