@@ -178,9 +178,8 @@ impl LiveIndex {
     ) -> Result<snapshot::Header> {
         let storage = storage.concrete();
         // Keep the base's sketch centre while the base is most of the index.
-        let keep_centre = self.base.sketched()
-            && keeps_sketch(storage, self.base.dim)
-            && self.delta.len() * 4 < self.base.len();
+        let keep_centre =
+            self.base.sketched() && keeps_sketch(storage) && self.delta.len() * 4 < self.base.len();
         snapshot::write(
             path,
             &snapshot::WriteSpec {

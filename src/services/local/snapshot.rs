@@ -186,12 +186,12 @@ fn expected_len(h: &Header, name: &str) -> Option<u64> {
 }
 
 /// The sections a snapshot of `storage` at `dim` dimensions holds, in file order.
-fn sections_for(storage: VectorStorage, dim: usize) -> Vec<&'static str> {
+fn sections_for(storage: VectorStorage) -> Vec<&'static str> {
     let int8: &[&'static str] = match storage {
         VectorStorage::Int8 => &["q8", "q8_scale"],
         _ => &[],
     };
-    let sketch: &[&'static str] = if keeps_sketch(storage, dim) {
+    let sketch: &[&'static str] = if keeps_sketch(storage) {
         &["sketch"]
     } else {
         &[]
@@ -259,7 +259,7 @@ pub fn open(
         .metadata()
         .map_err(|e| bad(format!("cannot read it: {e}")))?
         .len();
-    for name in sections_for(header.storage, header.dim) {
+    for name in sections_for(header.storage) {
         let s = header.section(name).map_err(bad)?;
         if s.offset % ALIGN != 0 || s.offset < ALIGN {
             return Err(bad(format!("its '{name}' section is misplaced")));
@@ -284,7 +284,7 @@ pub fn open(
     let map =
         Arc::new(unsafe { Mmap::map(&file) }.map_err(|e| bad(format!("cannot map it: {e}")))?);
     let compact = header.storage != VectorStorage::F32;
-    for name in sections_for(header.storage, header.dim) {
+    for name in sections_for(header.storage) {
         let s = header.section(name).map_err(bad)?;
         let crc = if name == "vectors" && compact {
             crc_by_reads(&file, s.offset, s.len).map_err(|e| bad(format!("cannot read it: {e}")))?
@@ -357,7 +357,7 @@ pub fn open(
     ix.kpi = mapped!("kpi", n);
     ix.versions = mapped!("versions", n);
     ix.codes = codes;
-    if keeps_sketch(header.storage, header.dim) {
+    if keeps_sketch(header.storage) {
         ix.sketch = mapped!("sketch", n * words);
     }
     if header.storage == VectorStorage::Int8 {
@@ -587,7 +587,7 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
         )));
     }
     let storage = spec.storage.concrete();
-    let sketched = keeps_sketch(storage, dim);
+    let sketched = keeps_sketch(storage);
     let words = dim.div_ceil(64);
     let mut buf = Vec::new();
     let centre: Vec<f32> = match spec.centre {
