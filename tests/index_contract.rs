@@ -600,7 +600,7 @@ mod cases {
         let got = ix.kpi_percentiles(&f, &asked).unwrap();
         let want: Vec<f32> = asked
             .iter()
-            .map(|k| campaign_studio::services::local::exact_index::kpi_percentile(&known, *k))
+            .map(|k| campaign_studio::domain::index::kpi_percentile(&known, *k))
             .collect();
         assert_eq!(got, want);
     }

@@ -264,6 +264,18 @@ pub fn check_vector(id: &str, vector: &[f32], dim: usize) -> Result<(), String> 
 /// Percentile rank of `kpi` among `below` smaller and `equal` equal values out of `total`
 /// (ties count half), 0..1; unknown KPI or empty set -> 0. Every backend counts, then calls
 /// this, so the figure is identical everywhere.
+/// Percentile rank of `kpi` within sorted `kpis` (ties count half), 0..1; unknown KPI -> 0.
+pub fn kpi_percentile(sorted: &[f64], kpi: Option<f64>) -> f32 {
+    let Some(x) = kpi else { return 0.0 };
+    let below = sorted.partition_point(|v| *v < x);
+    let upto = sorted.partition_point(|v| *v <= x);
+    percentile_from_counts(
+        below as u64,
+        upto.saturating_sub(below) as u64,
+        sorted.len() as u64,
+    )
+}
+
 pub fn percentile_from_counts(below: u64, equal: u64, total: u64) -> f32 {
     if total == 0 {
         return 0.0;

@@ -1,6 +1,7 @@
 //! Service traits the engine works over, and their implementations: `local` (the embedded
 //! default), `fake` (deterministic, for tests; never selectable from config). Services never
 //! touch the terminal.
+pub mod aws;
 pub mod bedrock;
 pub mod cancel;
 
@@ -268,6 +269,29 @@ pub struct PromptResult {
 }
 
 pub use crate::domain::TokenUsage;
+
+/// An embedder id as a server-side name part: lowercase letters and digits, any other run of
+/// characters one '-', at most `max` characters, no '-' at either end; and the first 8 hex
+/// digits of the id's SHA-256, which keeps two ids that slug alike apart. OpenSearch and
+/// S3 Vectors name their indexes `<namespace>-<slug>-<hash>`.
+pub(crate) fn embedder_slug(embedder: &str, max: usize) -> (String, String) {
+    use sha2::{Digest, Sha256};
+    let mut slug = String::new();
+    for c in embedder.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug.trim_matches('-').chars().take(max).collect();
+    let hash = hex::encode(Sha256::digest(embedder.as_bytes()));
+    (
+        slug.trim_end_matches('-').to_string(),
+        hash.chars().take(8).collect(),
+    )
+}
 
 /// Writes a text-to-image prompt, streaming reasoning and answer as they are produced.
 pub trait PromptWriter: Send + Sync {

@@ -13,17 +13,15 @@ pub mod stability;
 pub mod titan;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::Blob;
 use serde_json::Value;
 
 use crate::config::{BedrockConfig, ModelRef};
 use crate::domain::ModelCall;
+use crate::services::aws;
 use crate::services::meter::Meter;
 use crate::{Error, Result};
 
@@ -107,33 +105,20 @@ impl Bedrock {
         } else {
             RetryConfig::standard()
         };
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                retry
-                    .with_max_attempts(cfg.max_attempts)
-                    .with_initial_backoff(Duration::from_millis(cfg.initial_backoff_ms))
-                    .with_max_backoff(Duration::from_secs(20)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-                    .read_timeout(Duration::from_secs(cfg.timeout_secs))
-                    .operation_attempt_timeout(Duration::from_secs(cfg.timeout_secs))
-                    .build(),
-            );
-        if !cfg.region.is_empty() {
-            loader = loader.region(aws_config::Region::new(cfg.region.clone()));
-        }
-        if !cfg.profile.is_empty() {
-            loader = loader.profile_name(&cfg.profile);
-        }
-        if !cfg.endpoint_url.is_empty() {
-            loader = loader.endpoint_url(&cfg.endpoint_url);
-        }
-        if let Some(c) = credentials {
-            loader = loader.credentials_provider(c);
-        }
-        let mut sdk = rt.block_on(loader.load());
+        let mut sdk = aws::load(
+            &rt,
+            aws::Settings {
+                region: &cfg.region,
+                profile: &cfg.profile,
+                endpoint_url: &cfg.endpoint_url,
+                retry,
+                max_attempts: cfg.max_attempts,
+                initial_backoff_ms: cfg.initial_backoff_ms,
+                connect_timeout_secs: cfg.connect_timeout_secs,
+                timeout_secs: cfg.timeout_secs,
+                credentials,
+            },
+        );
         // No region anywhere (config, AWS_REGION, profile): the one the defaults are set for.
         if sdk.region().is_none() {
             sdk = sdk

@@ -226,9 +226,8 @@ impl PromptWriter for NovaWriter {
                     );
                 }
                 if let Some(x) = &extra {
-                    req = req.additional_model_request_fields(
-                        crate::services::bedrock::describe::json_to_document(x),
-                    );
+                    req = req
+                        .additional_model_request_fields(crate::services::aws::doc::from_json(x));
                 }
                 let mut out = req
                     .customize()

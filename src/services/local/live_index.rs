@@ -6,9 +6,10 @@
 use std::sync::Arc;
 
 use super::columns::RowSet;
-use super::exact_index::{ExactIndex, keeps_sketch, kpi_percentile};
+use super::exact_index::{ExactIndex, keeps_sketch};
 use super::snapshot::{self, RowRef};
 use crate::config::VectorStorage;
+use crate::domain::index::kpi_percentile;
 use crate::domain::index::{Change, bucket_of, digest_of, versioned_remove, versioned_upsert};
 use crate::domain::{EmbedderId, SearchFilter};
 use crate::services::{

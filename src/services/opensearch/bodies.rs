@@ -5,7 +5,6 @@
 //! lucene and faiss alike; filters go inside the `knn` clause (efficient filtering), never in a
 //! `post_filter`; `size` is set to k.
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::domain::SearchFilter;
 use crate::domain::index::{Tombstone, VectorRecord, bucket_of};
@@ -19,18 +18,8 @@ pub const FIELD: &str = "vector";
 /// The alias (and on Serverless the index) of an embedder's vectors:
 /// `<namespace>-<slug>-<8 hex of sha256(id)>`, lowercase and within OpenSearch's name rules.
 pub fn index_name(namespace: &str, embedder: &str) -> String {
-    let mut slug = String::new();
-    for c in embedder.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
-    let slug: String = slug.trim_matches('-').chars().take(40).collect();
-    let hash = hex::encode(Sha256::digest(embedder.as_bytes()));
-    format!("{namespace}-{}-{}", slug.trim_end_matches('-'), &hash[..8])
+    let (slug, hash) = crate::services::embedder_slug(embedder, 40);
+    format!("{namespace}-{slug}-{hash}")
 }
 
 /// What the mapping's `_meta` records, checked on open.

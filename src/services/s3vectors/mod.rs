@@ -19,23 +19,20 @@
 //! client's own writes and read again after `index.s3vectors.listing_ttl_secs`. The client
 //! owns a small tokio runtime; the trait stays synchronous. Credentials never reach logs or
 //! errors.
-pub mod doc;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3vectors::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3vectors::types::{DataType, DistanceMetric, IndexMode, PutInputVector, VectorData};
 use aws_smithy_types::Document;
-use sha2::{Digest, Sha256};
 
 use crate::config::{IndexConfig, S3VectorsConfig};
-use crate::domain::index::{bucket_of, check_vector, digest_of, percentile_from_counts};
+use crate::domain::index::{bucket_of, check_vector, digest_of, kpi_percentile};
 use crate::domain::{EmbedderId, SearchFilter};
+use crate::services::aws::{self, doc};
 use crate::services::{
     BackendInfo, DigestBucket, DocState, IndexInfo, IndexSpec, Neighbour, Tombstone, VectorBackend,
     VectorIndex, VectorRecord, WriteFailure, WriteReport,
@@ -64,25 +61,14 @@ const TAG_MAPPING: &str = "campaign-studio:mapping-version";
 /// digits and hyphens, at most 63 characters (S3 Vectors' index name rules; the namespace's
 /// '_' become '-').
 pub fn index_name(namespace: &str, embedder: &str) -> String {
-    let mut slug = String::new();
-    for c in embedder.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-    }
     // Namespaces may hold '_', which index names may not.
     let namespace = namespace.replace('_', "-");
-    let hash = hex::encode(Sha256::digest(embedder.as_bytes()));
     let room = MAX_NAME.saturating_sub(namespace.len() + 2 + 8);
-    let slug: String = slug.trim_matches('-').chars().take(room).collect();
-    let slug = slug.trim_end_matches('-');
+    let (slug, hash) = crate::services::embedder_slug(embedder, room);
     if slug.is_empty() {
-        format!("{namespace}-{}", &hash[..8])
+        format!("{namespace}-{hash}")
     } else {
-        format!("{namespace}-{slug}-{}", &hash[..8])
+        format!("{namespace}-{slug}-{hash}")
     }
 }
 
@@ -304,33 +290,20 @@ impl S3Vectors {
             .thread_name("s3vectors")
             .build()
             .map_err(|e| Error::Cloud(format!("s3vectors: cannot start its runtime: {e}")))?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(s.max_attempts.max(1))
-                    .with_initial_backoff(Duration::from_millis(s.initial_backoff_ms))
-                    .with_max_backoff(Duration::from_secs(20)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(s.connect_timeout_secs))
-                    .read_timeout(Duration::from_secs(s.timeout_secs))
-                    .operation_attempt_timeout(Duration::from_secs(s.timeout_secs))
-                    .build(),
-            );
-        if !s.region.is_empty() {
-            loader = loader.region(aws_config::Region::new(s.region.clone()));
-        }
-        if !s.profile.is_empty() {
-            loader = loader.profile_name(&s.profile);
-        }
-        if !s.endpoint_url.is_empty() {
-            loader = loader.endpoint_url(&s.endpoint_url);
-        }
-        if let Some(c) = credentials {
-            loader = loader.credentials_provider(c);
-        }
-        let sdk = rt.block_on(loader.load());
+        let sdk = aws::load(
+            &rt,
+            aws::Settings {
+                region: &s.region,
+                profile: &s.profile,
+                endpoint_url: &s.endpoint_url,
+                retry: RetryConfig::standard(),
+                max_attempts: s.max_attempts,
+                initial_backoff_ms: s.initial_backoff_ms,
+                connect_timeout_secs: s.connect_timeout_secs,
+                timeout_secs: s.timeout_secs,
+                credentials,
+            },
+        );
         let Some(region) = sdk.region().map(|r| r.to_string()) else {
             return Err(Error::Config(
                 "S3 Vectors needs a region: set index.s3vectors.region, AWS_REGION or the profile's region".into(),
@@ -671,6 +644,49 @@ impl VectorBackend for S3Vectors {
     }
 }
 
+/// A PutVectors batch: its ids and its vectors (or why they could not be built).
+type PutBatch = (
+    Vec<String>,
+    std::result::Result<Vec<PutInputVector>, String>,
+);
+
+/// A write batch's ids and how it went.
+type BatchOutcome = (Vec<String>, std::result::Result<(), String>);
+
+/// The batches that failed, with their ids and reasons (a task that failed to run, with none:
+/// its ids are unknown here, and the caller's re-read finds what was written).
+fn failed_batches(
+    op: &str,
+    results: Vec<std::result::Result<BatchOutcome, String>>,
+) -> Vec<(Vec<String>, String)> {
+    results
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok((_, Ok(()))) => None,
+            Ok((ids, Err(why))) => Some((ids, why)),
+            Err(e) => Some((Vec::new(), format!("s3vectors {op}: task failed: {e}"))),
+        })
+        .collect()
+}
+
+/// Puts each failed batch's ids in `report.failed` with its reason; the ids lost.
+fn record_failures(
+    report: &mut WriteReport,
+    failed: Vec<(Vec<String>, String)>,
+) -> std::collections::HashSet<String> {
+    let mut lost = std::collections::HashSet::new();
+    for (ids, why) in failed {
+        for id in ids {
+            lost.insert(id.clone());
+            report.failed.push(WriteFailure {
+                id,
+                reason: why.clone(),
+            });
+        }
+    }
+    lost
+}
+
 /// One listed vector: its key, with metadata its state, with data its vector.
 type Listed = (String, Option<DocState>, Option<Vec<f32>>);
 
@@ -699,37 +715,53 @@ impl S3VectorsIndex {
         )
     }
 
-    /// The stored states of `keys` (absent keys are left out), `MAX_GET` keys a call, at
-    /// most `max_concurrency` calls at once.
-    fn stored(&self, keys: &[String]) -> Result<HashMap<String, DocState>> {
+    /// Runs `call` on every batch on the client's runtime, at most `max_concurrency` at once
+    /// (a future starts only once it holds a permit); the results in completion order, a task
+    /// that failed to run as its error's text.
+    fn fan_out<B, T, Fut>(
+        &self,
+        batches: Vec<B>,
+        call: impl Fn(Conn, String, B) -> Fut,
+    ) -> Vec<std::result::Result<T, String>>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.conn.cfg.max_concurrency.max(1),
         ));
-        let what = self.what();
-        let results = self.rt.block_on(async {
+        self.rt.block_on(async {
             let mut set = tokio::task::JoinSet::new();
-            for chunk in keys.chunks(MAX_GET) {
-                let conn = self.conn.clone();
+            for batch in batches {
+                let call = call(self.conn.clone(), self.name.clone(), batch);
                 let limit = limit.clone();
-                let name = self.name.clone();
-                let chunk = chunk.to_vec();
                 set.spawn(async move {
                     let _permit = limit.acquire_owned().await;
-                    conn.client
-                        .get_vectors()
-                        .vector_bucket_name(&conn.cfg.bucket)
-                        .index_name(name)
-                        .set_keys(Some(chunk))
-                        .return_metadata(true)
-                        .send()
-                        .await
+                    call.await
                 });
             }
             let mut out = Vec::new();
             while let Some(r) = set.join_next().await {
-                out.push(r);
+                out.push(r.map_err(|e| e.to_string()));
             }
             out
+        })
+    }
+
+    /// The stored states of `keys` (absent keys are left out), `MAX_GET` keys a call, at
+    /// most `max_concurrency` calls at once.
+    fn stored(&self, keys: &[String]) -> Result<HashMap<String, DocState>> {
+        let what = self.what();
+        let chunks: Vec<Vec<String>> = keys.chunks(MAX_GET).map(<[String]>::to_vec).collect();
+        let results = self.fan_out(chunks, |conn, name, chunk| async move {
+            conn.client
+                .get_vectors()
+                .vector_bucket_name(&conn.cfg.bucket)
+                .index_name(name)
+                .set_keys(Some(chunk))
+                .return_metadata(true)
+                .send()
+                .await
         });
         let mut out = HashMap::new();
         for r in results {
@@ -737,26 +769,17 @@ impl S3VectorsIndex {
                 .map_err(|e| Error::Cloud(format!("s3vectors GetVectors: task failed: {e}")))?
                 .map_err(|e| describe("GetVectors", &what, &e))?;
             for v in got.vectors() {
-                match state_of(&v.key, v.metadata.as_ref()) {
-                    Some(s) => {
-                        out.insert(v.key.clone(), s);
-                    }
-                    None => {
-                        // A vector without a version (written by something else): any
-                        // version of ours is newer.
-                        out.insert(
-                            v.key.clone(),
-                            DocState {
-                                id: v.key.clone(),
-                                version: i64::MIN,
-                                objective: String::new(),
-                                node: String::new(),
-                                kpi: None,
-                                doc: None,
-                            },
-                        );
-                    }
-                }
+                // A vector without a version (written by something else): any version of
+                // ours is newer.
+                let state = state_of(&v.key, v.metadata.as_ref()).unwrap_or(DocState {
+                    id: v.key.clone(),
+                    version: i64::MIN,
+                    objective: String::new(),
+                    node: String::new(),
+                    kpi: None,
+                    doc: None,
+                });
+                out.insert(v.key.clone(), state);
             }
         }
         Ok(out)
@@ -782,15 +805,12 @@ impl S3VectorsIndex {
                 bytes = bytes.saturating_add(b);
             }
         }
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.conn.cfg.max_concurrency.max(1),
-        ));
         let what = self.what();
-        let results = self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for batch in batches {
-                let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
-                let vectors: std::result::Result<Vec<PutInputVector>, String> = batch
+        let batches: Vec<PutBatch> = batches
+            .into_iter()
+            .map(|batch| {
+                let ids = batch.iter().map(|r| r.id.clone()).collect();
+                let vectors = batch
                     .iter()
                     .map(|r| {
                         PutInputVector::builder()
@@ -801,100 +821,55 @@ impl S3VectorsIndex {
                             .map_err(|e| e.to_string())
                     })
                     .collect();
-                let conn = self.conn.clone();
-                let limit = limit.clone();
-                let name = self.name.clone();
-                let what = what.clone();
-                set.spawn(async move {
-                    let vectors = match vectors {
-                        Ok(v) => v,
-                        Err(e) => return (ids, Err(e)),
-                    };
-                    let _permit = limit.acquire_owned().await;
-                    let sent = conn
-                        .client
-                        .put_vectors()
-                        .vector_bucket_name(&conn.cfg.bucket)
-                        .index_name(name)
-                        .set_vectors(Some(vectors))
-                        .send()
-                        .await;
-                    (
-                        ids,
-                        sent.map(|_| ())
-                            .map_err(|e| describe("PutVectors", &what, &e).to_string()),
-                    )
-                });
+                (ids, vectors)
+            })
+            .collect();
+        let results = self.fan_out(batches, |conn, name, (ids, vectors)| {
+            let what = what.clone();
+            async move {
+                let vectors = match vectors {
+                    Ok(v) => v,
+                    Err(e) => return (ids, Err(e)),
+                };
+                let sent = conn
+                    .client
+                    .put_vectors()
+                    .vector_bucket_name(&conn.cfg.bucket)
+                    .index_name(name)
+                    .set_vectors(Some(vectors))
+                    .send()
+                    .await;
+                let sent = sent
+                    .map(|_| ())
+                    .map_err(|e| describe("PutVectors", &what, &e).to_string());
+                (ids, sent)
             }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                out.push(r);
-            }
-            out
         });
-        let mut failed = Vec::new();
-        for r in results {
-            match r {
-                Ok((_, Ok(()))) => {}
-                Ok((ids, Err(why))) => failed.push((ids, why)),
-                Err(e) => failed.push((
-                    Vec::new(),
-                    format!("s3vectors PutVectors: task failed: {e}"),
-                )),
-            }
-        }
-        failed
+        failed_batches("PutVectors", results)
     }
 
     /// Sends DeleteVectors batches; the ids each failed batch held, with the reason.
     fn delete(&self, keys: &[String]) -> Vec<(Vec<String>, String)> {
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.conn.cfg.max_concurrency.max(1),
-        ));
         let what = self.what();
-        let results = self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for chunk in keys.chunks(MAX_DELETE) {
-                let conn = self.conn.clone();
-                let limit = limit.clone();
-                let name = self.name.clone();
-                let chunk = chunk.to_vec();
-                let what = what.clone();
-                set.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    let sent = conn
-                        .client
-                        .delete_vectors()
-                        .vector_bucket_name(&conn.cfg.bucket)
-                        .index_name(name)
-                        .set_keys(Some(chunk.clone()))
-                        .send()
-                        .await;
-                    (
-                        chunk,
-                        sent.map(|_| ())
-                            .map_err(|e| describe("DeleteVectors", &what, &e).to_string()),
-                    )
-                });
+        let chunks: Vec<Vec<String>> = keys.chunks(MAX_DELETE).map(<[String]>::to_vec).collect();
+        let results = self.fan_out(chunks, |conn, name, chunk| {
+            let what = what.clone();
+            async move {
+                let sent = conn
+                    .client
+                    .delete_vectors()
+                    .vector_bucket_name(&conn.cfg.bucket)
+                    .index_name(name)
+                    .set_keys(Some(chunk.clone()))
+                    .send()
+                    .await;
+                let sent = sent
+                    .map(|_| ())
+                    .map_err(|e| describe("DeleteVectors", &what, &e).to_string());
+                (chunk, sent)
             }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                out.push(r);
-            }
-            out
         });
-        let mut failed = Vec::new();
-        for r in results {
-            match r {
-                Ok((_, Ok(()))) => {}
-                Ok((ids, Err(why))) => failed.push((ids, why)),
-                Err(e) => failed.push((
-                    Vec::new(),
-                    format!("s3vectors DeleteVectors: task failed: {e}"),
-                )),
-            }
-        }
-        failed
+        failed_batches("DeleteVectors", results)
     }
 
     /// Every vector of the index through ListVectors, `segments` in parallel: key, and with
@@ -902,56 +877,42 @@ impl S3VectorsIndex {
     fn list(&self, metadata: bool, data: bool) -> Result<Vec<Listed>> {
         let segments = self.conn.cfg.max_concurrency.clamp(1, MAX_SEGMENTS);
         let what = self.what();
-        let results = self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for segment in 0..segments {
-                let conn = self.conn.clone();
-                let name = self.name.clone();
-                set.spawn(async move {
-                    let mut out = Vec::new();
-                    let mut token: Option<String> = None;
-                    loop {
-                        let mut req = conn
-                            .client
-                            .list_vectors()
-                            .vector_bucket_name(&conn.cfg.bucket)
-                            .index_name(&name)
-                            .max_results(MAX_LIST_PAGE)
-                            .return_metadata(metadata)
-                            .return_data(data)
-                            .set_next_token(token.clone());
-                        if segments > 1 {
-                            req = req
-                                .segment_count(segments as i32)
-                                .segment_index(segment as i32);
-                        }
-                        let page = req.send().await?;
-                        for v in page.vectors() {
-                            out.push((
-                                v.key.clone(),
-                                metadata
-                                    .then(|| state_of(&v.key, v.metadata.as_ref()))
-                                    .flatten(),
-                                v.data.as_ref().and_then(|d| d.as_float32().ok()).cloned(),
-                            ));
-                        }
-                        match page.next_token() {
-                            Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
-                                token = Some(t.to_string())
-                            }
-                            _ => break,
-                        }
-                    }
-                    Ok::<_, SdkError<aws_sdk_s3vectors::operation::list_vectors::ListVectorsError>>(
-                        out,
-                    )
-                });
-            }
+        let results = self.fan_out((0..segments).collect(), |conn, name, segment| async move {
             let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                out.push(r);
+            let mut token: Option<String> = None;
+            loop {
+                let mut req = conn
+                    .client
+                    .list_vectors()
+                    .vector_bucket_name(&conn.cfg.bucket)
+                    .index_name(&name)
+                    .max_results(MAX_LIST_PAGE)
+                    .return_metadata(metadata)
+                    .return_data(data)
+                    .set_next_token(token.clone());
+                if segments > 1 {
+                    req = req
+                        .segment_count(segments as i32)
+                        .segment_index(segment as i32);
+                }
+                let page = req.send().await?;
+                for v in page.vectors() {
+                    out.push((
+                        v.key.clone(),
+                        metadata
+                            .then(|| state_of(&v.key, v.metadata.as_ref()))
+                            .flatten(),
+                        v.data.as_ref().and_then(|d| d.as_float32().ok()).cloned(),
+                    ));
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() && Some(t) != token.as_deref() => {
+                        token = Some(t.to_string())
+                    }
+                    _ => break,
+                }
             }
-            out
+            Ok::<_, SdkError<aws_sdk_s3vectors::operation::list_vectors::ListVectorsError>>(out)
         });
         let mut all = Vec::new();
         for r in results {
@@ -1125,25 +1086,13 @@ impl VectorIndex for S3VectorsIndex {
             }
         }
         send.sort_by(|a, b| a.id.cmp(&b.id));
-        let failed = self.put(&send);
-        let lost: std::collections::HashSet<&str> = failed
-            .iter()
-            .flat_map(|(ids, _)| ids.iter().map(String::as_str))
-            .collect();
+        let lost = record_failures(&mut report, self.put(&send));
         let written: Vec<&VectorRecord> = send
             .iter()
             .copied()
-            .filter(|r| !lost.contains(r.id.as_str()))
+            .filter(|r| !lost.contains(&r.id))
             .collect();
         report.written += written.len();
-        for (ids, why) in failed {
-            for id in ids {
-                report.failed.push(WriteFailure {
-                    id,
-                    reason: why.clone(),
-                });
-            }
-        }
         self.note(&written, &[]);
         Ok(report)
     }
@@ -1166,52 +1115,22 @@ impl VectorIndex for S3VectorsIndex {
             }
         }
         doomed.sort();
-        let failed = self.delete(&doomed);
-        let lost: std::collections::HashSet<&str> = failed
-            .iter()
-            .flat_map(|(ids, _)| ids.iter().map(String::as_str))
-            .collect();
-        let gone: Vec<String> = doomed
-            .iter()
-            .filter(|k| !lost.contains(k.as_str()))
-            .cloned()
-            .collect();
+        let lost = record_failures(&mut report, self.delete(&doomed));
+        let gone: Vec<String> = doomed.into_iter().filter(|k| !lost.contains(k)).collect();
         report.written += gone.len();
-        for (ids, why) in failed {
-            for id in ids {
-                report.failed.push(WriteFailure {
-                    id,
-                    reason: why.clone(),
-                });
-            }
-        }
         self.note(&[], &gone);
         Ok(report)
     }
 
     fn remove_documents(&mut self, docs: &[String]) -> Result<WriteReport> {
-        let failed = self.delete(docs);
-        let lost: std::collections::HashSet<&str> = failed
-            .iter()
-            .flat_map(|(ids, _)| ids.iter().map(String::as_str))
-            .collect();
+        let mut report = WriteReport::default();
+        let lost = record_failures(&mut report, self.delete(docs));
         let gone: Vec<String> = docs
             .iter()
-            .filter(|k| !lost.contains(k.as_str()))
+            .filter(|k| !lost.contains(*k))
             .cloned()
             .collect();
-        let mut report = WriteReport {
-            written: gone.len(),
-            ..WriteReport::default()
-        };
-        for (ids, why) in failed {
-            for id in ids {
-                report.failed.push(WriteFailure {
-                    id,
-                    reason: why.clone(),
-                });
-            }
-        }
+        report.written = gone.len();
         self.note(&[], &gone);
         Ok(report)
     }
@@ -1269,20 +1188,7 @@ impl VectorIndex for S3VectorsIndex {
                 .filter_map(|d| d.kpi)
                 .collect();
             known.sort_by(f64::total_cmp);
-            kpis.iter()
-                .map(|k| match k {
-                    None => 0.0,
-                    Some(x) => {
-                        let below = known.partition_point(|v| v < x) as u64;
-                        let upto = known.partition_point(|v| v <= x) as u64;
-                        percentile_from_counts(
-                            below,
-                            upto.saturating_sub(below),
-                            known.len() as u64,
-                        )
-                    }
-                })
-                .collect()
+            kpis.iter().map(|k| kpi_percentile(&known, *k)).collect()
         })
     }
 
@@ -1293,6 +1199,8 @@ impl VectorIndex for S3VectorsIndex {
     }
 
     fn states_in(&self, bucket: &str) -> Result<Vec<DocState>> {
+        // Sync asks for a drifted bucket's states right after `digest`: they come from the
+        // listing `digest` just read, so both compare the same view of the index.
         self.with_states(|s| {
             let mut v: Vec<DocState> = s
                 .values()

@@ -67,13 +67,13 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn s3vectors_documents_round_trip_through_json() {
+    fn documents_round_trip_through_json() {
         let v = json!({"a": [1, -2, 2.5, "x", true, null], "b": {"c": "d"}});
         assert_eq!(to_json(&from_json(&v)), v);
     }
 
     #[test]
-    fn s3vectors_versions_read_back_from_whole_floats() {
+    fn versions_read_back_from_whole_floats() {
         assert_eq!(as_i64(&Document::Number(Number::Float(42.0))), Some(42));
         assert_eq!(as_i64(&Document::Number(Number::Float(4.5))), None);
         assert_eq!(as_i64(&Document::String("42".into())), None);
