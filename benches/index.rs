@@ -28,7 +28,8 @@
 //! first frame, first search, later searches end to end), `INDEX_BENCH_REPLOT=a.csv,b.csv` prints the summary and draws the plot from earlier
 //! runs' CSVs, `INDEX_BENCH_SETS=clustered,heldout,e5-demo` picks the data sets (default
 //! `clustered,e5-demo`; `heldout` is a clustered set of another shape that nothing was tuned
-//! on), `INDEX_BENCH_PEERS=0` leaves the peers out, `INDEX_BENCH_QUICK=1` runs 10k at 384-d
+//! on), `INDEX_BENCH_PEERS=0` leaves the peers out (`=usearch` runs that one only),
+//! `INDEX_BENCH_EFS=64,256` sets the peers' search expansion factors (the default), `INDEX_BENCH_QUICK=1` runs 10k at 384-d
 //! only without peers. Queries per filter: 200 up to 20k vectors, 100 up to 200k, 50 above (the
 //! peers' filtered searches take seconds each at 1M); p99 of 50 is close to the maximum.
 use std::collections::HashMap;
@@ -340,7 +341,7 @@ fn run_set(
     queries: Vec<f32>,
     n: usize,
     dim: usize,
-    peers: bool,
+    (peers, efs): (&[String], &[usize]),
 ) -> Vec<Row> {
     let base = std::env::var_os("INDEX_BENCH_DIR")
         .map(PathBuf::from)
@@ -435,17 +436,21 @@ fn run_set(
             });
         }
     }
-    if peers {
-        for engine in ["usearch", "hnsw_rs"] {
+    for engine in peers {
+        if engine != "usearch" && engine != "hnsw_rs" {
+            eprintln!("  INDEX_BENCH_PEERS: no peer '{engine}' (usearch, hnsw_rs)");
+            continue;
+        }
+        {
             for phase in [Phase::Build, Phase::Cold, Phase::Measure] {
                 jobs.push(Job {
-                    engine: engine.into(),
+                    engine: engine.clone(),
                     dir: dir.clone(),
                     n,
                     dim,
                     threads: 2,
                     storage: None,
-                    efs: vec![64, 256],
+                    efs: efs.to_vec(),
                     phase,
                 });
             }
@@ -1234,7 +1239,13 @@ fn main() {
         "INDEX_BENCH_DIMS",
         if quick { vec![384] } else { vec![384, 1024] },
     );
-    let peers = !quick && std::env::var("INDEX_BENCH_PEERS").map_or(true, |v| v != "0");
+    let peers: Vec<String> = match std::env::var("INDEX_BENCH_PEERS") {
+        _ if quick => Vec::new(),
+        Ok(v) if v == "0" => Vec::new(),
+        Ok(v) => v.split(',').map(|s| s.trim().to_string()).collect(),
+        Err(_) => vec!["usearch".into(), "hnsw_rs".into()],
+    };
+    let efs = list("INDEX_BENCH_EFS", vec![64, 256]);
     // Fewer queries at scale: the filtered HNSW searches take up to seconds each there.
     let queries_for = |n: usize| match n {
         0..=20_000 => 200,
@@ -1286,7 +1297,7 @@ fn main() {
                 }
                 let mut vecs = clustered(n + nq, dim, seed + dim as u64, shape);
                 let queries = vecs.split_off(n * dim);
-                rows.extend(run_set(name, vecs, queries, n, dim, peers));
+                rows.extend(run_set(name, vecs, queries, n, dim, (&peers, &efs)));
             }
             if dim == 384
                 && sets.iter().any(|s| s == "e5-demo")
@@ -1296,7 +1307,7 @@ fn main() {
                 // The real briefs, then perturbations of them up to the query count.
                 let mut queries: Vec<f32> = briefs.iter().flatten().copied().collect();
                 queries.extend(perturbed(briefs, nq.saturating_sub(briefs.len()), 0.3, 6));
-                rows.extend(run_set("e5-demo", vecs, queries, n, dim, peers));
+                rows.extend(run_set("e5-demo", vecs, queries, n, dim, (&peers, &efs)));
             }
         }
     }

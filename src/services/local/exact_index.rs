@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::columns::{Col, Ids, RowSet, Vectors};
 use crate::config::VectorStorage;
 use crate::domain::index::{
-    bucket_of, digest_of, percentile_from_counts, versioned_remove, versioned_upsert,
+    bucket_of, digest_of, kpi_percentile, versioned_remove, versioned_upsert,
 };
 use crate::domain::{EmbedderId, SearchFilter};
 use crate::services::{
@@ -62,6 +62,12 @@ pub(crate) fn keeps_sketch(storage: VectorStorage) -> bool {
 fn sketch_margin(bits: usize) -> usize {
     (bits as f64).sqrt().ceil() as usize
 }
+
+/// The int8 path's first shortlist is the sketch path's pool when that is at most this share
+/// of the rows ranked (one in 16: at 384-d from about 31k rows, at 1024-d from about 10k),
+/// else the int8 pool. Set from the cost argument (a gathered row costs about as much as two
+/// read in order, so a wide first round costs at most an eighth of a scan) before measuring.
+const WIDE_FIRST_SHARE: usize = 16;
 
 /// At most this many times the int8 path widens the sketches' shortlist before it scans every
 /// row instead.
@@ -299,6 +305,25 @@ fn eq_mask(codes: &[u16], want: u16) -> u64 {
         Ok(block) => mask(block),
         Err(_) => mask(codes),
     }
+}
+
+/// The Hamming distance from `q` to each row of `W` words in `rows`, for the common sketch
+/// widths (384, 512, 768 and 1024 bits): with the width known at compile time the row loop is
+/// unrolled and vectorised (AVX2 popcount), where the general loop over a runtime width scores
+/// one row at a time (10k x 384: 35 -> 25 us per query, index bench).
+fn distances_of<const W: usize>(rows: &[u64], q: &[u64]) -> Vec<u16> {
+    let Ok(q) = <&[u64; W]>::try_from(q) else {
+        return vec![u16::MAX; rows.len() / W];
+    };
+    rows.chunks_exact(W)
+        .map(|s| {
+            let mut d = 0u32;
+            for i in 0..W {
+                d += (s[i] ^ q[i]).count_ones();
+            }
+            d as u16
+        })
+        .collect()
 }
 
 #[inline]
@@ -589,12 +614,19 @@ impl ExactIndex {
         let len = rows.map_or(self.ids.len(), <[u32]>::len);
         let part = |start: usize, end: usize| -> Vec<u16> {
             match rows {
-                None => sketch
-                    .get(start * w..end * w)
-                    .unwrap_or_default()
-                    .chunks_exact(w.max(1))
-                    .map(|s| hamming(s, q).min(cap) as u16)
-                    .collect(),
+                None => {
+                    let rows = sketch.get(start * w..end * w).unwrap_or_default();
+                    match w {
+                        6 => distances_of::<6>(rows, q),
+                        8 => distances_of::<8>(rows, q),
+                        12 => distances_of::<12>(rows, q),
+                        16 => distances_of::<16>(rows, q),
+                        _ => rows
+                            .chunks_exact(w.max(1))
+                            .map(|s| hamming(s, q).min(cap) as u16)
+                            .collect(),
+                    }
+                }
                 Some(rows) => {
                     let part = &rows[start..end];
                     part.iter()
@@ -704,17 +736,23 @@ impl ExactIndex {
     }
 
     /// The best `pool` rows by int8 score among a shortlist the sketches pick, or None where
-    /// a scan of every row ranked is needed. The shortlist starts at the sketch path's pool
-    /// and is trusted once every row it leaves out is `sketch_margin` bits farther from the
+    /// a scan of every row ranked is needed. The shortlist starts at the rows nearest by
+    /// sketch (the sketch path's pool where that is a small share of the rows ranked, else the
+    /// int8 pool; at least every row within a margin of the k-th nearest) and is trusted once every row it leaves out is `sketch_margin` bits farther from the
     /// query's sketch than the worst of the best k it holds; until then it widens to every row
     /// nearer than that (at most SHORTLIST_ROUNDS times). A shortlist over a quarter of the
     /// rows ranked is not worth scoring: a gathered row costs about twice one read in order
     /// (int8 at 384-d: 52 against 31 ns), and a shortlist found untrustworthy is paid on top
-    /// of the scan. So a small filter's rows are scanned directly (at 1 %, 1 000 rows against
-    /// a pool of 640), and so are embeddings whose sketches barely tell the nearest apart: the
-    /// perturbed e5 set, where the sketch pool alone had recall@10 0.77. Measured p99
-    /// unfiltered on one thread (index bench): 100k x 1024 clustered 7.8 ms scanning every
-    /// row, 1.39 ms with the checked shortlist; 100k x 384 clustered 3.1 and 0.67 ms.
+    /// of the scan. So embeddings whose sketches barely tell the nearest apart are scanned
+    /// directly: the perturbed e5 set, where the sketch pool alone had recall@10 0.77.
+    /// It used to start at the sketch path's pool whatever the size (1 920 rows at 384-d),
+    /// which made a 10k index or a 50 % filter of it scan every row; starting small indexes at
+    /// the int8 pool (42 rows for k = 10, widened on the same check) took 10k x 384 clustered
+    /// from 0.35 to 0.13 ms p99 unfiltered and 0.40 to 0.12 ms at 50 % (index bench, one
+    /// thread, with its f32 rows mapped), recall@10 1.000. Measured p99 unfiltered on one
+    /// thread before that change:
+    /// 100k x 1024 clustered 7.8 ms scanning every row, 1.39 ms with the checked shortlist;
+    /// 100k x 384 clustered 3.1 and 0.67 ms.
     fn int8_by_sketch(
         &self,
         query: &[f32],
@@ -724,10 +762,19 @@ impl ExactIndex {
         pool: usize,
     ) -> Option<Vec<(f32, usize)>> {
         let ranked = rows.map_or(self.ids.len(), <[u32]>::len);
-        let wide = sketch_pool(k, self.dim, ranked);
-        if !self.sketched() || k == 0 || wide > ranked / 4 {
+        if !self.sketched() || k == 0 || pool > ranked / 4 {
             return None;
         }
+        // A wide first round (the sketch path's pool) costs little beside a scan of many rows
+        // and is trusted at once far more often where sketches separate poorly (the e5 set:
+        // 3.7 ms p50 at 100k x 384 against 5.3 starting narrow); among few rows it is most of
+        // the work (10k x 384: 0.35 against 0.13 ms p99 starting at the int8 pool).
+        let wide = sketch_pool(k, self.dim, ranked);
+        let first = if wide <= ranked / WIDE_FIRST_SHARE {
+            wide
+        } else {
+            pool
+        };
         let mut sq = vec![0u64; self.words];
         sketch_into(query, &self.centre, &mut sq);
         let d = self.sketch_distances(&sq, rows);
@@ -736,7 +783,7 @@ impl ExactIndex {
             q,
             k,
             pool,
-            first: wide,
+            first,
             most: ranked / 4,
         };
         match rows {
@@ -780,7 +827,7 @@ impl ExactIndex {
         if nearer(kth.saturating_add(2 * margin)) > s.most {
             return None;
         }
-        let mut hi = reach(s.first).max(kth + margin);
+        let mut hi = reach(s.first).max(kth.saturating_add(margin));
         let mut lo = 0;
         let (q, qs) = s.q;
         let w = self.words;
@@ -1217,14 +1264,6 @@ impl VectorIndex for ExactIndex {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(v)
     }
-}
-
-/// Percentile rank of `kpi` within sorted `kpis` (ties count half), 0..1; unknown KPI -> 0.
-pub fn kpi_percentile(sorted: &[f64], kpi: Option<f64>) -> f32 {
-    let Some(x) = kpi else { return 0.0 };
-    let below = sorted.partition_point(|v| *v < x);
-    let upto = sorted.partition_point(|v| *v <= x);
-    percentile_from_counts(below as u64, (upto - below) as u64, sorted.len() as u64)
 }
 
 #[cfg(test)]
