@@ -24,6 +24,23 @@ pub struct Config {
     pub studio: StudioConfig,
     pub bedrock: BedrockConfig,
     pub index: IndexConfig,
+    pub import: ImportConfig,
+}
+
+/// `library import`: how the images of a deployment of the original sample are read from S3.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// "" = AWS_REGION or the profile's.
+    pub region: String,
+    pub profile: String,
+    /// "" = AWS's S3 endpoint; set for a VPC endpoint or an S3-compatible store (path-style).
+    pub s3_endpoint_url: String,
+    /// GetObject calls in flight at once.
+    pub concurrency: usize,
+    /// Attempts per call (throttling and server errors are retried with backoff and jitter).
+    pub max_attempts: u32,
+    pub timeout_secs: u64,
 }
 
 /// Where the library's vectors are searched: the embedded exact index (SQLite is read into
@@ -781,6 +798,17 @@ impl Config {
             return bad("library.thumbnail_px", "must be at least 16");
         }
         self.validate_index()?;
+        let im = &self.import;
+        if im.concurrency == 0 || im.max_attempts == 0 || im.timeout_secs == 0 {
+            return bad(
+                "import.concurrency / import.max_attempts / import.timeout_secs",
+                "must be at least 1",
+            );
+        }
+        if !im.s3_endpoint_url.is_empty() {
+            check_opensearch_url(&im.s3_endpoint_url)
+                .map_err(|why| Error::Config(format!("key 'import.s3_endpoint_url': {why}")))?;
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@ pub mod cancel;
 /// How a generator's note starts when the job was cancelled after some images were made.
 pub const CANCELLED_NOTE: &str = "cancelled";
 pub mod fake;
+pub mod import_source;
 pub mod language;
 pub mod local;
 pub mod meter;
@@ -75,6 +76,9 @@ pub trait ImageAnalyser: Send + Sync {
 pub struct DescribeInput {
     pub caption: Option<String>,
     pub human_description: Option<String>,
+    /// Who wrote `human_description` and `human_labels` when not people (an imported
+    /// description); None: the manifest's people.
+    pub description_source: Option<String>,
     pub campaign: Option<String>,
     pub human_labels: Vec<String>,
     pub model_labels: Vec<Label>,

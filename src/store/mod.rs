@@ -365,6 +365,20 @@ impl Store {
         Ok(())
     }
 
+    /// One asset's vector from one embedder, if stored.
+    pub fn vector_of(&self, asset_id: &str, embedder: &EmbedderId) -> Result<Option<Vec<f32>>> {
+        use rusqlite::OptionalExtension;
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT vector FROM embeddings WHERE asset_id = ?1 AND embedder = ?2",
+                params![asset_id, embedder.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(blob.map(|b| blob_to_vector(&b)))
+    }
+
     /// The description document a text embedder embedded for this asset, if any.
     pub fn document_of(&self, asset_id: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;

@@ -10,6 +10,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
 pub mod doc;
+pub mod s3;
 
 /// Everything the SDK configuration is built from. Empty strings mean "from the environment"
 /// (AWS_REGION, AWS_PROFILE, the default endpoint).

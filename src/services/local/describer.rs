@@ -72,7 +72,12 @@ impl Describer for LocalDescriber {
             .filter(|c| !c.trim().is_empty())
         {
             text.push(sentence(c));
-            sources.text.push("manifest description".into());
+            sources.text.push(
+                input
+                    .description_source
+                    .clone()
+                    .unwrap_or_else(|| "manifest description".into()),
+            );
         }
         if let Some(c) = input.campaign.as_deref().filter(|c| !c.trim().is_empty()) {
             text.push(format!("From the campaign {}", sentence(c)));
@@ -121,7 +126,12 @@ impl Describer for LocalDescriber {
         };
         if !input.human_labels.is_empty() {
             input.human_labels.iter().for_each(|l| push(l));
-            sources.elements.push("manifest labels".into());
+            sources.elements.push(
+                input
+                    .description_source
+                    .clone()
+                    .unwrap_or_else(|| "manifest labels".into()),
+            );
         }
         if !labels.is_empty() {
             labels.iter().for_each(|l| push(l));

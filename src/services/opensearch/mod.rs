@@ -10,6 +10,7 @@
 //! until the writes are visible. The client owns a small tokio runtime; the trait stays
 //! synchronous. Credentials never reach logs or errors.
 pub mod bodies;
+pub mod sample;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -20,6 +20,8 @@
 //! owns a small tokio runtime; the trait stays synchronous. Credentials never reach logs or
 //! errors.
 
+pub mod sample;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -472,6 +474,33 @@ impl S3Vectors {
         }
     }
 
+    /// The index `name` of this client's bucket as the original sample wrote it, to import
+    /// from: its dimension and metric as the service reports them (no tags are expected).
+    pub fn sample_index(&self, name: &str) -> Result<sample::SampleIndex> {
+        let Some(found) = self.get_index(name)? else {
+            return Err(Error::Config(format!(
+                "S3 Vectors index {name} does not exist in vector bucket {}: check --from s3vectors://BUCKET/INDEX and the region (import.region, index.s3vectors.region or AWS_REGION)",
+                self.bucket()
+            )));
+        };
+        let dim = usize::try_from(found.dimension).unwrap_or(0);
+        let ix = S3VectorsIndex {
+            conn: self.conn.clone(),
+            rt: self.rt.clone(),
+            embedder: EmbedderId::new(sample::SOURCE_EMBEDDER),
+            dim,
+            name: name.to_string(),
+            batch_size: self.batch_size,
+            listing: Mutex::new(None),
+        };
+        Ok(sample::SampleIndex::new(
+            ix,
+            format!("s3vectors://{}/{name}", self.bucket()),
+            dim,
+            found.distance_metric == DistanceMetric::Cosine,
+        ))
+    }
+
     /// Every index name under the namespace.
     fn names(&self) -> Result<Vec<(String, String)>> {
         let prefix = format!("{}-", self.namespace.replace('_', "-"));
@@ -689,6 +718,8 @@ fn record_failures(
 
 /// One listed vector: its key, with metadata its state, with data its vector.
 type Listed = (String, Option<DocState>, Option<Vec<f32>>);
+/// A listed vector as stored: key, metadata, data.
+type RawListed = (String, Option<Document>, Option<Vec<f32>>);
 
 /// What this client knows of an index's metadata: every state, by key, and when it was read.
 struct Listing {
@@ -875,6 +906,20 @@ impl S3VectorsIndex {
     /// Every vector of the index through ListVectors, `segments` in parallel: key, and with
     /// `metadata` its state, with `data` its vector.
     fn list(&self, metadata: bool, data: bool) -> Result<Vec<Listed>> {
+        Ok(self
+            .list_raw(metadata, data)?
+            .into_iter()
+            .map(|(key, meta, vector)| {
+                let state = meta.as_ref().and_then(|m| state_of(&key, Some(m)));
+                (key, state, vector)
+            })
+            .collect())
+    }
+
+    /// Every vector of the index through ListVectors, `segments` in parallel, as stored: key,
+    /// metadata (with `metadata`) and vector (with `data`). The import of a deployment of the
+    /// original sample reads its records through this.
+    pub(crate) fn list_raw(&self, metadata: bool, data: bool) -> Result<Vec<RawListed>> {
         let segments = self.conn.cfg.max_concurrency.clamp(1, MAX_SEGMENTS);
         let what = self.what();
         let results = self.fan_out((0..segments).collect(), |conn, name, segment| async move {
@@ -899,9 +944,7 @@ impl S3VectorsIndex {
                 for v in page.vectors() {
                     out.push((
                         v.key.clone(),
-                        metadata
-                            .then(|| state_of(&v.key, v.metadata.as_ref()))
-                            .flatten(),
+                        v.metadata.clone(),
                         v.data.as_ref().and_then(|d| d.as_float32().ok()).cloned(),
                     ));
                 }
