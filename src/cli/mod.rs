@@ -171,6 +171,10 @@ enum ModelsCmd {
 enum LibraryCmd {
     /// Ingest a folder of images: describe, embed and index each one.
     Ingest(IngestArgs),
+    /// Import a deployment of the original AWS sample: its records (S3 Vectors, or OpenSearch
+    /// for its older version) and images (S3), keeping its Nova Pro descriptions and Titan
+    /// vectors (no model calls; S3 and vector-store reads only). Resumable.
+    Import(ImportArgs),
     /// List assets.
     List {
         #[arg(long)]
@@ -263,6 +267,49 @@ struct IngestArgs {
     /// Print one JSON object when done: {"ingested", "updated", "unchanged", "failed": [...]}.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// s3vectors://BUCKET/INDEX, or opensearch://HOST[:PORT]/INDEX (https; the
+    /// [index.opensearch] auth, sigv4 with service "aoss" for Serverless).
+    #[arg(long, value_name = "SOURCE")]
+    from: String,
+    /// Where the images are: s3://BUCKET[/PREFIX]; a record whose image_s3_uri lies elsewhere
+    /// fails with that reason.
+    #[arg(long, value_name = "S3")]
+    images: String,
+    /// Rename an objective value of the source: --map-objective OLD=NEW (repeatable).
+    #[arg(long, value_name = "OLD=NEW")]
+    map_objective: Vec<String>,
+    /// Rename an audience node value of the source: --map-node OLD=NEW (repeatable).
+    #[arg(long, value_name = "OLD=NEW")]
+    map_node: Vec<String>,
+    /// Read the records and report what would be imported, fetched and refused; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Worker threads for the ingest (default: library.ingest_jobs).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Print one JSON object when done: {"imported", "unchanged", "failed": [{item, reason}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `OLD=NEW` pairs, lower-cased (the sample lower-cases its values).
+fn parse_maps(flag: &str, pairs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut m = std::collections::BTreeMap::new();
+    for p in pairs {
+        let Some((old, new)) = p.split_once('=') else {
+            bail!("{flag} '{p}': give OLD=NEW, e.g. {flag} reach=awareness");
+        };
+        let (old, new) = (old.trim().to_lowercase(), new.trim().to_lowercase());
+        if old.is_empty() || new.is_empty() {
+            bail!("{flag} '{p}': both sides of '=' need a value");
+        }
+        m.insert(old, new);
+    }
+    Ok(m)
 }
 
 #[derive(Args, Debug)]
@@ -1069,6 +1116,104 @@ fn print_ingest_summary(r: &IngestReport, secs: f64) {
     }
 }
 
+/// `library import`: a deployment of the original sample, records and images.
+fn library_import(lib: &mut Library, ctx: &Ctx, a: ImportArgs) -> Result<i32> {
+    use campaign_studio::engine::import::{self, ImportOptions, S3Location, SourceUri};
+    let from = SourceUri::parse(&a.from).map_err(anyhow::Error::msg)?;
+    let images = S3Location::parse(&a.images).map_err(|e| anyhow::anyhow!("--images {e}"))?;
+    let opts = ImportOptions {
+        images,
+        map_objective: parse_maps("--map-objective", &a.map_objective)?,
+        map_node: parse_maps("--map-node", &a.map_node)?,
+        dry_run: a.dry_run,
+        jobs: a.jobs.unwrap_or(ctx.config.library.ingest_jobs),
+    };
+    let source = import::open_source(
+        &ctx.config,
+        &from,
+        None,
+        std::env::var("OPENSEARCH_PASSWORD").ok(),
+    )?;
+    let objects = import::open_objects(&ctx.config, None)?;
+    eprintln!(
+        "importing {} (images from {}); cost: S3 Vectors or OpenSearch reads and one S3 GET per image not staged yet, no model calls",
+        source.name(),
+        a.images
+    );
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images fetched {per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let fetched = |done: usize, total: usize| {
+        if let Some(bar) = &bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    };
+    let mut progress = Progress::new(a.json);
+    let t = std::time::Instant::now();
+    let report = import::import(lib, source.as_ref(), &objects, &opts, &fetched, &mut |e| {
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        progress.event(e)
+    });
+    progress.finish();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    let secs = t.elapsed().as_secs_f64();
+    if a.json {
+        stdout_line(&serde_json::to_string(&report)?)?;
+    } else if a.dry_run {
+        eprintln!(
+            "dry run: {} record(s); {} would be new to the library, {} image(s) to fetch, {} refused, {} duplicate(s)",
+            report.records,
+            report.would_import.unwrap_or(0),
+            report.would_fetch.unwrap_or(0),
+            report.failed.len(),
+            report.duplicates
+        );
+        for f in &report.failed {
+            eprintln!("  refused  {}: {}", f.item, f.reason);
+        }
+    } else {
+        eprintln!(
+            "imported {}, unchanged {}, failed {}, duplicates {} of {} record(s) in {secs:.1} s; {} image(s) fetched, {} Titan vector(s) stored",
+            report.imported,
+            report.unchanged,
+            report.failed.len(),
+            report.duplicates,
+            report.records,
+            report.downloaded,
+            report.vectors
+        );
+        if report.vectors_scaled > 0 {
+            eprintln!(
+                "  {} Titan vector(s) were not unit length and were scaled to it (cosine unchanged)",
+                report.vectors_scaled
+            );
+        }
+        if let Some(why) = &report.vectors_skipped {
+            eprintln!("  no Titan vectors stored: {why}");
+        }
+        if let Some(why) = &report.unsynced {
+            eprintln!("  not on the server index yet: {why}");
+        }
+        for f in &report.failed {
+            eprintln!("  failed  {}: {}", f.item, f.reason);
+        }
+    }
+    Ok(if report.nothing_succeeded() { 1 } else { 0 })
+}
+
 fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
     let mut lib = Library::open(ctx.paths.clone(), ctx.config.clone())?;
     match cmd {
@@ -1096,6 +1241,7 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
             }
             Ok(if report.nothing_succeeded() { 1 } else { 0 })
         }
+        LibraryCmd::Import(a) => library_import(&mut lib, ctx, a),
         LibraryCmd::List {
             objective,
             node,

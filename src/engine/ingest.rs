@@ -103,6 +103,7 @@ struct Item {
     kpi: Option<f64>,
     caption: Option<String>,
     description: Option<String>,
+    description_source: Option<String>,
     campaign: Option<String>,
     labels: Vec<String>,
     licence: Option<String>,
@@ -112,7 +113,7 @@ struct Item {
 
 impl Item {
     fn meta_hash(&self) -> String {
-        let v = json!([
+        let mut v = json!([
             DOC_RECIPE,
             self.external_id,
             self.file,
@@ -127,6 +128,10 @@ impl Item {
             self.attribution,
             self.extra,
         ]);
+        // Appended only when given, so the hashes of items without it stay as they were.
+        if let (Some(s), Some(a)) = (&self.description_source, v.as_array_mut()) {
+            a.push(json!(s));
+        }
         hex::encode(Sha256::digest(v.to_string().as_bytes()))
     }
 
@@ -134,6 +139,7 @@ impl Item {
         DescribeInput {
             caption: self.caption.clone(),
             human_description: self.description.clone(),
+            description_source: self.description_source.clone(),
             campaign: self.campaign.clone(),
             human_labels: self.labels.clone(),
             ..Default::default()
@@ -150,6 +156,9 @@ impl Item {
         }
         if let Some(d) = &self.description {
             m.insert("description".into(), json!(d));
+        }
+        if let Some(s) = &self.description_source {
+            m.insert("description_source".into(), json!(s));
         }
         Value::Object(m)
     }
@@ -297,6 +306,7 @@ fn validate(
         kpi,
         caption: row.caption,
         description: row.description,
+        description_source: row.description_source,
         campaign: row.campaign.or_else(|| opts.campaign.clone()),
         labels: row.labels,
         licence: row.licence,
@@ -327,7 +337,7 @@ struct Work {
 }
 
 /// Writes `bytes` to `path` through a temp file and a rename, unless it is already there.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if path.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
         return Ok(());
     }
@@ -510,7 +520,12 @@ fn prepare(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Prepared, Strin
     input.height = dec.height;
     input.brightness = imaging::brightness(&dec.image);
     let mut description = lib.describer.describe(&input).map_err(|e| e.to_string())?;
-    if let Some(d) = &lib.image_describer {
+    // An imported description was paid for once already: no cloud model looks again.
+    if let Some(d) = lib
+        .image_describer
+        .as_ref()
+        .filter(|_| w.item.description_source.is_none())
+    {
         let seen = d
             .describe_image(&bytes, &format, &input)
             .map_err(|e| e.to_string())?;

@@ -15,6 +15,9 @@ pub struct ManifestRow {
     pub file: String,
     pub caption: Option<String>,
     pub description: Option<String>,
+    /// Who wrote the description and labels, when not people ("imported: Nova Pro via the
+    /// original deployment"); recorded as their source.
+    pub description_source: Option<String>,
     pub campaign: Option<String>,
     pub labels: Vec<String>,
     pub objective: Option<String>,
@@ -108,6 +111,7 @@ fn from_map(line: usize, mut m: Map<String, Value>) -> std::result::Result<Manif
         file,
         caption: text(m.remove("caption")),
         description: text(m.remove("description")),
+        description_source: text(m.remove("description_source")),
         campaign: text(m.remove("campaign")),
         labels,
         objective: text(m.remove("objective")),

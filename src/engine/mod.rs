@@ -3,6 +3,7 @@ pub mod campaign;
 pub mod cost;
 pub mod export;
 pub mod generate;
+pub mod import;
 pub mod ingest;
 pub mod live;
 pub mod manifest;

@@ -52,6 +52,8 @@ pub struct State {
     pub fail_next: Vec<(u16, String)>,
     /// Operations seen, in order.
     pub seen: Vec<String>,
+    /// Every answer waits this long (latency of a real call).
+    pub delay: std::time::Duration,
 }
 
 /// The fake service, with its own runtime (the backend under test is synchronous).
@@ -130,6 +132,11 @@ fn answer(state: &Arc<Mutex<State>>, req: &Request) -> ResponseTemplate {
     let Ok(mut st) = state.lock() else {
         return error(500, "InternalServerException", "fake state poisoned");
     };
+    let delay = st.delay;
+    answer_now(&mut st, req).set_delay(delay)
+}
+
+fn answer_now(st: &mut State, req: &Request) -> ResponseTemplate {
     let path = req.url.path().to_string();
     st.seen.push(path.clone());
     if !signed_for_s3vectors(req) {
@@ -175,7 +182,7 @@ fn answer(state: &Arc<Mutex<State>>, req: &Request) -> ResponseTemplate {
     }
     let name = body["indexName"].as_str().unwrap_or("").to_string();
     match path.as_str() {
-        "/CreateIndex" => create_index(&mut st, &bucket, &name, &body),
+        "/CreateIndex" => create_index(st, &bucket, &name, &body),
         "/ListIndexes" => {
             let prefix = body["prefix"].as_str().unwrap_or("");
             let list: Vec<Value> = st
