@@ -441,19 +441,17 @@ fn run_set(
             eprintln!("  INDEX_BENCH_PEERS: no peer '{engine}' (usearch, hnsw_rs)");
             continue;
         }
-        {
-            for phase in [Phase::Build, Phase::Cold, Phase::Measure] {
-                jobs.push(Job {
-                    engine: engine.clone(),
-                    dir: dir.clone(),
-                    n,
-                    dim,
-                    threads: 2,
-                    storage: None,
-                    efs: efs.to_vec(),
-                    phase,
-                });
-            }
+        for phase in [Phase::Build, Phase::Cold, Phase::Measure] {
+            jobs.push(Job {
+                engine: engine.clone(),
+                dir: dir.clone(),
+                n,
+                dim,
+                threads: 2,
+                storage: None,
+                efs: efs.to_vec(),
+                phase,
+            });
         }
     }
     let mut rows = Vec::new();

@@ -373,6 +373,7 @@ pub fn open(
         ix.q8 = mapped!("q8", n * header.dim);
         ix.q8_scale = mapped!("q8_scale", n);
     }
+    ix.build_head();
     // The compact codes are read by every query: ask the kernel to read them in now.
     for name in ["sketch", "q8", "objective", "node"] {
         if let Ok(s) = header.section(name) {
