@@ -19,8 +19,8 @@ use campaign_studio::engine::import::{
     DESCRIPTION_SOURCE, ImportOptions, ImportReport, S3Location, SourceUri, TITAN_ID, import,
     open_objects, open_source, staging_dir,
 };
+use campaign_studio::engine::search::{SearchRequest, search_vector};
 use campaign_studio::paths::Paths;
-use campaign_studio::services::VectorIndex;
 use campaign_studio::services::fake::{FakeAnalyser, FakeEmbedder};
 use common::s3::FakeS3;
 use common::s3vectors::{FakeIndex, FakeS3Vectors};
@@ -335,42 +335,86 @@ fn import_stores_each_titan_vector_bit_for_bit() {
     }
 }
 
+/// A Titan query embedding stand-in: between photos 2 and 5, nearer 2.
+fn titan_query() -> Vec<f32> {
+    let (a, b) = (titan_vector(2), titan_vector(5));
+    let mut q: Vec<f32> = a.iter().zip(&b).map(|(x, y)| 0.7 * x + 0.3 * y).collect();
+    campaign_studio::services::normalize(&mut q);
+    q
+}
+
+/// The source's ranking of its records passing `keep`: cosine over its vectors, as its cosine
+/// index searches (before the sample re-sorts its k by KPI).
+fn source_ranking(d: &Deployment, q: &[f32], keep: impl Fn(&Photo) -> bool) -> Vec<(String, f32)> {
+    let mut ranked: Vec<(String, f32)> = d
+        .photos
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| keep(p))
+        .map(|(i, p)| {
+            let v = titan_vector(i);
+            let dot: f32 = v.iter().zip(q).map(|(x, y)| x * y).sum();
+            (p.stem.clone(), dot)
+        })
+        .collect();
+    ranked.sort_by(|x, y| y.1.total_cmp(&x.1));
+    ranked
+}
+
+/// The engine's search over the imported Titan vectors, similarity only (KPI weight 0).
+fn our_ranking(lib: &Library, q: &[f32], filter: SearchFilter) -> Vec<(String, f32)> {
+    let index = lib.load_index(&EmbedderId::new(TITAN_ID)).unwrap();
+    let req = SearchRequest {
+        query: "titan query".into(),
+        filter,
+        k: N,
+        kpi_weight: 0.0,
+        rerank_pool: N,
+    };
+    search_vector(&lib.store, &index, q, &req)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| (h.external_id.unwrap(), h.similarity))
+        .collect()
+}
+
+fn assert_same_ranking(ours: &[(String, f32)], theirs: &[(String, f32)]) {
+    let names = |r: &[(String, f32)]| r.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(ours), names(theirs));
+    for ((n, a), (_, b)) in ours.iter().zip(theirs) {
+        assert!(
+            (a - b).abs() < 1e-5,
+            "{n}: similarity {a} against the source's {b}"
+        );
+    }
+}
+
 #[test]
 fn import_search_over_titan_vectors_ranks_as_the_source_did() {
     let d = Deployment::new();
     let (_dir, lib, _) = import_all(&d);
-    // A Titan query embedding stand-in: between photos 2 and 5, nearer 2.
-    let (a, b) = (titan_vector(2), titan_vector(5));
-    let mut q: Vec<f32> = a.iter().zip(&b).map(|(x, y)| 0.7 * x + 0.3 * y).collect();
-    campaign_studio::services::normalize(&mut q);
-    // The source's ranking: cosine over its vectors, as its cosine index searches.
-    let mut source: Vec<(f32, String)> = d
-        .photos
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let v = titan_vector(i);
-            let dot: f32 = v.iter().zip(&q).map(|(x, y)| x * y).sum();
-            (dot, p.stem.clone())
-        })
-        .collect();
-    source.sort_by(|x, y| y.0.total_cmp(&x.0));
-    let index = lib.load_index(&EmbedderId::new(TITAN_ID)).unwrap();
-    let ours: Vec<String> = index
-        .search(&q, &SearchFilter::default(), N)
-        .unwrap()
-        .into_iter()
-        .map(|n| {
-            lib.store
-                .asset(&n.id)
-                .unwrap()
-                .unwrap()
-                .external_id
-                .unwrap()
-        })
-        .collect();
-    let theirs: Vec<String> = source.into_iter().map(|(_, s)| s).collect();
-    assert_eq!(ours, theirs);
+    let q = titan_query();
+    assert_same_ranking(
+        &our_ranking(&lib, &q, SearchFilter::default()),
+        &source_ranking(&d, &q, |_| true),
+    );
+}
+
+#[test]
+fn import_filtered_search_over_titan_vectors_ranks_as_the_source_did() {
+    let d = Deployment::new();
+    let (_dir, lib, _) = import_all(&d);
+    let q = titan_query();
+    let objective = d.photos[2].objective.clone();
+    let filter = SearchFilter {
+        objective: Some(objective.clone()),
+        node: None,
+    };
+    assert_same_ranking(
+        &our_ranking(&lib, &q, filter),
+        &source_ranking(&d, &q, |p| p.objective == objective),
+    );
 }
 
 #[test]
