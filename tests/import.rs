@@ -748,33 +748,12 @@ fn import_source_uris_are_parsed_or_refused_with_the_forms() {
 
 // ---- the older version: an OpenSearch index on the live node ----
 
-/// The live node's URL, or None (the test then says `skipped:`).
 fn node() -> Option<String> {
-    match std::env::var("OPENSEARCH_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        Some(u) => Some(u),
-        None => {
-            let required = std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS").unwrap_or_default();
-            assert!(
-                !required.split(',').any(|s| s.trim() == "opensearch"),
-                "CAMPAIGN_STUDIO_REQUIRE_SERVERS names opensearch, but OPENSEARCH_URL is not set"
-            );
-            println!("skipped: OPENSEARCH_URL not set");
-            None
-        }
-    }
+    common::opensearch_url()
 }
 
 fn index_name() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "cs-import-{}-{:04}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique_name("cs-import")
 }
 
 /// HTTP to the node (the test writes the sample's index as the sample would), on a runtime of

@@ -192,18 +192,7 @@ fn fake_server() -> Option<Box<dyn Harness>> {
 }
 
 fn opensearch() -> Option<Box<dyn Harness>> {
-    let Some(url) = std::env::var("OPENSEARCH_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        let required = std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS").unwrap_or_default();
-        assert!(
-            !required.split(',').any(|s| s.trim() == "opensearch"),
-            "CAMPAIGN_STUDIO_REQUIRE_SERVERS names opensearch, but OPENSEARCH_URL is not set (start one with scripts/opensearch-node.sh start)"
-        );
-        println!("skipped: OPENSEARCH_URL not set");
-        return None;
-    };
+    let url = common::opensearch_url()?;
     let mut cfg = Config::defaults();
     cfg.index.backend = "opensearch".into();
     cfg.index.namespace = fresh_namespace();
@@ -265,13 +254,7 @@ fn s3vectors_fake() -> Option<Box<dyn Harness>> {
 
 /// A namespace no other test uses (tests run in parallel against one node).
 fn fresh_namespace() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "cs-test-{}-{:04}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    common::unique_name("cs-test")
 }
 
 // ---------------------------------------------------------------------------------------

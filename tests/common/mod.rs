@@ -157,6 +157,36 @@ pub fn manifest_len(lib: &Path) -> usize {
 
 pub mod studio;
 
+/// The live OpenSearch node's URL (OPENSEARCH_URL, printed by `scripts/opensearch-node.sh
+/// start`), or None, after printing `skipped:`. When CAMPAIGN_STUDIO_REQUIRE_SERVERS names
+/// opensearch (CI) a missing URL fails the test instead.
+pub fn opensearch_url() -> Option<String> {
+    if let Some(u) = std::env::var("OPENSEARCH_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Some(u);
+    }
+    let required = std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS").unwrap_or_default();
+    assert!(
+        !required.split(',').any(|s| s.trim() == "opensearch"),
+        "CAMPAIGN_STUDIO_REQUIRE_SERVERS names opensearch, but OPENSEARCH_URL is not set (start one with scripts/opensearch-node.sh start)"
+    );
+    println!("skipped: OPENSEARCH_URL not set");
+    None
+}
+
+/// A name no other test uses, `<prefix>-<pid>-<n>` (tests run in parallel against one node).
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{:04}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// A library in `paths` with the deterministic fakes (64-d bag-of-words embedder, mean-colour
 /// analyser): no models.
 pub fn fake_library(paths: campaign_studio::paths::Paths) -> campaign_studio::engine::Library {
