@@ -39,11 +39,15 @@ build() {
   mvn -q -B -f "$module/pom.xml" -DskipTests package >&2 || die "the Maven build failed (see above)"
 }
 
-# A loopback port nobody listens on.
+# A loopback port nobody listens on, below the kernel's ephemeral range: a port inside it can
+# be held by an outgoing connection (or one in TIME_WAIT after many test connections), which a
+# connect check does not see and which makes the node's bind fail.
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  [ "$low" -gt 11000 ] 2>/dev/null || low=32768
   for _ in $(seq 1 200); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+    p=$(( (RANDOM * 32768 + RANDOM) % (low - 10000) + 10000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return
@@ -61,23 +65,35 @@ start() {
   build
   mkdir -p "$state"
   rm -rf "$state/home"
-  local http transport
-  http=$(free_port)
-  transport=$(free_port)
-  [ "$http" != "$transport" ] || transport=$(free_port)
-  # Own session (setsid) so the node outlives this script and its terminal.
-  setsid java -Xms512m -Xmx1g \
-    -Dopensearch.set.netty.runtime.available.processors=false \
-    -cp "$module/target/classes:$module/target/lib/*:$module/target/knn/*" \
-    campaignstudio.OpenSearchNode "$state/home" "$http" "$transport" \
-    >"$log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
-  local url="http://127.0.0.1:$http"
-  local deadline=$((SECONDS + 180))
-  until curl -fsS "$url/_cluster/health?wait_for_status=green&timeout=5s" >/dev/null 2>&1; do
-    running || { tail -n 40 "$log" >&2; die "the node exited while starting (log: $log)"; }
-    [ $SECONDS -lt $deadline ] || { tail -n 40 "$log" >&2; stop; die "no green health after 180 s (log: $log)"; }
-    sleep 1
+  local http transport url deadline attempt
+  # A port taken between the check and the node's bind fails the start: new ports, up to 3 tries.
+  for attempt in 1 2 3; do
+    rm -rf "$state/home"
+    http=$(free_port)
+    transport=$(free_port)
+    [ "$http" != "$transport" ] || transport=$(free_port)
+    # Own session (setsid) so the node outlives this script and its terminal.
+    setsid java -Xms512m -Xmx1g \
+      -Dopensearch.set.netty.runtime.available.processors=false \
+      -cp "$module/target/classes:$module/target/lib/*:$module/target/knn/*" \
+      campaignstudio.OpenSearchNode "$state/home" "$http" "$transport" \
+      >"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    url="http://127.0.0.1:$http"
+    deadline=$((SECONDS + 180))
+    until curl -fsS "$url/_cluster/health?wait_for_status=green&timeout=5s" >/dev/null 2>&1; do
+      if ! running; then
+        if [ "$attempt" -lt 3 ] && grep -q "Address already in use" "$log"; then
+          echo "opensearch-node: port $http or $transport was taken, trying others" >&2
+          continue 2
+        fi
+        tail -n 40 "$log" >&2
+        die "the node exited while starting (log: $log)"
+      fi
+      [ $SECONDS -lt $deadline ] || { tail -n 40 "$log" >&2; stop; die "no green health after 180 s (log: $log)"; }
+      sleep 1
+    done
+    break
   done
   # Classpath plugins are listed by class name.
   curl -fsS "$url/_cat/plugins" | grep -qi "knn" ||
