@@ -216,6 +216,19 @@ pub trait VectorBackend: Send + Sync {
 }
 
 /// L2-normalises in place; a zero vector stays zero.
+/// An error's text followed by each of its sources' (an SDK's or HTTP client's own text is
+/// often terse, "response error"; its sources say what happened).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    text
+}
+
 pub fn normalize(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 {

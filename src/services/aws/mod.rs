@@ -59,3 +59,36 @@ pub fn load(rt: &tokio::runtime::Runtime, s: Settings<'_>) -> SdkConfig {
     }
     rt.block_on(loader.load())
 }
+
+/// Runs `futures` on `rt`, at most `limit` at once (a future starts only once it holds a
+/// permit), calling `done` with the number finished after each; the results in completion
+/// order, a task that failed to run as its error's text. S3 Vectors' batch calls and the S3
+/// reads of an import share it.
+pub fn bounded<T, Fut>(
+    rt: &tokio::runtime::Runtime,
+    limit: usize,
+    futures: Vec<Fut>,
+    mut done: impl FnMut(usize),
+) -> Vec<Result<T, String>>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for fut in futures {
+            let permits = permits.clone();
+            set.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                fut.await
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            out.push(r.map_err(|e| e.to_string()));
+            done(out.len());
+        }
+        out
+    })
+}

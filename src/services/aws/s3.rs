@@ -112,14 +112,7 @@ where
         .trim()
         .to_string();
     }
-    let mut text = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        src = s.source();
-    }
-    text
+    crate::services::error_chain(e)
 }
 
 async fn fetch_one(
@@ -191,10 +184,10 @@ impl crate::services::import_source::ObjectSource for S3Objects {
         max_bytes: u64,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Vec<std::result::Result<(), String>> {
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-        self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for (i, (key, path)) in items.iter().enumerate() {
+        let calls = items
+            .iter()
+            .enumerate()
+            .map(|(i, (key, path))| {
                 let fut = fetch_one(
                     self.client.clone(),
                     bucket.to_string(),
@@ -202,25 +195,19 @@ impl crate::services::import_source::ObjectSource for S3Objects {
                     path.clone(),
                     max_bytes,
                 );
-                let limit = limit.clone();
-                set.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    (i, fut.await)
-                });
+                async move { (i, fut.await) }
+            })
+            .collect();
+        let mut out: Vec<std::result::Result<(), String>> =
+            vec![Err("not fetched".into()); items.len()];
+        for (i, r) in super::bounded(&self.rt, self.concurrency, calls, progress)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = r;
             }
-            let mut out: Vec<std::result::Result<(), String>> =
-                vec![Err("not fetched".into()); items.len()];
-            let mut done = 0;
-            while let Some(r) = set.join_next().await {
-                if let Ok((i, r)) = r
-                    && let Some(slot) = out.get_mut(i)
-                {
-                    *slot = r;
-                }
-                done += 1;
-                progress(done);
-            }
-            out
-        })
+        }
+        out
     }
 }

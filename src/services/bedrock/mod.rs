@@ -381,17 +381,8 @@ impl Bedrock {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "connection failed".into())
             ),
-            other => {
-                // The SDK's own text is terse ("response error"); its sources say what.
-                let mut text = other.to_string();
-                let mut src = std::error::Error::source(other);
-                while let Some(s) = src {
-                    text.push_str(": ");
-                    text.push_str(&s.to_string());
-                    src = s.source();
-                }
-                format!("{model}: {text}")
-            }
+            // The SDK's own text is terse ("response error"); its sources say what.
+            other => format!("{model}: {}", crate::services::error_chain(other)),
         };
         tracing::warn!(model = %model, error = %msg, "bedrock call failed");
         Error::Cloud(msg)

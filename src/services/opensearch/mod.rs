@@ -106,7 +106,11 @@ impl Conn {
                             self.cfg.timeout_secs
                         )
                     } else {
-                        format!("cannot reach {} ({})", self.endpoint, error_chain(&e))
+                        format!(
+                            "cannot reach {} ({})",
+                            self.endpoint,
+                            crate::services::error_chain(&e)
+                        )
                     };
                     tracing::warn!(op, attempt, error = %last, "opensearch request failed");
                     continue;
@@ -161,17 +165,6 @@ fn backoff(initial_ms: u64, attempt: u32) -> Duration {
         .map(|d| d.subsec_nanos() as u64)
         .unwrap_or(0);
     Duration::from_millis(base / 2 + nanos % (base / 2 + 1))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        src = s.source();
-    }
-    text
 }
 
 /// The cluster's `error.type` and `reason`, and what to do.

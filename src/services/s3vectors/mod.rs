@@ -222,16 +222,7 @@ where
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "connection failed".into())
         ),
-        other => {
-            let mut text = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                src = s.source();
-            }
-            text
-        }
+        other => crate::services::error_chain(other),
     };
     tracing::warn!(op, error = %msg, "s3vectors call failed");
     Error::Cloud(format!("s3vectors {op}: {msg}"))
@@ -758,25 +749,11 @@ impl S3VectorsIndex {
         T: Send + 'static,
         Fut: std::future::Future<Output = T> + Send + 'static,
     {
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.conn.cfg.max_concurrency.max(1),
-        ));
-        self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for batch in batches {
-                let call = call(self.conn.clone(), self.name.clone(), batch);
-                let limit = limit.clone();
-                set.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    call.await
-                });
-            }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                out.push(r.map_err(|e| e.to_string()));
-            }
-            out
-        })
+        let calls = batches
+            .into_iter()
+            .map(|b| call(self.conn.clone(), self.name.clone(), b))
+            .collect();
+        aws::bounded(&self.rt, self.conn.cfg.max_concurrency, calls, |_| {})
     }
 
     /// The stored states of `keys` (absent keys are left out), `MAX_GET` keys a call, at
