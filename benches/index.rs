@@ -29,6 +29,8 @@
 //! runs' CSVs, `INDEX_BENCH_SETS=clustered,heldout,e5-demo` picks the data sets (default
 //! `clustered,e5-demo`; `heldout` is a clustered set of another shape that nothing was tuned
 //! on), `INDEX_BENCH_PEERS=0` leaves the peers out (`=usearch` runs that one only),
+//! `INDEX_BENCH_KEEP=1` keeps each set's files and prints every child's job (to re-run one
+//! engine as `INDEX_BENCH_CHILD='<job>' <bench binary>`),
 //! `INDEX_BENCH_EFS=64,256` sets the peers' search expansion factors (the default), `INDEX_BENCH_QUICK=1` runs 10k at 384-d
 //! only without peers. Queries per filter: 200 up to 20k vectors, 100 up to 200k, 50 above (the
 //! peers' filtered searches take seconds each at 1M); p99 of 50 is close to the maximum.
@@ -456,13 +458,22 @@ fn run_set(
     }
     let mut rows = Vec::new();
     for job in jobs {
+        if std::env::var_os("INDEX_BENCH_KEEP").is_some() {
+            eprintln!("  job: {}", serde_json::to_string(&job).unwrap_or_default());
+        }
         for mut r in child(&job) {
             r.dataset = dataset.into();
             print_row(&r);
             rows.push(r);
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    // INDEX_BENCH_KEEP=1 keeps the snapshots, queries and ground truth for re-running one
+    // engine by hand (INDEX_BENCH_CHILD with a job's JSON, printed below).
+    if std::env::var_os("INDEX_BENCH_KEEP").is_some() {
+        eprintln!("  kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     rows
 }
 
