@@ -424,3 +424,69 @@ fn ten_thousand_files_in_one_folder_are_each_ingested_once() {
     assert_eq!((again.ingested, again.unchanged), (0, N as usize));
     assert_eq!(lib.store.count().unwrap(), N as u64);
 }
+
+#[test]
+fn more_like_an_asset_without_image_features_names_it_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let features = lib.image_features_id();
+    let asset = lib.store.resolve("a05").unwrap();
+    let db = rusqlite::Connection::open(lib.paths.database()).unwrap();
+    db.execute(
+        "DELETE FROM embeddings WHERE embedder = ?1 AND asset_id = ?2",
+        [features.as_str(), asset.id.as_str()],
+    )
+    .unwrap();
+    let index = lib.load_index(&features).unwrap();
+    let err = campaign_studio::engine::search::similar_to(
+        &lib.store,
+        &index,
+        &features,
+        &asset,
+        &req("images like a05", None, None, 5, 0.0),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("a05") && err.contains("no image features"),
+        "{err}"
+    );
+    assert!(err.contains("library ingest"), "{err}");
+}
+
+#[test]
+fn more_like_an_asset_ranks_the_rest_by_image_similarity_alone_at_kpi_weight_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let features = lib.image_features_id();
+    let asset = lib.store.resolve("a05").unwrap();
+    let index = lib.load_index(&features).unwrap();
+    let got = campaign_studio::engine::search::similar_to(
+        &lib.store,
+        &index,
+        &features,
+        &asset,
+        &req("images like a05", None, None, 5, 0.0),
+    )
+    .unwrap();
+    let q = lib.store.vector_of(&asset.id, &features).unwrap().unwrap();
+    let mut want: Vec<(f32, String)> = lib
+        .store
+        .vectors(&features)
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.asset_id != asset.id)
+        .map(|v| {
+            (
+                q.iter().zip(&v.vector).map(|(a, b)| a * b).sum(),
+                v.asset_id,
+            )
+        })
+        .collect();
+    want.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let want: Vec<String> = want.into_iter().take(5).map(|x| x.1).collect();
+    let got: Vec<String> = got.hits.into_iter().map(|h| h.asset_id).collect();
+    assert_eq!(got, want);
+}

@@ -566,3 +566,110 @@ fn library_stats_show_the_index_snapshot_a_search_wrote() {
         "{text}"
     );
 }
+
+/// The demo library, plus (when `copy_of` names one of its images) a half-size copy of that
+/// image in a folder of its own, ingested with the original's objective and node.
+fn demo_env_with_copy(copy_of: Option<(&str, &str, &str)>) -> (Env, tempfile::TempDir) {
+    let env = Env::new();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    let r = env.ingest(&demo, &demo.join("manifest.jsonl"));
+    assert!(r["ingested"].as_u64().unwrap() > 10, "{r}");
+    let extra = tempfile::tempdir().unwrap();
+    if let Some((file, objective, node)) = copy_of {
+        let img = image::open(demo.join(file)).unwrap();
+        img.resize(
+            img.width() / 2,
+            img.height() / 2,
+            image::imageops::FilterType::Triangle,
+        )
+        .save(extra.path().join("copy.png"))
+        .unwrap();
+        let out = env.run(&[
+            "library",
+            "ingest",
+            extra.path().to_str().unwrap(),
+            "--objective",
+            objective,
+            "--node",
+            node,
+            "--kpi",
+            "0.01",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (env, extra)
+}
+
+const BEAR: &str = "coco-000000000285";
+
+#[test]
+fn search_like_finds_a_resized_copy_of_the_image_first() {
+    let (env, _extra) = demo_env_with_copy(Some((
+        "images/coco-000000000285.jpg",
+        "likes",
+        "new_customers",
+    )));
+    let r = env.json(&["search", "--like", BEAR, "-k", "3", "--json"]);
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits[0]["file"], "copy.png", "{r}");
+    assert!(hits[0]["similarity"].as_f64().unwrap() > 0.9, "{r}");
+}
+
+#[test]
+fn search_like_leaves_the_asset_itself_out_and_says_what_it_searched() {
+    let (env, _extra) = demo_env_with_copy(None);
+    let r = env.json(&["search", "--like", BEAR, "-k", "5", "--json"]);
+    assert_eq!(r["query"], format!("images like {BEAR}"));
+    assert_eq!(r["embedder"], "local/efficientnet-lite0/pool-1280");
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5, "{r}");
+    assert!(hits.iter().all(|h| h["external_id"] != BEAR), "{r}");
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+}
+
+#[test]
+fn search_like_keeps_to_the_filter() {
+    let (env, _extra) = demo_env_with_copy(None);
+    let r = env.json(&[
+        "search",
+        "--like",
+        BEAR,
+        "--objective",
+        "clicks",
+        "-k",
+        "4",
+        "--json",
+    ]);
+    let hits = r["hits"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{r}");
+    assert!(hits.iter().all(|h| h["objective"] == "clicks"), "{r}");
+}
+
+#[test]
+fn search_like_an_unknown_asset_names_it_and_fails() {
+    let (env, _extra) = demo_env_with_copy(None);
+    let out = env.run(&["search", "--like", "no-such-asset"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no-such-asset"), "{stderr}");
+    assert!(!stderr.contains("panicked at"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn search_like_refuses_text_beside_it() {
+    let env = Env::new();
+    let out = env.run(&["search", "a bear", "--like", BEAR]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -753,3 +753,64 @@ fn copy_of_an_empty_field_says_there_is_nothing_to_copy() {
     assert!(fx(update(&mut s, ctrl_y())).is_empty());
     assert!(s.toast.unwrap().text.contains("Nothing to copy"));
 }
+
+#[test]
+fn more_like_this_asks_for_a_search_by_the_focused_references_image() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    type_text(&mut s, "Surfers at sunset");
+    s.pane = Pane::References;
+    s.hits = vec![hit(1), hit(2)];
+    s.refs_cursor = 1;
+    let effects = fx(update(&mut s, Action::MoreLikeThis));
+    let [Effect::Search { like, brief, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(like.as_deref(), Some(hit(2).asset_id.as_str()));
+    assert_eq!(brief, "Surfers at sunset");
+    assert!(
+        s.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("images like coco-0002")
+    );
+}
+
+#[test]
+fn a_text_search_carries_no_image_to_search_like() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    type_text(&mut s, "Surfers at sunset");
+    let effects = fx(update(&mut s, Action::Submit));
+    let [Effect::Search { like, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(*like, None);
+}
+
+#[test]
+fn more_like_this_without_references_says_to_search_first() {
+    let mut s = state();
+    s.pane = Pane::References;
+    assert!(fx(update(&mut s, Action::MoreLikeThis)).is_empty());
+    assert!(
+        s.toast.as_ref().unwrap().text.contains("search first"),
+        "{:?}",
+        s.toast
+    );
+}
+
+#[test]
+fn m_on_references_is_more_like_this() {
+    let km = campaign_studio::app::keymap::default_keymap();
+    assert_eq!(
+        campaign_studio::app::keymap::resolve(
+            &km,
+            Pane::References,
+            false,
+            KeyEvent::new(KeyCode::Char('m'), KeyModifiers::NONE)
+        ),
+        Some(Action::MoreLikeThis)
+    );
+}

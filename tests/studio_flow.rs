@@ -490,6 +490,7 @@ fn searches_run_on_the_quick_worker_and_generation_on_the_long_one() {
         node: "followers".into(),
         brand: None,
         query: None,
+        like: None,
         k: 8,
         kpi_weight: 0.25,
     };
@@ -544,4 +545,79 @@ fn a_cli_ingest_made_while_the_studio_runs_shows_in_its_next_search_without_reop
     let live = live.read().unwrap();
     assert!(live.base().is_mapped());
     assert_eq!(live.tail(), 1);
+}
+
+/// A campaign searched by text, its References pane focused on the second hit.
+fn searched_studio(dir: &Path) -> Studio {
+    let mut st = Studio::new(Runner::new(library(dir), None));
+    st.press('n');
+    st.type_text("A happy dog running on a sunny beach");
+    st.ctrl('o');
+    st.ctrl('o');
+    st.ctrl('s');
+    assert_eq!(st.state.pane, Pane::References, "{}", st.toast());
+    st.key(KeyCode::Right, KeyModifiers::NONE);
+    st
+}
+
+#[test]
+fn more_like_this_leaves_the_focused_reference_out_and_says_what_it_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = searched_studio(dir.path());
+    let focused = st.state.hits[st.state.refs_cursor].clone();
+    st.press('m');
+    assert_eq!(
+        st.state.search_query,
+        format!("images like {}", focused.external_id.clone().unwrap()),
+        "{}",
+        st.toast()
+    );
+    assert!(!st.state.hits.is_empty());
+    assert!(
+        st.state.hits.iter().all(|h| h.asset_id != focused.asset_id),
+        "the image searched from came back as its own reference"
+    );
+}
+
+#[test]
+fn more_like_this_ranks_by_image_features_not_by_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = searched_studio(dir.path());
+    let focused = st.state.hits[st.state.refs_cursor].clone();
+    st.press('m');
+    let lib = &st.runner.lib;
+    let features = lib.image_features_id();
+    let q = lib
+        .store
+        .vector_of(&focused.asset_id, &features)
+        .unwrap()
+        .unwrap();
+    for h in &st.state.hits {
+        let v = lib
+            .store
+            .vector_of(&h.asset_id, &features)
+            .unwrap()
+            .unwrap();
+        let dot: f32 = q.iter().zip(&v).map(|(a, b)| a * b).sum();
+        assert!(
+            (dot - h.similarity).abs() < 1e-4,
+            "{}: similarity {} is not its image features' {dot}",
+            h.asset_id,
+            h.similarity
+        );
+    }
+}
+
+#[test]
+fn more_like_this_is_stored_as_the_campaigns_latest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut st = searched_studio(dir.path());
+    st.press('m');
+    let c = st.state.campaign.clone().unwrap();
+    let run = st.runner.lib.store.runs(&c.id).unwrap().pop().unwrap();
+    assert!(run.query.starts_with("images like "), "{}", run.query);
+    assert_eq!(run.embedder, st.runner.lib.image_features_id().to_string());
+    let ids: Vec<&str> = run.hits.iter().map(|h| h.asset_id.as_str()).collect();
+    let shown: Vec<&str> = st.state.hits.iter().map(|h| h.asset_id.as_str()).collect();
+    assert_eq!(ids, shown);
 }

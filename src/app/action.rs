@@ -27,6 +27,8 @@ pub enum Action {
     Open,
     /// Space on references: toggle selection.
     Toggle,
+    /// On references: search for the images that look most like the focused one.
+    MoreLikeThis,
     /// Ctrl-S: the focused pane's main action (save brief and search, write prompt, ...).
     Submit,
     /// Esc: close an overlay or editor, else cancel running jobs.
@@ -198,6 +200,8 @@ pub enum Effect {
         node: String,
         brand: Option<BrandKit>,
         query: Option<String>,
+        /// "More like this": search by this asset's image features instead of text.
+        like: Option<String>,
         k: usize,
         kpi_weight: f32,
     },

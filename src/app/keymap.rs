@@ -63,6 +63,7 @@ fn rows(scope: Scope) -> Vec<Row> {
         Scope::Pane(Pane::References) => vec![
             ("space", A::Toggle, "toggle", "use / drop"),
             ("enter", A::Open, "preview", "large preview"),
+            ("m", A::MoreLikeThis, "like", "more like this image"),
             ("up", A::Up, "up", "up"),
             ("down", A::Down, "down", "down"),
             ("left", A::Left, "left", "left"),

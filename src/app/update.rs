@@ -141,6 +141,22 @@ fn open_campaign_id(state: &mut State) -> Option<String> {
 }
 
 fn search_effect(state: &mut State) -> Vec<Effect> {
+    search_effect_like(state, None)
+}
+
+/// "More like this" on the focused reference: a search by its image, in the campaign's filter.
+fn more_like_this(state: &mut State) -> Vec<Effect> {
+    let Some(hit) = state.hits.get(state.refs_cursor) else {
+        error(state, "No reference to start from: search first (Ctrl-S).");
+        return Vec::new();
+    };
+    let label = hit.external_id.clone().unwrap_or_else(|| hit.file.clone());
+    let like = (hit.asset_id.clone(), label);
+    search_effect_like(state, Some(like))
+}
+
+/// The search effect; with `like` (asset id, label), by that asset's image instead of text.
+fn search_effect_like(state: &mut State, like: Option<(String, String)>) -> Vec<Effect> {
     let brief = state.brief_text();
     if brief.trim().is_empty() {
         error(state, "Write a brief first.");
@@ -162,7 +178,10 @@ fn search_effect(state: &mut State) -> Vec<Effect> {
         typed
     };
     let query = state.query.lines().join(" ").trim().to_string();
-    info(state, "Searching the library…");
+    match &like {
+        Some((_, label)) => info(state, format!("Searching for images like {label}…")),
+        None => info(state, "Searching the library…"),
+    }
     vec![Effect::Search {
         job,
         campaign_id: state.campaign.as_ref().map(|c| c.id.clone()),
@@ -176,6 +195,7 @@ fn search_effect(state: &mut State) -> Vec<Effect> {
         node: state.nodes.get(state.node).cloned().unwrap_or_default(),
         brand: state.brand_kit().cloned(),
         query: (!query.is_empty()).then_some(query),
+        like: like.map(|(id, _)| id),
         k: state.k,
         kpi_weight: state.kpi_weight,
     }]
@@ -667,6 +687,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             }
         }
         Action::EditorInput(key) => editor_input(state, key),
+        Action::MoreLikeThis => more_like_this(state),
         Action::Toggle => {
             let Some(hit) = state.hits.get(state.refs_cursor) else {
                 return Vec::new();

@@ -315,11 +315,16 @@ fn parse_maps(flag: &str, pairs: &[String]) -> Result<std::collections::BTreeMap
 #[derive(Args, Debug)]
 struct SearchArgs {
     /// What the campaign needs, in words.
-    #[arg(required_unless_present = "queries")]
+    #[arg(required_unless_present_any = ["queries", "like"])]
     text: Option<String>,
     /// A file with one query per line; prints one JSON object per query, in order.
     #[arg(long, value_name = "FILE", conflicts_with = "text")]
     queries: Option<PathBuf>,
+    /// More like this: the assets whose images look most like this library asset (asset id,
+    /// manifest id, file name or hash prefix), by the image embedder's features; the asset
+    /// itself is left out.
+    #[arg(long, value_name = "ASSET", conflicts_with_all = ["text", "queries"])]
+    like: Option<String>,
     #[arg(long)]
     objective: Option<String>,
     #[arg(long)]
@@ -1626,6 +1631,30 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         bail!("--kpi-weight {kpi_weight}: must be between 0 and 1");
     }
     let k = a.k.unwrap_or(ctx.config.search.k);
+    if let Some(key) = a.like {
+        let asset = lib.store.resolve(&key)?;
+        let features = lib.image_features_id();
+        let index = lib.embedded_index(&features)?;
+        let r = search::similar_to(
+            &lib.store,
+            &index,
+            &features,
+            &asset,
+            &SearchRequest {
+                query: format!("images like {}", search::label_of(&asset)),
+                filter,
+                k,
+                kpi_weight,
+                rerank_pool: ctx.config.search.rerank_factor.max(1).saturating_mul(k),
+            },
+        )?;
+        if a.json {
+            stdout_line(&serde_json::to_string(&r)?)?;
+        } else {
+            print_hits(&r)?;
+        }
+        return Ok(0);
+    }
     let embedder = lib.text_embedder()?;
     if lib.store.count()? == 0 {
         eprintln!("the library is empty: run `campaign-studio library ingest DIR` first");

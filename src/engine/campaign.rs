@@ -155,6 +155,54 @@ pub fn recommend(
     Ok(run)
 }
 
+/// "More like this" for a campaign: the assets whose images look most like the asset
+/// `asset_key` (an asset id, manifest id, file name or hash prefix), by the image embedder's
+/// features, within the campaign's objective and node; stored as a run like a text search,
+/// whose query says which image it started from.
+pub fn recommend_like(
+    lib: &Library,
+    campaign: &Campaign,
+    asset_key: &str,
+    opts: &RecommendOptions,
+) -> Result<RecommendationRun> {
+    let asset = match lib.store.asset(asset_key)? {
+        Some(a) => a,
+        None => lib.store.resolve(asset_key)?,
+    };
+    let features = lib.image_features_id();
+    let index = lib.embedded_index(&features)?;
+    let result = search::similar_to(
+        &lib.store,
+        &index,
+        &features,
+        &asset,
+        &SearchRequest {
+            query: format!("images like {}", search::label_of(&asset)),
+            filter: SearchFilter {
+                objective: Some(campaign.objective.clone()),
+                node: Some(campaign.node.clone()),
+            },
+            k: opts.k,
+            kpi_weight: opts.kpi_weight,
+            rerank_pool: opts.rerank_factor.max(1).saturating_mul(opts.k),
+        },
+    )?;
+    let mut run = RecommendationRun {
+        id: 0,
+        campaign_id: campaign.id.clone(),
+        query: result.query,
+        k: opts.k,
+        kpi_weight: opts.kpi_weight,
+        embedder: result.embedder,
+        hits: result.hits,
+        created_at: now(),
+    };
+    run.id = lib.store.insert_run(&run)?;
+    lib.store
+        .advance_step(&campaign.id, CampaignStep::References)?;
+    Ok(run)
+}
+
 /// Records the chosen references (manifest ids, files or hashes); `[]` clears them.
 pub fn select(lib: &Library, campaign: &Campaign, keys: &[String]) -> Result<Vec<String>> {
     let mut ids: Vec<String> = Vec::new();

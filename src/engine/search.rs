@@ -2,10 +2,10 @@
 //! percentile within the filtered set.
 use serde::Serialize;
 
-use crate::Result;
-use crate::domain::{Asset, ReferenceHit, SearchFilter};
+use crate::domain::{Asset, EmbedderId, ReferenceHit, SearchFilter};
 use crate::services::{Embedder, Neighbour, TextRole, VectorIndex};
 use crate::store::Store;
+use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
@@ -49,6 +49,44 @@ pub fn search_vector(
     query: &[f32],
     req: &SearchRequest,
 ) -> Result<SearchResult> {
+    search_vector_without(store, index, query, req, None)
+}
+
+/// What an asset is called in messages and in a "more like this" query: its manifest id, else
+/// its file name.
+pub fn label_of(asset: &Asset) -> &str {
+    asset.external_id.as_deref().unwrap_or(&asset.file)
+}
+
+/// "More like this": the assets whose images look most like `asset`'s, by the image
+/// embedder's features (`features`, the index `index` holds), with the filter and KPI blend
+/// of a text search; the asset itself never answers. `req.query` is what the result says was
+/// searched.
+pub fn similar_to(
+    store: &Store,
+    index: &dyn VectorIndex,
+    features: &EmbedderId,
+    asset: &Asset,
+    req: &SearchRequest,
+) -> Result<SearchResult> {
+    let Some(v) = store.vector_of(&asset.id, features)? else {
+        return Err(Error::Invalid(format!(
+            "{} has no image features from {features}, so no image can be compared with it; ingest its folder again (`campaign-studio library ingest DIR`): assets without image features are analysed again",
+            label_of(asset)
+        )));
+    };
+    search_vector_without(store, index, &v, req, Some(&asset.id))
+}
+
+/// `search_vector`, never answering with the asset `exclude`: it is left out before the
+/// similarity is rescaled within the pool, so it does not set the top of the scale.
+fn search_vector_without(
+    store: &Store,
+    index: &dyn VectorIndex,
+    query: &[f32],
+    req: &SearchRequest,
+    exclude: Option<&str>,
+) -> Result<SearchResult> {
     let mut hits = Vec::new();
     if req.k > crate::config::MAX_K {
         return Err(crate::Error::Invalid(format!(
@@ -60,7 +98,12 @@ pub fn search_vector(
     }
     if req.k > 0 {
         let pool = req.rerank_pool.max(req.k);
-        let neighbours = known_neighbours(store, index, query, &req.filter, pool)?;
+        let asked = pool.saturating_add(usize::from(exclude.is_some()));
+        let mut neighbours = known_neighbours(store, index, query, &req.filter, asked)?;
+        if let Some(x) = exclude {
+            neighbours.retain(|(_, a)| a.id != x);
+        }
+        neighbours.truncate(pool);
         let kpis: Vec<Option<f64>> = neighbours.iter().map(|(_, a)| a.kpi).collect();
         let percentiles = index.kpi_percentiles(&req.filter, &kpis)?;
         let w = req.kpi_weight;

@@ -254,6 +254,7 @@ impl Runner {
                 node,
                 brand,
                 query,
+                like,
                 k,
                 kpi_weight,
             } => {
@@ -282,27 +283,28 @@ impl Runner {
                         },
                     )?,
                 };
-                let embedder = lib.text_embedder()?;
-                let index = lib.search_index(embedder.id())?;
-                // Only reached with search.allow_partial_index: say what cannot be found.
-                if let Some(partial) = lib.index_coverage(embedder.id())? {
-                    emit(Action::Notice(format!("Warning: {partial}")));
-                }
-                if self.cancellation.is_cancelled(job) {
-                    return Ok(());
-                }
-                let run = campaign::recommend(
-                    lib,
-                    &c,
-                    index.as_ref(),
-                    embedder.as_ref(),
-                    &RecommendOptions {
-                        k,
-                        query,
-                        kpi_weight,
-                        rerank_factor: lib.config.search.rerank_factor,
-                    },
-                )?;
+                let opts = RecommendOptions {
+                    k,
+                    query,
+                    kpi_weight,
+                    rerank_factor: lib.config.search.rerank_factor,
+                };
+                let run = match like {
+                    Some(asset) => campaign::recommend_like(lib, &c, &asset, &opts)?,
+                    None => {
+                        let embedder = lib.text_embedder()?;
+                        let index = lib.search_index(embedder.id())?;
+                        // Only reached with search.allow_partial_index: say what cannot be
+                        // found.
+                        if let Some(partial) = lib.index_coverage(embedder.id())? {
+                            emit(Action::Notice(format!("Warning: {partial}")));
+                        }
+                        if self.cancellation.is_cancelled(job) {
+                            return Ok(());
+                        }
+                        campaign::recommend(lib, &c, index.as_ref(), embedder.as_ref(), &opts)?
+                    }
+                };
                 let c = lib.store.campaign(&c.id)?.unwrap_or(c);
                 emit(Action::SearchDone {
                     job,
