@@ -48,6 +48,163 @@ struct ElementTally {
     from: Vec<String>,
 }
 
+/// A word's singular for comparing elements ("skis" -> "ski", "glasses" -> "glass", "boxes"
+/// -> "box"): only the plural endings ImageNet and COCO labels use; anything else as it is.
+fn singular(word: &str) -> &str {
+    if ["sses", "xes", "ches", "shes"]
+        .iter()
+        .any(|end| word.ends_with(end))
+    {
+        return &word[..word.len() - 2]; // the endings are ASCII
+    }
+    match word.strip_suffix('s') {
+        Some(stem) if stem.len() >= 3 && !stem.ends_with('s') && !stem.ends_with("u") => stem,
+        _ => word,
+    }
+}
+
+/// An element's words, lower case and singular ("Tennis Rackets" -> ["tennis", "racket"]).
+fn words_of(name: &str) -> Vec<String> {
+    name.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| singular(w).to_string())
+        .collect()
+}
+
+/// Why element `a` is dropped in favour of `b`, if it is: the same words in another number
+/// ("ski" and "skis"), or a more general name inside a more specific one ("racket" in "tennis
+/// racket": the longer name keeps, since it says more).
+fn covered_by(a: &str, b: &str) -> Option<&'static str> {
+    let (wa, wb) = (words_of(a), words_of(b));
+    if wa.is_empty() || wb.is_empty() {
+        return None;
+    }
+    if wa == wb {
+        return Some("the same thing");
+    }
+    if wa.len() < wb.len() && wb.ends_with(&wa) {
+        return Some("a more general name for it");
+    }
+    None
+}
+
+/// The references' elements with duplicates merged: each tally keeps every reference of the
+/// elements it absorbed; an element is absorbed by an earlier one naming the same thing, and a
+/// general name by a specific one wherever each stands. Returns the merged tallies (in their
+/// order) and a line per absorbed element for the scratchpad.
+fn merge_elements(tallies: Vec<ElementTally>) -> (Vec<ElementTally>, Vec<String>) {
+    let mut kept: Vec<ElementTally> = Vec::new();
+    let mut notes = Vec::new();
+    for t in tallies {
+        if let Some((k, why)) = kept
+            .iter_mut()
+            .find_map(|k| covered_by(&t.name, &k.name).map(|why| (k, why)))
+        {
+            notes.push(format!("\"{}\" merged into \"{}\" ({why})", t.name, k.name));
+            for f in t.from {
+                if !k.from.contains(&f) {
+                    k.from.push(f);
+                }
+            }
+            continue;
+        }
+        // A specific name arriving after a general one takes its place.
+        if let Some(i) = kept
+            .iter()
+            .position(|k| covered_by(&k.name, &t.name).is_some())
+        {
+            let general = kept.remove(i);
+            notes.push(format!(
+                "\"{}\" merged into \"{}\" (a more general name for it)",
+                general.name, t.name
+            ));
+            let mut t = t;
+            for f in general.from {
+                if !t.from.contains(&f) {
+                    t.from.push(f);
+                }
+            }
+            kept.insert(i, t);
+            continue;
+        }
+        kept.push(t);
+    }
+    (kept, notes)
+}
+
+/// A colour name and its share of the references' colour, in percent.
+type Shade = (String, f32);
+
+/// A colour's family: its hue without "dark"/"light", and every grey one family.
+fn colour_family(name: &str) -> &str {
+    name.strip_prefix("dark ")
+        .or_else(|| name.strip_prefix("light "))
+        .unwrap_or(name)
+}
+
+/// The references' colours as a designer names a palette: the families (hues, greys as one)
+/// by total share, each named by its largest member ("light grey" for a light-grey-led grey
+/// family), the first the dominant colour and the next two with at least 5 % of the total as
+/// accents; families the brand kit's colours already name are left to the brand. Returns
+/// (dominant, accents) with their shares of the total, in percent.
+fn palette_of(
+    references: &[crate::services::ReferenceForPrompt],
+    brand: &[String],
+) -> Option<(Shade, Vec<Shade>)> {
+    // family -> (share, member -> share)
+    let mut families: BTreeMap<String, (f32, BTreeMap<String, f32>)> = BTreeMap::new();
+    let mut total = 0f32;
+    for r in references {
+        for c in &r.palette {
+            if !(c.share.is_finite() && c.share > 0.0) {
+                continue;
+            }
+            total += c.share;
+            let f = families
+                .entry(colour_family(&c.name).to_string())
+                .or_default();
+            f.0 += c.share;
+            *f.1.entry(c.name.clone()).or_default() += c.share;
+        }
+    }
+    let brand_families: Vec<&str> = brand.iter().map(|b| colour_family(b)).collect();
+    let mut named: Vec<(String, f32)> = families
+        .into_iter()
+        .filter(|(f, _)| !brand_families.contains(&f.as_str()))
+        .map(|(_, (share, members))| {
+            let lead = members
+                .into_iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map(|(m, _)| m)
+                .unwrap_or_default();
+            (lead, share)
+        })
+        .collect();
+    if total <= 0.0 || named.is_empty() {
+        return None;
+    }
+    named.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let pct = |s: f32| 100.0 * s / total;
+    let mut it = named.into_iter();
+    let (dominant, share) = it.next()?;
+    let accents = it
+        .filter(|(_, s)| pct(*s) >= 5.0)
+        .take(2)
+        .map(|(n, s)| (n, pct(s)))
+        .collect();
+    Some(((dominant, pct(share)), accents))
+}
+
+/// "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// The brief's first sentence without the leading "launch our ..." words.
 fn subject(brief: &str) -> String {
     let first = brief
@@ -145,6 +302,13 @@ impl PromptWriter for Composer {
                 }
             }
         }
+        let (mut tallies, merged) = merge_elements(tallies);
+        if !merged.is_empty() {
+            say(
+                format!("Reference elements merged: {}.", merged.join("; ")),
+                on_event,
+            );
+        }
         // A stable sort keeps first-seen order among equal counts.
         tallies.sort_by_key(|t| std::cmp::Reverse(t.from.len()));
         let subj_lower = subj.to_lowercase();
@@ -230,30 +394,51 @@ impl PromptWriter for Composer {
                 );
             }
         }
-        let mut shares: BTreeMap<String, f32> = BTreeMap::new();
-        for r in &input.references {
-            for c in &r.palette {
-                *shares.entry(c.name.clone()).or_default() += c.share;
-            }
-        }
-        let mut by_share: Vec<(String, f32)> = shares.into_iter().collect();
-        by_share.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let from_refs: Vec<String> = by_share
-            .into_iter()
-            .map(|(n, _)| n)
-            .filter(|n| !colours.contains(n))
-            .take(3usize.saturating_sub(colours.len().min(3)))
-            .collect();
-        if !from_refs.is_empty() {
+        let palette = palette_of(&input.references, &colours);
+        if let Some(((dominant, share), accents)) = &palette {
+            let accents_said = if accents.is_empty() {
+                "no other colour over 5 %".to_string()
+            } else {
+                accents
+                    .iter()
+                    .map(|(n, p)| format!("{n} ({p:.0} %)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+                    + " as accents"
+            };
             say(
                 format!(
-                    "Colours the references share most: {}.",
-                    from_refs.join(", ")
+                    "Palette of the references: mostly {dominant} ({share:.0} % of their colour, shades of one hue counted together), {accents_said}."
                 ),
                 on_event,
             );
-            colours.extend(from_refs);
         }
+        let palette_clause = {
+            let refs = palette.map(|((dominant, _), accents)| {
+                let accents: Vec<String> = accents.into_iter().map(|(n, _)| n).collect();
+                if accents.is_empty() {
+                    format!("{dominant} palette")
+                } else {
+                    format!("{dominant} palette with {} accents", and_list(&accents))
+                }
+            });
+            match (colours.is_empty(), refs) {
+                (true, None) => None,
+                (true, Some(r)) => Some(r),
+                (false, refs) => {
+                    let noun = if colours.len() == 1 {
+                        "colour"
+                    } else {
+                        "colours"
+                    };
+                    let brand = format!("{} brand {noun}", and_list(&colours));
+                    Some(match refs {
+                        Some(r) => format!("{brand} over a {r}"),
+                        None => brand,
+                    })
+                }
+            }
+        };
 
         let (comp, audience) = composition(&input.objective, &input.node);
         say(
@@ -287,8 +472,8 @@ impl PromptWriter for Composer {
             ));
         }
         parts.push((3, lighting));
-        if !colours.is_empty() {
-            parts.push((3, format!("{} colour palette", colours.join(", "))));
+        if let Some(p) = palette_clause {
+            parts.push((3, p));
         }
         parts.push((4, comp));
         if !audience.is_empty() {
@@ -445,7 +630,8 @@ mod tests {
         );
         assert!(out.prompt.contains("bright natural daylight"));
         assert!(
-            out.prompt.contains("orange, blue colour palette"),
+            out.prompt
+                .contains("orange brand colour over a blue palette"),
             "{}",
             out.prompt
         );
@@ -460,6 +646,227 @@ mod tests {
         );
         assert!(out.flags.is_empty());
         assert!(out.model.contains("not a language model"));
+    }
+
+    fn compose(references: Vec<ReferenceForPrompt>) -> PromptResult {
+        Composer
+            .write(
+                &PromptInput {
+                    brief: "A cheerful summer scene in the city".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    references,
+                    max_chars: 512,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .unwrap()
+    }
+
+    /// The elements the prompt's "with ..." clause lists.
+    fn listed(prompt: &str) -> Vec<String> {
+        prompt
+            .split(", ")
+            .skip_while(|p| !p.starts_with("with "))
+            .take_while(|p| !p.contains("light") && !p.contains("palette"))
+            .map(|p| p.trim_start_matches("with ").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_element_and_its_plural_are_listed_once() {
+        let out = compose(vec![
+            r("ref-a", &["ski", "person"], "blue", 0.5),
+            r("ref-b", &["skis"], "blue", 0.5),
+        ]);
+        let l = listed(&out.prompt);
+        assert_eq!(
+            l.iter().filter(|e| e.starts_with("ski")).count(),
+            1,
+            "{}",
+            out.prompt
+        );
+        assert!(
+            out.reasoning.contains("\"skis\" merged into \"ski\""),
+            "{}",
+            out.reasoning
+        );
+    }
+
+    #[test]
+    fn a_general_name_gives_way_to_the_specific_one_in_either_order() {
+        for order in [["racket", "tennis racket"], ["tennis racket", "racket"]] {
+            let out = compose(vec![
+                r("ref-a", &[order[0]], "green", 0.5),
+                r("ref-b", &[order[1]], "green", 0.5),
+            ]);
+            assert_eq!(listed(&out.prompt), vec!["tennis racket"], "{}", out.prompt);
+            assert!(
+                out.reasoning.contains("(a more general name for it)"),
+                "{}",
+                out.reasoning
+            );
+        }
+    }
+
+    #[test]
+    fn merged_elements_count_every_reference_they_came_from() {
+        let out = compose(vec![
+            r("ref-a", &["dog"], "green", 0.5),
+            r("ref-b", &["dogs"], "green", 0.5),
+        ]);
+        assert!(
+            out.reasoning
+                .contains("in 2 of 2 references (ref-a, ref-b)"),
+            "{}",
+            out.reasoning
+        );
+    }
+
+    #[test]
+    fn no_prompt_lists_a_duplicate_or_a_general_name_beside_a_specific_one() {
+        // Every pair of reference sets drawn from names with plurals and compounds.
+        let names = [
+            "ski",
+            "skis",
+            "racket",
+            "tennis racket",
+            "tennis rackets",
+            "ball",
+            "tennis ball",
+            "balls",
+            "glass",
+            "wine glass",
+            "glasses",
+            "bench",
+            "benches",
+            "dog",
+            "dogs",
+            "box",
+            "boxes",
+            "bus",
+            "person",
+        ];
+        // An independent check: lower case, a trailing "es"/"s" dropped from each word.
+        let norm = |n: &str| -> Vec<String> {
+            n.split(' ')
+                .map(|w| {
+                    let w = if w.ends_with("ches") || w.ends_with("xes") || w.ends_with("sses") {
+                        &w[..w.len() - 2]
+                    } else if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && w != "bus" {
+                        &w[..w.len() - 1]
+                    } else {
+                        w
+                    };
+                    w.to_string()
+                })
+                .collect()
+        };
+        for (i, a) in names.iter().enumerate() {
+            for b in names.iter().skip(i + 1) {
+                for c in names.iter().rev().take(4) {
+                    let out = compose(vec![
+                        r("ref-a", &[*a, *c], "red", 0.5),
+                        r("ref-b", &[*b], "red", 0.5),
+                    ]);
+                    let l = listed(&out.prompt);
+                    for (x, ex) in l.iter().enumerate() {
+                        for ey in l.iter().skip(x + 1) {
+                            let (nx, ny) = (norm(ex), norm(ey));
+                            let clash = nx == ny
+                                || (nx.len() < ny.len() && ny.ends_with(&nx))
+                                || (ny.len() < nx.len() && nx.ends_with(&ny));
+                            assert!(!clash, "\"{ex}\" beside \"{ey}\" in {}", out.prompt);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn with_palette(label: &str, colours: &[(&str, f32)]) -> ReferenceForPrompt {
+        ReferenceForPrompt {
+            label: label.into(),
+            palette: colours
+                .iter()
+                .map(|(n, s)| PaletteColor {
+                    hex: "#000000".into(),
+                    share: *s,
+                    name: (*n).into(),
+                })
+                .collect(),
+            brightness: 0.5,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shades_of_grey_make_one_dominant_colour_not_a_list_of_greys() {
+        let out = compose(vec![
+            with_palette(
+                "a",
+                &[("light grey", 0.35), ("dark grey", 0.2), ("blue", 0.1)],
+            ),
+            with_palette("b", &[("grey", 0.15), ("light grey", 0.1), ("orange", 0.1)]),
+        ]);
+        assert!(
+            out.prompt
+                .contains("light grey palette with blue and orange accents"),
+            "{}",
+            out.prompt
+        );
+        assert!(!out.prompt.contains("dark grey"), "{}", out.prompt);
+        assert!(
+            out.reasoning.contains("mostly light grey (80 %"),
+            "{}",
+            out.reasoning
+        );
+    }
+
+    #[test]
+    fn colours_under_five_percent_are_not_accents() {
+        let out = compose(vec![with_palette(
+            "a",
+            &[("teal", 0.7), ("yellow", 0.27), ("pink", 0.03)],
+        )]);
+        assert!(
+            out.prompt.contains("teal palette with yellow accents"),
+            "{}",
+            out.prompt
+        );
+        assert!(!out.prompt.contains("pink"), "{}", out.prompt);
+    }
+
+    #[test]
+    fn brand_colours_come_first_and_are_not_repeated_as_accents() {
+        let out = Composer
+            .write(
+                &PromptInput {
+                    brief: "A cheerful summer scene in the city".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    references: vec![with_palette(
+                        "a",
+                        &[("blue", 0.5), ("dark orange", 0.3), ("white", 0.2)],
+                    )],
+                    brand: Some(BrandKit {
+                        name: "Acme".into(),
+                        palette: vec!["#ff6600".into()],
+                        ..Default::default()
+                    }),
+                    max_chars: 512,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(
+            out.prompt
+                .contains("orange brand colour over a blue palette with white accents"),
+            "{}",
+            out.prompt
+        );
     }
 
     #[test]
