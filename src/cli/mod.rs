@@ -1632,20 +1632,15 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
     }
     let k = a.k.unwrap_or(ctx.config.search.k);
     if let Some(key) = a.like {
-        let asset = lib.store.resolve(&key)?;
-        let features = lib.image_features_id();
-        let index = lib.embedded_index(&features)?;
-        let r = search::similar_to(
-            &lib.store,
-            &index,
-            &features,
-            &asset,
-            &SearchRequest {
-                query: format!("images like {}", search::label_of(&asset)),
-                filter,
+        let r = campaign_studio::engine::campaign::like_asset(
+            &lib,
+            &key,
+            filter,
+            &campaign_studio::engine::campaign::RecommendOptions {
                 k,
+                query: None,
                 kpi_weight,
-                rerank_pool: ctx.config.search.rerank_factor.max(1).saturating_mul(k),
+                rerank_factor: ctx.config.search.rerank_factor,
             },
         )?;
         if a.json {

@@ -138,11 +138,20 @@ pub fn recommend(
     );
     // The query's embedding is paid for whether or not the search then succeeds.
     lib.store_model_calls(Some(&campaign.id), "search")?;
-    let result = result?;
+    store_run(lib, campaign, opts, result?)
+}
+
+/// Stores a search of `campaign` as its latest run and moves it to the References step.
+fn store_run(
+    lib: &Library,
+    campaign: &Campaign,
+    opts: &RecommendOptions,
+    result: search::SearchResult,
+) -> Result<RecommendationRun> {
     let mut run = RecommendationRun {
         id: 0,
         campaign_id: campaign.id.clone(),
-        query,
+        query: result.query,
         k: opts.k,
         kpi_weight: opts.kpi_weight,
         embedder: result.embedder,
@@ -165,42 +174,47 @@ pub fn recommend_like(
     asset_key: &str,
     opts: &RecommendOptions,
 ) -> Result<RecommendationRun> {
+    let result = like_asset(
+        lib,
+        asset_key,
+        SearchFilter {
+            objective: Some(campaign.objective.clone()),
+            node: Some(campaign.node.clone()),
+        },
+        opts,
+    )?;
+    store_run(lib, campaign, opts, result)
+}
+
+/// "More like this" over the library: the asset `asset_key` names (asset id, manifest id, file
+/// name or hash prefix) against the embedded index of the image embedder's features, with
+/// `filter`; the result's query reads "images like LABEL". The CLI's `search --like` and the
+/// studio's `m` both come here.
+pub fn like_asset(
+    lib: &Library,
+    asset_key: &str,
+    filter: SearchFilter,
+    opts: &RecommendOptions,
+) -> Result<search::SearchResult> {
     let asset = match lib.store.asset(asset_key)? {
         Some(a) => a,
         None => lib.store.resolve(asset_key)?,
     };
     let features = lib.image_features_id();
     let index = lib.embedded_index(&features)?;
-    let result = search::similar_to(
+    search::similar_to(
         &lib.store,
         &index,
         &features,
         &asset,
         &SearchRequest {
             query: format!("images like {}", search::label_of(&asset)),
-            filter: SearchFilter {
-                objective: Some(campaign.objective.clone()),
-                node: Some(campaign.node.clone()),
-            },
+            filter,
             k: opts.k,
             kpi_weight: opts.kpi_weight,
             rerank_pool: opts.rerank_factor.max(1).saturating_mul(opts.k),
         },
-    )?;
-    let mut run = RecommendationRun {
-        id: 0,
-        campaign_id: campaign.id.clone(),
-        query: result.query,
-        k: opts.k,
-        kpi_weight: opts.kpi_weight,
-        embedder: result.embedder,
-        hits: result.hits,
-        created_at: now(),
-    };
-    run.id = lib.store.insert_run(&run)?;
-    lib.store
-        .advance_step(&campaign.id, CampaignStep::References)?;
-    Ok(run)
+    )
 }
 
 /// Records the chosen references (manifest ids, files or hashes); `[]` clears them.
