@@ -262,3 +262,52 @@ fn brief_to_prompt_with_every_step_saved() {
             .is_empty()
     );
 }
+
+/// The case, end to end through `campaign prompt` and the library's own text embedder:
+/// a cycling brief with a skier and a bear chosen as references gets their light and colours
+/// but none of their objects, and the scratchpad says which it left out.
+#[test]
+fn a_cycling_prompt_leaves_out_the_objects_of_a_skier_and_a_bear() {
+    let env = Env::new();
+    ingest_demo(&env);
+    let c = env.json(&[
+        "campaign",
+        "new",
+        "--name",
+        "Summer cycling",
+        "--brief",
+        "Summer cycling campaign: young people riding bikes in the city on a sunny day",
+        "--objective",
+        "likes",
+        "--node",
+        "followers",
+        "--json",
+    ]);
+    let id = c["id"].as_str().unwrap().to_string();
+    env.json(&[
+        "campaign",
+        "select",
+        &id,
+        "coco-000000000785",
+        "coco-000000000285",
+        "--json",
+    ]);
+    let out = env.run(&["campaign", "prompt", &id, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompt = p["prompt"].as_str().unwrap();
+    for object in ["ski", "bear"] {
+        assert!(!prompt.contains(object), "{object} in: {prompt}");
+    }
+    let reasoning = p["reasoning"].as_str().unwrap();
+    assert!(
+        reasoning.contains("Left out reference elements the brief does not call for")
+            && reasoning.contains("\"skis\" (coco-000000000785")
+            && reasoning.contains("\"brown bear\" (coco-000000000285"),
+        "{reasoning}"
+    );
+}

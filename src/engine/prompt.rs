@@ -93,6 +93,32 @@ pub fn references_for(lib: &Library, campaign: &Campaign) -> Result<Vec<Referenc
         .collect()
 }
 
+/// How well the references' elements fit the brief, by the library's text embedder; `None`
+/// (logged) when it cannot be measured: the composer then says it could not judge them.
+fn element_fit_of(
+    lib: &Library,
+    brief: &str,
+    references: &[ReferenceForPrompt],
+) -> Option<crate::services::element_fit::ElementFit> {
+    if references.iter().all(|r| r.elements.is_empty()) {
+        return None;
+    }
+    let elements: Vec<String> = references
+        .iter()
+        .flat_map(|r| r.elements.iter().cloned())
+        .collect();
+    let measured = lib
+        .text_embedder()
+        .and_then(|e| crate::services::element_fit::measure(e.as_ref(), brief, &elements));
+    match measured {
+        Ok(fit) => fit,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not measure how the references' elements fit the brief");
+            None
+        }
+    }
+}
+
 /// The current prompt of a campaign: its latest version.
 pub fn current(lib: &Library, campaign: &Campaign) -> Result<Option<PromptVersion>> {
     Ok(lib.store.prompt_versions(&campaign.id)?.pop())
@@ -109,6 +135,11 @@ pub fn write_prompt(
 ) -> Result<PromptVersion> {
     let references = references_for(lib, campaign)?;
     let previous = current(lib, campaign)?.map(|p| p.prompt);
+    let element_fit = if writer.wants_element_fit() {
+        element_fit_of(lib, &campaign.brief, &references)
+    } else {
+        None
+    };
     let input = PromptInput {
         brief: campaign.brief.clone(),
         objective: campaign.objective.clone(),
@@ -118,6 +149,7 @@ pub fn write_prompt(
         previous_prompt: instruction.as_ref().and(previous),
         instruction: instruction.clone(),
         max_chars,
+        element_fit,
     };
     // A job cancelled while the writer ran saves nothing, even when the writer finished.
     let written =

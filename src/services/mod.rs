@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod bedrock;
 pub mod cancel;
+pub mod element_fit;
 
 /// How a generator's note starts when the job was cancelled after some images were made.
 pub const CANCELLED_NOTE: &str = "cancelled";
@@ -51,6 +52,12 @@ pub trait Embedder: Send + Sync {
     /// embedders say no: their calls are metered item by item.
     fn batches_texts(&self) -> bool {
         false
+    }
+    /// The z-score from which a reference's element counts as fitting a brief
+    /// (`element_fit`), measured for this model on the dev briefs; `None` when unmeasured
+    /// (then the offline composer cannot judge elements and says so).
+    fn element_fit_threshold(&self) -> Option<f32> {
+        None
     }
 }
 
@@ -271,6 +278,9 @@ pub struct PromptInput {
     pub previous_prompt: Option<String>,
     /// The generator's prompt limit.
     pub max_chars: usize,
+    /// How well each reference element fits the brief, by the offline text embedder; `None`
+    /// when it could not be measured.
+    pub element_fit: Option<element_fit::ElementFit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -313,6 +323,11 @@ pub(crate) fn embedder_slug(embedder: &str, max: usize) -> (String, String) {
 /// Writes a text-to-image prompt, streaming reasoning and answer as they are produced.
 pub trait PromptWriter: Send + Sync {
     fn model(&self) -> &str;
+    /// Whether it needs `PromptInput::element_fit` (a writer that does not understand the
+    /// brief itself: the offline composer); language models judge the references themselves.
+    fn wants_element_fit(&self) -> bool {
+        false
+    }
     fn write(
         &self,
         input: &PromptInput,

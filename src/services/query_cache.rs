@@ -90,6 +90,9 @@ impl Embedder for QueryCache {
     fn batches_texts(&self) -> bool {
         self.inner.batches_texts()
     }
+    fn element_fit_threshold(&self) -> Option<f32> {
+        self.inner.element_fit_threshold()
+    }
 }
 
 fn poisoned() -> crate::Error {
@@ -125,6 +128,27 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_cache_declares_what_its_model_declares() {
+        struct Measured(EmbedderId);
+        impl Embedder for Measured {
+            fn id(&self) -> &EmbedderId {
+                &self.0
+            }
+            fn dim(&self) -> usize {
+                2
+            }
+            fn embed_texts(&self, texts: &[String], _: TextRole) -> Result<Vec<Vec<f32>>> {
+                Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect())
+            }
+            fn element_fit_threshold(&self) -> Option<f32> {
+                Some(2.4)
+            }
+        }
+        let c = QueryCache::new(Arc::new(Measured(EmbedderId::new("m"))), 4);
+        assert_eq!(c.element_fit_threshold(), Some(2.4));
     }
 
     #[test]

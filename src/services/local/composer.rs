@@ -259,6 +259,10 @@ impl PromptWriter for Composer {
         MODEL
     }
 
+    fn wants_element_fit(&self) -> bool {
+        true
+    }
+
     fn write(
         &self,
         input: &PromptInput,
@@ -312,13 +316,60 @@ impl PromptWriter for Composer {
         // A stable sort keeps first-seen order among equal counts.
         tallies.sort_by_key(|t| std::cmp::Reverse(t.from.len()));
         let subj_lower = subj.to_lowercase();
-        let chosen: Vec<&ElementTally> = tallies
+        // Objects come from the brief; a reference's element joins only when the brief's
+        // meaning supports it (its fit, by the text embedder, reaches the measured threshold).
+        let mut chosen: Vec<&ElementTally> = Vec::new();
+        let mut left_out: Vec<String> = Vec::new();
+        for t in tallies
             .iter()
             .filter(|t| !subj_lower.contains(t.name.as_str()))
-            .take(4)
-            .collect();
+        {
+            match &input.element_fit {
+                None => chosen.push(t),
+                Some(fit) => match fit.score(&t.name) {
+                    Some(z) if z >= fit.threshold => chosen.push(t),
+                    Some(z) => left_out.push(format!(
+                        "\"{}\" ({}; fit {z:.1})",
+                        t.name,
+                        t.from.join(", ")
+                    )),
+                    None => left_out.push(format!(
+                        "\"{}\" ({}; not measured)",
+                        t.name,
+                        t.from.join(", ")
+                    )),
+                },
+            }
+        }
+        chosen.truncate(4);
+        if let Some(fit) = &input.element_fit {
+            if !left_out.is_empty() {
+                say(
+                    format!(
+                        "Left out reference elements the brief does not call for (fit below {:.1}, by {}): {}. From those references I keep what carries across subjects: light, palette and composition.",
+                        fit.threshold,
+                        fit.embedder,
+                        left_out.join(", ")
+                    ),
+                    on_event,
+                );
+            }
+        } else if tallies
+            .iter()
+            .any(|t| !subj_lower.contains(t.name.as_str()))
+        {
+            say(
+                "I could not check the references' elements against the brief (no offline text embedder measured for it), so they are kept as the references show them.".into(),
+                on_event,
+            );
+        }
         if input.references.is_empty() {
             say("No references were chosen, so elements, light and colours come from the brief and the objective alone.".into(), on_event);
+        } else if chosen.is_empty() && !left_out.is_empty() {
+            say(
+                "No reference element fits the brief beyond its subject, so the objects are the brief's alone.".into(),
+                on_event,
+            );
         } else if chosen.is_empty() {
             say(
                 "The references share no elements beyond the subject.".into(),
@@ -708,6 +759,81 @@ mod tests {
                 out.reasoning
             );
         }
+    }
+
+    fn fit(scores: &[(&str, f32)]) -> crate::services::element_fit::ElementFit {
+        crate::services::element_fit::ElementFit {
+            embedder: "test/embedder".into(),
+            threshold: 2.4,
+            scores: scores.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    fn cycling(
+        references: Vec<ReferenceForPrompt>,
+        element_fit: Option<crate::services::element_fit::ElementFit>,
+    ) -> PromptResult {
+        Composer
+            .write(
+                &PromptInput {
+                    brief: "Summer cycling campaign: young people riding bikes in the city on a sunny day".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    references,
+                    max_chars: 512,
+                    element_fit,
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn reference_elements_below_the_fit_threshold_stay_out_of_the_prompt() {
+        let out = cycling(
+            vec![r("skier-1", &["person", "skis", "alp"], "white", 0.8)],
+            Some(fit(&[("person", 2.6), ("skis", 0.4), ("alp", -0.3)])),
+        );
+        assert_eq!(listed(&out.prompt), vec!["person"], "{}", out.prompt);
+    }
+
+    #[test]
+    fn the_scratchpad_names_each_element_left_out_with_its_reference_and_fit() {
+        let out = cycling(
+            vec![r("skier-1", &["skis", "alp"], "white", 0.8)],
+            Some(fit(&[("skis", 0.4), ("alp", -0.3)])),
+        );
+        assert!(
+            out.reasoning.contains(
+                "Left out reference elements the brief does not call for (fit below 2.4, by test/embedder): \"skis\" (skier-1; fit 0.4), \"alp\" (skier-1; fit -0.3)"
+            ),
+            "{}",
+            out.reasoning
+        );
+        assert!(listed(&out.prompt).is_empty(), "{}", out.prompt);
+    }
+
+    #[test]
+    fn an_element_without_a_measured_fit_is_left_out_when_fits_were_measured() {
+        let out = cycling(
+            vec![r("ref-a", &["bicycle", "helmet"], "red", 0.7)],
+            Some(fit(&[("bicycle", 4.0)])),
+        );
+        assert_eq!(listed(&out.prompt), vec!["bicycle"], "{}", out.prompt);
+        assert!(out.reasoning.contains("\"helmet\" (ref-a; not measured)"));
+    }
+
+    #[test]
+    fn without_a_fit_the_scratchpad_says_elements_were_not_checked() {
+        let out = cycling(vec![r("skier-1", &["skis"], "white", 0.8)], None);
+        assert_eq!(listed(&out.prompt), vec!["skis"], "{}", out.prompt);
+        assert!(
+            out.reasoning
+                .contains("I could not check the references' elements against the brief"),
+            "{}",
+            out.reasoning
+        );
     }
 
     #[test]

@@ -606,9 +606,20 @@ impl E5 {
     }
 }
 
+/// The element-fit z-score (services::element_fit) from which a reference's element counts as
+/// fitting a brief: the 99.5th percentile of the dev briefs' unrelated elements (English and
+/// Spanish pooled; COCO names of other supercategories than the brief's labels, "person"
+/// excepted) was 2.33, rounded up to a tenth. Reported on the held-out briefs by
+/// tests/element_fit_quality.rs.
+pub const ELEMENT_FIT_Z: f32 = 2.4;
+
 impl Embedder for E5 {
     fn id(&self) -> &EmbedderId {
         &self.id
+    }
+
+    fn element_fit_threshold(&self) -> Option<f32> {
+        Some(ELEMENT_FIT_Z)
     }
 
     fn batches_texts(&self) -> bool {
