@@ -23,8 +23,11 @@ use crate::services::{DescribeInput, Describer, TextRole};
 use crate::store::now;
 use crate::{Error, Result};
 
-/// Bumped when the description document recipe changes, so assets are re-described.
-const DOC_RECIPE: &str = "desc-v1";
+/// Bumped when the description document recipe changes, so assets are re-described (on their
+/// next ingest, by the metadata path: from the stored labels, no image model). "+kinds": the
+/// WordNet kinds of the classifier's labels joined the document; the vectors stay comparable
+/// (same model, same kind of text), so the embedder id keeps "desc-v1".
+const DOC_RECIPE: &str = "desc-v1+kinds";
 
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {

@@ -31,7 +31,8 @@ impl LocalDescriber {
     }
 
     /// The text the library's text embedder indexes for this asset ("desc-v1"): human text
-    /// first, then elements and colours, so text search over descriptions finds it.
+    /// first, then elements, the kinds of the classifier's labels and colours, so text search
+    /// over descriptions finds it.
     pub fn document(&self, input: &DescribeInput, d: &Description) -> String {
         let mut parts = Vec::new();
         if let Some(c) = input.caption.as_deref().filter(|c| !c.trim().is_empty()) {
@@ -50,11 +51,29 @@ impl LocalDescriber {
         if !d.elements.is_empty() {
             parts.push(format!("Shows {}.", d.elements.join(", ")));
         }
+        let kinds = self.kinds(input, &d.elements);
+        if !kinds.is_empty() {
+            parts.push(format!("Kinds: {}.", kinds.join(", ")));
+        }
         let colours = colour_names(&d.palette);
         if !colours.is_empty() {
             parts.push(format!("Colours: {}.", colours.join(", ")));
         }
         parts.join(" ")
+    }
+
+    /// The WordNet kinds of the confident classifier labels ("dog, domestic animal" for a
+    /// golden retriever), most probable label first, each once, none that is already an element.
+    pub fn kinds(&self, input: &DescribeInput, elements: &[String]) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for label in self.confident_labels(input) {
+            for k in crate::services::local::kinds::kinds_of(label) {
+                if !out.contains(&k.as_str()) && !elements.iter().any(|e| e == k) {
+                    out.push(k);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -234,6 +253,9 @@ mod tests {
         );
         assert!(d.sources.text.is_empty());
         let doc = desc.document(&i, &d);
-        assert_eq!(doc, "Shows golden retriever. Colours: blue.");
+        assert_eq!(
+            doc,
+            "Shows golden retriever. Kinds: dog, domestic animal, animal, mammal. Colours: blue."
+        );
     }
 }

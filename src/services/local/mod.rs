@@ -7,6 +7,7 @@ pub mod e5;
 pub mod efficientnet;
 pub mod exact_index;
 pub mod imaging;
+pub mod kinds;
 pub mod live_index;
 pub mod minilm;
 pub mod rephrase;
