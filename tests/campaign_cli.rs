@@ -311,3 +311,41 @@ fn a_cycling_prompt_leaves_out_the_objects_of_a_skier_and_a_bear() {
         "{reasoning}"
     );
 }
+
+/// An English-only text embedder (MiniLM) cannot judge a Spanish brief: the composer keeps the
+/// references' elements and says it could not check them, rather than leaving out objects the
+/// brief asks for.
+#[test]
+fn an_english_only_embedder_does_not_judge_a_spanish_brief() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.dir.path().join("config")).unwrap();
+    std::fs::write(
+        env.dir.path().join("config/config.toml"),
+        "[models]\ntext_embedder = \"local/minilm-l6-v2/desc-v1\"\n",
+    )
+    .unwrap();
+    ingest_demo(&env);
+    let c = env.json(&[
+        "campaign",
+        "new",
+        "--name",
+        "Esquí",
+        "--brief",
+        "Vacaciones de esquí en invierno: esquiadores en una pista soleada de los Alpes",
+        "--objective",
+        "likes",
+        "--node",
+        "followers",
+        "--json",
+    ]);
+    let id = c["id"].as_str().unwrap().to_string();
+    env.json(&["campaign", "select", &id, "coco-000000000785", "--json"]);
+    let p = env.json(&["campaign", "prompt", &id, "--json"]);
+    let reasoning = p["reasoning"].as_str().unwrap();
+    assert!(
+        reasoning.contains("I could not check the references' elements against the brief")
+            && !reasoning.contains("Left out reference elements"),
+        "{reasoning}"
+    );
+    assert!(p["prompt"].as_str().unwrap().contains("skis"), "{p}");
+}

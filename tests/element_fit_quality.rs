@@ -15,8 +15,9 @@
 //! Bounds on the held-out briefs, written before measuring them: at most 2 % of unrelated
 //! elements kept (four times the dev design rate of 0.5 %), and at least 75 % of named elements
 //! kept in the languages a model reads (the dev figures were 94 % for multilingual-e5 in both
-//! languages and 88 % for MiniLM in English). MiniLM reads English only: its Spanish figures
-//! are printed, and only the unrelated rate is bounded.
+//! languages and 88 % for MiniLM in English). MiniLM reads English only: on its first held-out
+//! run it kept 0.16 of the Spanish briefs' named elements (1.1 % of unrelated ones), so it no
+//! longer judges briefs in other languages (`minilm_does_not_judge_spanish_briefs`).
 //!
 //! The first held-out run (the numbers in the README) missed one of those bounds:
 //! multilingual-e5 kept 31 of 44 named elements of the Spanish briefs (0.70 < 0.75; English
@@ -133,15 +134,11 @@ struct Brief {
 }
 
 fn briefs(file: &str) -> Vec<Brief> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/retrieval")
-        .join(file);
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::jsonl(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/retrieval")
+            .join(file),
+    )
 }
 
 fn e5() -> Arc<dyn Embedder> {
@@ -186,12 +183,10 @@ fn judged_scores(embedder: &dyn Embedder, file: &str, lang: Lang) -> (Vec<f32>, 
             Lang::En => &b.en,
             Lang::Es => &b.es,
         };
-        let fit = element_fit::measure(embedder, text, &names)
-            .unwrap()
-            .unwrap();
+        let scores = element_fit::scores(embedder, text, &names).unwrap();
         let groups: Vec<&str> = b.labels.iter().map(|l| supercategory[l.as_str()]).collect();
         for (name, group) in SUPERCATEGORY {
-            let score = fit.score(name).unwrap();
+            let score = scores[name];
             if b.labels.iter().any(|l| l == name) {
                 named.push(score);
             } else if name != "person" && !groups.contains(&group) {
@@ -225,7 +220,7 @@ fn dev_percentile(embedder: &dyn Embedder) -> f64 {
 /// The threshold is the dev percentile rounded up to a tenth (within float noise).
 fn assert_threshold_is_dev_percentile(embedder: &dyn Embedder) {
     let p = dev_percentile(embedder);
-    let t = f64::from(embedder.element_fit_threshold().unwrap());
+    let t = f64::from(embedder.element_fit_threshold(true).unwrap());
     println!(
         "{}: dev 99.5th percentile of unrelated {p:.3}, threshold {t:.1}",
         embedder.id()
@@ -239,7 +234,7 @@ fn assert_threshold_is_dev_percentile(embedder: &dyn Embedder) {
 
 fn held_out(embedder: &dyn Embedder, lang: Lang) -> (f64, f64) {
     let (named, unrelated) = judged_scores(embedder, "bilingual_briefs.jsonl", lang);
-    let t = embedder.element_fit_threshold().unwrap();
+    let t = embedder.element_fit_threshold(true).unwrap();
     let (n, u) = (kept(&named, t), kept(&unrelated, t));
     let lang = match lang {
         Lang::En => "English",
@@ -294,10 +289,15 @@ fn minilm_keeps_few_unrelated_elements_of_held_out_english_briefs() {
     assert!(unrelated <= MAX_UNRELATED_KEPT, "{unrelated:.3}");
 }
 
+/// MiniLM reads English only (it kept 0.16 of the named elements of the Spanish briefs on its
+/// first held-out run): a brief in another language is not judged, and the composer says so.
 #[test]
-fn minilm_keeps_few_unrelated_elements_of_held_out_spanish_briefs() {
-    let (_, unrelated) = held_out(minilm().as_ref(), Lang::Es);
-    assert!(unrelated <= MAX_UNRELATED_KEPT, "{unrelated:.3}");
+fn minilm_does_not_judge_spanish_briefs() {
+    let names: Vec<String> = BACKGROUND.iter().map(|n| n.to_string()).collect();
+    for b in briefs("bilingual_briefs.jsonl") {
+        let fit = element_fit::measure(minilm().as_ref(), &b.es, &names).unwrap();
+        assert!(fit.is_none(), "{}", b.es);
+    }
 }
 
 #[test]

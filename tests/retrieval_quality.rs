@@ -55,15 +55,6 @@ struct Row {
     labels_source: String,
 }
 
-fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Mean P@5 of `queries` (text, relevant labels) with the library's `embedder`, and each
 /// query's top 5 judged images.
 fn precision_at_5(
@@ -130,11 +121,12 @@ struct Judged {
 
 fn judged() -> Judged {
     let (lib_dir, full) = common::retrieval_library();
-    let judged: HashMap<String, HashSet<String>> = jsonl::<Row>(&lib_dir.join("manifest.jsonl"))
-        .into_iter()
-        .filter(|r| !r.labels_source.is_empty())
-        .map(|r| (r.id, r.labels.into_iter().collect()))
-        .collect();
+    let judged: HashMap<String, HashSet<String>> =
+        common::jsonl::<Row>(&lib_dir.join("manifest.jsonl"))
+            .into_iter()
+            .filter(|r| !r.labels_source.is_empty())
+            .map(|r| (r.id, r.labels.into_iter().collect()))
+            .collect();
     let held_out = judgeable(
         load_sets(
             &fixtures(),
@@ -181,11 +173,11 @@ fn judgeable(mut sets: Sets, judged: &HashMap<String, HashSet<String>>, full: bo
 }
 
 fn load_sets(dir: &Path, queries: &str, briefs: &str) -> Sets {
-    let english = jsonl::<Query>(&dir.join(queries))
+    let english = common::jsonl::<Query>(&dir.join(queries))
         .into_iter()
         .map(|q| (q.query, q.labels))
         .collect();
-    let briefs: Vec<Brief> = jsonl(&dir.join(briefs));
+    let briefs: Vec<Brief> = common::jsonl(&dir.join(briefs));
     [
         english,
         briefs
@@ -312,7 +304,7 @@ fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
         held_out,
         ..
     } = judged();
-    let rows: Vec<serde_json::Value> = jsonl(&lib_dir.join("manifest.jsonl"));
+    let rows: Vec<serde_json::Value> = common::jsonl(&lib_dir.join("manifest.jsonl"));
 
     // Only what a raw folder has: the file, and the campaign facts a marketer knows.
     let dir = tempfile::tempdir().unwrap();

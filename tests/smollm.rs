@@ -85,3 +85,15 @@ fn generation_stops_between_tokens_when_its_job_is_cancelled() {
     assert!(matches!(r, Err(campaign_studio::Error::Cancelled)), "{r:?}");
     assert_eq!(pieces, 3, "no token after the cancel");
 }
+
+/// `--rephrase` wraps the composer: the draft is still the composer's, so the wrapper asks for
+/// the references' element fit as the composer does (else the gate would silently turn off).
+#[test]
+fn a_rephrased_composer_still_asks_for_the_element_fit() {
+    use campaign_studio::services::PromptWriter;
+    use campaign_studio::services::local::composer::Composer;
+    use campaign_studio::services::local::rephrase::Rephrased;
+    let files = ModelFiles::new(common::models_cache().join("models"));
+    let lm = SmolLm::load(&files.smollm2_gguf().unwrap()).unwrap();
+    assert!(Rephrased::new(&Composer, &lm).wants_element_fit());
+}

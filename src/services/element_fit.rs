@@ -12,8 +12,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::Result;
+use crate::services::language::Reading;
 use crate::services::{Embedder, TextRole};
+use crate::{Error, Result};
 
 /// Everyday objects the brief's similarities are measured against: the COCO category names
 /// (the reference library's label vocabulary).
@@ -146,16 +147,33 @@ fn background(embedder: &dyn Embedder) -> Result<Arc<Vec<Vec<f32>>>> {
     Ok(vectors)
 }
 
-/// The z-scores of `elements` for `brief` by `embedder`, or `None` when the embedder has no
-/// measured threshold (cloud embedders: the composer then says it could not judge).
+/// The z-scores of `elements` for `brief` by `embedder`, judged by the embedder's threshold for
+/// the brief's language; `None` when it has none (cloud embedders, or an English-only model and
+/// a brief in another language: the composer then says it could not judge).
 pub fn measure(
     embedder: &dyn Embedder,
     brief: &str,
     elements: &[String],
 ) -> Result<Option<ElementFit>> {
-    let Some(threshold) = embedder.element_fit_threshold() else {
+    let english = crate::services::language::reading(brief) == Reading::English;
+    let Some(threshold) = embedder.element_fit_threshold(english) else {
         return Ok(None);
     };
+    Ok(Some(ElementFit {
+        embedder: embedder.id().as_str().to_string(),
+        threshold,
+        scores: scores(embedder, brief, elements)?,
+    }))
+}
+
+/// The z-score of each element (lower case, trimmed, once each) for `brief`, whatever the
+/// threshold: the brief's similarity to the element against its similarities to the
+/// background.
+pub fn scores(
+    embedder: &dyn Embedder,
+    brief: &str,
+    elements: &[String],
+) -> Result<BTreeMap<String, f32>> {
     let mut names: Vec<String> = elements.iter().map(|e| key(e)).collect();
     names.sort();
     names.dedup();
@@ -164,7 +182,15 @@ pub fn measure(
     let brief_vec = embedder
         .embed_texts(&[brief.to_string()], TextRole::Query)?
         .pop()
-        .unwrap_or_default();
+        .ok_or_else(|| {
+            Error::Inference("the text embedder returned no vector for the brief".into())
+        })?;
+    if background.iter().any(|b| b.len() != brief_vec.len()) {
+        return Err(Error::Inference(format!(
+            "the text embedder {} returned vectors of different lengths",
+            embedder.id()
+        )));
+    }
     let sims: Vec<f32> = background.iter().map(|b| dot(&brief_vec, b)).collect();
     let n = sims.len().max(1) as f32;
     let mean = sims.iter().sum::<f32>() / n;
@@ -174,7 +200,15 @@ pub fn measure(
     } else {
         embedder.embed_texts(&names, TextRole::Document)?
     };
-    let scores = names
+    if element_vecs.len() != names.len() {
+        return Err(Error::Inference(format!(
+            "the text embedder {} returned {} vectors for {} elements",
+            embedder.id(),
+            element_vecs.len(),
+            names.len()
+        )));
+    }
+    Ok(names
         .into_iter()
         .zip(element_vecs)
         .map(|(name, v)| {
@@ -185,12 +219,7 @@ pub fn measure(
             };
             (name, z)
         })
-        .collect();
-    Ok(Some(ElementFit {
-        embedder: embedder.id().as_str().to_string(),
-        threshold,
-        scores,
-    }))
+        .collect())
 }
 
 #[cfg(test)]
@@ -225,7 +254,7 @@ mod tests {
                 })
                 .collect())
         }
-        fn element_fit_threshold(&self) -> Option<f32> {
+        fn element_fit_threshold(&self, _english_brief: bool) -> Option<f32> {
             self.threshold
         }
     }

@@ -54,9 +54,10 @@ pub trait Embedder: Send + Sync {
         false
     }
     /// The z-score from which a reference's element counts as fitting a brief
-    /// (`element_fit`), measured for this model on the dev briefs; `None` when unmeasured
-    /// (then the offline composer cannot judge elements and says so).
-    fn element_fit_threshold(&self) -> Option<f32> {
+    /// (`element_fit`), measured for this model on the dev briefs, for an English brief or
+    /// one in another language; `None` when unmeasured or when the model cannot read the
+    /// brief's language (then the offline composer cannot judge elements and says so).
+    fn element_fit_threshold(&self, _english_brief: bool) -> Option<f32> {
         None
     }
 }

@@ -90,8 +90,8 @@ impl Embedder for QueryCache {
     fn batches_texts(&self) -> bool {
         self.inner.batches_texts()
     }
-    fn element_fit_threshold(&self) -> Option<f32> {
-        self.inner.element_fit_threshold()
+    fn element_fit_threshold(&self, english_brief: bool) -> Option<f32> {
+        self.inner.element_fit_threshold(english_brief)
     }
 }
 
@@ -143,12 +143,13 @@ mod tests {
             fn embed_texts(&self, texts: &[String], _: TextRole) -> Result<Vec<Vec<f32>>> {
                 Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect())
             }
-            fn element_fit_threshold(&self) -> Option<f32> {
-                Some(2.4)
+            fn element_fit_threshold(&self, english_brief: bool) -> Option<f32> {
+                english_brief.then_some(2.4)
             }
         }
         let c = QueryCache::new(Arc::new(Measured(EmbedderId::new("m"))), 4);
-        assert_eq!(c.element_fit_threshold(), Some(2.4));
+        assert_eq!(c.element_fit_threshold(true), Some(2.4));
+        assert_eq!(c.element_fit_threshold(false), None);
     }
 
     #[test]

@@ -307,3 +307,13 @@ pub fn golden<T: serde::Serialize + serde::de::DeserializeOwned>(
     }
     Some(serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap())
 }
+
+/// The rows of a JSON Lines file (blank lines skipped).
+pub fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -329,7 +329,7 @@ impl PromptWriter for Composer {
                 Some(fit) => match fit.score(&t.name) {
                     Some(z) if z >= fit.threshold => chosen.push(t),
                     Some(z) => left_out.push(format!(
-                        "\"{}\" ({}; fit {z:.1})",
+                        "\"{}\" ({}; fit {z:.2})",
                         t.name,
                         t.from.join(", ")
                     )),
@@ -359,7 +359,7 @@ impl PromptWriter for Composer {
             .any(|t| !subj_lower.contains(t.name.as_str()))
         {
             say(
-                "I could not check the references' elements against the brief (no offline text embedder measured for it), so they are kept as the references show them.".into(),
+                "I could not check the references' elements against the brief (the library's text embedder has no measured threshold for it, or could not judge this brief), so they are kept as the references show them.".into(),
                 on_event,
             );
         }
@@ -806,7 +806,7 @@ mod tests {
         );
         assert!(
             out.reasoning.contains(
-                "Left out reference elements the brief does not call for (fit below 2.4, by test/embedder): \"skis\" (skier-1; fit 0.4), \"alp\" (skier-1; fit -0.3)"
+                "Left out reference elements the brief does not call for (fit below 2.4, by test/embedder): \"skis\" (skier-1; fit 0.40), \"alp\" (skier-1; fit -0.30)"
             ),
             "{}",
             out.reasoning

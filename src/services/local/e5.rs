@@ -618,7 +618,7 @@ impl Embedder for E5 {
         &self.id
     }
 
-    fn element_fit_threshold(&self) -> Option<f32> {
+    fn element_fit_threshold(&self, _english_brief: bool) -> Option<f32> {
         Some(ELEMENT_FIT_Z)
     }
 

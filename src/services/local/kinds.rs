@@ -73,11 +73,12 @@ mod tests {
 
     #[test]
     fn a_name_two_classes_share_has_the_kinds_of_both_once() {
-        let k = kinds_of("sunglasses");
-        let mut sorted = k.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), k.len(), "{k:?}");
+        // Two ImageNet classes are called "missile": [rocket, weapon, vehicle, instrument]
+        // and [weapon, instrument].
+        assert_eq!(
+            kinds_of("missile"),
+            ["rocket", "weapon", "vehicle", "instrument"]
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl MiniLm {
 /// The element-fit z-score (services::element_fit) from which a reference's element counts as
 /// fitting a brief: the 99.5th percentile of the dev briefs' unrelated elements (English and
 /// Spanish pooled, as for multilingual-e5) was 2.39, rounded up to a tenth. Reported on the
-/// held-out briefs by tests/element_fit_quality.rs.
+/// held-out briefs by tests/element_fit_quality.rs; used for English briefs only.
 pub const ELEMENT_FIT_Z: f32 = 2.4;
 
 impl Embedder for MiniLm {
@@ -65,8 +65,9 @@ impl Embedder for MiniLm {
         &self.id
     }
 
-    fn element_fit_threshold(&self) -> Option<f32> {
-        Some(ELEMENT_FIT_Z)
+    /// MiniLM reads English only: a brief in another language is not judged.
+    fn element_fit_threshold(&self, english_brief: bool) -> Option<f32> {
+        english_brief.then_some(ELEMENT_FIT_Z)
     }
 
     fn batches_texts(&self) -> bool {

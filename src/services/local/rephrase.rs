@@ -41,6 +41,11 @@ impl PromptWriter for Rephrased<'_> {
         &self.model
     }
 
+    /// The draft is the base writer's: it gets what the base asks for.
+    fn wants_element_fit(&self) -> bool {
+        self.base.wants_element_fit()
+    }
+
     fn write(
         &self,
         input: &PromptInput,
