@@ -205,14 +205,49 @@ fn and_list(items: &[String]) -> String {
     }
 }
 
-/// The brief's first sentence without the leading "launch our ..." words.
-fn subject(brief: &str) -> String {
+/// Last words of a heading that names the campaign rather than the picture ("Summer cycling
+/// campaign: ...").
+const CAMPAIGN_NOUNS: [&str; 10] = [
+    "campaign",
+    "campaigns",
+    "ad",
+    "ads",
+    "advert",
+    "advertisement",
+    "promo",
+    "promotion",
+    "teaser",
+    "announcement",
+];
+
+/// A first sentence "HEADING: picture" whose heading (at most six words) ends in a campaign
+/// noun: (the heading, its words before the noun, the picture).
+fn campaign_heading(first: &str) -> Option<(&str, String, &str)> {
+    let (head, rest) = first.split_once(':')?;
+    let words: Vec<&str> = head.split_whitespace().collect();
+    let last = words.last()?.to_lowercase();
+    if words.len() > 6 || !CAMPAIGN_NOUNS.contains(&last.as_str()) || rest.trim().is_empty() {
+        return None;
+    }
+    let theme = words[..words.len() - 1].join(" ").to_lowercase();
+    Some((head.trim(), theme, rest.trim()))
+}
+
+/// The brief's first sentence without the leading "launch our ..." words; a heading that names
+/// the campaign ("Summer cycling campaign: ...") gives way to the picture it introduces, with
+/// its theme words after it ("..., summer cycling"). Returns the subject and the heading, if
+/// one was moved.
+fn subject(brief: &str) -> (String, Option<String>) {
     let first = brief
         .split(['.', '!', '?', '\n'])
         .map(str::trim)
         .find(|s| !s.is_empty())
         .unwrap_or(brief)
         .to_string();
+    let (first, theme, heading) = match campaign_heading(&first) {
+        Some((heading, theme, rest)) => (rest.to_string(), theme, Some(heading.to_string())),
+        None => (first.clone(), String::new(), None),
+    };
     let words: Vec<&str> = first.split_whitespace().collect();
     let skip = words
         .iter()
@@ -230,7 +265,12 @@ fn subject(brief: &str) -> String {
     };
     let s = rest.join(" ");
     let s: String = s.chars().take(160).collect();
-    s.trim_end_matches([',', ';', ':']).to_string()
+    let s = s.trim_end_matches([',', ';', ':']).to_string();
+    if theme.is_empty() {
+        (s, heading)
+    } else {
+        (format!("{s}, {theme}"), heading)
+    }
 }
 
 fn composition(objective: &str, node: &str) -> (String, String) {
@@ -275,11 +315,19 @@ impl PromptWriter for Composer {
             reasoning.push(line);
         };
 
-        let subj = subject(&input.brief);
+        let (subj, heading) = subject(&input.brief);
         say(
             format!("Subject, from the brief's first sentence: \"{subj}\"."),
             on_event,
         );
+        if let Some(h) = heading {
+            say(
+                format!(
+                    "The heading \"{h}\" names the campaign, not the picture: the picture leads and the heading's theme words follow it."
+                ),
+                on_event,
+            );
+        }
         if let Reading::Other(language) = crate::services::language::reading(&input.brief) {
             let language = language
                 .map(|l| format!(" (it reads as {l})"))
@@ -834,6 +882,31 @@ mod tests {
             "{}",
             out.reasoning
         );
+    }
+
+    #[test]
+    fn a_campaign_heading_gives_way_to_the_picture_with_its_theme_after() {
+        let (s, heading) = subject(
+            "Summer cycling campaign: young people riding bikes in the city on a sunny day. More text.",
+        );
+        assert_eq!(
+            s,
+            "young people riding bikes in the city on a sunny day, summer cycling"
+        );
+        assert_eq!(heading.as_deref(), Some("Summer cycling campaign"));
+    }
+
+    #[test]
+    fn a_heading_that_names_the_picture_stays() {
+        let (s, heading) = subject("Coffee shop: a cosy morning espresso by the window");
+        assert_eq!(s, "Coffee shop: a cosy morning espresso by the window");
+        assert_eq!(heading, None);
+    }
+
+    #[test]
+    fn a_bare_campaign_heading_leaves_no_theme() {
+        let (s, _) = subject("Campaign: launch our new trail running shoe");
+        assert_eq!(s, "trail running shoe");
     }
 
     #[test]
