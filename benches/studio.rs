@@ -37,6 +37,8 @@ fn busy_state(pane: Pane) -> State {
             node: "followers".into(),
             description: "A group of friends on a beach at sunset with surfboards and a dog. Landscape, bright.".repeat(2),
             elements: vec!["person".into(), "surfboard".into(), "dog".into()],
+            strength: None,
+            outside_filter: false,
         })
         .collect();
     s.selected = s

@@ -58,6 +58,8 @@ fn hit(i: usize) -> ReferenceHit {
         node: "followers".into(),
         description: format!("A surfer riding wave number {i}. Landscape, bright."),
         elements: vec!["person".into(), "surfboard".into()],
+        strength: None,
+        outside_filter: false,
     }
 }
 

@@ -115,4 +115,62 @@ pub struct ReferenceHit {
     pub node: String,
     pub description: String,
     pub elements: Vec<String>,
+    /// How this hit's similarity stands against the query's similarity to the library as a
+    /// whole; `None` for runs saved before it was measured, image-to-image searches and
+    /// libraries too small to judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<MatchStrength>,
+    /// Found by a widened search: outside the campaign's objective or audience. Its KPI
+    /// percentile is within its own objective and audience, never the campaign's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_filter: bool,
+}
+
+/// How good a match is, in words: judged by how far a hit's similarity stands above what the
+/// same query scores against the library at large (most of which is unrelated to any one
+/// query).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrengthLevel {
+    Strong,
+    Fair,
+    Weak,
+}
+
+impl StrengthLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrengthLevel::Strong => "strong",
+            StrengthLevel::Fair => "fair",
+            StrengthLevel::Weak => "weak",
+        }
+    }
+}
+
+/// A hit's similarity against its query's background: the query's similarities to a fixed
+/// sample of the library's vectors (the whole library, every objective and audience).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MatchStrength {
+    /// `None` where the embedder's thresholds were never measured (then only `z` and
+    /// `percentile` are said).
+    pub level: Option<StrengthLevel>,
+    /// Standard deviations above the query's mean similarity to the background.
+    pub z: f32,
+    /// Share of the background this hit's similarity is above, 0..1.
+    pub percentile: f32,
+}
+
+impl MatchStrength {
+    /// "strong (z 3.4, above 99.8 % of the library)"; "z 1.2, …" when unjudged.
+    pub fn describe(&self) -> String {
+        let pct = format!(
+            "z {:.1}, above {:.1} % of the library",
+            self.z,
+            self.percentile * 100.0
+        );
+        match self.level {
+            Some(l) => format!("{} ({pct})", l.as_str()),
+            None => pct,
+        }
+    }
 }

@@ -2,8 +2,8 @@
 //! percentile within the filtered set.
 use serde::Serialize;
 
-use crate::domain::{Asset, EmbedderId, ReferenceHit, SearchFilter};
-use crate::services::{Embedder, Neighbour, TextRole, VectorIndex};
+use crate::domain::{Asset, EmbedderId, MatchStrength, ReferenceHit, SearchFilter, StrengthLevel};
+use crate::services::{Embedder, Neighbour, StrengthThresholds, TextRole, VectorIndex};
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -28,7 +28,21 @@ pub struct SearchResult {
     pub node: Option<String>,
     pub kpi_weight: f32,
     pub hits: Vec<ReferenceHit>,
+    /// Set when the filter leaves no strong match or fewer than k assets: what a widened
+    /// search (`widen`) would offer, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub widen_offer: Option<String>,
+    /// Whether hits from outside the filter were added (`widen`); they carry `outside_filter`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub widened: bool,
 }
+
+/// How many of the library's vectors a query is compared with to learn its background (the
+/// similarities it scores against the library at large): a fixed sample, the first in content
+/// hash order.
+pub const BACKGROUND_SAMPLE: usize = 512;
+/// Below this many vectors the background is too thin to judge a hit's strength.
+pub const MIN_BACKGROUND: usize = 20;
 
 pub fn search(
     store: &Store,
@@ -40,7 +54,175 @@ pub fn search(
         .embed_texts(std::slice::from_ref(&req.query), TextRole::Query)?
         .pop()
         .unwrap_or_default();
-    search_vector(store, index, &q, req)
+    let mut r = search_vector(store, index, &q, req)?;
+    judge_strength(
+        store,
+        index.embedder(),
+        &q,
+        embedder.strength_thresholds(crate::services::language::is_english(&req.query)),
+        &mut r.hits,
+    )?;
+    r.widen_offer = widen_offer(&req.filter, req.k, &r.hits);
+    Ok(r)
+}
+
+/// What a widened search would add, in words, when the filter is on and its hits hold no
+/// strong match (judged hits only) or fewer than `k` assets; `None` otherwise.
+pub fn widen_offer(filter: &SearchFilter, k: usize, hits: &[ReferenceHit]) -> Option<String> {
+    if filter.objective.is_none() && filter.node.is_none() || k == 0 {
+        return None;
+    }
+    let inside: Vec<&ReferenceHit> = hits.iter().filter(|h| !h.outside_filter).collect();
+    let judged: Vec<StrengthLevel> = inside
+        .iter()
+        .filter_map(|h| h.strength.and_then(|s| s.level))
+        .collect();
+    let group = match (&filter.objective, &filter.node) {
+        (Some(o), Some(n)) => format!("objective {o}, audience {n}"),
+        (Some(o), None) => format!("objective {o}"),
+        (None, Some(n)) => format!("audience {n}"),
+        (None, None) => String::new(),
+    };
+    if inside.len() < k {
+        Some(format!(
+            "only {} of the {k} references asked for are in {group}: widen the search to other objectives and audiences",
+            inside.len()
+        ))
+    } else if !judged.is_empty() && !judged.contains(&StrengthLevel::Strong) {
+        Some(format!(
+            "no strong match in {group}: widen the search to other objectives and audiences"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Judges each hit's strength (`MatchStrength`) against the query's background: its
+/// similarities to `BACKGROUND_SAMPLE` of the library's vectors from `embedder`, every
+/// objective and audience. Similarities are recomputed from the stored vectors (dot products of
+/// unit vectors), so a server backend's own score scale does not matter. Leaves the hits
+/// unjudged when the library holds fewer than `MIN_BACKGROUND` vectors or they do not vary.
+pub fn judge_strength(
+    store: &Store,
+    embedder: &EmbedderId,
+    query: &[f32],
+    thresholds: Option<StrengthThresholds>,
+    hits: &mut [ReferenceHit],
+) -> Result<()> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let dot = |v: &[f32]| -> f32 { v.iter().zip(query).map(|(a, b)| a * b).sum() };
+    let mut background: Vec<f32> = store
+        .background_sample(embedder, BACKGROUND_SAMPLE)?
+        .iter()
+        .filter(|v| v.len() == query.len())
+        .map(|v| dot(v))
+        .filter(|s| s.is_finite())
+        .collect();
+    if background.len() < MIN_BACKGROUND {
+        return Ok(());
+    }
+    background.sort_by(f32::total_cmp);
+    let n = background.len() as f32;
+    let mean = background.iter().sum::<f32>() / n;
+    let sd = (background.iter().map(|s| (s - mean).powi(2)).sum::<f32>() / n).sqrt();
+    if sd.is_nan() || sd <= 1e-6 {
+        return Ok(());
+    }
+    for h in hits {
+        let Some(v) = store.vector_of(&h.asset_id, embedder)? else {
+            continue;
+        };
+        if v.len() != query.len() {
+            continue;
+        }
+        let s = dot(&v);
+        let z = (s - mean) / sd;
+        let below = background.partition_point(|b| *b < s);
+        let level = thresholds.map(|t| {
+            if z >= t.strong_z {
+                StrengthLevel::Strong
+            } else if z >= t.fair_z {
+                StrengthLevel::Fair
+            } else {
+                StrengthLevel::Weak
+            }
+        });
+        h.strength = Some(MatchStrength {
+            level,
+            z,
+            percentile: below as f32 / n,
+        });
+    }
+    Ok(())
+}
+
+/// Widens a filtered text search: adds up to `req.k` hits from outside the filter (other
+/// objectives or audiences), ranked like a search of their own, each marked `outside_filter`,
+/// its KPI percentile taken within its own objective and audience (never mixed into the
+/// filtered set's), its strength judged against the same background. The filtered hits stay
+/// first and unchanged.
+pub fn widen(
+    store: &Store,
+    index: &dyn VectorIndex,
+    embedder: &dyn Embedder,
+    req: &SearchRequest,
+    result: &mut SearchResult,
+) -> Result<()> {
+    if req.filter.objective.is_none() && req.filter.node.is_none() {
+        result.widen_offer = None;
+        return Ok(());
+    }
+    let q = embedder
+        .embed_texts(std::slice::from_ref(&req.query), TextRole::Query)?
+        .pop()
+        .unwrap_or_default();
+    let pool = req.rerank_pool.max(req.k);
+    let inside = |a: &Asset| {
+        req.filter
+            .objective
+            .as_ref()
+            .is_none_or(|o| *o == a.objective)
+            && req.filter.node.as_ref().is_none_or(|n| *n == a.node)
+    };
+    // Enough neighbours that `pool` of them are outside even when the filter's own assets are
+    // all nearer.
+    let ask = pool
+        .saturating_add(index.count(&req.filter)?)
+        .min(crate::config::MAX_K.saturating_mul(4).max(pool));
+    let mut neighbours = known_neighbours(store, index, &q, &SearchFilter::default(), ask)?;
+    neighbours.retain(|(_, a)| !inside(a));
+    neighbours.truncate(pool);
+    let mut percentiles = Vec::with_capacity(neighbours.len());
+    for (_, a) in &neighbours {
+        let own = SearchFilter {
+            objective: Some(a.objective.clone()),
+            node: Some(a.node.clone()),
+        };
+        percentiles.push(
+            index
+                .kpi_percentiles(&own, &[a.kpi])?
+                .first()
+                .copied()
+                .unwrap_or(0.0),
+        );
+    }
+    let mut outside = blend(neighbours, percentiles, req.kpi_weight, req.k);
+    for h in &mut outside {
+        h.outside_filter = true;
+    }
+    judge_strength(
+        store,
+        index.embedder(),
+        &q,
+        embedder.strength_thresholds(crate::services::language::is_english(&req.query)),
+        &mut outside,
+    )?;
+    result.hits.extend(outside);
+    result.widened = true;
+    result.widen_offer = None;
+    Ok(())
 }
 
 pub fn search_vector(
@@ -106,47 +288,7 @@ fn search_vector_without(
         neighbours.truncate(pool);
         let kpis: Vec<Option<f64>> = neighbours.iter().map(|(_, a)| a.kpi).collect();
         let percentiles = index.kpi_percentiles(&req.filter, &kpis)?;
-        let w = req.kpi_weight;
-        // Similarity is rescaled to 0..1 within the pool before blending: raw cosine values of
-        // a text embedder sit in a narrow band (often 0.1-0.5), where a KPI percentile in 0..1
-        // would swamp relevance. Rescaled, the most similar asset counts 1 and the least 0, so
-        // relevance leads and the KPI orders assets of similar relevance.
-        let (lo, hi) = neighbours
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(lo, hi), (n, _)| {
-                (lo.min(n.similarity), hi.max(n.similarity))
-            });
-        let relevance = |s: f32| {
-            if hi - lo > 1e-6 {
-                (s - lo) / (hi - lo)
-            } else {
-                1.0
-            }
-        };
-        for ((n, a), pct) in neighbours.into_iter().zip(percentiles) {
-            hits.push(ReferenceHit {
-                score: (1.0 - w) * relevance(n.similarity) + w * pct,
-                similarity: n.similarity,
-                kpi: a.kpi,
-                kpi_percentile: pct,
-                asset_id: a.id,
-                external_id: a.external_id,
-                file: a.file,
-                stored_path: a.stored_path,
-                thumbnail_path: a.thumbnail_path,
-                objective: a.objective,
-                node: a.node,
-                description: a.description.description,
-                elements: a.description.elements,
-            });
-        }
-        hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.similarity.total_cmp(&a.similarity))
-                .then(a.asset_id.cmp(&b.asset_id))
-        });
-        hits.truncate(req.k);
+        hits = blend(neighbours, percentiles, req.kpi_weight, req.k);
     }
     Ok(SearchResult {
         query: req.query.clone(),
@@ -155,7 +297,62 @@ fn search_vector_without(
         node: req.filter.node.clone(),
         kpi_weight: req.kpi_weight,
         hits,
+        widen_offer: None,
+        widened: false,
     })
+}
+
+/// Ranks a re-rank pool: score = (1 - w) * relevance + w * KPI percentile, best `k` first.
+fn blend(
+    neighbours: Vec<(Neighbour, Asset)>,
+    percentiles: Vec<f32>,
+    w: f32,
+    k: usize,
+) -> Vec<ReferenceHit> {
+    // Similarity is rescaled to 0..1 within the pool before blending: raw cosine values of
+    // a text embedder sit in a narrow band (often 0.1-0.5), where a KPI percentile in 0..1
+    // would swamp relevance. Rescaled, the most similar asset counts 1 and the least 0, so
+    // relevance leads and the KPI orders assets of similar relevance.
+    let (lo, hi) = neighbours
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), (n, _)| {
+            (lo.min(n.similarity), hi.max(n.similarity))
+        });
+    let relevance = |s: f32| {
+        if hi - lo > 1e-6 {
+            (s - lo) / (hi - lo)
+        } else {
+            1.0
+        }
+    };
+    let mut hits = Vec::with_capacity(neighbours.len());
+    for ((n, a), pct) in neighbours.into_iter().zip(percentiles) {
+        hits.push(ReferenceHit {
+            score: (1.0 - w) * relevance(n.similarity) + w * pct,
+            similarity: n.similarity,
+            kpi: a.kpi,
+            kpi_percentile: pct,
+            asset_id: a.id,
+            external_id: a.external_id,
+            file: a.file,
+            stored_path: a.stored_path,
+            thumbnail_path: a.thumbnail_path,
+            objective: a.objective,
+            node: a.node,
+            description: a.description.description,
+            elements: a.description.elements,
+            strength: None,
+            outside_filter: false,
+        });
+    }
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.similarity.total_cmp(&a.similarity))
+            .then(a.asset_id.cmp(&b.asset_id))
+    });
+    hits.truncate(k);
+    hits
 }
 
 /// The `k` nearest vectors the catalog knows and that still match the filter, with their

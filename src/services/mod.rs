@@ -60,6 +60,21 @@ pub trait Embedder: Send + Sync {
     fn element_fit_threshold(&self, _english_brief: bool) -> Option<f32> {
         None
     }
+    /// Where a text search hit counts as a strong or fair match, in standard deviations above
+    /// the query's mean similarity to the library (`engine::search`'s background), measured
+    /// for this model on the dev queries; `None` when unmeasured (hits then carry their z and
+    /// percentile but no word), or for a query in a language the model cannot read.
+    fn strength_thresholds(&self, _english_query: bool) -> Option<StrengthThresholds> {
+        None
+    }
+}
+
+/// `Embedder::strength_thresholds`: a hit is strong at `strong_z` or more, fair at `fair_z` or
+/// more, else weak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StrengthThresholds {
+    pub strong_z: f32,
+    pub fair_z: f32,
 }
 
 /// What an image classifier sees in an image.

@@ -93,6 +93,9 @@ impl Embedder for QueryCache {
     fn element_fit_threshold(&self, english_brief: bool) -> Option<f32> {
         self.inner.element_fit_threshold(english_brief)
     }
+    fn strength_thresholds(&self, english_query: bool) -> Option<super::StrengthThresholds> {
+        self.inner.strength_thresholds(english_query)
+    }
 }
 
 fn poisoned() -> crate::Error {

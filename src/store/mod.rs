@@ -379,6 +379,23 @@ impl Store {
         Ok(blob.map(|b| blob_to_vector(&b)))
     }
 
+    /// Up to `n` of `embedder`'s vectors, in asset id order: asset ids are content hashes, so
+    /// this is a fixed, uniform sample of the library that changes only as the library does.
+    /// (`+embedder` keeps SQLite walking the primary key in order, a few rows per asset, rather
+    /// than sorting every vector of the embedder.)
+    pub fn background_sample(&self, embedder: &EmbedderId, n: usize) -> Result<Vec<Vec<f32>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT vector FROM embeddings WHERE +embedder = ?1 ORDER BY asset_id LIMIT ?2",
+        )?;
+        let v = stmt
+            .query_map(
+                params![embedder.as_str(), i64::try_from(n).unwrap_or(i64::MAX)],
+                |r| Ok(blob_to_vector(r.get_ref(0)?.as_blob()?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
     /// The description document a text embedder embedded for this asset, if any.
     pub fn document_of(&self, asset_id: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;

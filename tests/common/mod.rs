@@ -2,6 +2,7 @@
 //! the package index, as `models fetch` does), the demo library, and the binary with its dirs
 //! in temp dirs.
 #![allow(dead_code)]
+pub mod coco;
 pub mod s3;
 pub mod s3vectors;
 use std::path::{Path, PathBuf};

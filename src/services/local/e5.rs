@@ -27,7 +27,7 @@ use tokenizers::models::unigram::Unigram;
 
 use super::bert::{Encoder, LayerWeights};
 use crate::domain::EmbedderId;
-use crate::services::{Embedder, TextRole, normalize};
+use crate::services::{Embedder, StrengthThresholds, TextRole, normalize};
 use crate::{Error, Result};
 
 /// The id names the model and the recipe of the library documents it embeds (see describer).
@@ -613,7 +613,20 @@ impl E5 {
 /// tests/element_fit_quality.rs.
 pub const ELEMENT_FIT_Z: f32 = 2.4;
 
+/// Match strength (`Embedder::strength_thresholds`), chosen on the dev queries and briefs over
+/// the reference library indexed from its photos alone (tests/retrieval_quality.rs says the
+/// rule): strong where at most 10 % of unrelated top-5 hits reach it (3.1), fair at the 10th
+/// percentile of relevant hits (2.2). English and Spanish pooled.
+pub const STRENGTH: StrengthThresholds = StrengthThresholds {
+    strong_z: 3.1,
+    fair_z: 2.2,
+};
+
 impl Embedder for E5 {
+    fn strength_thresholds(&self, _english_query: bool) -> Option<StrengthThresholds> {
+        Some(STRENGTH)
+    }
+
     fn id(&self) -> &EmbedderId {
         &self.id
     }

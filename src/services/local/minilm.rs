@@ -8,7 +8,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 use crate::domain::EmbedderId;
-use crate::services::{Embedder, TextRole, normalize};
+use crate::services::{Embedder, StrengthThresholds, TextRole, normalize};
 use crate::{Error, Result};
 
 /// The id names the model and the recipe of the library documents it embeds (see describer).
@@ -60,7 +60,21 @@ impl MiniLm {
 /// held-out briefs by tests/element_fit_quality.rs; used for English briefs only.
 pub const ELEMENT_FIT_Z: f32 = 2.4;
 
+/// Match strength (`Embedder::strength_thresholds`), chosen on the English dev queries and briefs
+/// over the reference library indexed from its photos alone (tests/retrieval_quality.rs says the
+/// rule): strong where at most 10 % of unrelated top-5 hits reach it (4.2), fair at the 10th
+/// percentile of relevant hits (2.7). English queries only.
+pub const STRENGTH: StrengthThresholds = StrengthThresholds {
+    strong_z: 4.2,
+    fair_z: 2.7,
+};
+
 impl Embedder for MiniLm {
+    /// A query in another language is not judged: MiniLM reads English only.
+    fn strength_thresholds(&self, english_query: bool) -> Option<StrengthThresholds> {
+        english_query.then_some(STRENGTH)
+    }
+
     fn id(&self) -> &EmbedderId {
         &self.id
     }
