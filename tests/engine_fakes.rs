@@ -23,10 +23,15 @@ const THEMES: [&str; 4] = [
 ];
 
 fn library(dir: &std::path::Path) -> (Library, IngestOptions) {
+    library_of(dir, 36)
+}
+
+/// A library of `n` generated images, captions cycling through `THEMES`.
+fn library_of(dir: &std::path::Path, n: u32) -> (Library, IngestOptions) {
     let root = dir.join("lib");
     std::fs::create_dir_all(&root).unwrap();
     let mut rows = Vec::new();
-    for i in 0..36u32 {
+    for i in 0..n {
         let img = RgbImage::from_fn(24, 16, |x, y| {
             Rgb([(i * 7) as u8, (x * 5 + i) as u8, (y * 9) as u8])
         });
@@ -489,4 +494,41 @@ fn more_like_an_asset_ranks_the_rest_by_image_similarity_alone_at_kpi_weight_zer
     let want: Vec<String> = want.into_iter().take(5).map(|x| x.1).collect();
     let got: Vec<String> = got.hits.into_iter().map(|h| h.asset_id).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn hits_of_an_embedder_without_measured_thresholds_carry_z_and_percentile_but_no_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lib, opts) = library(dir.path());
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let embedder = FakeEmbedder::new(64);
+    let index = lib.load_index(&embedder.id).unwrap();
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog on a beach", None, None, 3, 0.0),
+    )
+    .unwrap();
+    let s = res.hits[0].strength.expect("judged against 36 vectors");
+    assert_eq!(s.level, None);
+    assert!(s.z > 0.0 && (0.0..=1.0).contains(&s.percentile), "{s:?}");
+}
+
+#[test]
+fn a_library_below_the_background_minimum_leaves_hits_unjudged() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = campaign_studio::engine::search::MIN_BACKGROUND as u32 - 1;
+    let (mut lib, opts) = library_of(dir.path(), n);
+    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
+    let embedder = FakeEmbedder::new(64);
+    let index = lib.load_index(&embedder.id).unwrap();
+    let res = search(
+        &lib.store,
+        &index,
+        &embedder,
+        &req("dog on a beach", None, None, 3, 0.0),
+    )
+    .unwrap();
+    assert!(res.hits.iter().all(|h| h.strength.is_none()));
 }

@@ -85,6 +85,7 @@ fn setup(dir: &Path) -> (Library, String) {
             query: None,
             kpi_weight: 0.25,
             rerank_factor: 2,
+            widen: false,
         },
     )
     .unwrap();

@@ -2,8 +2,8 @@
 use campaign_studio::app::keymap::default_keymap;
 use campaign_studio::app::{Action, Effect, Pane, State, update};
 use campaign_studio::domain::{
-    Campaign, CampaignStep, GeneratedImage, GenerationParams, GenerationRequest, Novelty,
-    PromptSource, PromptVersion, Quality, ReferenceHit, TaskType,
+    Campaign, CampaignStep, GeneratedImage, GenerationParams, GenerationRequest, MatchStrength,
+    Novelty, PromptSource, PromptVersion, Quality, ReferenceHit, StrengthLevel, TaskType,
 };
 use campaign_studio::services::PromptEvent;
 use campaign_studio::ui::Ui;
@@ -120,6 +120,7 @@ fn brief_to_references_to_prompt_through_update() {
                 campaign: Box::new(c.clone()),
                 hits: vec![hit(1)],
                 query: String::new(),
+                widen_offer: None,
             }
         )
         .is_empty()
@@ -132,6 +133,7 @@ fn brief_to_references_to_prompt_through_update() {
             campaign: Box::new(c),
             hits: (1..=4).map(hit).collect(),
             query: "Dos amigos".into(),
+            widen_offer: None,
         },
     );
     let saved: Vec<&Effect> = fx
@@ -815,4 +817,123 @@ fn m_on_references_is_more_like_this() {
         ),
         Some(Action::MoreLikeThis)
     );
+}
+
+/// References after a search whose filter offered to widen: hits weak, the offer kept.
+fn offered(s: &mut State) {
+    update(s, Action::NewCampaign);
+    type_text(s, "Families enjoying a picnic in a sunny park");
+    s.pane = Pane::References;
+    s.hits = (1..=3)
+        .map(|i| {
+            let mut h = hit(i);
+            h.strength = Some(MatchStrength {
+                level: Some(StrengthLevel::Weak),
+                z: 1.2,
+                percentile: 0.81,
+            });
+            h
+        })
+        .collect();
+    s.widen_offer = Some(
+        "no strong match in objective likes, audience followers: widen the search to other objectives and audiences".into(),
+    );
+}
+
+#[test]
+fn widen_with_an_offer_searches_again_widened() {
+    let mut s = state();
+    offered(&mut s);
+    let effects = fx(update(&mut s, Action::Widen));
+    let [Effect::Search { widen, like, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert!(*widen);
+    assert_eq!(*like, None);
+}
+
+#[test]
+fn widen_without_an_offer_says_why_and_searches_nothing() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    s.pane = Pane::References;
+    s.hits = vec![hit(1)];
+    assert!(fx(update(&mut s, Action::Widen)).is_empty());
+    assert!(
+        s.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("already hold a strong match")
+    );
+}
+
+#[test]
+fn a_plain_search_is_not_widened() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    type_text(&mut s, "Surfers at sunset");
+    let effects = fx(update(&mut s, Action::Submit));
+    let [Effect::Search { widen, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert!(!*widen);
+}
+
+#[test]
+fn the_references_pane_shows_the_offer_to_widen_and_its_key() {
+    let mut s = state();
+    offered(&mut s);
+    let screen = draw(&mut s, 120, 40);
+    assert!(
+        screen.contains("no strong match in objective likes"),
+        "{screen}"
+    );
+    assert!(screen.contains("press w"), "{screen}");
+}
+
+#[test]
+fn each_reference_tile_says_its_match_strength() {
+    let mut s = state();
+    offered(&mut s);
+    let screen = draw(&mut s, 120, 40);
+    assert!(screen.contains("weak · sim"), "{screen}");
+}
+
+#[test]
+fn a_reference_from_outside_the_filter_is_marked_with_its_own_group() {
+    let mut s = state();
+    offered(&mut s);
+    let mut h = hit(9);
+    h.outside_filter = true;
+    h.objective = "clicks".into();
+    h.node = "customers".into();
+    s.hits.push(h);
+    s.widen_offer = None;
+    let screen = draw(&mut s, 120, 40);
+    assert!(screen.contains("↗ clicks/customers"), "{screen}");
+    assert!(screen.contains("(1 ↗ outside the filter)"), "{screen}");
+}
+
+#[test]
+fn a_search_that_offers_to_widen_says_so_and_which_key() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    type_text(&mut s, "Picnic");
+    let effects = fx(update(&mut s, Action::Submit));
+    let [Effect::Search { job, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    update(
+        &mut s,
+        Action::SearchDone {
+            job: *job,
+            campaign: Box::new(campaign("c1", "Picnic")),
+            hits: vec![hit(1)],
+            query: "Picnic".into(),
+            widen_offer: Some("only 1 of the 8 references asked for are in objective likes, audience followers: widen the search to other objectives and audiences".into()),
+        },
+    );
+    assert!(s.toast.as_ref().unwrap().text.contains("press w"));
+    assert!(s.widen_offer.is_some());
 }

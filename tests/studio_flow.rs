@@ -493,6 +493,7 @@ fn searches_run_on_the_quick_worker_and_generation_on_the_long_one() {
         like: None,
         k: 8,
         kpi_weight: 0.25,
+        widen: false,
     };
     assert!(!Runner::is_long(&search));
     assert!(Runner::is_long(&Effect::MoodBoard {

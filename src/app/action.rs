@@ -29,6 +29,8 @@ pub enum Action {
     Toggle,
     /// On references: search for the images that look most like the focused one.
     MoreLikeThis,
+    /// Search again, adding references from other objectives and audiences.
+    Widen,
     /// Ctrl-S: the focused pane's main action (save brief and search, write prompt, ...).
     Submit,
     /// Esc: close an overlay or editor, else cancel running jobs.
@@ -81,6 +83,8 @@ pub enum Action {
         hits: Vec<ReferenceHit>,
         /// The text searched (the brief, the extra query, or an English description of it).
         query: String,
+        /// What widening would add (`engine::campaign::widen_offer_of`), if anything.
+        widen_offer: Option<String>,
     },
     PromptStream {
         job: JobId,
@@ -158,6 +162,8 @@ pub struct OpenedCampaign {
     pub hits: Vec<ReferenceHit>,
     /// The last run's query.
     pub query: String,
+    /// What widening the last run would add, if anything.
+    pub widen_offer: Option<String>,
     pub versions: Vec<PromptVersion>,
     pub gallery: Vec<GeneratedImage>,
     pub view: Option<SessionView>,
@@ -204,6 +210,8 @@ pub enum Effect {
         like: Option<String>,
         k: usize,
         kpi_weight: f32,
+        /// Add hits from outside the campaign's objective and audience (text searches).
+        widen: bool,
     },
     SaveSelection {
         campaign_id: String,

@@ -64,6 +64,7 @@ fn rows(scope: Scope) -> Vec<Row> {
             ("space", A::Toggle, "toggle", "use / drop"),
             ("enter", A::Open, "preview", "large preview"),
             ("m", A::MoreLikeThis, "like", "more like this image"),
+            ("w", A::Widen, "widen", "widen the filter"),
             ("up", A::Up, "up", "up"),
             ("down", A::Down, "down", "down"),
             ("left", A::Left, "left", "left"),

@@ -232,6 +232,8 @@ pub struct State {
     pub hits: Vec<ReferenceHit>,
     /// What the last search searched for (shown when it is not the brief).
     pub search_query: String,
+    /// What widening the last search would add (`engine::campaign::widen_offer_of`).
+    pub widen_offer: Option<String>,
     pub refs_cursor: usize,
     pub selected: Vec<String>,
     pub reasoning: String,
@@ -314,6 +316,7 @@ impl State {
             kpi_weight: 0.25,
             hits: Vec::new(),
             search_query: String::new(),
+            widen_offer: None,
             refs_cursor: 0,
             selected: Vec::new(),
             reasoning: String::new(),

@@ -144,6 +144,35 @@ fn search_effect(state: &mut State) -> Vec<Effect> {
     search_effect_like(state, None)
 }
 
+/// Searches again with the same brief and query, adding references from other objectives and
+/// audiences; only when the last search offered it.
+fn widen_effect(state: &mut State) -> Vec<Effect> {
+    if state.widen_offer.is_none() {
+        let why = if state.hits.iter().any(|h| h.outside_filter) {
+            "Already widened: references outside the campaign's objective and audience are shown after its own."
+        } else if state.hits.is_empty() {
+            "Nothing to widen: search first (Ctrl-S)."
+        } else {
+            "Nothing to widen: the campaign's objective and audience already hold a strong match and enough references."
+        };
+        info(state, why);
+        return Vec::new();
+    }
+    let mut effects = search_effect_like(state, None);
+    for e in &mut effects {
+        if let Effect::Search { widen, .. } = e {
+            *widen = true;
+        }
+    }
+    if !effects.is_empty() {
+        info(
+            state,
+            "Searching other objectives and audiences too (marked outside the campaign's filter)…",
+        );
+    }
+    effects
+}
+
 /// "More like this" on the focused reference: a search by its image, in the campaign's filter.
 fn more_like_this(state: &mut State) -> Vec<Effect> {
     let Some(hit) = state.hits.get(state.refs_cursor) else {
@@ -198,6 +227,7 @@ fn search_effect_like(state: &mut State, like: Option<(String, String)>) -> Vec<
         like: like.map(|(id, _)| id),
         k: state.k,
         kpi_weight: state.kpi_weight,
+        widen: false,
     }]
 }
 
@@ -219,6 +249,7 @@ fn reset_campaign(state: &mut State) {
     state.brief_field = BriefField::Brief;
     state.hits.clear();
     state.search_query.clear();
+    state.widen_offer = None;
     state.refs_cursor = 0;
     state.selected.clear();
     state.versions.clear();
@@ -558,6 +589,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
                         title: h.external_id.clone().unwrap_or_else(|| h.file.clone()),
                         lines: vec![
                             h.description.clone(),
+                            h.match_line(),
                             format!(
                                 "similarity {:.2} · KPI {} (p{:.0}) · score {:.2}",
                                 h.similarity,
@@ -688,6 +720,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::EditorInput(key) => editor_input(state, key),
         Action::MoreLikeThis => more_like_this(state),
+        Action::Widen => widen_effect(state),
         Action::Toggle => {
             let Some(hit) = state.hits.get(state.refs_cursor) else {
                 return Vec::new();
@@ -825,12 +858,28 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             campaign,
             hits,
             query,
+            widen_offer,
         } => {
             if state.search_job != Some(job) {
                 return Vec::new(); // stale
             }
             state.search_job = None;
-            info(state, format!("{} reference(s) found.", hits.len()));
+            let outside = hits.iter().filter(|h| h.outside_filter).count();
+            match (&widen_offer, outside) {
+                (Some(offer), _) => info(
+                    state,
+                    format!("{} reference(s) found; {offer}: press w.", hits.len()),
+                ),
+                (None, 0) => info(state, format!("{} reference(s) found.", hits.len())),
+                (None, n) => info(
+                    state,
+                    format!(
+                        "{} reference(s) found, {n} of them outside the campaign's objective and audience.",
+                        hits.len()
+                    ),
+                ),
+            }
+            state.widen_offer = widen_offer;
             let new_campaign = state.campaign.as_ref().map(|c| &c.id) != Some(&campaign.id);
             state.hits = hits;
             state.search_query = query;
@@ -1022,6 +1071,7 @@ fn opened_campaign(state: &mut State, opened: OpenedCampaign) {
         campaign,
         hits,
         query,
+        widen_offer,
         versions,
         gallery,
         view,
@@ -1043,6 +1093,7 @@ fn opened_campaign(state: &mut State, opened: OpenedCampaign) {
     state.selected = campaign.selected.clone();
     state.hits = hits;
     state.search_query = query;
+    state.widen_offer = widen_offer;
     state.gallery = gallery;
     state.versions = versions;
     state.versions_cursor = state.versions.len().saturating_sub(1);

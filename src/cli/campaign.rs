@@ -58,6 +58,10 @@ pub enum CampaignCmd {
         /// assets (a reindex stopped half-way). Warns on stderr.
         #[arg(long)]
         allow_partial_index: bool,
+        /// When the campaign's objective and audience leave no strong match or fewer than k,
+        /// add references from other objectives and audiences, marked as outside its filter.
+        #[arg(long)]
+        widen: bool,
         #[arg(long)]
         json: bool,
     },
@@ -384,6 +388,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             query,
             kpi_weight,
             allow_partial_index,
+            widen,
             json,
         } => {
             lib.config.search.allow_partial_index |= allow_partial_index;
@@ -405,12 +410,16 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                     query,
                     kpi_weight,
                     rerank_factor: ctx.config.search.rerank_factor,
+                    widen,
                 },
             )?;
+            let offer = campaign::widen_offer_of(lib, &c, &run);
             if json {
-                stdout_line(&serde_json::to_string(
-                    &json!({"run": run.id, "query": run.query, "hits": run.hits}),
-                )?)?;
+                let widened = run.hits.iter().any(|h| h.outside_filter);
+                stdout_line(&serde_json::to_string(&json!({
+                    "run": run.id, "query": run.query, "hits": run.hits,
+                    "widen_offer": offer, "widened": widened,
+                }))?)?;
             } else {
                 print_hits_of(
                     &run.query,
@@ -419,6 +428,9 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                     run.kpi_weight,
                     &run.hits,
                 )?;
+                if let Some(offer) = offer {
+                    stdout_line(&format!("  {offer}: add --widen"))?;
+                }
                 eprintln!(
                     "choose references with: campaign-studio campaign select {} ID...",
                     c.id

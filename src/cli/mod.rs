@@ -339,6 +339,11 @@ struct SearchArgs {
     /// (a reindex stopped half-way); the missing ones cannot be found. Warns on stderr.
     #[arg(long)]
     allow_partial_index: bool,
+    /// Also search outside --objective/--node, when the filter leaves no strong match or fewer
+    /// than k: those hits come after the filtered ones, marked as outside the filter, each with
+    /// its KPI percentile within its own objective and audience.
+    #[arg(long, conflicts_with_all = ["like", "queries"])]
+    widen: bool,
     #[arg(long)]
     json: bool,
 }
@@ -1641,6 +1646,7 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
                 query: None,
                 kpi_weight,
                 rerank_factor: ctx.config.search.rerank_factor,
+                widen: false,
             },
         )?;
         if a.json {
@@ -1680,14 +1686,15 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         return Ok(0);
     }
     let text = a.text.unwrap_or_default();
-    let r = search::search(
-        &lib.store,
-        index.as_ref(),
-        embedder.as_ref(),
-        &request(text),
-    );
+    let req = request(text);
+    let r = search::search(&lib.store, index.as_ref(), embedder.as_ref(), &req);
     lib.store_model_calls(None, "search")?;
-    let r = r?;
+    let mut r = r?;
+    if a.widen && r.widen_offer.is_some() {
+        let widened = search::widen(&lib.store, index.as_ref(), embedder.as_ref(), &req, &mut r);
+        lib.store_model_calls(None, "search")?;
+        widened?;
+    }
     if a.json {
         stdout_line(&serde_json::to_string(&r)?)?;
     } else {
@@ -1703,7 +1710,11 @@ fn print_hits(r: &SearchResult) -> Result<()> {
         r.node.as_deref(),
         r.kpi_weight,
         &r.hits,
-    )
+    )?;
+    if let Some(offer) = &r.widen_offer {
+        stdout_line(&format!("  {offer}: add --widen"))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn print_hits_of(
@@ -1729,10 +1740,25 @@ pub(crate) fn print_hits_of(
     if hits.is_empty() {
         stdout_line("  no matching assets")?;
     }
+    if hits.iter().any(|h| h.strength.is_some()) {
+        stdout_line(
+            "  (strong/fair/weak: how far each similarity stands above this query's similarity to the library at large: z, and the share of the library below it)",
+        )?;
+    }
+    let mut outside_said = false;
     for (i, h) in hits.iter().enumerate() {
+        if h.outside_filter && !outside_said {
+            outside_said = true;
+            stdout_line(
+                "  -- outside the filter (other objectives or audiences; KPI percentile within their own) --",
+            )?;
+        }
         stdout_line(&format!(
-            "{:>2}. score {:.3}  sim {:.3}  kpi {} (p{:.0})  {}/{}  {}",
+            "{:>2}. {}score {:.3}  sim {:.3}  kpi {} (p{:.0})  {}/{}  {}",
             i + 1,
+            h.strength
+                .map(|s| format!("{} ", strength_tag(&s)))
+                .unwrap_or_default(),
             h.score,
             h.similarity,
             h.kpi
@@ -1746,6 +1772,15 @@ pub(crate) fn print_hits_of(
         stdout_line(&format!("    {}", truncate(&h.description, 110)))?;
     }
     Ok(())
+}
+
+/// "strong z3.4 p99.8" (or "z1.2 p80.1" when the embedder's thresholds are unmeasured).
+pub(crate) fn strength_tag(s: &campaign_studio::domain::MatchStrength) -> String {
+    let figures = format!("z{:.1} p{:.1}", s.z, s.percentile * 100.0);
+    match s.level {
+        Some(l) => format!("{:<6} {figures}", l.as_str()),
+        None => figures,
+    }
 }
 
 /// The demo library: the full fixture next to the project when present, else the bundled

@@ -126,6 +126,30 @@ pub struct ReferenceHit {
     pub outside_filter: bool,
 }
 
+impl ReferenceHit {
+    /// This reference's match strength in words, for the studio's detail column and preview:
+    /// "Match: strong (z 3.4, above 99.8 % of the library) · similarity 0.78", and where it
+    /// came from when it is outside the campaign's filter.
+    pub fn match_line(&self) -> String {
+        let strength = self
+            .strength
+            .map(|s| s.describe())
+            .unwrap_or_else(|| "not judged".into());
+        let outside = if self.outside_filter {
+            format!(
+                " · outside the campaign's filter ({}/{}; KPI percentile within its own)",
+                self.objective, self.node
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "Match: {strength} · similarity {:.2}{outside}",
+            self.similarity
+        )
+    }
+}
+
 /// How good a match is, in words: judged by how far a hit's similarity stands above what the
 /// same query scores against the library at large (most of which is unrelated to any one
 /// query).

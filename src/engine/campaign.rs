@@ -93,6 +93,9 @@ pub struct RecommendOptions {
     pub query: Option<String>,
     pub kpi_weight: f32,
     pub rerank_factor: usize,
+    /// When the filter leaves no strong match or fewer than k, add hits from other objectives
+    /// and audiences, marked (`search::widen`). Text searches only.
+    pub widen: bool,
 }
 
 /// Filtered k-NN with the campaign's objective and node; the run is stored with its hits.
@@ -121,24 +124,48 @@ pub fn recommend(
         tracing::info!(original = %query, english = %english, "searching with an English description");
         query = english;
     }
-    let result = search::search(
-        &lib.store,
-        index,
-        embedder,
-        &SearchRequest {
-            query: query.clone(),
-            filter: SearchFilter {
-                objective: Some(campaign.objective.clone()),
-                node: Some(campaign.node.clone()),
-            },
-            k: opts.k,
-            kpi_weight: opts.kpi_weight,
-            rerank_pool: opts.rerank_factor.max(1).saturating_mul(opts.k),
+    let req = SearchRequest {
+        query: query.clone(),
+        filter: SearchFilter {
+            objective: Some(campaign.objective.clone()),
+            node: Some(campaign.node.clone()),
         },
-    );
+        k: opts.k,
+        kpi_weight: opts.kpi_weight,
+        rerank_pool: opts.rerank_factor.max(1).saturating_mul(opts.k),
+    };
+    let result = search::search(&lib.store, index, embedder, &req);
     // The query's embedding is paid for whether or not the search then succeeds.
     lib.store_model_calls(Some(&campaign.id), "search")?;
-    store_run(lib, campaign, opts, result?)
+    let mut result = result?;
+    if opts.widen && result.widen_offer.is_some() {
+        let widened = search::widen(&lib.store, index, embedder, &req, &mut result);
+        lib.store_model_calls(Some(&campaign.id), "search")?;
+        widened?;
+    }
+    store_run(lib, campaign, opts, result)
+}
+
+/// What widening `run` would offer (`search::widen_offer`), for a run of `campaign`'s filter
+/// not widened yet; `None` once widened, for a "more like this" run (widening is for text
+/// searches) or when the filter holds a strong match and k assets.
+pub fn widen_offer_of(
+    lib: &Library,
+    campaign: &Campaign,
+    run: &RecommendationRun,
+) -> Option<String> {
+    if run.hits.iter().any(|h| h.outside_filter) || run.embedder == lib.image_features_id().as_str()
+    {
+        return None;
+    }
+    search::widen_offer(
+        &SearchFilter {
+            objective: Some(campaign.objective.clone()),
+            node: Some(campaign.node.clone()),
+        },
+        run.k,
+        &run.hits,
+    )
 }
 
 /// Stores a search of `campaign` as its latest run and moves it to the References step.

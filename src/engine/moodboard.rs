@@ -108,6 +108,19 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
         MUTED,
     );
 
+    // How well each reference matched, from the campaign's latest run (a reference chosen in an
+    // earlier run shows its KPI only).
+    let matched: std::collections::HashMap<String, crate::domain::ReferenceHit> = lib
+        .store
+        .runs(&campaign.id)?
+        .pop()
+        .map(|r| {
+            r.hits
+                .into_iter()
+                .map(|h| (h.asset_id.clone(), h))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut y = MARGIN + 90;
     for (i, a) in refs.iter().enumerate() {
         let (col, row) = (i as u32 % 3, i as u32 / 3);
@@ -145,8 +158,27 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
             2,
             INK,
         );
-        let kpi = a.kpi.map(|k| format!("KPI {k}")).unwrap_or_default();
-        draw_text(&mut img, x, ty + tile_h + 30, &kpi, 2, MUTED);
+        let mut kpi = a.kpi.map(|k| format!("KPI {k}")).unwrap_or_default();
+        if let Some(h) = matched.get(&a.id) {
+            if let Some(s) = h.strength {
+                let word = s
+                    .level
+                    .map(|l| format!("{} ", l.as_str()))
+                    .unwrap_or_default();
+                kpi = format!("{kpi}  {word}z{:.1}", s.z);
+            }
+            if h.outside_filter {
+                kpi.push_str("  outside filter");
+            }
+        }
+        draw_text(
+            &mut img,
+            x,
+            ty + tile_h + 30,
+            &kpi.trim().chars().take(36).collect::<String>(),
+            2,
+            MUTED,
+        );
     }
     y += rows * (tile_h + 56);
 

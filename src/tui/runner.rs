@@ -136,6 +136,9 @@ impl Runner {
         let last = store.runs(&c.id)?.pop();
         Ok(OpenedCampaign {
             query: last.as_ref().map(|r| r.query.clone()).unwrap_or_default(),
+            widen_offer: last
+                .as_ref()
+                .and_then(|r| campaign::widen_offer_of(&self.lib, &c, r)),
             hits: last.map(|r| r.hits).unwrap_or_default(),
             versions: store.prompt_versions(&c.id)?,
             gallery: store.generated_images(&c.id)?,
@@ -257,6 +260,7 @@ impl Runner {
                 like,
                 k,
                 kpi_weight,
+                widen,
             } => {
                 let existing = campaign_id.and_then(|id| lib.store.campaign(&id).ok().flatten());
                 let c = match existing {
@@ -288,6 +292,7 @@ impl Runner {
                     query,
                     kpi_weight,
                     rerank_factor: lib.config.search.rerank_factor,
+                    widen,
                 };
                 let run = match like {
                     Some(asset) => campaign::recommend_like(lib, &c, &asset, &opts)?,
@@ -308,6 +313,7 @@ impl Runner {
                 let c = lib.store.campaign(&c.id)?.unwrap_or(c);
                 emit(Action::SearchDone {
                     job,
+                    widen_offer: campaign::widen_offer_of(lib, &c, &run),
                     campaign: Box::new(c),
                     hits: run.hits,
                     query: run.query,

@@ -449,12 +449,19 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
         .map(|c| c.brief.trim())
         .unwrap_or("");
     let shows_query = !state.search_query.is_empty() && state.search_query.trim() != brief;
-    let [head, query, body] = Layout::vertical([
+    let [head, query, offer, body] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(shows_query as u16),
+        Constraint::Length(state.widen_offer.is_some() as u16),
         Constraint::Min(1),
     ])
     .areas(area);
+    if let Some(o) = &state.widen_offer {
+        f.render_widget(
+            Paragraph::new(format!("{o}: press w")).style(cx.theme.error),
+            offer,
+        );
+    }
     if shows_query {
         f.render_widget(
             Paragraph::new(format!("searched as: {}", state.search_query)).style(cx.theme.accent),
@@ -463,9 +470,13 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
     }
     f.render_widget(
         Paragraph::new(format!(
-            "{} selected of {} · k = {} · KPI weight {:.2} · objective {} · audience {}",
+            "{} selected of {}{} · k = {} · KPI weight {:.2} · objective {} · audience {}",
             state.selected.len(),
             state.hits.len(),
+            match state.hits.iter().filter(|h| h.outside_filter).count() {
+                0 => String::new(),
+                n => format!(" ({n} ↗ outside the filter)"),
+            },
             state.k,
             state.kpi_weight,
             state
@@ -508,15 +519,25 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                 &h.thumbnail_path,
                 format!("{mark} {}", label.chars().take(w).collect::<String>()),
                 [
-                    Line::styled(
-                        format!(
-                            "sim {:.2}  KPI p{:.0}",
-                            h.similarity,
-                            h.kpi_percentile * 100.0
+                    match h.strength.and_then(|s| s.level) {
+                        Some(l) => Line::styled(
+                            format!("{} · sim {:.2}", l.as_str(), h.similarity),
+                            strength_style(l, cx.theme),
                         ),
-                        cx.theme.muted,
-                    ),
-                    Line::styled(format!("score {:.2}", h.score), cx.theme.accent),
+                        None => Line::styled(format!("sim {:.2}", h.similarity), cx.theme.muted),
+                    },
+                    if h.outside_filter {
+                        Line::styled(format!("↗ {}/{}", h.objective, h.node), cx.theme.error)
+                    } else {
+                        Line::styled(
+                            format!(
+                                "KPI p{:.0} · score {:.2}",
+                                h.kpi_percentile * 100.0,
+                                h.score
+                            ),
+                            cx.theme.accent,
+                        )
+                    },
                 ],
                 i == cx.state.refs_cursor,
                 cx,
@@ -533,6 +554,7 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
             ),
             Line::raw(h.description.clone()),
             Line::raw(""),
+            Line::styled(h.match_line(), cx.theme.muted),
             Line::styled(
                 format!("Elements: {}", h.elements.join(", ")),
                 cx.theme.muted,
@@ -555,6 +577,14 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                 .block(Block::default().borders(Borders::LEFT)),
             detail,
         );
+    }
+}
+
+fn strength_style(level: crate::domain::StrengthLevel, theme: &Theme) -> Style {
+    match level {
+        crate::domain::StrengthLevel::Strong => theme.success,
+        crate::domain::StrengthLevel::Fair => theme.accent,
+        crate::domain::StrengthLevel::Weak => theme.muted,
     }
 }
 
