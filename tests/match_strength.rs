@@ -38,25 +38,12 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval/library")
 }
 
-/// The library described at the top, ingested once for this file's tests (in the target's temp
-/// dir; an earlier run's is removed first). Each test opens its own `Library` on it.
+/// The library described at the top, ingested once for this file's tests
+/// (`common::shared_run_dir`). Each test opens its own `Library` on it.
 fn library() -> Library {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
-            if old
-                .file_name()
-                .to_string_lossy()
-                .starts_with("match-strength-")
-            {
-                let _ = std::fs::remove_dir_all(old.path());
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("match-strength-")
-            .tempdir_in(tmp)
-            .unwrap();
+        let dir = common::shared_run_dir("match-strength");
         let rows: Vec<serde_json::Value> = common::jsonl(&fixture().join("manifest.jsonl"));
         let lines: Vec<String> = rows
             .into_iter()
@@ -353,8 +340,8 @@ fn search_widen_prints_the_outside_hits_under_their_own_heading() {
     assert!(heading < planted, "{text}");
 }
 
-#[test]
-fn campaign_recommend_widen_stores_a_run_with_the_outside_hits() {
+/// A new campaign with the picnic brief in likes / customers; its id.
+fn picnic_campaign() -> String {
     let c = cli_json(&[
         "campaign",
         "new",
@@ -368,13 +355,29 @@ fn campaign_recommend_widen_stores_a_run_with_the_outside_hits() {
         "customers",
         "--json",
     ]);
-    let id = c["id"].as_str().unwrap();
-    let plain = cli_json(&["campaign", "recommend", id, "-k", "4", "--json"]);
+    c["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn campaign_recommend_json_carries_the_offer_to_widen() {
+    let id = picnic_campaign();
+    let plain = cli_json(&["campaign", "recommend", &id, "-k", "4", "--json"]);
     assert!(plain["widen_offer"].is_string(), "{plain}");
-    let widened = cli_json(&["campaign", "recommend", id, "-k", "4", "--widen", "--json"]);
+}
+
+#[test]
+fn campaign_recommend_widen_answers_widened_without_a_further_offer() {
+    let id = picnic_campaign();
+    let widened = cli_json(&["campaign", "recommend", &id, "-k", "4", "--widen", "--json"]);
     assert_eq!(widened["widened"], true);
     assert!(widened["widen_offer"].is_null());
-    let shown = cli_json(&["campaign", "show", id, "--json"]);
+}
+
+#[test]
+fn campaign_recommend_widen_stores_the_outside_hits_with_the_run() {
+    let id = picnic_campaign();
+    cli_json(&["campaign", "recommend", &id, "-k", "4", "--widen", "--json"]);
+    let shown = cli_json(&["campaign", "show", &id, "--json"]);
     let text = shown.to_string();
     assert!(text.contains("\"outside_filter\":true"), "{text}");
 }

@@ -288,35 +288,12 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
     );
 }
 
-/// What a user with a raw folder of photos gets: the reference library indexed from its
-/// images, objective, node and KPI only (no labels, no captions: the descriptions are the
-/// local models' own), judged by the COCO labels the index never saw.
-///
-/// Threshold, fixed before this was first measured: P@5 at least twice chance, for the default
-/// embedder, on the held-out English queries, English briefs and Spanish briefs. Chance is the
-/// P@5 of a random ranking (the share of judged images that carry one of the query's labels,
-/// averaged over the queries); "twice chance" is a floor from the definition, not from a
-/// measurement.
 /// The reference library indexed from its photos alone (`raw_photos_...`): each test opens its
-/// own `Library` on one shared ingest, kept in the target's temp dir for this run (an earlier
-/// run's is removed first).
+/// own `Library` on one shared ingest (`common::shared_run_dir`).
 fn raw_library(lib_dir: &Path) -> Library {
     static RAW: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = RAW.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
-            if old
-                .file_name()
-                .to_string_lossy()
-                .starts_with("raw-library-")
-            {
-                let _ = std::fs::remove_dir_all(old.path());
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("raw-library-")
-            .tempdir_in(tmp)
-            .unwrap();
+        let dir = common::shared_run_dir("raw-library");
         let rows: Vec<serde_json::Value> = common::jsonl(&lib_dir.join("manifest.jsonl"));
         // Only what a raw folder has: the file, and the campaign facts a marketer knows.
         let raw: Vec<String> = rows
@@ -342,6 +319,15 @@ fn raw_library(lib_dir: &Path) -> Library {
     Library::open(paths, Config::defaults()).unwrap()
 }
 
+/// What a user with a raw folder of photos gets: the reference library indexed from its
+/// images, objective, node and KPI only (no labels, no captions: the descriptions are the
+/// local models' own), judged by the COCO labels the index never saw.
+///
+/// Threshold, fixed before this was first measured: P@5 at least twice chance, for the default
+/// embedder, on the held-out English queries, English briefs and Spanish briefs. Chance is the
+/// P@5 of a random ranking (the share of judged images that carry one of the query's labels,
+/// averaged over the queries); "twice chance" is a floor from the definition, not from a
+/// measurement.
 #[test]
 fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
     let Judged {

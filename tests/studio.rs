@@ -937,3 +937,20 @@ fn a_search_that_offers_to_widen_says_so_and_which_key() {
     assert!(s.toast.as_ref().unwrap().text.contains("press w"));
     assert!(s.widen_offer.is_some());
 }
+
+#[test]
+fn widen_after_more_like_this_says_it_is_for_text_searches() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    s.pane = Pane::References;
+    s.hits = vec![hit(1)];
+    s.search_query = "images like coco-0001".into();
+    assert!(fx(update(&mut s, Action::Widen)).is_empty());
+    assert!(
+        s.toast
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("widening is for text searches")
+    );
+}

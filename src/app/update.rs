@@ -150,10 +150,12 @@ fn widen_effect(state: &mut State) -> Vec<Effect> {
     if state.widen_offer.is_none() {
         let why = if state.hits.iter().any(|h| h.outside_filter) {
             "Already widened: references outside the campaign's objective and audience are shown after its own."
+        } else if state.search_query.starts_with("images like ") {
+            "Nothing to widen: widening is for text searches (Ctrl-S), not for 'more like this'."
         } else if state.hits.is_empty() {
             "Nothing to widen: search first (Ctrl-S)."
         } else {
-            "Nothing to widen: the campaign's objective and audience already hold a strong match and enough references."
+            "Nothing to widen: the campaign's objective and audience already hold a strong match and enough references, or the library has nothing outside them."
         };
         info(state, why);
         return Vec::new();

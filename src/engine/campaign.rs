@@ -154,18 +154,16 @@ pub fn widen_offer_of(
     campaign: &Campaign,
     run: &RecommendationRun,
 ) -> Option<String> {
-    if run.hits.iter().any(|h| h.outside_filter) || run.embedder == lib.image_features_id().as_str()
-    {
+    if run.embedder == lib.image_features_id().as_str() {
         return None;
     }
-    search::widen_offer(
-        &SearchFilter {
-            objective: Some(campaign.objective.clone()),
-            node: Some(campaign.node.clone()),
-        },
-        run.k,
-        &run.hits,
-    )
+    let filter = SearchFilter {
+        objective: Some(campaign.objective.clone()),
+        node: Some(campaign.node.clone()),
+    };
+    // A catalog that cannot be read offers nothing rather than failing the run it describes.
+    let outside = lib.store.count_outside(&filter).unwrap_or(0);
+    search::widen_offer(&filter, run.k, &run.hits, outside)
 }
 
 /// Stores a search of `campaign` as its latest run and moves it to the References step.

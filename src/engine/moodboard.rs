@@ -167,8 +167,9 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
                     .unwrap_or_default();
                 kpi = format!("{kpi}  {word}z{:.1}", s.z);
             }
+            // First, so the cut at 36 characters never drops it.
             if h.outside_filter {
-                kpi.push_str("  outside filter");
+                kpi = format!("OUTSIDE FILTER  {kpi}");
             }
         }
         draw_text(

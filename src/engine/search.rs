@@ -35,6 +35,9 @@ pub struct SearchResult {
     /// Whether hits from outside the filter were added (`widen`); they carry `outside_filter`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub widened: bool,
+    /// The query's embedding (text searches), so `widen` does not pay for it again.
+    #[serde(skip)]
+    pub query_vector: Vec<f32>,
 }
 
 /// How many of the library's vectors a query is compared with to learn its background (the
@@ -62,14 +65,30 @@ pub fn search(
         embedder.strength_thresholds(crate::services::language::is_english(&req.query)),
         &mut r.hits,
     )?;
-    r.widen_offer = widen_offer(&req.filter, req.k, &r.hits);
+    r.widen_offer = widen_offer(
+        &req.filter,
+        req.k,
+        &r.hits,
+        store.count_outside(&req.filter)?,
+    );
+    r.query_vector = q;
     Ok(r)
 }
 
-/// What a widened search would add, in words, when the filter is on and its hits hold no
-/// strong match (judged hits only) or fewer than `k` assets; `None` otherwise.
-pub fn widen_offer(filter: &SearchFilter, k: usize, hits: &[ReferenceHit]) -> Option<String> {
-    if filter.objective.is_none() && filter.node.is_none() || k == 0 {
+/// What a widened search would add, in words, when the filter is on, the library holds
+/// `outside` assets beyond it, and its hits hold no strong match (judged hits only) or fewer
+/// than `k` assets; `None` otherwise, and once widened.
+pub fn widen_offer(
+    filter: &SearchFilter,
+    k: usize,
+    hits: &[ReferenceHit],
+    outside: u64,
+) -> Option<String> {
+    if filter.objective.is_none() && filter.node.is_none()
+        || k == 0
+        || outside == 0
+        || hits.iter().any(|h| h.outside_filter)
+    {
         return None;
     }
     let inside: Vec<&ReferenceHit> = hits.iter().filter(|h| !h.outside_filter).collect();
@@ -138,6 +157,9 @@ pub fn judge_strength(
             continue;
         }
         let s = dot(&v);
+        if !s.is_finite() {
+            continue;
+        }
         let z = (s - mean) / sd;
         let below = background.partition_point(|b| *b < s);
         let level = thresholds.map(|t| {
@@ -158,11 +180,11 @@ pub fn judge_strength(
     Ok(())
 }
 
-/// Widens a filtered text search: adds up to `req.k` hits from outside the filter (other
-/// objectives or audiences), ranked like a search of their own, each marked `outside_filter`,
-/// its KPI percentile taken within its own objective and audience (never mixed into the
-/// filtered set's), its strength judged against the same background. The filtered hits stay
-/// first and unchanged.
+/// Widens a filtered text search (`result`, from `search` with `req`): adds up to `req.k` hits
+/// from outside the filter (other objectives or audiences), ranked like a search of their own,
+/// each marked `outside_filter`, its KPI percentile taken within its own objective and audience
+/// (never mixed into the filtered set's), its strength judged against the same background. The
+/// filtered hits stay first and unchanged; an asset already among them never comes twice.
 pub fn widen(
     store: &Store,
     index: &dyn VectorIndex,
@@ -174,10 +196,14 @@ pub fn widen(
         result.widen_offer = None;
         return Ok(());
     }
-    let q = embedder
-        .embed_texts(std::slice::from_ref(&req.query), TextRole::Query)?
-        .pop()
-        .unwrap_or_default();
+    let q = if result.query_vector.is_empty() {
+        embedder
+            .embed_texts(std::slice::from_ref(&req.query), TextRole::Query)?
+            .pop()
+            .unwrap_or_default()
+    } else {
+        result.query_vector.clone()
+    };
     let pool = req.rerank_pool.max(req.k);
     let inside = |a: &Asset| {
         req.filter
@@ -187,26 +213,35 @@ pub fn widen(
             && req.filter.node.as_ref().is_none_or(|n| *n == a.node)
     };
     // Enough neighbours that `pool` of them are outside even when the filter's own assets are
-    // all nearer.
+    // all nearer, up to `MAX_K * 4`: past that, a filter holding thousands of assets nearer than
+    // any other leaves fewer (or no) outside hits, and the pool is what remains.
     let ask = pool
         .saturating_add(index.count(&req.filter)?)
         .min(crate::config::MAX_K.saturating_mul(4).max(pool));
+    let shown: std::collections::HashSet<String> =
+        result.hits.iter().map(|h| h.asset_id.clone()).collect();
     let mut neighbours = known_neighbours(store, index, &q, &SearchFilter::default(), ask)?;
-    neighbours.retain(|(_, a)| !inside(a));
+    neighbours.retain(|(_, a)| !inside(a) && !shown.contains(&a.id));
     neighbours.truncate(pool);
-    let mut percentiles = Vec::with_capacity(neighbours.len());
-    for (_, a) in &neighbours {
+    // KPI percentiles within each hit's own objective and audience: one call per group.
+    let mut percentiles = vec![0.0; neighbours.len()];
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<usize>> = Default::default();
+    for (i, (_, a)) in neighbours.iter().enumerate() {
+        groups
+            .entry((a.objective.clone(), a.node.clone()))
+            .or_default()
+            .push(i);
+    }
+    for ((objective, node), members) in groups {
         let own = SearchFilter {
-            objective: Some(a.objective.clone()),
-            node: Some(a.node.clone()),
+            objective: Some(objective),
+            node: Some(node),
         };
-        percentiles.push(
-            index
-                .kpi_percentiles(&own, &[a.kpi])?
-                .first()
-                .copied()
-                .unwrap_or(0.0),
-        );
+        let kpis: Vec<Option<f64>> = members.iter().map(|&i| neighbours[i].1.kpi).collect();
+        let got = index.kpi_percentiles(&own, &kpis)?;
+        for (&i, p) in members.iter().zip(got) {
+            percentiles[i] = p;
+        }
     }
     let mut outside = blend(neighbours, percentiles, req.kpi_weight, req.k);
     for h in &mut outside {
@@ -299,6 +334,7 @@ fn search_vector_without(
         hits,
         widen_offer: None,
         widened: false,
+        query_vector: Vec::new(),
     })
 }
 
@@ -419,4 +455,77 @@ pub fn known_neighbours(
     }
     kept.truncate(k);
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(level: StrengthLevel, outside: bool) -> ReferenceHit {
+        ReferenceHit {
+            asset_id: "a".into(),
+            external_id: None,
+            file: "a.jpg".into(),
+            stored_path: String::new(),
+            thumbnail_path: String::new(),
+            similarity: 0.8,
+            kpi: None,
+            kpi_percentile: 0.0,
+            score: 0.5,
+            objective: "likes".into(),
+            node: "customers".into(),
+            description: String::new(),
+            elements: Vec::new(),
+            strength: Some(MatchStrength {
+                level: Some(level),
+                z: 1.0,
+                percentile: 0.5,
+            }),
+            outside_filter: outside,
+        }
+    }
+
+    fn filter() -> SearchFilter {
+        SearchFilter {
+            objective: Some("likes".into()),
+            node: Some("customers".into()),
+        }
+    }
+
+    #[test]
+    fn weak_hits_in_a_filter_are_offered_a_widening() {
+        let hits = vec![hit(StrengthLevel::Weak, false); 2];
+        let offer = widen_offer(&filter(), 2, &hits, 10).unwrap();
+        assert!(offer.starts_with("no strong match in objective likes, audience customers"));
+    }
+
+    #[test]
+    fn a_strong_hit_and_k_assets_are_offered_nothing() {
+        let hits = vec![
+            hit(StrengthLevel::Strong, false),
+            hit(StrengthLevel::Weak, false),
+        ];
+        assert_eq!(widen_offer(&filter(), 2, &hits, 10), None);
+    }
+
+    #[test]
+    fn nothing_is_offered_when_the_library_has_nothing_outside_the_filter() {
+        let hits = vec![hit(StrengthLevel::Weak, false)];
+        assert_eq!(widen_offer(&filter(), 5, &hits, 0), None);
+    }
+
+    #[test]
+    fn a_widened_result_is_offered_nothing_more() {
+        let hits = vec![
+            hit(StrengthLevel::Weak, false),
+            hit(StrengthLevel::Weak, true),
+        ];
+        assert_eq!(widen_offer(&filter(), 1, &hits, 10), None);
+    }
+
+    #[test]
+    fn an_unfiltered_search_is_offered_nothing() {
+        let hits = vec![hit(StrengthLevel::Weak, false)];
+        assert_eq!(widen_offer(&SearchFilter::default(), 5, &hits, 10), None);
+    }
 }

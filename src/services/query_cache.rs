@@ -149,10 +149,21 @@ mod tests {
             fn element_fit_threshold(&self, english_brief: bool) -> Option<f32> {
                 english_brief.then_some(2.4)
             }
+            fn strength_thresholds(
+                &self,
+                english_query: bool,
+            ) -> Option<crate::services::StrengthThresholds> {
+                english_query.then_some(crate::services::StrengthThresholds {
+                    strong_z: 3.0,
+                    fair_z: 2.0,
+                })
+            }
         }
         let c = QueryCache::new(Arc::new(Measured(EmbedderId::new("m"))), 4);
         assert_eq!(c.element_fit_threshold(true), Some(2.4));
         assert_eq!(c.element_fit_threshold(false), None);
+        assert_eq!(c.strength_thresholds(true).map(|t| t.strong_z), Some(3.0));
+        assert_eq!(c.strength_thresholds(false), None);
     }
 
     #[test]

@@ -452,6 +452,16 @@ impl Store {
             as u64)
     }
 
+    /// How many assets lie outside `filter` (other objectives or audiences): 0 when the filter
+    /// is empty or covers the whole library.
+    pub fn count_outside(&self, filter: &SearchFilter) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM assets WHERE NOT ((?1 IS NULL OR objective = ?1) AND (?2 IS NULL OR node = ?2))",
+            params![filter.objective, filter.node],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Removes assets (vectors cascade). Returns the removed ones, for deleting their files.
     pub fn remove(&mut self, ids: &[String]) -> Result<Vec<Asset>> {
         let tx = self.conn.transaction()?;

@@ -318,3 +318,25 @@ pub fn jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A temp dir in the target's temp dir (`CARGO_TARGET_TMPDIR`) named `PREFIX-PID-…`, for a
+/// library a test binary ingests once and its tests share (kept for the run, as a static).
+/// Dirs of this prefix left by processes that are gone are removed first; a concurrent run's
+/// are left alone.
+pub fn shared_run_dir(prefix: &str) -> tempfile::TempDir {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&format!("{prefix}-")) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(old.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-{}-", std::process::id()))
+        .tempdir_in(tmp)
+        .unwrap()
+}
