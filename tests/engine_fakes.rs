@@ -496,20 +496,25 @@ fn more_like_an_asset_ranks_the_rest_by_image_similarity_alone_at_kpi_weight_zer
     assert_eq!(got, want);
 }
 
-#[test]
-fn hits_of_an_embedder_without_measured_thresholds_carry_z_and_percentile_but_no_word() {
+/// An unfiltered search for "dog on a beach" (k 3) in a fresh library of `n` generated images.
+fn searched_in_library_of(n: u32) -> campaign_studio::engine::search::SearchResult {
     let dir = tempfile::tempdir().unwrap();
-    let (mut lib, opts) = library(dir.path());
+    let (mut lib, opts) = library_of(dir.path(), n);
     ingest(&mut lib, &opts, &mut |_| {}).unwrap();
     let embedder = FakeEmbedder::new(64);
     let index = lib.load_index(&embedder.id).unwrap();
-    let res = search(
+    search(
         &lib.store,
         &index,
         &embedder,
         &req("dog on a beach", None, None, 3, 0.0),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn hits_of_an_embedder_without_measured_thresholds_carry_z_and_percentile_but_no_word() {
+    let res = searched_in_library_of(36);
     let s = res.hits[0].strength.expect("judged against 36 vectors");
     assert_eq!(s.level, None);
     assert!(s.z > 0.0 && (0.0..=1.0).contains(&s.percentile), "{s:?}");
@@ -517,18 +522,6 @@ fn hits_of_an_embedder_without_measured_thresholds_carry_z_and_percentile_but_no
 
 #[test]
 fn a_library_below_the_background_minimum_leaves_hits_unjudged() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = campaign_studio::engine::search::MIN_BACKGROUND as u32 - 1;
-    let (mut lib, opts) = library_of(dir.path(), n);
-    ingest(&mut lib, &opts, &mut |_| {}).unwrap();
-    let embedder = FakeEmbedder::new(64);
-    let index = lib.load_index(&embedder.id).unwrap();
-    let res = search(
-        &lib.store,
-        &index,
-        &embedder,
-        &req("dog on a beach", None, None, 3, 0.0),
-    )
-    .unwrap();
+    let res = searched_in_library_of(campaign_studio::engine::search::MIN_BACKGROUND as u32 - 1);
     assert!(res.hits.iter().all(|h| h.strength.is_none()));
 }

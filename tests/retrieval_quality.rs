@@ -69,19 +69,7 @@ fn precision_at_5(
     let mut total = 0.0;
     let mut tops = Vec::new();
     for (text, labels) in queries {
-        let r = search(
-            &lib.store,
-            &index,
-            e.as_ref(),
-            &SearchRequest {
-                query: text.clone(),
-                filter: SearchFilter::default(),
-                k: 40,
-                kpi_weight: 0.0,
-                rerank_pool: 40,
-            },
-        )
-        .unwrap();
+        let r = search(&lib.store, &index, e.as_ref(), &unfiltered(text, 40)).unwrap();
         let top: Vec<(&String, &HashSet<String>)> = r
             .hits
             .iter()
@@ -97,6 +85,17 @@ fn precision_at_5(
         tops.push(top.into_iter().map(|(id, _)| id.clone()).collect());
     }
     (total / queries.len() as f64, tops)
+}
+
+/// An unfiltered search for `text`, by similarity alone, `k` hits.
+fn unfiltered(text: &str, k: usize) -> SearchRequest {
+    SearchRequest {
+        query: text.to_string(),
+        filter: SearchFilter::default(),
+        k,
+        kpi_weight: 0.0,
+        rerank_pool: k,
+    }
 }
 
 /// Mean share of the first list's top 5 that the second also has.
@@ -148,6 +147,15 @@ fn judged() -> Judged {
         judged,
         held_out,
     }
+}
+
+/// The dev sets (queries and briefs looked at while choosing), kept to what can be judged.
+fn dev_sets(judged: &HashMap<String, HashSet<String>>, full: bool) -> Sets {
+    judgeable(
+        load_sets(&fixtures(), "dev_english.jsonl", "dev_bilingual.jsonl"),
+        judged,
+        full,
+    )
 }
 
 fn fixtures() -> std::path::PathBuf {
@@ -228,11 +236,7 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
         judged,
         held_out,
     } = judged();
-    let dev = judgeable(
-        load_sets(&fixtures(), "dev_english.jsonl", "dev_bilingual.jsonl"),
-        &judged,
-        full,
-    );
+    let dev = dev_sets(&judged, full);
 
     // The reference library, ingested with the real models, then given both embedders' vectors.
     let dir = tempfile::tempdir().unwrap();
@@ -443,19 +447,7 @@ fn strength_levels(
         (Levels::default(), Levels::default(), Levels::default());
     for (text, labels) in queries {
         let groups: HashSet<&str> = labels.iter().map(|l| group[l.as_str()]).collect();
-        let r = search(
-            &lib.store,
-            &index,
-            e.as_ref(),
-            &SearchRequest {
-                query: text.clone(),
-                filter: SearchFilter::default(),
-                k: 100,
-                kpi_weight: 0.0,
-                rerank_pool: 100,
-            },
-        )
-        .unwrap();
+        let r = search(&lib.store, &index, e.as_ref(), &unfiltered(text, 100)).unwrap();
         let mut seen = 0;
         let mut nearest_done = false;
         for h in &r.hits {
@@ -519,11 +511,7 @@ fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair()
         judged,
         held_out,
     } = judged();
-    let dev = judgeable(
-        load_sets(&fixtures(), "dev_english.jsonl", "dev_bilingual.jsonl"),
-        &judged,
-        full,
-    );
+    let dev = dev_sets(&judged, full);
     let lib = raw_library(&lib_dir);
     eprintln!(
         "raw photos, match strength: share strong / fair / weak | relevant in top 5 | unrelated in top 5 | nearest unrelated"

@@ -781,16 +781,24 @@ fn more_like_this_asks_for_a_search_by_the_focused_references_image() {
     );
 }
 
-#[test]
-fn a_text_search_carries_no_image_to_search_like() {
+/// The search effect of a new campaign's brief submitted with Ctrl-S.
+fn text_search() -> Effect {
     let mut s = state();
     update(&mut s, Action::NewCampaign);
     type_text(&mut s, "Surfers at sunset");
     let effects = fx(update(&mut s, Action::Submit));
-    let [Effect::Search { like, .. }] = effects.as_slice() else {
+    let [e @ Effect::Search { .. }] = effects.as_slice() else {
         panic!("{effects:?}")
     };
-    assert_eq!(*like, None);
+    e.clone()
+}
+
+#[test]
+fn a_text_search_carries_no_image_to_search_like() {
+    let Effect::Search { like, .. } = text_search() else {
+        unreachable!()
+    };
+    assert_eq!(like, None);
 }
 
 #[test]
@@ -852,32 +860,30 @@ fn widen_with_an_offer_searches_again_widened() {
     assert_eq!(*like, None);
 }
 
-#[test]
-fn widen_without_an_offer_says_why_and_searches_nothing() {
+/// `w` on References holding one hit and no offer, after a search for `query`: asserts it
+/// asks for nothing, and returns what it says.
+fn widen_refused(query: &str) -> String {
     let mut s = state();
     update(&mut s, Action::NewCampaign);
     s.pane = Pane::References;
     s.hits = vec![hit(1)];
+    s.search_query = query.into();
     assert!(fx(update(&mut s, Action::Widen)).is_empty());
-    assert!(
-        s.toast
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("already hold a strong match")
-    );
+    s.toast.unwrap().text
+}
+
+#[test]
+fn widen_without_an_offer_says_why_and_searches_nothing() {
+    let said = widen_refused("Surfers at sunset");
+    assert!(said.contains("already hold a strong match"), "{said}");
 }
 
 #[test]
 fn a_plain_search_is_not_widened() {
-    let mut s = state();
-    update(&mut s, Action::NewCampaign);
-    type_text(&mut s, "Surfers at sunset");
-    let effects = fx(update(&mut s, Action::Submit));
-    let [Effect::Search { widen, .. }] = effects.as_slice() else {
-        panic!("{effects:?}")
+    let Effect::Search { widen, .. } = text_search() else {
+        unreachable!()
     };
-    assert!(!*widen);
+    assert!(!widen);
 }
 
 #[test]
@@ -940,17 +946,6 @@ fn a_search_that_offers_to_widen_says_so_and_which_key() {
 
 #[test]
 fn widen_after_more_like_this_says_it_is_for_text_searches() {
-    let mut s = state();
-    update(&mut s, Action::NewCampaign);
-    s.pane = Pane::References;
-    s.hits = vec![hit(1)];
-    s.search_query = "images like coco-0001".into();
-    assert!(fx(update(&mut s, Action::Widen)).is_empty());
-    assert!(
-        s.toast
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("widening is for text searches")
-    );
+    let said = widen_refused("images like coco-0001");
+    assert!(said.contains("widening is for text searches"), "{said}");
 }
