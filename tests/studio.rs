@@ -827,10 +827,16 @@ fn m_on_references_is_more_like_this() {
     );
 }
 
-/// References after a search whose filter offered to widen: hits weak, the offer kept.
+/// References after a search whose filter offered to widen: hits weak, the offer kept, the
+/// campaign the one on screen.
 fn offered(s: &mut State) {
     update(s, Action::NewCampaign);
     type_text(s, "Families enjoying a picnic in a sunny park");
+    let mut c = campaign("c1", "Picnic");
+    c.brief = s.brief_text();
+    c.objective = s.objectives[s.objective].clone();
+    c.node = s.nodes[s.node].clone();
+    s.campaign = Some(c);
     s.pane = Pane::References;
     s.hits = (1..=3)
         .map(|i| {
@@ -895,7 +901,7 @@ fn the_references_pane_shows_the_offer_to_widen_and_its_key() {
         screen.contains("no strong match in objective likes"),
         "{screen}"
     );
-    assert!(screen.contains("press w"), "{screen}");
+    assert!(screen.contains("[w] no strong match"), "{screen}");
 }
 
 #[test]
@@ -918,7 +924,7 @@ fn a_reference_from_outside_the_filter_is_marked_with_its_own_group() {
     s.widen_offer = None;
     let screen = draw(&mut s, 120, 40);
     assert!(screen.contains("↗ clicks/customers"), "{screen}");
-    assert!(screen.contains("(1 ↗ outside the filter)"), "{screen}");
+    assert!(screen.contains("· 1 ↗ outside the filter"), "{screen}");
 }
 
 #[test]
@@ -948,4 +954,43 @@ fn a_search_that_offers_to_widen_says_so_and_which_key() {
 fn widen_after_more_like_this_says_it_is_for_text_searches() {
     let said = widen_refused("images like coco-0001");
     assert!(said.contains("widening is for text searches"), "{said}");
+}
+
+#[test]
+fn widen_after_the_brief_changed_asks_for_ctrl_s_first() {
+    let mut s = state();
+    offered(&mut s);
+    s.pane = Pane::Brief;
+    type_text(&mut s, " at noon");
+    s.pane = Pane::References;
+    assert!(fx(update(&mut s, Action::Widen)).is_empty());
+    assert!(
+        s.toast
+            .unwrap()
+            .text
+            .contains("press Ctrl-S to search it first")
+    );
+}
+
+#[test]
+fn more_results_after_widening_search_widened_again() {
+    let mut s = state();
+    offered(&mut s);
+    s.hits[2].outside_filter = true;
+    let effects = fx(update(&mut s, Action::MoreResults));
+    let [Effect::Search { widen, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert!(*widen);
+}
+
+#[test]
+fn more_results_of_a_filtered_search_stay_filtered() {
+    let mut s = state();
+    offered(&mut s);
+    let effects = fx(update(&mut s, Action::MoreResults));
+    let [Effect::Search { widen, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert!(!*widen);
 }

@@ -144,6 +144,24 @@ fn search_effect(state: &mut State) -> Vec<Effect> {
     search_effect_like(state, None)
 }
 
+/// `effects` with their search widened (or not).
+fn widened(mut effects: Vec<Effect>, on: bool) -> Vec<Effect> {
+    for e in &mut effects {
+        if let Effect::Search { widen, .. } = e {
+            *widen = on;
+        }
+    }
+    effects
+}
+
+/// The same search again after k or the KPI weight changed: widened again when the hits on
+/// screen were, so the references from outside the filter do not vanish unasked.
+fn rerun_effect(state: &mut State) -> Vec<Effect> {
+    let was_widened = state.hits.iter().any(|h| h.outside_filter);
+    let effects = search_effect(state);
+    widened(effects, was_widened)
+}
+
 /// Searches again with the same brief and query, adding references from other objectives and
 /// audiences; only when the last search offered it.
 fn widen_effect(state: &mut State) -> Vec<Effect> {
@@ -160,12 +178,22 @@ fn widen_effect(state: &mut State) -> Vec<Effect> {
         info(state, why);
         return Vec::new();
     }
-    let mut effects = search_effect_like(state, None);
-    for e in &mut effects {
-        if let Effect::Search { widen, .. } = e {
-            *widen = true;
-        }
+    // Widening widens the search on screen: a brief or filter edited since is a new search
+    // (and a new campaign version), which Ctrl-S runs first.
+    let edited = state.campaign.as_ref().is_none_or(|c| {
+        c.brief != state.brief_text()
+            || Some(&c.objective) != state.objectives.get(state.objective)
+            || Some(&c.node) != state.nodes.get(state.node)
+            || c.brand.as_ref() != state.brand_kit()
+    });
+    if edited {
+        info(
+            state,
+            "The brief or its objective, audience or brand changed since this search: press Ctrl-S to search it first.",
+        );
+        return Vec::new();
     }
+    let effects = widened(search_effect_like(state, None), true);
     if !effects.is_empty() {
         info(
             state,
@@ -702,7 +730,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
                 state.k.saturating_sub(2).max(2)
             };
             if state.campaign.is_some() {
-                search_effect(state)
+                rerun_effect(state)
             } else {
                 Vec::new()
             }
@@ -715,7 +743,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             };
             state.kpi_weight = ((state.kpi_weight + d) * 20.0).round().clamp(0.0, 20.0) / 20.0;
             if state.campaign.is_some() {
-                search_effect(state)
+                rerun_effect(state)
             } else {
                 Vec::new()
             }

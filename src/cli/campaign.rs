@@ -414,6 +414,11 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 },
             )?;
             let offer = campaign::widen_offer_of(lib, &c, &run);
+            if widen && !run.hits.iter().any(|h| h.outside_filter) {
+                eprintln!(
+                    "nothing to widen: a strong match and k references within the campaign's objective and audience, or nothing outside them"
+                );
+            }
             if json {
                 let widened = run.hits.iter().any(|h| h.outside_filter);
                 stdout_line(&serde_json::to_string(&json!({

@@ -1694,6 +1694,10 @@ fn search_cmd(ctx: &Ctx, a: SearchArgs) -> Result<i32> {
         let widened = search::widen(&lib.store, index.as_ref(), embedder.as_ref(), &req, &mut r);
         lib.store_model_calls(None, "search")?;
         widened?;
+    } else if a.widen {
+        eprintln!(
+            "nothing to widen: no --objective/--node, a strong match and k assets within them, or nothing outside them"
+        );
     }
     if a.json {
         stdout_line(&serde_json::to_string(&r)?)?;

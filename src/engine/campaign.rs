@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::{BrandKit, Campaign, CampaignStep, RecommendationRun, SearchFilter};
+use crate::domain::{
+    BrandKit, Campaign, CampaignStep, EmbedderId, RecommendationRun, SearchFilter,
+};
 use crate::engine::Library;
 use crate::engine::search::{self, SearchRequest};
 use crate::services::{Embedder, VectorIndex};
@@ -162,8 +164,15 @@ pub fn widen_offer_of(
         node: Some(campaign.node.clone()),
     };
     // A catalog that cannot be read offers nothing rather than failing the run it describes.
-    let outside = lib.store.count_outside(&filter).unwrap_or(0);
-    search::widen_offer(&filter, run.k, &run.hits, outside)
+    search::offer_for(
+        &lib.store,
+        &EmbedderId::new(run.embedder.clone()),
+        &filter,
+        run.k,
+        &run.hits,
+    )
+    .ok()
+    .flatten()
 }
 
 /// Stores a search of `campaign` as its latest run and moves it to the References step.

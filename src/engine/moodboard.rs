@@ -109,7 +109,7 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
     );
 
     // How well each reference matched, from the campaign's latest run (a reference chosen in an
-    // earlier run shows its KPI only).
+    // earlier run shows its KPI only, and whether it is outside the campaign's filter).
     let matched: std::collections::HashMap<String, crate::domain::ReferenceHit> = lib
         .store
         .runs(&campaign.id)?
@@ -159,18 +159,17 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
             INK,
         );
         let mut kpi = a.kpi.map(|k| format!("KPI {k}")).unwrap_or_default();
-        if let Some(h) = matched.get(&a.id) {
-            if let Some(s) = h.strength {
-                let word = s
-                    .level
-                    .map(|l| format!("{} ", l.as_str()))
-                    .unwrap_or_default();
-                kpi = format!("{kpi}  {word}z{:.1}", s.z);
-            }
-            // First, so the cut at 36 characters never drops it.
-            if h.outside_filter {
-                kpi = format!("OUTSIDE FILTER  {kpi}");
-            }
+        if let Some(s) = matched.get(&a.id).and_then(|h| h.strength) {
+            let word = s
+                .level
+                .map(|l| format!("{} ", l.as_str()))
+                .unwrap_or_default();
+            kpi = format!("{kpi}  {word}z{:.1}", s.z);
+        }
+        // From the asset's own group (a reference chosen from a widened run stays marked after
+        // a later run), first so the cut at 36 characters never drops it.
+        if a.objective != campaign.objective || a.node != campaign.node {
+            kpi = format!("OUTSIDE FILTER  {kpi}");
         }
         draw_text(
             &mut img,

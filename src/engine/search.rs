@@ -65,14 +65,29 @@ pub fn search(
         embedder.strength_thresholds(crate::services::language::is_english(&req.query)),
         &mut r.hits,
     )?;
-    r.widen_offer = widen_offer(
-        &req.filter,
-        req.k,
-        &r.hits,
-        store.count_outside(&req.filter)?,
-    );
+    r.widen_offer = offer_for(store, index.embedder(), &req.filter, req.k, &r.hits)?;
     r.query_vector = q;
     Ok(r)
+}
+
+/// `widen_offer` for a search of `embedder`'s vectors, counting what lies outside the filter
+/// (a scan of the catalog) only when there would be an offer.
+pub fn offer_for(
+    store: &Store,
+    embedder: &EmbedderId,
+    filter: &SearchFilter,
+    k: usize,
+    hits: &[ReferenceHit],
+) -> Result<Option<String>> {
+    if widen_offer(filter, k, hits, 1).is_none() {
+        return Ok(None);
+    }
+    Ok(widen_offer(
+        filter,
+        k,
+        hits,
+        store.count_outside(filter, embedder)?,
+    ))
 }
 
 /// What a widened search would add, in words, when the filter is on, the library holds

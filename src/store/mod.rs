@@ -452,12 +452,14 @@ impl Store {
             as u64)
     }
 
-    /// How many assets lie outside `filter` (other objectives or audiences): 0 when the filter
-    /// is empty or covers the whole library.
-    pub fn count_outside(&self, filter: &SearchFilter) -> Result<u64> {
+    /// How many assets with a vector from `embedder` lie outside `filter` (other objectives or
+    /// audiences): what a widened search could find. 0 when the filter is empty or covers the
+    /// library.
+    pub fn count_outside(&self, filter: &SearchFilter, embedder: &EmbedderId) -> Result<u64> {
         Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM assets WHERE NOT ((?1 IS NULL OR objective = ?1) AND (?2 IS NULL OR node = ?2))",
-            params![filter.objective, filter.node],
+            "SELECT COUNT(*) FROM assets a JOIN embeddings e ON e.asset_id = a.id AND e.embedder = ?3
+             WHERE NOT ((?1 IS NULL OR a.objective = ?1) AND (?2 IS NULL OR a.node = ?2))",
+            params![filter.objective, filter.node, embedder.as_str()],
             |r| r.get::<_, i64>(0),
         )? as u64)
     }

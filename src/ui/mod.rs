@@ -458,7 +458,7 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
     .areas(area);
     if let Some(o) = &state.widen_offer {
         f.render_widget(
-            Paragraph::new(format!("{o}: press w")).style(cx.theme.error),
+            Paragraph::new(format!("[w] {o}")).style(cx.theme.error),
             offer,
         );
     }
@@ -470,13 +470,9 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
     }
     f.render_widget(
         Paragraph::new(format!(
-            "{} selected of {}{} · k = {} · KPI weight {:.2} · objective {} · audience {}",
+            "{} selected of {} · k = {} · KPI weight {:.2} · objective {} · audience {}{}",
             state.selected.len(),
             state.hits.len(),
-            match state.hits.iter().filter(|h| h.outside_filter).count() {
-                0 => String::new(),
-                n => format!(" ({n} ↗ outside the filter)"),
-            },
             state.k,
             state.kpi_weight,
             state
@@ -489,6 +485,10 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                 .as_ref()
                 .map(|c| c.node.as_str())
                 .unwrap_or("?"),
+            match state.hits.iter().filter(|h| h.outside_filter).count() {
+                0 => String::new(),
+                n => format!(" · {n} ↗ outside the filter"),
+            },
         ))
         .style(cx.theme.muted),
         head,
