@@ -98,6 +98,14 @@ pub struct SearchFilter {
     pub node: Option<String>,
 }
 
+impl SearchFilter {
+    /// Whether an asset of this objective and audience node passes the filter.
+    pub fn admits(&self, objective: &str, node: &str) -> bool {
+        self.objective.as_deref().is_none_or(|o| o == objective)
+            && self.node.as_deref().is_none_or(|n| n == node)
+    }
+}
+
 /// One search result: the asset and how it ranked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceHit {

@@ -146,7 +146,7 @@ pub fn judge_strength(
     if hits.is_empty() {
         return Ok(());
     }
-    let dot = |v: &[f32]| -> f32 { v.iter().zip(query).map(|(a, b)| a * b).sum() };
+    let dot = |v: &[f32]| crate::services::local::exact_index::dot(v, query);
     let mut background: Vec<f32> = store
         .background_sample(embedder, BACKGROUND_SAMPLE)?
         .iter()
@@ -220,13 +220,6 @@ pub fn widen(
         result.query_vector.clone()
     };
     let pool = req.rerank_pool.max(req.k);
-    let inside = |a: &Asset| {
-        req.filter
-            .objective
-            .as_ref()
-            .is_none_or(|o| *o == a.objective)
-            && req.filter.node.as_ref().is_none_or(|n| *n == a.node)
-    };
     // Enough neighbours that `pool` of them are outside even when the filter's own assets are
     // all nearer, up to `MAX_K * 4`: past that, a filter holding thousands of assets nearer than
     // any other leaves fewer (or no) outside hits, and the pool is what remains.
@@ -236,7 +229,7 @@ pub fn widen(
     let shown: std::collections::HashSet<String> =
         result.hits.iter().map(|h| h.asset_id.clone()).collect();
     let mut neighbours = known_neighbours(store, index, &q, &SearchFilter::default(), ask)?;
-    neighbours.retain(|(_, a)| !inside(a) && !shown.contains(&a.id));
+    neighbours.retain(|(_, a)| !req.filter.admits(&a.objective, &a.node) && !shown.contains(&a.id));
     neighbours.truncate(pool);
     // KPI percentiles within each hit's own objective and audience: one call per group.
     let mut percentiles = vec![0.0; neighbours.len()];
@@ -423,12 +416,7 @@ pub fn known_neighbours(
         let mut dropped = 0;
         for n in ns {
             match store.asset(&n.id)? {
-                Some(a)
-                    if filter.objective.as_ref().is_none_or(|o| *o == a.objective)
-                        && filter.node.as_ref().is_none_or(|o| *o == a.node) =>
-                {
-                    kept.push((n, a))
-                }
+                Some(a) if filter.admits(&a.objective, &a.node) => kept.push((n, a)),
                 _ => dropped += 1,
             }
         }

@@ -143,8 +143,7 @@ pub fn filter_of(f: &SearchFilter) -> Option<Document> {
 
 /// Whether a state passes a search filter.
 fn matches(s: &DocState, f: &SearchFilter) -> bool {
-    f.objective.as_ref().is_none_or(|o| *o == s.objective)
-        && f.node.as_ref().is_none_or(|n| *n == s.node)
+    f.admits(&s.objective, &s.node)
 }
 
 /// The dot product of two unit vectors from a cosine distance (1 - cosine similarity).
