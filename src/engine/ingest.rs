@@ -18,7 +18,7 @@ use crate::domain::{Asset, EmbedderId};
 use crate::engine::Library;
 use crate::engine::manifest::{self, ManifestRow};
 use crate::paths::Paths;
-use crate::services::local::imaging;
+use crate::services::local::{imaging, label_space};
 use crate::services::{DescribeInput, Describer, TextRole};
 use crate::store::now;
 use crate::{Error, Result};
@@ -26,8 +26,9 @@ use crate::{Error, Result};
 /// Bumped when the description document recipe changes, so assets are re-described (on their
 /// next ingest, by the metadata path: from the stored labels, no image model). "+kinds": the
 /// WordNet kinds of the classifier's labels joined the document; the vectors stay comparable
-/// (same model, same kind of text), so the embedder id keeps "desc-v1".
-const DOC_RECIPE: &str = "desc-v1+kinds";
+/// (same model, same kind of text), so the embedder id keeps "desc-v1". "+labels-v1": an asset
+/// without human text is indexed by its labels' class vectors (`local::label_space`).
+const DOC_RECIPE: &str = "desc-v1+kinds+labels-v1";
 
 #[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
@@ -459,6 +460,13 @@ fn process_group(
                     Some(v) => v,
                     None => embed_one(&doc)?,
                 };
+                let v = label_space::indexed_vector(
+                    lib.embedder.as_ref(),
+                    &p.asset.description,
+                    &p.asset.model_labels,
+                    v,
+                )
+                .map_err(|e| e.to_string())?;
                 (v, doc)
             }
         };
@@ -604,6 +612,8 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
             .embed_texts(std::slice::from_ref(&doc), TextRole::Document)?
             .pop()
             .ok_or_else(|| Error::Inference("the text embedder returned no vector".into()))?;
+        let v =
+            label_space::indexed_vector(embedder.as_ref(), &description, &input.model_labels, v)?;
         vectors.push((embedder.id().clone(), v, doc));
     }
     let mut asset = old.clone();

@@ -59,6 +59,9 @@ fn embed_one(
         .map_err(|err| err.to_string())?
         .pop()
         .ok_or("the embedder returned no vector")?;
+    let v =
+        crate::services::local::label_space::indexed_vector(e, &a.description, &a.model_labels, v)
+            .map_err(|err| err.to_string())?;
     Ok((v, doc))
 }
 

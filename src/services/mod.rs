@@ -67,6 +67,14 @@ pub trait Embedder: Send + Sync {
     fn strength_thresholds(&self, _english_query: bool) -> Option<StrengthThresholds> {
         None
     }
+    /// Whether an image nobody described is indexed by its classifier labels' class vectors
+    /// (`local::label_space`), and if so the distance from the class mean at which those
+    /// vectors are placed: the mean distance of a photo's description document from it,
+    /// measured for the model. A thousand class documents are embedded once, so only local
+    /// models say yes (e5 and MiniLM).
+    fn label_space(&self) -> Option<f32> {
+        None
+    }
 }
 
 /// `Embedder::strength_thresholds`: a hit is strong at `strong_z` or more, fair at `fair_z` or

@@ -96,6 +96,9 @@ impl Embedder for QueryCache {
     fn strength_thresholds(&self, english_query: bool) -> Option<super::StrengthThresholds> {
         self.inner.strength_thresholds(english_query)
     }
+    fn label_space(&self) -> Option<f32> {
+        self.inner.label_space()
+    }
 }
 
 fn poisoned() -> crate::Error {
@@ -158,12 +161,16 @@ mod tests {
                     fair_z: 2.0,
                 })
             }
+            fn label_space(&self) -> Option<f32> {
+                Some(0.4)
+            }
         }
         let c = QueryCache::new(Arc::new(Measured(EmbedderId::new("m"))), 4);
         assert_eq!(c.element_fit_threshold(true), Some(2.4));
         assert_eq!(c.element_fit_threshold(false), None);
         assert_eq!(c.strength_thresholds(true).map(|t| t.strong_z), Some(3.0));
         assert_eq!(c.strength_thresholds(false), None);
+        assert_eq!(c.label_space(), Some(0.4));
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl LocalDescriber {
             .map(|l| l.name.as_str())
     }
 
-    /// The text the library's text embedder indexes for this asset (recipe "desc-v1+kinds",
+    /// The text the library's text embedder indexes for this asset (recipe "desc-v1+kinds+labels-v1",
     /// `engine::ingest::DOC_RECIPE`): human text
     /// first, then elements, the kinds of the classifier's labels and colours, so text search
     /// over descriptions finds it.

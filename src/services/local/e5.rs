@@ -622,6 +622,12 @@ pub const STRENGTH: StrengthThresholds = StrengthThresholds {
     fair_z: 2.2,
 };
 
+/// How far a photo's description document lies from the mean of the ImageNet class
+/// documents under e5 (`local::label_space`): measured over the reference library's 328
+/// photos indexed without captions (mean distance 0.42); it sets only the scale of label-space
+/// vectors, never their order.
+pub const LABEL_SPACE_DISTANCE: f32 = 0.42;
+
 impl Embedder for E5 {
     fn strength_thresholds(&self, _english_query: bool) -> Option<StrengthThresholds> {
         Some(STRENGTH)
@@ -637,6 +643,11 @@ impl Embedder for E5 {
 
     fn batches_texts(&self) -> bool {
         true
+    }
+
+    /// Label-space vectors sit at LABEL_SPACE_DISTANCE from the class mean.
+    fn label_space(&self) -> Option<f32> {
+        Some(LABEL_SPACE_DISTANCE)
     }
 
     fn dim(&self) -> usize {

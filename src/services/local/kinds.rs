@@ -54,6 +54,16 @@ pub fn kinds_of(label: &str) -> &'static [String] {
         .unwrap_or(&[])
 }
 
+/// Every class name the table knows (lower case, each once, sorted) with its kinds.
+pub fn classes() -> Vec<(&'static str, &'static [String])> {
+    let mut all: Vec<(&'static str, &'static [String])> = table()
+        .iter()
+        .map(|(n, k)| (n.as_str(), k.as_slice()))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

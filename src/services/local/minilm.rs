@@ -69,6 +69,12 @@ pub const STRENGTH: StrengthThresholds = StrengthThresholds {
     fair_z: 2.7,
 };
 
+/// How far a photo's description document lies from the mean of the ImageNet class
+/// documents under MiniLM (`local::label_space`): measured over the reference library's 328
+/// photos indexed without captions (mean distance 0.89); it sets only the scale of label-space
+/// vectors, never their order.
+pub const LABEL_SPACE_DISTANCE: f32 = 0.89;
+
 impl Embedder for MiniLm {
     /// A query in another language is not judged: MiniLM reads English only.
     fn strength_thresholds(&self, english_query: bool) -> Option<StrengthThresholds> {
@@ -86,6 +92,11 @@ impl Embedder for MiniLm {
 
     fn batches_texts(&self) -> bool {
         true
+    }
+
+    /// Label-space vectors sit at LABEL_SPACE_DISTANCE from the class mean.
+    fn label_space(&self) -> Option<f32> {
+        Some(LABEL_SPACE_DISTANCE)
     }
 
     fn dim(&self) -> usize {

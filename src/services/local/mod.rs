@@ -8,6 +8,7 @@ pub mod efficientnet;
 pub mod exact_index;
 pub mod imaging;
 pub mod kinds;
+pub mod label_space;
 pub mod live_index;
 pub mod minilm;
 pub mod rephrase;
