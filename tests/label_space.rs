@@ -14,6 +14,7 @@ use campaign_studio::engine::Library;
 use campaign_studio::engine::ingest::{IngestOptions, ingest};
 use campaign_studio::paths::Paths;
 use campaign_studio::services::TextRole;
+use campaign_studio::services::local::label_space;
 
 const RAW: usize = 20;
 const CAPTIONED: usize = 4;
@@ -44,7 +45,8 @@ fn library() -> Library {
                     "node": r["node"], "results": r["results"],
                 });
                 if i >= RAW {
-                    row["caption"] = format!("A photo of {}", r["labels"][0]).into();
+                    let label = r["labels"][0].as_str().unwrap_or("something");
+                    row["caption"] = format!("A photo of {label}").into();
                 }
                 row.to_string()
             })
@@ -100,22 +102,26 @@ fn vectors(lib: &Library, captioned: bool) -> Vec<(Asset, Vec<f32>, Vec<f32>)> {
 }
 
 #[test]
-fn a_photo_without_human_text_is_indexed_by_its_labels_not_its_document_alone() {
+fn a_photo_without_human_text_is_indexed_by_its_labels_class_vectors() {
     let lib = library();
+    let e = lib.text_embedder().unwrap();
     let raw = vectors(&lib, false);
     assert_eq!(raw.len(), RAW);
     for (a, stored, plain) in &raw {
         assert!(!a.model_labels.is_empty(), "{}: no labels", a.file);
         assert!(
-            (dot(stored, stored) - 1.0).abs() < 1e-4,
-            "{}: not a unit vector",
-            a.file
-        );
-        assert!(
             dot(stored, plain) < 0.999,
             "{}: the stored vector is its document's ({})",
             a.file,
             dot(stored, plain)
+        );
+        let expected =
+            label_space::indexed_vector(e.as_ref(), &a.description, &a.model_labels, plain.clone());
+        assert!(
+            dot(stored, &expected) > 0.9999,
+            "{}: the stored vector is not the label-space vector ({})",
+            a.file,
+            dot(stored, &expected)
         );
     }
 }
@@ -141,7 +147,7 @@ fn a_captioned_photo_keeps_its_documents_vector() {
 /// vectors) of the mean similarity to those document vectors. A vector on a scale of its own
 /// (the centred mix before it is set at the documents' angle) sits about 40 of them away. The
 /// threshold first written here was half a standard deviation; measured, four briefs were
-/// within 0.5 and "A happy dog playing in the park" 1.3 (0.7225 vs 0.7405, sd 0.0142), so it is
+/// within 0.5 and "A happy dog playing in the park" 1.3 (0.7216 vs 0.7405, sd 0.0142), so it is
 /// stated as two: a check of scale, not of quality.
 #[test]
 fn label_space_vectors_sit_on_the_scale_of_description_documents() {

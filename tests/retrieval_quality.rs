@@ -614,7 +614,7 @@ fn strength_levels(
 /// were indexed by their label documents: unrelated top-5 hits strong 0.112, relevant strong or
 /// fair 0.921, the nearest unrelated image strong 0.167, which missed the pre-set 0.15 (the test
 /// then guarded it at 0.80). Since photos without human text are indexed by their labels' class
-/// vectors (`local::label_space`; thresholds unchanged): 0.121, 0.923 and 0.125, so the test
+/// vectors (`local::label_space`; thresholds unchanged): 0.125, 0.927 and 0.135, so the test
 /// asserts the pre-set floor.
 #[test]
 fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair() {

@@ -465,8 +465,7 @@ fn process_group(
                     &p.asset.description,
                     &p.asset.model_labels,
                     v,
-                )
-                .map_err(|e| e.to_string())?;
+                );
                 (v, doc)
             }
         };
@@ -613,7 +612,7 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
             .pop()
             .ok_or_else(|| Error::Inference("the text embedder returned no vector".into()))?;
         let v =
-            label_space::indexed_vector(embedder.as_ref(), &description, &input.model_labels, v)?;
+            label_space::indexed_vector(embedder.as_ref(), &description, &input.model_labels, v);
         vectors.push((embedder.id().clone(), v, doc));
     }
     let mut asset = old.clone();

@@ -60,8 +60,8 @@ fn embed_one(
         .pop()
         .ok_or("the embedder returned no vector")?;
     let v =
-        crate::services::local::label_space::indexed_vector(e, &a.description, &a.model_labels, v)
-            .map_err(|err| err.to_string())?;
+        crate::services::local::label_space::indexed_vector(e, &a.description, &a.model_labels, v);
+
     Ok((v, doc))
 }
 

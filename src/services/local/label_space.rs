@@ -5,7 +5,8 @@
 //! classifier is unsure about has no labels in it at all, and a 0.2 guess weighs as much as a
 //! 0.9 one. Here each of the classifier's top labels speaks with its probability: every
 //! ImageNet class's own short document ("Shows golden retriever. Kinds: dog, domestic animal,
-//! animal, mammal.") is embedded once by the library's text embedder; `mean` is the mean of
+//! animal, mammal."; 998 distinct names, two shared by two classes) is embedded once by the
+//! library's text embedder; `mean` is the mean of
 //! those class vectors, the direction every text shares (large with a multilingual embedder).
 //! An image's vector is built from the centred class vectors (minus `mean`):
 //!
@@ -166,6 +167,10 @@ impl LabelSpace {
             .zip(&from_labels)
             .map(|(d, u)| DOCUMENT_WEIGHT * d + (1.0 - DOCUMENT_WEIGHT) * u)
             .collect();
+        if norm(&w) <= 1e-6 {
+            return None;
+        }
+        normalize(&mut w);
         let along = dot(&w, &self.mean_dir);
         w.iter_mut()
             .zip(&self.mean_dir)
@@ -176,7 +181,11 @@ impl LabelSpace {
         normalize(&mut w);
         let m = norm(&self.mean);
         let hyp = (m * m + distance * distance).sqrt();
-        let cos = (m / hyp + distance / hyp * along).clamp(-1.0, 1.0);
+        let c0 = m / hyp;
+        // Never nearer the mean than halfway from the documents' angle: a vector on the mean
+        // would score high against every query (on the reference library w's part along the
+        // mean stays well inside this, |a| <= 0.19 where the limit is 0.21 with e5).
+        let cos = (c0 + distance / hyp * along).clamp(-1.0, (1.0 + c0) / 2.0);
         let sin = (1.0 - cos * cos).max(0.0).sqrt();
         let mut v: Vec<f32> = self
             .mean_dir
@@ -201,41 +210,57 @@ fn norm(v: &[f32]) -> f32 {
 /// `embedder`): for an asset with no human text (its description's text sources are empty)
 /// and classifier labels, from an embedder that opts in (`Embedder::label_space`, the local
 /// ones, with the distance measured for it), the label-space vector above; else `document` as
-/// it is.
+/// it is. When the class documents cannot be embedded, the photo keeps its document's vector
+/// (said once in the log) rather than failing its ingest.
 pub fn indexed_vector(
     embedder: &dyn Embedder,
     description: &Description,
     labels: &[Label],
     document: Vec<f32>,
-) -> Result<Vec<f32>> {
+) -> Vec<f32> {
     let Some(distance) = embedder.label_space() else {
-        return Ok(document);
+        return document;
     };
     if !description.sources.text.is_empty() || labels.is_empty() {
-        return Ok(document);
+        return document;
     }
-    let space = shared(embedder)?;
-    Ok(space
-        .vector(labels, &document, distance)
-        .unwrap_or(document))
+    match shared(embedder) {
+        Some(space) => space
+            .vector(labels, &document, distance)
+            .unwrap_or(document),
+        None => document,
+    }
 }
 
-/// The label space of `embedder`, built on first use and kept for the process.
-pub fn shared(embedder: &dyn Embedder) -> Result<Arc<LabelSpace>> {
-    static SPACES: OnceLock<Mutex<HashMap<String, Arc<LabelSpace>>>> = OnceLock::new();
+/// The label space of `embedder`, built on first use and kept for the process; `None` when it
+/// could not be built (the error is logged once, and not retried in this process). Only the
+/// first caller for an embedder builds; others for it wait, those for other embedders do not.
+pub fn shared(embedder: &dyn Embedder) -> Option<Arc<LabelSpace>> {
+    type Slot = Arc<OnceLock<Option<Arc<LabelSpace>>>>;
+    static SPACES: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
     let key = format!("{}@{}", embedder.id(), embedder.dim());
-    let mut spaces = SPACES
+    let slot: Slot = SPACES
         .get_or_init(Mutex::default)
         .lock()
-        .map_err(|_| crate::Error::Inference("building a label space panicked earlier".into()))?;
-    if let Some(s) = spaces.get(&key) {
-        return Ok(s.clone());
-    }
-    let t = std::time::Instant::now();
-    let space = Arc::new(LabelSpace::build(embedder)?);
-    tracing::info!(embedder = %embedder.id(), ms = t.elapsed().as_millis() as u64, "embedded the ImageNet class documents");
-    spaces.insert(key, space.clone());
-    Ok(space)
+        // The map holds only slots; one left by a panicking thread is still sound.
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key)
+        .or_default()
+        .clone();
+    slot.get_or_init(|| {
+        let t = std::time::Instant::now();
+        match LabelSpace::build(embedder) {
+            Ok(space) => {
+                tracing::info!(embedder = %embedder.id(), ms = t.elapsed().as_millis() as u64, "embedded the ImageNet class documents");
+                Some(Arc::new(space))
+            }
+            Err(e) => {
+                tracing::warn!(embedder = %embedder.id(), error = %e, "could not embed the ImageNet class documents: photos without human text keep their label document's vector");
+                None
+            }
+        }
+    })
+    .clone()
 }
 
 #[cfg(test)]
