@@ -5,14 +5,10 @@
 //! caption.
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use campaign_studio::config::Config;
 use campaign_studio::domain::{Asset, SearchFilter};
 use campaign_studio::engine::Library;
-use campaign_studio::engine::ingest::{IngestOptions, ingest};
-use campaign_studio::paths::Paths;
 use campaign_studio::services::TextRole;
 use campaign_studio::services::local::label_space;
 
@@ -26,15 +22,12 @@ const BRIEFS: [&str; 5] = [
     "A cozy living room with a sofa",
 ];
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval/library")
-}
-
 fn library() -> Library {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = common::shared_run_dir("label-space");
-        let rows: Vec<serde_json::Value> = common::jsonl(&fixture().join("manifest.jsonl"));
+        let rows: Vec<serde_json::Value> =
+            common::jsonl(&common::retrieval_fixture().join("manifest.jsonl"));
         let lines: Vec<String> = rows
             .iter()
             .take(RAW + CAPTIONED)
@@ -51,33 +44,10 @@ fn library() -> Library {
                 row.to_string()
             })
             .collect();
-        let manifest = dir.path().join("manifest.jsonl");
-        std::fs::write(&manifest, lines.join("\n")).unwrap();
-        let mut lib = open(dir.path());
-        let report = ingest(
-            &mut lib,
-            &IngestOptions {
-                root: fixture(),
-                manifest: Some(manifest),
-                jobs: 2,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .unwrap();
-        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        common::ingest_fixture_rows(dir.path(), &lines);
         dir
     });
-    open(dir.path())
-}
-
-fn open(dir: &Path) -> Library {
-    let paths = Paths::for_dirs(
-        &dir.join("config"),
-        &dir.join("data"),
-        common::models_cache(),
-    );
-    Library::open(paths, Config::defaults()).unwrap()
+    common::real_library(dir.path())
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -12,15 +12,11 @@
 //! on a blanket".
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use campaign_studio::config::Config;
 use campaign_studio::domain::{SearchFilter, StrengthLevel};
 use campaign_studio::engine::Library;
-use campaign_studio::engine::ingest::{IngestOptions, ingest};
 use campaign_studio::engine::search::{SearchRequest, SearchResult, search, widen};
-use campaign_studio::paths::Paths;
 
 const BRIEF: &str = "Families enjoying a picnic in a sunny park with food on a blanket";
 const UNRELATED: [&str; 4] = [
@@ -34,17 +30,14 @@ const PLANTED_GROUP: [&str; 3] = [PLANTED, "coco-000000000540", "coco-0000000068
 const PLANTED_CAPTION: &str =
     "A family picnic on a blanket in a sunny park, with sandwiches, cake and drinks";
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval/library")
-}
-
 /// The library described at the top, ingested once for this file's tests
 /// (`common::shared_run_dir`). Each test opens its own `Library` on it.
 fn library() -> Library {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = common::shared_run_dir("match-strength");
-        let rows: Vec<serde_json::Value> = common::jsonl(&fixture().join("manifest.jsonl"));
+        let rows: Vec<serde_json::Value> =
+            common::jsonl(&common::retrieval_fixture().join("manifest.jsonl"));
         let lines: Vec<String> = rows
             .into_iter()
             .map(|mut r| {
@@ -64,33 +57,10 @@ fn library() -> Library {
                 r.to_string()
             })
             .collect();
-        let manifest = dir.path().join("manifest.jsonl");
-        std::fs::write(&manifest, lines.join("\n")).unwrap();
-        let mut lib = open(dir.path());
-        let report = ingest(
-            &mut lib,
-            &IngestOptions {
-                root: fixture(),
-                manifest: Some(manifest),
-                jobs: 2,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .unwrap();
-        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        common::ingest_fixture_rows(dir.path(), &lines);
         dir
     });
-    open(dir.path())
-}
-
-fn open(dir: &Path) -> Library {
-    let paths = Paths::for_dirs(
-        &dir.join("config"),
-        &dir.join("data"),
-        common::models_cache(),
-    );
-    Library::open(paths, Config::defaults()).unwrap()
+    common::real_library(dir.path())
 }
 
 fn request(objective: &str, node: &str, k: usize) -> SearchRequest {

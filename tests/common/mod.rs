@@ -340,3 +340,39 @@ pub fn shared_run_dir(prefix: &str) -> tempfile::TempDir {
         .tempdir_in(tmp)
         .unwrap()
 }
+
+/// The 150 commercial-use photos of the reference library kept in the repository.
+pub fn retrieval_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/retrieval/library")
+}
+
+/// The library in `dir` (config and data under it) with the real models of `models_cache`.
+pub fn real_library(dir: &Path) -> campaign_studio::engine::Library {
+    let paths = campaign_studio::paths::Paths::for_dirs(
+        &dir.join("config"),
+        &dir.join("data"),
+        models_cache(),
+    );
+    campaign_studio::engine::Library::open(paths, campaign_studio::config::Config::defaults())
+        .unwrap()
+}
+
+/// Writes `rows` (manifest lines) to `dir/manifest.jsonl` and ingests them from
+/// `retrieval_fixture()` into `real_library(dir)`, two workers; every row must succeed.
+pub fn ingest_fixture_rows(dir: &Path, rows: &[String]) {
+    let manifest = dir.join("manifest.jsonl");
+    std::fs::write(&manifest, rows.join("\n")).unwrap();
+    let mut lib = real_library(dir);
+    let report = campaign_studio::engine::ingest::ingest(
+        &mut lib,
+        &campaign_studio::engine::ingest::IngestOptions {
+            root: retrieval_fixture(),
+            manifest: Some(manifest),
+            jobs: 2,
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+}
