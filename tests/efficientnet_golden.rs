@@ -9,6 +9,7 @@ use std::path::Path;
 
 use campaign_studio::models::ModelFiles;
 use campaign_studio::services::local::efficientnet::EfficientNetLite0;
+use campaign_studio::services::local::people;
 use serde::{Deserialize, Serialize};
 
 mod common;
@@ -68,4 +69,30 @@ fn golden_outputs_match_the_recorded_ones() {
         let p = common::largest_difference(&r.probs, &n.probs);
         assert!(p <= TOLERANCE, "{}: probabilities differ by {p}", r.photo);
     }
+}
+
+/// The recorded probabilities of a photo (the fixture, no model run).
+fn recorded_probs(photo: &str) -> Vec<f32> {
+    let golden: Vec<Golden> =
+        serde_json::from_str(&std::fs::read_to_string(fixture()).unwrap()).unwrap();
+    golden
+        .into_iter()
+        .find(|g| g.photo == photo)
+        .map(|g| g.probs)
+        .unwrap()
+}
+
+/// The skier is one of the photos the people score was not fitted on (its split in
+/// scripts/fit-people-score.py); COCO labels it "person".
+#[test]
+fn people_score_says_the_held_out_skier_shows_people() {
+    let p = people::score(&recorded_probs("coco-000000000785")).unwrap();
+    assert!(p >= people::threshold(), "{p}");
+}
+
+/// The green apples are held out too, and show no one.
+#[test]
+fn people_score_does_not_say_people_for_the_held_out_apples() {
+    let p = people::score(&recorded_probs("coco-000000002149")).unwrap();
+    assert!(p < people::threshold(), "{p}");
 }

@@ -703,3 +703,115 @@ fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair()
         nearest.share(0)
     );
 }
+
+#[derive(Deserialize)]
+struct Twin {
+    en: String,
+    es: String,
+}
+
+/// The people score's split (scripts/fit-people-score.py, fixed before it was fitted): a photo
+/// the score was not fitted on has an id whose sha256 starts with a hex digit 8-f.
+fn people_held_out(id: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(id.as_bytes())).starts_with(['8', '9', 'a', 'b', 'c', 'd', 'e', 'f'])
+}
+
+/// The judged photos the people score was not fitted on.
+fn people_judged(judged: &HashMap<String, HashSet<String>>) -> HashMap<String, HashSet<String>> {
+    judged
+        .iter()
+        .filter(|(id, _)| people_held_out(id))
+        .map(|(id, l)| (id.clone(), l.clone()))
+        .collect()
+}
+
+/// "Likely shows people" (`local::people`) on the photos it was not fitted on, computed by the
+/// ingest of the raw library. Floors fixed before this was first measured, from the fitting
+/// set's cross-validated figures (precision 0.82, recall 0.75, data/people-score.json) less a
+/// margin for a smaller sample: precision >= 0.75, recall >= 0.65.
+#[test]
+fn people_score_says_likely_people_on_photos_it_was_not_fitted_on() {
+    let Judged {
+        lib_dir, judged, ..
+    } = judged();
+    let lib = raw_library(&lib_dir);
+    let held = people_judged(&judged);
+    let threshold = campaign_studio::services::local::people::threshold();
+    let (mut tp, mut said, mut people) = (0, 0, 0);
+    for (id, labels) in &held {
+        let a = lib.store.resolve(id).unwrap();
+        let score = a
+            .description
+            .people
+            .unwrap_or_else(|| panic!("{id}: no score"));
+        let says = score >= threshold;
+        assert_eq!(
+            says,
+            a.description.description.contains("Likely shows people"),
+            "{id}: {}",
+            a.description.description
+        );
+        let has = labels.contains("person");
+        said += usize::from(says);
+        people += usize::from(has);
+        tp += usize::from(says && has);
+    }
+    let (precision, recall) = (tp as f64 / said as f64, tp as f64 / people as f64);
+    eprintln!(
+        "people score, held out: {} photos, {people} with people, said for {said}: precision {precision:.3}, recall {recall:.3}",
+        held.len()
+    );
+    assert!(precision >= 0.75, "precision {precision:.3}");
+    assert!(recall >= 0.65, "recall {recall:.3}");
+}
+
+/// Queries about people (tests/fixtures/retrieval/people_queries.jsonl, written before any
+/// measurement, English and Spanish twins) over the raw library, judged by COCO's "person"
+/// label on the photos the people score was not fitted on (the others are left out of the
+/// ranking). The people score is not part of what is indexed: with "Likely shows people." in
+/// the document these moved by one hit in 60 (e5 0.733 / 0.633), and a "people" class vector
+/// in the label space (tried on dev_people.jsonl) lost on the English sets, so neither was kept.
+/// Floor: the figures measured when that was decided (e5, full library), a guard against
+/// regressions, not a goal.
+#[test]
+fn raw_photos_are_found_for_queries_about_people() {
+    const MEASURED: [f64; 2] = [0.717, 0.650];
+    let Judged {
+        lib_dir,
+        full,
+        judged,
+        ..
+    } = judged();
+    let lib = raw_library(&lib_dir);
+    let held = people_judged(&judged);
+    let twins: Vec<Twin> = common::jsonl(&fixtures().join("people_queries.jsonl"));
+    let person = || vec!["person".to_string()];
+    let sets: [Vec<(String, Vec<String>)>; 2] = [
+        twins.iter().map(|t| (t.en.clone(), person())).collect(),
+        twins.iter().map(|t| (t.es.clone(), person())).collect(),
+    ];
+    let chance = chance_of(&sets[0], &held);
+    eprintln!(
+        "people queries, raw photos, P@5 over {} held-out photos | English | Spanish (chance {chance:.3})",
+        held.len()
+    );
+    let mut default = [0.0; 2];
+    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+        let [(en, _), (es, _)] = [0, 1].map(|i| precision_at_5(&lib, id, &sets[i], &held));
+        eprintln!("{id:<42} | {en:.3} | {es:.3}");
+        if id == e5::EMBEDDER_ID {
+            default = [en, es];
+        }
+    }
+    if full {
+        for (i, set) in ["English", "Spanish"].iter().enumerate() {
+            assert!(
+                default[i] >= MEASURED[i] - 1e-9,
+                "{set}: P@5 {:.3} < {:.3} measured before",
+                default[i],
+                MEASURED[i]
+            );
+        }
+    }
+}

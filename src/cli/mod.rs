@@ -1323,6 +1323,18 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                     .map(|l| format!("{} {:.2}", l.name, l.prob))
                     .collect();
                 stdout_line(&format!("model labels {}", labels.join(", ")))?;
+                if let Some(p) = a.description.people {
+                    let t = campaign_studio::services::local::people::threshold();
+                    let says = if p >= t {
+                        "likely shows people".to_string()
+                    } else {
+                        format!("below {t:.2}, not said to show people")
+                    };
+                    stdout_line(&format!(
+                        "people       {p:.2}: {says} ({})",
+                        a.description.sources.people
+                    ))?;
+                }
                 stdout_line(&format!(
                     "sources      text: {}; elements: {}; palette: {}",
                     or_none(&a.description.sources.text),

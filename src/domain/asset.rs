@@ -46,6 +46,9 @@ pub struct DescriptionSources {
     /// e.g. "manifest labels", "EfficientNet-Lite0 ImageNet labels".
     pub elements: Vec<String>,
     pub palette: String,
+    /// Where `Description::people` comes from; empty when there is no score.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub people: String,
 }
 
 /// What the library knows an image shows.
@@ -57,6 +60,10 @@ pub struct Description {
     /// Mean luma 0..1, kept so a metadata-only update can re-describe without decoding.
     #[serde(default)]
     pub brightness: f32,
+    /// The image analyser's calibrated probability that the image shows people (None: no
+    /// score, e.g. ingested before there was one, or another analyser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people: Option<f32>,
     pub sources: DescriptionSources,
 }
 

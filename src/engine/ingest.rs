@@ -529,6 +529,7 @@ fn prepare(lib: &WorkerCtx<'_>, w: &Work) -> std::result::Result<Prepared, Strin
     input.width = dec.width;
     input.height = dec.height;
     input.brightness = imaging::brightness(&dec.image);
+    input.people = analysis.people;
     let mut description = lib.describer.describe(&input).map_err(|e| e.to_string())?;
     // An imported description was paid for once already: no cloud model looks again.
     if let Some(d) = lib
@@ -588,6 +589,7 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     input.width = old.width;
     input.height = old.height;
     input.brightness = old.description.brightness;
+    input.people = old.description.people;
     let mut description = lib.describer.describe(&input)?;
     // A description a vision model made from the image stays: new metadata does not change
     // what the image shows.

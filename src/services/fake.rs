@@ -79,6 +79,7 @@ impl ImageAnalyser for FakeAnalyser {
             }],
             features,
             model: "fake/mean-colour".into(),
+            people: None,
         })
     }
     fn features_id(&self) -> &EmbedderId {

@@ -94,6 +94,9 @@ pub struct ImageAnalysis {
     pub features: Vec<f32>,
     /// Which model produced them, e.g. "local/efficientnet-lite0".
     pub model: String,
+    /// The calibrated probability that the image shows people, where the analyser has a score
+    /// for it (`local::people`).
+    pub people: Option<f32>,
 }
 
 pub trait ImageAnalyser: Send + Sync {
@@ -118,6 +121,8 @@ pub struct DescribeInput {
     pub height: u32,
     /// Mean luma 0..1.
     pub brightness: f32,
+    /// The analyser's probability that the image shows people, when it has one.
+    pub people: Option<f32>,
 }
 
 pub trait Describer: Send + Sync {

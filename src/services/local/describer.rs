@@ -20,6 +20,18 @@ fn sentence(s: &str) -> String {
     }
 }
 
+/// Whether the description says "likely shows people": only for a photo no person described or
+/// labelled (their words say it better), and only at or above the score's threshold.
+fn says_people(input: &DescribeInput) -> Option<f32> {
+    let human = [&input.caption, &input.human_description]
+        .iter()
+        .any(|t| t.as_deref().is_some_and(|t| !t.trim().is_empty()))
+        || !input.human_labels.is_empty();
+    input
+        .people
+        .filter(|p| !human && *p >= crate::services::local::people::threshold())
+}
+
 impl LocalDescriber {
     fn confident_labels<'a>(&self, input: &'a DescribeInput) -> impl Iterator<Item = &'a str> {
         let min = self.min_prob;
@@ -120,6 +132,9 @@ impl Describer for LocalDescriber {
                 text.push(format!("Image classifier labels: {}.", labels.join(", ")));
             }
         }
+        if let Some(p) = says_people(input) {
+            text.push(format!("Likely shows people (score {p:.2})."));
+        }
         let orientation = match input.width.cmp(&input.height) {
             std::cmp::Ordering::Greater => "landscape",
             std::cmp::Ordering::Less => "portrait",
@@ -160,11 +175,15 @@ impl Describer for LocalDescriber {
                 .push("EfficientNet-Lite0 ImageNet labels (image classifier)".into());
         }
         sources.palette = "k-means over the image's pixels".into();
+        if input.people.is_some() {
+            sources.people = crate::services::local::people::source();
+        }
         Ok(Description {
             description: text.join(" "),
             elements,
             palette: input.palette.clone(),
             brightness: input.brightness,
+            people: input.people,
             sources,
         })
     }
@@ -258,5 +277,69 @@ mod tests {
             doc,
             "Shows golden retriever. Kinds: dog, domestic animal, animal, mammal. Colours: blue."
         );
+    }
+
+    fn raw(people: Option<f32>) -> DescribeInput {
+        let mut i = input();
+        i.caption = None;
+        i.human_labels.clear();
+        i.people = people;
+        i
+    }
+
+    #[test]
+    fn a_photo_nobody_described_says_likely_people_with_its_score() {
+        let t = crate::services::local::people::threshold();
+        let desc = LocalDescriber { min_prob: 0.15 };
+        let i = raw(Some(t));
+        let d = desc.describe(&i).unwrap();
+        assert!(
+            d.description
+                .contains(&format!("Likely shows people (score {t:.2}).")),
+            "{}",
+            d.description
+        );
+        assert_eq!(d.people, Some(t));
+        assert!(d.sources.people.contains("held-out precision"));
+    }
+
+    #[test]
+    fn a_score_below_the_threshold_is_kept_but_not_said() {
+        let t = crate::services::local::people::threshold();
+        let d = LocalDescriber { min_prob: 0.15 }
+            .describe(&raw(Some(t - 0.01)))
+            .unwrap();
+        assert!(!d.description.contains("people"), "{}", d.description);
+        assert_eq!(d.people, Some(t - 0.01));
+    }
+
+    #[test]
+    fn a_captioned_photo_is_not_said_to_show_people_by_the_score() {
+        let mut i = input();
+        i.people = Some(0.99);
+        let d = LocalDescriber { min_prob: 0.15 }.describe(&i).unwrap();
+        assert!(!d.description.contains("Likely shows people"));
+        assert_eq!(d.people, Some(0.99));
+    }
+
+    #[test]
+    fn the_people_score_stays_out_of_the_indexed_document() {
+        let desc = LocalDescriber { min_prob: 0.15 };
+        let with = raw(Some(0.99));
+        let without = raw(None);
+        let d = desc.describe(&with).unwrap();
+        assert_eq!(
+            desc.document(&with, &d),
+            desc.document(&without, &desc.describe(&without).unwrap())
+        );
+    }
+
+    #[test]
+    fn without_a_score_no_people_source_is_named() {
+        let d = LocalDescriber { min_prob: 0.15 }
+            .describe(&raw(None))
+            .unwrap();
+        assert_eq!(d.people, None);
+        assert!(d.sources.people.is_empty());
     }
 }

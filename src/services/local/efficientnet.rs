@@ -500,6 +500,7 @@ impl ImageAnalyser for EfficientNetLite0 {
             labels,
             features,
             model: MODEL_NAME.into(),
+            people: crate::services::local::people::score(&probs),
         })
     }
 
