@@ -757,6 +757,10 @@ fn people_score_says_likely_people_on_photos_it_was_not_fitted_on() {
         people += usize::from(has);
         tp += usize::from(says && has);
     }
+    assert!(
+        said > 0 && people > 0,
+        "said for {said} photos, {people} with people"
+    );
     let (precision, recall) = (tp as f64 / said as f64, tp as f64 / people as f64);
     eprintln!(
         "people score, held out: {} photos, {people} with people, said for {said}: precision {precision:.3}, recall {recall:.3}",
@@ -770,13 +774,15 @@ fn people_score_says_likely_people_on_photos_it_was_not_fitted_on() {
 /// measurement, English and Spanish twins) over the raw library, judged by COCO's "person"
 /// label on the photos the people score was not fitted on (the others are left out of the
 /// ranking). The people score is not part of what is indexed: with "Likely shows people." in
-/// the document these moved by one hit in 60 (e5 0.733 / 0.633), and a "people" class vector
-/// in the label space (tried on dev_people.jsonl) lost on the English sets, so neither was kept.
-/// Floor: the figures measured when that was decided (e5, full library), a guard against
-/// regressions, not a goal.
+/// the document these moved by one hit in 60 (e5 0.733 / 0.633; that variant was measured on
+/// this held-out set, not on the dev set, so this set is no longer untouched), and a "people"
+/// class vector in the label space (tried on dev_people.jsonl) lost on the English sets, so
+/// neither was kept. Floor: the figures measured when that was decided (e5, full library), a
+/// guard against regressions, not a goal.
 #[test]
 fn raw_photos_are_found_for_queries_about_people() {
-    const MEASURED: [f64; 2] = [0.717, 0.650];
+    // 43 and 39 relevant hits of 60 (12 queries x 5), printed as 0.717 and 0.650.
+    const MEASURED: [f64; 2] = [43.0 / 60.0, 39.0 / 60.0];
     let Judged {
         lib_dir,
         full,

@@ -1326,12 +1326,12 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 if let Some(p) = a.description.people {
                     let t = campaign_studio::services::local::people::threshold();
                     let says = if p >= t {
-                        "likely shows people".to_string()
+                        format!("at or above {t:.2}: the score says likely people")
                     } else {
-                        format!("below {t:.2}, not said to show people")
+                        format!("below {t:.2}: the score does not say people")
                     };
                     stdout_line(&format!(
-                        "people       {p:.2}: {says} ({})",
+                        "people       {p:.3}, {says} ({})",
                         a.description.sources.people
                     ))?;
                 }

@@ -20,8 +20,9 @@ fn sentence(s: &str) -> String {
     }
 }
 
-/// Whether the description says "likely shows people": only for a photo no person described or
-/// labelled (their words say it better), and only at or above the score's threshold.
+/// Whether the description says "likely shows people": only for a photo without a human caption,
+/// description or labels (their words say it better; a campaign name alone does not say who is
+/// in the photo), and only at or above the score's threshold.
 fn says_people(input: &DescribeInput) -> Option<f32> {
     let human = [&input.caption, &input.human_description]
         .iter()

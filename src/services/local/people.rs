@@ -4,7 +4,8 @@
 //! log-probabilities of every class, calibrated (Platt) so that it reads as a probability,
 //! fitted once on half of the reference library's COCO "person" labels by
 //! scripts/fit-people-score.py and committed as data/people-score.json with its figures
-//! (held-out precision and recall, tests/people_score.rs checks them again).
+//! (held-out precision and recall; tests/retrieval_quality.rs checks them again on the photos
+//! it was not fitted on).
 use std::sync::OnceLock;
 
 use serde::Deserialize;
