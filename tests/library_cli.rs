@@ -673,3 +673,52 @@ fn search_like_refuses_text_beside_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `id`'s demo photo ingested raw (its manifest row without caption and labels, as a folder of
+/// photos would be), and `library show ID` (text).
+fn show_raw_demo_photo(id: &str) -> (Env, String) {
+    let env = Env::new();
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo");
+    let manifest = std::fs::read_to_string(lib.join("manifest.jsonl")).unwrap();
+    let row: Value = manifest
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("demo/manifest.jsonl lost {id}"));
+    let raw = serde_json::json!({
+        "id": row["id"], "file": row["file"], "objective": row["objective"],
+        "node": row["node"], "results": row["results"],
+    });
+    let mini = env.dir.path().join("raw.jsonl");
+    std::fs::write(&mini, raw.to_string()).unwrap();
+    assert_eq!(env.ingest(&lib, &mini)["ingested"].as_u64(), Some(1));
+    let out = env.run(&["library", "show", id]);
+    assert!(out.status.success());
+    (env, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The skier is one of the photos the people score was not fitted on
+/// (scripts/fit-people-score.py's split).
+#[test]
+fn a_raw_photo_of_a_skier_is_described_as_likely_showing_people() {
+    let (env, shown) = show_raw_demo_photo("coco-000000000785");
+    assert!(shown.contains("Likely shows people (score 0."), "{shown}");
+    assert!(shown.contains("the score says likely people"), "{shown}");
+    let a = env.json(&["library", "show", "coco-000000000785", "--json"]);
+    let p = a["description"]["people"].as_f64().unwrap();
+    assert!(p >= campaign_studio::services::local::people::threshold() as f64);
+    assert!(
+        a["description"]["sources"]["people"]
+            .as_str()
+            .unwrap()
+            .contains("held-out precision")
+    );
+}
+
+/// The green apples are held out too, and show no one.
+#[test]
+fn a_raw_photo_of_apples_is_not_described_as_showing_people() {
+    let (_env, shown) = show_raw_demo_photo("coco-000000002149");
+    assert!(!shown.contains("Likely shows people"), "{shown}");
+    assert!(shown.contains("the score does not say people"), "{shown}");
+}

@@ -1331,7 +1331,7 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                         format!("below {t:.2}: the score does not say people")
                     };
                     stdout_line(&format!(
-                        "people       {p:.3}, {says} ({})",
+                        "people       {p:.3}, {says}; {}",
                         a.description.sources.people
                     ))?;
                 }
