@@ -2,8 +2,9 @@
 //! descriptions (the ingest path), on one inference thread, and resident memory after loading;
 //! and the label space (`local::label_space`): embedding the 1 000 ImageNet class documents
 //! (once per process and model, when an ingest first meets a photo without human text) and the
-//! per-image cost of a label-space vector; and the per-image cost of the people score
-//! (`local::people`).
+//! per-image cost of a label-space vector; the per-image cost of the people score
+//! (`local::people`); and what borrowing from described neighbours costs (`engine::inferred`:
+//! the borrowed vector, and the neighbour scan over 1k-50k described photos).
 //! `cargo bench --bench embedders` (models from `CAMPAIGN_STUDIO_BENCH_MODELS`, else the tests'
 //! model cache, fetched from the package index when missing).
 use std::hint::black_box;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use campaign_studio::domain::Label;
+use campaign_studio::engine::inferred;
 use campaign_studio::models::{self, ModelFiles};
 use campaign_studio::services::local::e5::E5;
 use campaign_studio::services::local::label_space::LabelSpace;
@@ -125,6 +127,21 @@ fn embedders(c: &mut Criterion) {
         g.bench_function("label-space vector of one image (5 labels)", |b| {
             b.iter(|| space.vector(black_box(&labels), black_box(&doc), distance))
         });
+        // Borrowing from five described neighbours (`engine::inferred`): their direction and
+        // the vector with it (besides re-embedding the photo's document, "32 descriptions"
+        // above / 32).
+        let lent = e.embed_texts(&docs[1..6], TextRole::Document).unwrap();
+        let weighted: Vec<(&[f32], f32)> = lent
+            .iter()
+            .zip([0.9f32, 0.8, 0.7, 0.6, 0.5])
+            .map(|(v, s)| (v.as_slice(), s.powi(inferred::POWER)))
+            .collect();
+        g.bench_function("borrowed vector of one image (5 neighbours)", |b| {
+            b.iter(|| {
+                let d = space.borrowed_direction(black_box(&weighted)).unwrap();
+                space.vector_with(black_box(&labels), black_box(&doc), distance, Some(&d))
+            })
+        });
         g.finish();
     }
 }
@@ -148,7 +165,34 @@ fn people_score(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, embedders, people_score);
+/// The neighbour scan of `engine::inferred` for one photo nobody described: its classifier
+/// features (1 280-d, int8) against every described photo's, the 5 nearest kept. Seeded
+/// random unit vectors; what a first pass over a library costs per raw photo.
+fn neighbour_scan(c: &mut Criterion) {
+    let mut state = 29u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    };
+    let mut g = c.benchmark_group("borrowing");
+    for lenders in [1_000usize, 10_000, 50_000] {
+        let mut codes = inferred::Codes::default();
+        for _ in 0..=lenders {
+            let v: Vec<f32> = (0..1280).map(|_| next()).collect();
+            codes.push(&v);
+        }
+        let among: Vec<usize> = (1..=lenders).collect();
+        g.bench_function(
+            format!("neighbour scan, one photo among {lenders} described"),
+            |b| b.iter(|| codes.nearest(0, black_box(&among), inferred::NEIGHBOURS)),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, embedders, people_score, neighbour_scan);
 
 fn main() {
     // One inference thread, as the app runs (models.inference_threads = 1); set before candle's

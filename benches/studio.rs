@@ -39,6 +39,7 @@ fn busy_state(pane: Pane) -> State {
             elements: vec!["person".into(), "surfboard".into(), "dog".into()],
             strength: None,
             outside_filter: false,
+            inferred: None,
         })
         .collect();
     s.selected = s

@@ -2,13 +2,13 @@
 //! (`services::local::label_space`), with the real embedded default (EfficientNet-Lite0 labels,
 //! multilingual-e5-small), on 24 photos of tests/fixtures/retrieval/library: the first 20
 //! ingested as a raw folder has them (file, objective, node, KPI only), the last 4 with a
-//! caption.
+//! caption (which the raw ones borrow from: `engine::inferred`).
 mod common;
 
 use std::sync::OnceLock;
 
 use campaign_studio::domain::{Asset, SearchFilter};
-use campaign_studio::engine::Library;
+use campaign_studio::engine::{Library, inferred};
 use campaign_studio::services::TextRole;
 use campaign_studio::services::local::label_space;
 
@@ -85,11 +85,30 @@ fn a_photo_without_human_text_is_indexed_by_its_labels_class_vectors() {
             a.file,
             dot(stored, plain)
         );
-        let expected =
-            label_space::indexed_vector(e.as_ref(), &a.description, &a.model_labels, plain.clone());
+        // The four captioned photos lend to every raw one (`engine::inferred`).
+        let inferred = a
+            .description
+            .inferred
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: borrowed from no captioned photo", a.file));
+        let lent: Vec<(Vec<f32>, f32)> = inferred
+            .from
+            .iter()
+            .map(|f| {
+                let v = lib.store.vector_of(&f.asset, e.id()).unwrap().unwrap();
+                (v, f.similarity.max(0.0).powi(inferred::POWER))
+            })
+            .collect();
+        let lent: Vec<(&[f32], f32)> = lent.iter().map(|(v, w)| (v.as_slice(), *w)).collect();
+        let space = label_space::shared(e.as_ref()).unwrap();
+        let distance = e.label_space().unwrap();
+        let direction = space.borrowed_direction(&lent).unwrap();
+        let expected = space
+            .vector_with(&a.model_labels, plain, distance, Some(&direction))
+            .unwrap();
         assert!(
             dot(stored, &expected) > 0.9999,
-            "{}: the stored vector is not the label-space vector ({})",
+            "{}: the stored vector is not the label-space vector with what it borrows ({})",
             a.file,
             dot(stored, &expected)
         );

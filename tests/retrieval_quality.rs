@@ -69,7 +69,8 @@ fn precision_at_5(
     let mut total = 0.0;
     let mut tops = Vec::new();
     for (text, labels) in queries {
-        let r = search(&lib.store, &index, e.as_ref(), &unfiltered(text, 40)).unwrap();
+        // Deep enough that a judged set of half the library still has 5 in it.
+        let r = search(&lib.store, &index, e.as_ref(), &unfiltered(text, 400)).unwrap();
         let top: Vec<(&String, &HashSet<String>)> = r
             .hits
             .iter()
@@ -818,6 +819,209 @@ fn raw_photos_are_found_for_queries_about_people() {
                 default[i],
                 MEASURED[i]
             );
+        }
+    }
+}
+
+/// The reference library with half its photos described: those whose id's sha256 starts with
+/// 0-7 (the people score's fitting half) keep their manifest caption and labels, the others
+/// come raw (file, objective, node, KPI), as `raw_library`. Shared by the tests that use it.
+fn half_described_library(lib_dir: &Path) -> Library {
+    static HALF: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = HALF.get_or_init(|| {
+        let dir = common::shared_run_dir("half-described-library");
+        let rows: Vec<serde_json::Value> = common::jsonl(&lib_dir.join("manifest.jsonl"));
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let id = r["id"].as_str().unwrap();
+                if people_held_out(id) {
+                    serde_json::json!({
+                        "id": r["id"], "file": r["file"], "objective": r["objective"],
+                        "node": r["node"], "results": r["results"],
+                    })
+                    .to_string()
+                } else {
+                    r.to_string()
+                }
+            })
+            .collect();
+        let manifest = dir.path().join("half.jsonl");
+        std::fs::write(&manifest, lines.join("\n")).unwrap();
+        drop(indexed(dir.path(), lib_dir, &manifest));
+        dir
+    });
+    let paths = Paths::for_dirs(
+        &dir.path().join("config"),
+        &dir.path().join("data"),
+        common::models_cache(),
+    );
+    Library::open(paths, Config::defaults()).unwrap()
+}
+
+/// Photos nobody described borrow from the described photos that look most like them
+/// (`engine::inferred`): measured on the library half described (`half_described_library`),
+/// judged on its raw half only (labels the index never saw), ranking only raw photos, against
+/// the same photos in the library indexed from its photos alone (where nothing lends).
+///
+/// The rule was chosen on the dev sets with a Python prototype, then measured once on these
+/// held-out sets (e5: 0.494 / 0.440 / 0.407 before, 0.478 / 0.500 / 0.460 after). Floors,
+/// written before this test first ran: on the full library, the default embedder's Spanish
+/// briefs gain (after > before), and neither English set loses more than 0.05 (the
+/// prototype's English queries moved by -0.016 held out, -0.018 on the dev set). Every raw
+/// photo borrows from five described ones, wherever the test runs.
+#[test]
+fn raw_photos_borrowing_from_described_neighbours_are_found_better_in_spanish() {
+    let Judged {
+        lib_dir,
+        full,
+        judged,
+        held_out,
+    } = judged();
+    let raw = people_judged(&judged);
+    let half = half_described_library(&lib_dir);
+    for id in raw.keys() {
+        let a = half.store.resolve(id).unwrap();
+        assert!(a.caption.is_none(), "{id} has a caption");
+        let inferred = a
+            .description
+            .inferred
+            .as_ref()
+            .unwrap_or_else(|| panic!("{id} borrowed from no described photo"));
+        assert_eq!(inferred.from.len(), 5, "{id}");
+        assert!(
+            inferred.from.iter().all(|f| !people_held_out(&f.name)),
+            "{id} borrowed from a raw photo"
+        );
+    }
+    let before_lib = raw_library(&lib_dir);
+    eprintln!(
+        "raw half of a half-described library, held-out: P@5 over {} raw judged photos | English queries | briefs EN | briefs ES",
+        raw.len()
+    );
+    let chances = [0, 1, 2].map(|i| chance_of(&held_out[i], &raw));
+    eprintln!(
+        "{:<50} | {:.3} | {:.3} | {:.3}",
+        "chance", chances[0], chances[1], chances[2]
+    );
+    let mut default = [[0.0; 3]; 2];
+    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+        for (k, (name, lib)) in [("alone", &before_lib), ("borrowing", &half)]
+            .into_iter()
+            .enumerate()
+        {
+            let p = [0, 1, 2].map(|i| precision_at_5(lib, id, &held_out[i], &raw).0);
+            eprintln!(
+                "{:<50} | {:.3} | {:.3} | {:.3}",
+                format!("{id}, {name}"),
+                p[0],
+                p[1],
+                p[2]
+            );
+            if id == e5::EMBEDDER_ID {
+                default[k] = p;
+            }
+        }
+    }
+    let [before, after] = default;
+    if full {
+        assert!(
+            after[2] > before[2],
+            "Spanish briefs: {:.3} borrowing, {:.3} alone",
+            after[2],
+            before[2]
+        );
+        for (i, set) in ["English queries", "English briefs"].iter().enumerate() {
+            assert!(
+                after[i] >= before[i] - 0.05,
+                "{set}: {:.3} borrowing, {:.3} alone",
+                after[i],
+                before[i]
+            );
+        }
+    }
+}
+
+/// The two other measures of the README's tables on the raw half of the half-described
+/// library (as `raw_photos_borrowing_...`), against the same photos when nothing lends: how
+/// often the top raw hit is relevant (held-out sets), and how often a raw photo's own manifest
+/// caption (never indexed) finds it among the raw photos' top 10. Printed for the table;
+/// threshold, fixed before this was first measured: twice chance for the default embedder with
+/// borrowing, as for the raw library.
+#[test]
+fn raw_photos_borrowing_top_hit_and_captions_at_twice_chance_or_better() {
+    let Judged {
+        lib_dir,
+        judged,
+        held_out,
+        ..
+    } = judged();
+    let raw = people_judged(&judged);
+    let rows: Vec<serde_json::Value> = common::jsonl(&lib_dir.join("manifest.jsonl"));
+    let captions: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            let id = r["id"].as_str()?;
+            let c = r["caption"].as_str()?.trim();
+            (people_held_out(id) && !c.is_empty()).then(|| (id.to_string(), c.to_string()))
+        })
+        .collect();
+    let raw_ids: HashSet<String> = rows
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .filter(|id| people_held_out(id))
+        .map(str::to_string)
+        .collect();
+    let half = half_described_library(&lib_dir);
+    let alone = raw_library(&lib_dir);
+    eprintln!(
+        "raw half, held-out: top hit relevant | English queries | briefs EN | briefs ES | own caption in the raw top 10 ({} captions, chance {:.3})",
+        captions.len(),
+        10.0 / raw_ids.len() as f64
+    );
+    for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+        for (name, lib) in [("alone", &alone), ("borrowing", &half)] {
+            let shares = [0, 1, 2].map(|i| top_hit_relevant(lib, id, &held_out[i], &raw));
+            let e = lib.embedder_for(id).unwrap();
+            let index = lib.load_index(e.id()).unwrap();
+            let found = captions
+                .iter()
+                .filter(|(own, caption)| {
+                    search(&lib.store, &index, e.as_ref(), &unfiltered(caption, 400))
+                        .unwrap()
+                        .hits
+                        .iter()
+                        .filter(|h| {
+                            h.external_id
+                                .as_deref()
+                                .is_some_and(|x| raw_ids.contains(x))
+                        })
+                        .take(10)
+                        .any(|h| h.external_id.as_deref() == Some(own.as_str()))
+                })
+                .count();
+            let recall = found as f64 / captions.len() as f64;
+            eprintln!(
+                "{:<50} | {:.3} | {:.3} | {:.3} | {recall:.3}",
+                format!("{id}, {name}"),
+                shares[0],
+                shares[1],
+                shares[2]
+            );
+            if id == e5::EMBEDDER_ID && name == "borrowing" {
+                for (i, share) in shares.iter().enumerate() {
+                    let chance = chance_of(&held_out[i], &raw);
+                    assert!(
+                        *share >= 2.0 * chance,
+                        "set {i}: top hit relevant {share:.3} < twice chance {chance:.3}"
+                    );
+                }
+                let chance = 10.0 / raw_ids.len() as f64;
+                assert!(
+                    recall >= 2.0 * chance,
+                    "R@10 {recall:.3} < twice chance {chance:.3}"
+                );
+            }
         }
     }
 }

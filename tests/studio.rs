@@ -60,6 +60,7 @@ fn hit(i: usize) -> ReferenceHit {
         elements: vec!["person".into(), "surfboard".into()],
         strength: None,
         outside_filter: false,
+        inferred: None,
     }
 }
 

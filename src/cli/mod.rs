@@ -1335,6 +1335,9 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                         a.description.sources.people
                     ))?;
                 }
+                if let Some(i) = &a.description.inferred {
+                    stdout_line(&format!("inferred     {}", i.summary()))?;
+                }
                 stdout_line(&format!(
                     "sources      text: {}; elements: {}; palette: {}",
                     or_none(&a.description.sources.text),
@@ -1469,6 +1472,35 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                     if path.starts_with(&ctx.paths.data_dir) && lib.store.references_to(p)? == 0 {
                         let _ = std::fs::remove_file(path);
                     }
+                }
+            }
+            // Photos that borrowed words from a removed one find other neighbours; the removal
+            // stands whatever happens here (the next ingest tries again).
+            if !removed.is_empty() {
+                let text_id = lib.text_embedder_id();
+                let borrowed =
+                    (|| -> anyhow::Result<campaign_studio::engine::inferred::InferredReport> {
+                        if !campaign_studio::engine::inferred::pending(&lib, &text_id)? {
+                            return Ok(Default::default());
+                        }
+                        let embedder = lib.text_embedder()?;
+                        Ok(campaign_studio::engine::inferred::refresh(
+                            &lib,
+                            embedder.as_ref(),
+                        )?)
+                    })();
+                match borrowed {
+                    Ok(r) => {
+                        for f in r.failed {
+                            eprintln!(
+                                "{}: could not borrow words from similar images ({}); the next ingest tries again",
+                                f.item, f.reason
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "photos that borrowed words from a removed photo keep them until the next ingest: {e}"
+                    ),
                 }
             }
             let ids: Vec<&str> = removed.iter().map(|a| a.id.as_str()).collect();

@@ -65,6 +65,58 @@ pub struct Description {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub people: Option<f32>,
     pub sources: DescriptionSources,
+    /// For a photo nobody described: the described library photos that look most like it,
+    /// and the words they share (`engine::inferred`). Never a caption: what similar images
+    /// say, marked as such wherever it shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<Inferred>,
+}
+
+/// What a photo nobody described borrows from the described photos nearest to it by the image
+/// classifier's features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Inferred {
+    /// The nearest described photos, most similar first.
+    pub from: Vec<InferredFrom>,
+    /// Labels people gave those photos, held by neighbours with at least half of the
+    /// similarity weight, most weight first; empty when they agree on none.
+    pub words: Vec<String>,
+    /// How they were found, for the reader ("inferred from similar images: ...").
+    pub source: String,
+    /// The text embedders whose vector of this photo carries these neighbours.
+    #[serde(default)]
+    pub vectors: Vec<String>,
+}
+
+impl Inferred {
+    /// One line for the reader: "Similar described images show: person, dog (inferred from
+    /// coco-1 0.71, coco-2 0.66; not a caption)".
+    pub fn summary(&self) -> String {
+        let from: Vec<String> = self
+            .from
+            .iter()
+            .map(|f| format!("{} {:.2}", f.name, f.similarity))
+            .collect();
+        let what = if self.words.is_empty() {
+            "Similar described images agree on no label".to_string()
+        } else {
+            format!("Similar described images show: {}", self.words.join(", "))
+        };
+        format!("{what} (inferred from {}; not a caption)", from.join(", "))
+    }
+}
+
+/// One described photo an undescribed one borrows from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferredFrom {
+    /// Its asset id (content hash).
+    pub asset: String,
+    /// How people know it: its manifest id, else the start of its hash.
+    pub name: String,
+    /// Cosine similarity of the two photos' classifier features.
+    pub similarity: f32,
+    /// A short hash of the document whose vector was borrowed (a new caption changes it).
+    pub text: String,
 }
 
 /// A library asset as stored.
@@ -139,6 +191,9 @@ pub struct ReferenceHit {
     /// percentile is within its own objective and audience, never the campaign's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outside_filter: bool,
+    /// For a photo nobody described: what similar described photos say (`Inferred::summary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<String>,
 }
 
 impl ReferenceHit {

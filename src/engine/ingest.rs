@@ -61,9 +61,16 @@ pub struct IngestReport {
     /// Stopped early on request; the items not reached are neither failed nor ingested.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
+    /// Photos nobody described whose borrowed neighbours changed (`engine::inferred`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inferred: usize,
     /// With a server index and inline sync: why the changes are not on the server yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsynced: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl IngestReport {
@@ -365,6 +372,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 struct Processed {
     asset: Asset,
     vectors: Vec<(EmbedderId, Vec<f32>, String)>,
+    /// For a photo without human text: its description document's own vector, before the
+    /// label space, so borrowing from similar photos (`engine::inferred`) need not embed the
+    /// document again.
+    document: Option<Vec<f32>>,
 }
 
 /// What the worker threads share (the store stays on the writing thread).
@@ -404,6 +415,20 @@ type ItemResult = (
     std::result::Result<Processed, String>,
     Vec<crate::domain::ModelCall>,
 );
+
+/// The borrowing pass (`engine::inferred`) when the text embedder's vectors changed since it
+/// last ran.
+fn borrow_from_similar(
+    lib: &Library,
+    text_id: &EmbedderId,
+    documents: &HashMap<String, Vec<f32>>,
+) -> Result<crate::engine::inferred::InferredReport> {
+    if !crate::engine::inferred::pending(lib, text_id)? {
+        return Ok(Default::default());
+    }
+    let embedder = lib.text_embedder()?;
+    crate::engine::inferred::refresh_with(lib, embedder.as_ref(), documents)
+}
 
 /// Decode, thumbnail, hash, palette, labels and features, description, embedding, for a group
 /// of items: the image work item by item, then the documents in one call. When that call
@@ -453,6 +478,7 @@ fn process_group(
     };
     let mut made = |p: std::result::Result<Prepared, String>| {
         let p = p?;
+        let mut document = None;
         let (vector, source) = match p.text {
             TextVector::Image(v) => (v, "image".to_string()),
             TextVector::Document(doc) => {
@@ -460,6 +486,9 @@ fn process_group(
                     Some(v) => v,
                     None => embed_one(&doc)?,
                 };
+                if p.asset.description.sources.text.is_empty() {
+                    document = Some(v.clone());
+                }
                 let v = label_space::indexed_vector(
                     lib.embedder.as_ref(),
                     &p.asset.description,
@@ -479,6 +508,7 @@ fn process_group(
                 ),
             ],
             asset: p.asset,
+            document,
         })
     };
     prepared
@@ -629,7 +659,11 @@ fn process_metadata(lib: &Library, w: &Work, old: &Asset) -> Result<Processed> {
     asset.attribution = w.item.attribution.clone();
     asset.metadata = w.item.metadata();
     asset.updated_at = now();
-    Ok(Processed { asset, vectors })
+    Ok(Processed {
+        asset,
+        vectors,
+        document: None,
+    })
 }
 
 /// The lock an ingest job holds for as long as its process lives: an exclusive OS file lock
@@ -932,6 +966,7 @@ pub fn ingest(
     }
 
     // 3. New content on worker threads; results written here, one transaction per asset.
+    let mut documents: HashMap<String, Vec<f32>> = HashMap::new();
     if !full.is_empty() {
         // Load the models once, before the workers start, so a missing model is one clear
         // error rather than one per item.
@@ -962,6 +997,7 @@ pub fn ingest(
         let (ctx_ref, full_ref) = (&ctx, &full);
         let cancel = opts.cancel.as_deref();
         let mut write_error = None;
+        let documents = &mut documents;
         std::thread::scope(|s| {
             for _ in 0..jobs {
                 let tx = tx.clone();
@@ -1015,6 +1051,9 @@ pub fn ingest(
                             replaces.as_deref(),
                         ) {
                             Ok(()) => {
+                                if let Some(d) = p.document {
+                                    documents.insert(p.asset.id.clone(), d);
+                                }
                                 let outcome = if replaces.is_some() {
                                     report.updated += 1;
                                     Outcome::Updated
@@ -1049,8 +1088,37 @@ pub fn ingest(
     } else {
         "done"
     };
+    // Undescribed photos borrow from the described ones now here (a cancelled run leaves it
+    // to the next: the mark stays where it was). What this pass cannot do fails alone: the
+    // items are written, and the next ingest tries again.
+    if !report.cancelled {
+        match borrow_from_similar(lib, &text_id, &documents) {
+            Ok(r) => {
+                report.inferred = r.refreshed;
+                for f in r.failed {
+                    report.failed.push(ItemFailure {
+                        item: f.item,
+                        reason: format!(
+                            "could not borrow words from similar images ({}); it keeps its own labels' vector until the next ingest",
+                            f.reason
+                        ),
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "borrowing from similar images failed");
+                report.failed.push(ItemFailure {
+                    item: "(photos without human text)".into(),
+                    reason: format!(
+                        "could not borrow words from similar images: {e}; they keep their own labels' vectors until the next ingest"
+                    ),
+                });
+            }
+        }
+        report.failed.sort_by(|a, b| a.item.cmp(&b.item));
+    }
     lib.store.finish_ingest_job(job, status, &report)?;
-    if report.ingested + report.updated > 0 {
+    if report.ingested + report.updated + report.inferred > 0 {
         report.unsynced = lib.sync_inline();
     }
     Ok(report)

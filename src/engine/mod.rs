@@ -4,6 +4,7 @@ pub mod cost;
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod inferred;
 pub mod ingest;
 pub mod live;
 pub mod manifest;

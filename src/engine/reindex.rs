@@ -17,9 +17,16 @@ pub struct ReindexReport {
     /// Already had a vector from this embedder.
     pub skipped: usize,
     pub failed: Vec<ItemFailure>,
+    /// Photos nobody described whose vector now borrows from similar described ones.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inferred: usize,
     /// With a server index and inline sync: why the new vectors are not on the server yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsynced: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What a text embedder embeds for an asset: the document an earlier text embedder used, else
@@ -112,7 +119,12 @@ pub fn reindex(
             progress(done, total);
         }
     }
-    if report.embedded > 0 {
+    // Undescribed photos' vectors from this embedder borrow from similar described ones: a
+    // full pass whatever changed (another embedder's pass may have moved their neighbours).
+    let r = crate::engine::inferred::refresh(lib, embedder)?;
+    report.inferred = r.refreshed;
+    report.failed.extend(r.failed);
+    if report.embedded + report.inferred > 0 {
         report.unsynced = lib.sync_inline_for(embedder.id());
     }
     Ok(report)

@@ -383,6 +383,7 @@ fn blend(
             thumbnail_path: a.thumbnail_path,
             objective: a.objective,
             node: a.node,
+            inferred: a.description.inferred.as_ref().map(|i| i.summary()),
             description: a.description.description,
             elements: a.description.elements,
             strength: None,
@@ -485,6 +486,7 @@ mod tests {
                 percentile: 0.5,
             }),
             outside_filter: outside,
+            inferred: None,
         }
     }
 

@@ -515,6 +515,88 @@ impl Store {
         Ok(v)
     }
 
+    /// Calls `f(asset id, vector, seq, source)` for each of `embedder`'s vectors, one row at a
+    /// time (a pass over a large library without holding every vector).
+    pub fn for_each_vector(
+        &self,
+        embedder: &EmbedderId,
+        mut f: impl FnMut(&str, &[f32], i64, &str),
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT asset_id, vector, seq, source FROM embeddings WHERE embedder = ?1")?;
+        let mut rows = stmt.query(params![embedder.as_str()])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let v = blob_to_vector(r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?);
+            let source: String = r.get(3)?;
+            f(&id, &v, r.get(2)?, &source);
+        }
+        Ok(())
+    }
+
+    /// What `embedder` embedded for this asset (its document, or "image"), if it has a vector.
+    pub fn source_of(&self, asset_id: &str, embedder: &EmbedderId) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT source FROM embeddings WHERE asset_id = ?1 AND embedder = ?2",
+                params![asset_id, embedder.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Writes an asset's description and one embedder's vector of it in one transaction (what
+    /// `engine::inferred` derives from other assets; the asset's own fields stay as they are),
+    /// only while its description is still `was` and `embedder` still embeds `source` for it:
+    /// false (nothing written) when the asset is gone or another write changed it meanwhile.
+    pub fn put_description_and_vector(
+        &self,
+        asset_id: &str,
+        was: &crate::domain::Description,
+        description: &crate::domain::Description,
+        embedder: &EmbedderId,
+        v: &[f32],
+        source: &str,
+    ) -> Result<bool> {
+        use rusqlite::OptionalExtension;
+        let tx = self.conn.unchecked_transaction()?;
+        let now: Option<String> = tx
+            .query_row(
+                "SELECT description FROM assets WHERE id = ?1",
+                params![asset_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let unchanged = now
+            .and_then(|d| serde_json::from_str::<crate::domain::Description>(&d).ok())
+            .is_some_and(|d| d == *was);
+        let same_source = tx
+            .query_row(
+                "SELECT source FROM embeddings WHERE asset_id = ?1 AND embedder = ?2",
+                params![asset_id, embedder.as_str()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .is_some_and(|s| s == source);
+        if !(unchanged && same_source) {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE assets SET description = ?2 WHERE id = ?1",
+            params![asset_id, serde_json::to_string(description)?],
+        )?;
+        tx.execute(
+            "INSERT INTO embeddings (asset_id, embedder, dim, vector, source) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(asset_id, embedder) DO UPDATE SET dim = excluded.dim, vector = excluded.vector, source = excluded.source",
+            params![asset_id, embedder.as_str(), v.len() as i64, vector_to_blob(v), source],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     /// The change feed's last sequence number.
     pub fn feed_head(&self) -> Result<i64> {
         Ok(self

@@ -553,6 +553,12 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                 cx.theme.accent,
             ),
             Line::raw(h.description.clone()),
+        ];
+        let mut text = text;
+        if let Some(i) = &h.inferred {
+            text.push(Line::styled(i.clone(), cx.theme.muted));
+        }
+        text.extend([
             Line::raw(""),
             Line::styled(h.match_line(), cx.theme.muted),
             Line::styled(
@@ -570,7 +576,7 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                 ),
                 cx.theme.muted,
             ),
-        ];
+        ]);
         f.render_widget(
             Paragraph::new(text)
                 .wrap(Wrap { trim: true })

@@ -186,6 +186,7 @@ impl Describer for LocalDescriber {
             brightness: input.brightness,
             people: input.people,
             sources,
+            inferred: None,
         })
     }
 }
