@@ -39,14 +39,7 @@ fn row(id: &str, described: bool) -> Value {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|r| r["id"] == id)
         .unwrap_or_else(|| panic!("demo/manifest.jsonl lost {id}"));
-    if described {
-        r
-    } else {
-        serde_json::json!({
-            "id": r["id"], "file": r["file"], "objective": r["objective"],
-            "node": r["node"], "results": r["results"],
-        })
-    }
+    if described { r } else { common::raw_row(&r) }
 }
 
 /// Ingests `rows` from `root` (one job, every row must succeed).
@@ -453,4 +446,42 @@ fn reindexing_with_another_embedder_borrows_for_its_vectors_too() {
     ];
     both.sort();
     assert_eq!(after.vectors, both);
+}
+
+#[test]
+fn library_stats_count_the_photos_that_borrow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
+    assert_eq!(lib.store.stats().unwrap().borrowing, RAW.len() as u64);
+}
+
+/// A campaign's export carries what a chosen raw reference borrowed, marked as inferred.
+#[test]
+fn an_export_marks_a_references_borrowed_words_as_inferred() {
+    use campaign_studio::engine::campaign::{NewCampaign, create, select};
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
+    let c = create(
+        &lib,
+        NewCampaign {
+            name: "Winter".into(),
+            brief: "Skiing holidays for families".into(),
+            objective: "clicks".into(),
+            node: "followers".into(),
+            brand: None,
+        },
+    )
+    .unwrap();
+    select(&lib, &c, &[SKIER.to_string()]).unwrap();
+    let c = lib.store.campaign(&c.id).unwrap().unwrap();
+    let out = dir.path().join("export");
+    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
+    let mut rdr = csv::Reader::from_path(out.join("references.csv")).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let col = header
+        .iter()
+        .position(|h| h == "inferred_from_similar_images")
+        .expect("no inferred column");
+    let rec = rdr.records().next().unwrap().unwrap();
+    assert!(rec[col].contains("not a caption"), "{:?}", &rec[col]);
 }

@@ -33,10 +33,7 @@ fn library() -> Library {
             .take(RAW + CAPTIONED)
             .enumerate()
             .map(|(i, r)| {
-                let mut row = serde_json::json!({
-                    "id": r["id"], "file": r["file"], "objective": r["objective"],
-                    "node": r["node"], "results": r["results"],
-                });
+                let mut row = common::raw_row(r);
                 if i >= RAW {
                     let label = r["labels"][0].as_str().unwrap_or("something");
                     row["caption"] = format!("A photo of {label}").into();

@@ -685,10 +685,7 @@ fn show_raw_demo_photo(id: &str) -> (Env, String) {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|r| r["id"] == id)
         .unwrap_or_else(|| panic!("demo/manifest.jsonl lost {id}"));
-    let raw = serde_json::json!({
-        "id": row["id"], "file": row["file"], "objective": row["objective"],
-        "node": row["node"], "results": row["results"],
-    });
+    let raw = common::raw_row(&row);
     let mini = env.dir.path().join("raw.jsonl");
     std::fs::write(&mini, raw.to_string()).unwrap();
     assert_eq!(env.ingest(&lib, &mini)["ingested"].as_u64(), Some(1));

@@ -318,13 +318,7 @@ fn raw_library(lib_dir: &Path) -> Library {
         // Only what a raw folder has: the file, and the campaign facts a marketer knows.
         let raw: Vec<String> = rows
             .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "id": r["id"], "file": r["file"], "objective": r["objective"],
-                    "node": r["node"], "results": r["results"],
-                })
-                .to_string()
-            })
+            .map(|r| common::raw_row(r).to_string())
             .collect();
         let manifest = dir.path().join("raw.jsonl");
         std::fs::write(&manifest, raw.join("\n")).unwrap();
@@ -836,11 +830,7 @@ fn half_described_library(lib_dir: &Path) -> Library {
             .map(|r| {
                 let id = r["id"].as_str().unwrap();
                 if people_held_out(id) {
-                    serde_json::json!({
-                        "id": r["id"], "file": r["file"], "objective": r["objective"],
-                        "node": r["node"], "results": r["results"],
-                    })
-                    .to_string()
+                    common::raw_row(r).to_string()
                 } else {
                     r.to_string()
                 }

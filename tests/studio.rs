@@ -364,6 +364,7 @@ fn screens() -> Vec<(&'static str, State)> {
             embeddings: vec![("local/minilm-l6-v2/desc-v1".into(), 328)],
             bytes: 41_000_000,
             with_caption: 328,
+            borrowing: 0,
             last_ingest: Some("2026-11-28T00:00:00Z".into()),
         })),
     );

@@ -1046,7 +1046,14 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
                     report.updated,
                     report.unchanged,
                     report.failed.len()
-                ),
+                ) + &if report.inferred > 0 {
+                    format!(
+                        " {} photos nobody described borrow words from similar ones.",
+                        report.inferred
+                    )
+                } else {
+                    String::new()
+                },
             );
             vec![Effect::LoadStats, Effect::LoadAssets]
         }

@@ -1121,6 +1121,12 @@ fn print_ingest_summary(r: &IngestReport, secs: f64) {
         r.unchanged,
         r.failed.len()
     );
+    if r.inferred > 0 {
+        eprintln!(
+            "{} photos nobody described now borrow words from similar described ones (library show ID: \"inferred\")",
+            r.inferred
+        );
+    }
     for f in &r.failed {
         eprintln!("  failed  {}: {}", f.item, f.reason);
     }
@@ -1370,6 +1376,12 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                     s.with_caption,
                     s.bytes as f64 / 1e6
                 ))?;
+                if s.borrowing > 0 {
+                    stdout_line(&format!(
+                        "borrowing   {} photos nobody described borrow words from similar described ones",
+                        s.borrowing
+                    ))?;
+                }
                 let fmt = |v: &[(String, u64)]| {
                     v.iter()
                         .map(|(k, n)| format!("{k} {n}"))

@@ -63,6 +63,7 @@ fn references_csv(path: &Path, refs: &[crate::domain::Asset]) -> Result<()> {
         "description",
         "licence",
         "attribution",
+        "inferred_from_similar_images",
     ])
     .map_err(io)?;
     for a in refs {
@@ -76,6 +77,13 @@ fn references_csv(path: &Path, refs: &[crate::domain::Asset]) -> Result<()> {
             text(Some(&a.description.description)),
             text(a.licence.as_deref()),
             text(a.attribution.as_deref()),
+            text(
+                a.description
+                    .inferred
+                    .as_ref()
+                    .map(|i| i.summary())
+                    .as_deref(),
+            ),
         ])
         .map_err(io)?;
     }
@@ -115,6 +123,7 @@ pub fn export(
             "asset_id": a.id, "external_id": a.external_id, "file": rel, "kpi": a.kpi,
             "objective": a.objective, "node": a.node, "description": a.description.description,
             "elements": a.description.elements, "licence": a.licence, "attribution": a.attribution,
+            "inferred": a.description.inferred.as_ref().map(|i| i.summary()),
         }));
     }
     let mut image_files = Vec::new();
@@ -171,12 +180,17 @@ pub fn export(
     h.push_str("<h2>References</h2>\n<div class=\"grid\">\n");
     for a in &refs {
         h.push_str(&format!(
-            "<div class=\"card\"><img alt=\"{}\" src=\"{}\"/><div>{}</div><div class=\"muted\">KPI {} &#183; {}</div></div>\n",
+            "<div class=\"card\"><img alt=\"{}\" src=\"{}\"/><div>{}</div><div class=\"muted\">KPI {} &#183; {}{}</div></div>\n",
             attr(a.external_id.as_deref().unwrap_or(&a.file)),
             data_uri(lib, Path::new(&a.thumbnail_path), 320)?,
             escape(a.external_id.as_deref().unwrap_or(&a.file)),
             a.kpi.map(|k| k.to_string()).unwrap_or_else(|| "unknown".into()),
-            escape(&a.description.description)
+            escape(&a.description.description),
+            a.description
+                .inferred
+                .as_ref()
+                .map(|i| format!(" &#183; {}", escape(&i.summary())))
+                .unwrap_or_default()
         ));
     }
     h.push_str("</div>\n<h2>Prompt versions</h2>\n<ol>\n");

@@ -70,6 +70,9 @@ pub struct LibraryStats {
     pub embeddings: Vec<(String, u64)>,
     pub bytes: u64,
     pub with_caption: u64,
+    /// Photos nobody described that borrow from similar described ones (`engine::inferred`).
+    #[serde(default)]
+    pub borrowing: u64,
     pub last_ingest: Option<String>,
 }
 
@@ -818,10 +821,11 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             Ok(v)
         };
-        let (bytes, with_caption): (i64, i64) = self.conn.query_row(
-            "SELECT COALESCE(SUM(byte_size), 0), COUNT(caption) FROM assets",
+        let (bytes, with_caption, borrowing): (i64, i64, i64) = self.conn.query_row(
+            "SELECT COALESCE(SUM(byte_size), 0), COUNT(caption),
+                    COUNT(json_extract(description, '$.inferred')) FROM assets",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let last_ingest = self
             .conn
@@ -839,6 +843,7 @@ impl Store {
             embeddings: self.embedder_counts()?,
             bytes: bytes as u64,
             with_caption: with_caption as u64,
+            borrowing: borrowing as u64,
             last_ingest,
         })
     }

@@ -876,6 +876,16 @@ fn library(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                     cx.theme.muted,
                 ),
             ];
+            let mut text = text;
+            if s.borrowing > 0 {
+                text.insert(
+                    1,
+                    Line::raw(format!(
+                        "Borrowing: {} photos nobody described borrow words from similar described ones",
+                        s.borrowing
+                    )),
+                );
+            }
             f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), stats);
         }
     }

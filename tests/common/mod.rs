@@ -376,3 +376,12 @@ pub fn ingest_fixture_rows(dir: &Path, rows: &[String]) {
     .unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
 }
+
+/// A reference-library manifest row as a raw folder of photos has it: the file and the campaign
+/// facts a marketer knows (objective, node, KPI), no caption, description or labels.
+pub fn raw_row(r: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "id": r["id"], "file": r["file"], "objective": r["objective"],
+        "node": r["node"], "results": r["results"],
+    })
+}
