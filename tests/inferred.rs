@@ -458,22 +458,9 @@ fn library_stats_count_the_photos_that_borrow() {
 /// A campaign's export carries what a chosen raw reference borrowed, marked as inferred.
 #[test]
 fn an_export_marks_a_references_borrowed_words_as_inferred() {
-    use campaign_studio::engine::campaign::{NewCampaign, create, select};
     let dir = tempfile::tempdir().unwrap();
     let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
-    let c = create(
-        &lib,
-        NewCampaign {
-            name: "Winter".into(),
-            brief: "Skiing holidays for families".into(),
-            objective: "clicks".into(),
-            node: "followers".into(),
-            brand: None,
-        },
-    )
-    .unwrap();
-    select(&lib, &c, &[SKIER.to_string()]).unwrap();
-    let c = lib.store.campaign(&c.id).unwrap().unwrap();
+    let c = skier_campaign(&lib);
     let out = dir.path().join("export");
     campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
     let mut rdr = csv::Reader::from_path(out.join("references.csv")).unwrap();
@@ -484,4 +471,33 @@ fn an_export_marks_a_references_borrowed_words_as_inferred() {
         .expect("no inferred column");
     let rec = rdr.records().next().unwrap().unwrap();
     assert!(rec[col].contains("not a caption"), "{:?}", &rec[col]);
+}
+
+/// A campaign with the raw skier as its one chosen reference.
+fn skier_campaign(lib: &Library) -> campaign_studio::domain::Campaign {
+    use campaign_studio::engine::campaign::{NewCampaign, create, select};
+    let c = create(
+        lib,
+        NewCampaign {
+            name: "Winter".into(),
+            brief: "Skiing holidays for families".into(),
+            objective: "clicks".into(),
+            node: "followers".into(),
+            brand: None,
+        },
+    )
+    .unwrap();
+    select(lib, &c, &[SKIER.to_string()]).unwrap();
+    lib.store.campaign(&c.id).unwrap().unwrap()
+}
+
+#[test]
+fn the_prompt_writer_gets_a_raw_references_borrowed_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
+    let c = skier_campaign(&lib);
+    let refs = campaign_studio::engine::prompt::references_for(&lib, &c).unwrap();
+    let words = asset(&lib, SKIER).description.inferred.unwrap().words;
+    assert!(!words.is_empty());
+    assert_eq!(refs[0].inferred, words);
 }

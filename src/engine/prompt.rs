@@ -85,6 +85,12 @@ pub fn references_for(lib: &Library, campaign: &Campaign) -> Result<Vec<Referenc
                 label: a.external_id.clone().unwrap_or_else(|| a.file.clone()),
                 description: a.description.description.clone(),
                 elements: a.description.elements.clone(),
+                inferred: a
+                    .description
+                    .inferred
+                    .as_ref()
+                    .map(|i| i.words.clone())
+                    .unwrap_or_default(),
                 palette: a.description.palette.clone(),
                 brightness: a.description.brightness,
                 kpi: a.kpi,

@@ -289,6 +289,10 @@ pub struct ReferenceForPrompt {
     pub label: String,
     pub description: String,
     pub elements: Vec<String>,
+    /// Words borrowed from similar described photos when nobody described this one
+    /// (`Description::inferred`): a guess, shown to the LLM prompt writer as one, and never
+    /// taken by the offline composer, which uses only what the image itself shows.
+    pub inferred: Vec<String>,
     pub palette: Vec<PaletteColor>,
     pub brightness: f32,
     pub kpi: Option<f64>,

@@ -774,6 +774,18 @@ mod tests {
     }
 
     #[test]
+    fn words_borrowed_from_similar_photos_never_reach_the_composed_prompt() {
+        let mut raw = r("ref-raw", &["bicycle"], "blue", 0.5);
+        raw.inferred = vec!["zebra".into(), "giraffe".into()];
+        let out = compose(vec![raw]);
+        assert!(
+            !out.prompt.contains("zebra") && !out.prompt.contains("giraffe"),
+            "{}",
+            out.prompt
+        );
+    }
+
+    #[test]
     fn an_element_and_its_plural_are_listed_once() {
         let out = compose(vec![
             r("ref-a", &["ski", "person"], "blue", 0.5),
