@@ -445,6 +445,14 @@ impl EfficientNetLite0 {
 
     /// Pooled 1280-d features (before L2 normalisation) and the 1000 class probabilities.
     pub fn forward(&self, input: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (map, h, w) = self.feature_map(input)?;
+        let pooled = pool(&map, h * w, |_| true);
+        let probs = self.classify(&pooled)?;
+        Ok((pooled, probs))
+    }
+
+    /// The head's feature map before pooling: 1280 channels of `h × w` cells, channel-major.
+    pub fn feature_map(&self, input: &[f32]) -> Result<(Vec<f32>, usize, usize)> {
         let (mut x, mut h, mut w) = self.stem.full(input, 3, self.stem_out, INPUT, INPUT);
         let mut c = self.stem_out;
         for b in &self.blocks {
@@ -461,20 +469,18 @@ impl EfficientNetLite0 {
                 x.iter_mut().zip(s).for_each(|(a, b)| *a += b);
             }
         }
-        let x = self.head.apply(x, c, h * w, true)?;
-        let hw = h * w;
-        let pooled: Vec<f32> = x
-            .chunks(hw)
-            .map(|ch| ch.iter().sum::<f32>() / hw as f32)
-            .collect();
-        let f = Tensor::from_vec(pooled.clone(), (pooled.len(), 1), &Device::Cpu)?;
+        Ok((self.head.apply(x, c, h * w, true)?, h, w))
+    }
+
+    /// The 1000 class probabilities of a pooled feature vector (the classifier's last layer).
+    pub fn classify(&self, pooled: &[f32]) -> Result<Vec<f32>> {
+        let f = Tensor::from_vec(pooled.to_vec(), (pooled.len(), 1), &Device::Cpu)?;
         let logits = self
             .fc_w
             .matmul(&f)?
             .broadcast_add(&self.fc_b)?
             .flatten_all()?;
-        let probs = candle_nn::ops::softmax(&logits, 0)?.to_vec1::<f32>()?;
-        Ok((pooled, probs))
+        Ok(candle_nn::ops::softmax(&logits, 0)?.to_vec1::<f32>()?)
     }
 
     pub fn class_name(&self, i: usize) -> &str {
@@ -509,9 +515,38 @@ impl ImageAnalyser for EfficientNetLite0 {
     }
 }
 
+/// The mean of each channel of a channel-major map of `cells` cells over the cells `keep`
+/// admits (every cell for the classifier's own global pooling).
+pub fn pool(map: &[f32], cells: usize, keep: impl Fn(usize) -> bool) -> Vec<f32> {
+    let kept = (0..cells).filter(|&i| keep(i)).count().max(1) as f32;
+    map.chunks(cells.max(1))
+        .map(|ch| {
+            ch.iter()
+                .enumerate()
+                .filter(|(i, _)| keep(*i))
+                .map(|(_, v)| v)
+                .sum::<f32>()
+                / kept
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooling_every_cell_gives_each_channels_mean() {
+        // Two channels of four cells, channel-major.
+        let map = [1.0, 2.0, 3.0, 6.0, 0.0, 0.0, 4.0, 4.0];
+        assert_eq!(pool(&map, 4, |_| true), vec![3.0, 2.0]);
+    }
+
+    #[test]
+    fn pooling_chosen_cells_averages_only_those() {
+        let map = [1.0, 2.0, 3.0, 6.0, 0.0, 0.0, 4.0, 4.0];
+        assert_eq!(pool(&map, 4, |i| i >= 2), vec![4.5, 4.0]);
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {
