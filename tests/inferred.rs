@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use campaign_studio::domain::Asset;
 use campaign_studio::engine::Library;
 use campaign_studio::engine::inferred;
-use campaign_studio::engine::ingest::{IngestOptions, IngestReport, ingest};
+use campaign_studio::engine::ingest::IngestReport;
 use serde_json::Value;
 
 const SKIER: &str = "coco-000000000785";
@@ -42,24 +42,12 @@ fn row(id: &str, described: bool) -> Value {
     if described { r } else { common::raw_row(&r) }
 }
 
-/// Ingests `rows` from `root` (one job, every row must succeed).
+/// Ingests `rows` from `root` (two workers, every row must succeed).
 fn ingest_rows(lib: &mut Library, dir: &Path, root: &Path, rows: &[Value]) -> IngestReport {
     let manifest = dir.join(format!("manifest-{}.jsonl", common::unique_name("m")));
     let lines: Vec<String> = rows.iter().map(Value::to_string).collect();
     std::fs::write(&manifest, lines.join("\n")).unwrap();
-    let report = ingest(
-        lib,
-        &IngestOptions {
-            root: root.to_path_buf(),
-            manifest: Some(manifest),
-            jobs: 2,
-            ..Default::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    report
+    common::ingest_manifest(lib, root, manifest)
 }
 
 /// A library in `dir` with `raw` photos raw and `described` ones described.

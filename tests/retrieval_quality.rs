@@ -312,16 +312,26 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
 /// own `Library` on one shared ingest (`common::shared_run_dir`).
 fn raw_library(lib_dir: &Path) -> Library {
     static RAW: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = RAW.get_or_init(|| {
-        let dir = common::shared_run_dir("raw-library");
+    // Only what a raw folder has: the file, and the campaign facts a marketer knows.
+    library_of(&RAW, "raw-library", lib_dir, |r| {
+        common::raw_row(r).to_string()
+    })
+}
+
+/// The reference library ingested once into `cell` from its manifest with each row rewritten
+/// by `row`, opened anew for the caller.
+fn library_of(
+    cell: &'static OnceLock<tempfile::TempDir>,
+    name: &str,
+    lib_dir: &Path,
+    row: impl Fn(&serde_json::Value) -> String,
+) -> Library {
+    let dir = cell.get_or_init(|| {
+        let dir = common::shared_run_dir(name);
         let rows: Vec<serde_json::Value> = common::jsonl(&lib_dir.join("manifest.jsonl"));
-        // Only what a raw folder has: the file, and the campaign facts a marketer knows.
-        let raw: Vec<String> = rows
-            .iter()
-            .map(|r| common::raw_row(r).to_string())
-            .collect();
-        let manifest = dir.path().join("raw.jsonl");
-        std::fs::write(&manifest, raw.join("\n")).unwrap();
+        let lines: Vec<String> = rows.iter().map(row).collect();
+        let manifest = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&manifest, lines.join("\n")).unwrap();
         drop(indexed(dir.path(), lib_dir, &manifest));
         dir
     });
@@ -486,19 +496,7 @@ fn raw_photos_captions_find_their_own_image_in_the_top_10() {
         captions.len()
     );
     for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
-        let e = lib.embedder_for(id).unwrap();
-        let index = lib.load_index(e.id()).unwrap();
-        let found = captions
-            .iter()
-            .filter(|(own, caption)| {
-                search(&lib.store, &index, e.as_ref(), &unfiltered(caption, 10))
-                    .unwrap()
-                    .hits
-                    .iter()
-                    .any(|h| h.external_id.as_deref() == Some(own.as_str()))
-            })
-            .count();
-        let recall = found as f64 / captions.len() as f64;
+        let recall = own_in_top_10(&lib, id, &captions, 10, |_| true);
         eprintln!("{id:<42} | {recall:.3}");
         if id == e5::EMBEDDER_ID {
             assert!(
@@ -507,6 +505,32 @@ fn raw_photos_captions_find_their_own_image_in_the_top_10() {
             );
         }
     }
+}
+
+/// The share of `captions` (photo id, caption) that find their own photo among the first 10
+/// hits `ranked` admits, of the `pool` nearest to the caption by embedder `id`.
+fn own_in_top_10(
+    lib: &Library,
+    id: &str,
+    captions: &[(String, String)],
+    pool: usize,
+    ranked: impl Fn(&str) -> bool,
+) -> f64 {
+    let e = lib.embedder_for(id).unwrap();
+    let index = lib.load_index(e.id()).unwrap();
+    let found = captions
+        .iter()
+        .filter(|(own, caption)| {
+            search(&lib.store, &index, e.as_ref(), &unfiltered(caption, pool))
+                .unwrap()
+                .hits
+                .iter()
+                .filter(|h| h.external_id.as_deref().is_some_and(&ranked))
+                .take(10)
+                .any(|h| h.external_id.as_deref() == Some(own.as_str()))
+        })
+        .count();
+    found as f64 / captions.len() as f64
 }
 
 /// How hits of one class (relevant, or unrelated) were judged: (strong, fair, weak) counts.
@@ -822,31 +846,15 @@ fn raw_photos_are_found_for_queries_about_people() {
 /// come raw (file, objective, node, KPI), as `raw_library`. Shared by the tests that use it.
 fn half_described_library(lib_dir: &Path) -> Library {
     static HALF: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = HALF.get_or_init(|| {
-        let dir = common::shared_run_dir("half-described-library");
-        let rows: Vec<serde_json::Value> = common::jsonl(&lib_dir.join("manifest.jsonl"));
-        let lines: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let id = r["id"].as_str().unwrap();
-                if people_held_out(id) {
-                    common::raw_row(r).to_string()
-                } else {
-                    r.to_string()
-                }
-            })
-            .collect();
-        let manifest = dir.path().join("half.jsonl");
-        std::fs::write(&manifest, lines.join("\n")).unwrap();
-        drop(indexed(dir.path(), lib_dir, &manifest));
-        dir
-    });
-    let paths = Paths::for_dirs(
-        &dir.path().join("config"),
-        &dir.path().join("data"),
-        common::models_cache(),
-    );
-    Library::open(paths, Config::defaults()).unwrap()
+    library_of(
+        &HALF,
+        "half-described-library",
+        lib_dir,
+        |r| match r["id"].as_str() {
+            Some(id) if !people_held_out(id) => r.to_string(),
+            _ => common::raw_row(r).to_string(),
+        },
+    )
 }
 
 /// Photos nobody described borrow from the described photos that look most like them
@@ -972,25 +980,7 @@ fn raw_photos_borrowing_top_hit_and_captions_at_twice_chance_or_better() {
     for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
         for (name, lib) in [("alone", &alone), ("borrowing", &half)] {
             let shares = [0, 1, 2].map(|i| top_hit_relevant(lib, id, &held_out[i], &raw));
-            let e = lib.embedder_for(id).unwrap();
-            let index = lib.load_index(e.id()).unwrap();
-            let found = captions
-                .iter()
-                .filter(|(own, caption)| {
-                    search(&lib.store, &index, e.as_ref(), &unfiltered(caption, 400))
-                        .unwrap()
-                        .hits
-                        .iter()
-                        .filter(|h| {
-                            h.external_id
-                                .as_deref()
-                                .is_some_and(|x| raw_ids.contains(x))
-                        })
-                        .take(10)
-                        .any(|h| h.external_id.as_deref() == Some(own.as_str()))
-                })
-                .count();
-            let recall = found as f64 / captions.len() as f64;
+            let recall = own_in_top_10(lib, id, &captions, 400, |x| raw_ids.contains(x));
             eprintln!(
                 "{:<50} | {:.3} | {:.3} | {:.3} | {recall:.3}",
                 format!("{id}, {name}"),

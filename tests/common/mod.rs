@@ -363,10 +363,19 @@ pub fn ingest_fixture_rows(dir: &Path, rows: &[String]) {
     let manifest = dir.join("manifest.jsonl");
     std::fs::write(&manifest, rows.join("\n")).unwrap();
     let mut lib = real_library(dir);
+    ingest_manifest(&mut lib, &retrieval_fixture(), manifest);
+}
+
+/// Ingests `manifest` (files under `root`) into `lib` with two workers; every row must succeed.
+pub fn ingest_manifest(
+    lib: &mut campaign_studio::engine::Library,
+    root: &Path,
+    manifest: PathBuf,
+) -> campaign_studio::engine::ingest::IngestReport {
     let report = campaign_studio::engine::ingest::ingest(
-        &mut lib,
+        lib,
         &campaign_studio::engine::ingest::IngestOptions {
-            root: retrieval_fixture(),
+            root: root.to_path_buf(),
             manifest: Some(manifest),
             jobs: 2,
             ..Default::default()
@@ -375,6 +384,7 @@ pub fn ingest_fixture_rows(dir: &Path, rows: &[String]) {
     )
     .unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
+    report
 }
 
 /// A reference-library manifest row as a raw folder of photos has it: the file and the campaign
