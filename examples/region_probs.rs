@@ -1,9 +1,11 @@
-//! Writes EfficientNet-Lite0's class distribution for five parts of every photo of a manifest
-//! (the four corners and the centre, each 4 × 4 of the head's 7 × 7 cells, pooled before the
-//! classifier's last layer), one JSON line per photo and part (`{"id": "ID|part", "labels",
-//! "probs"}`), for measuring what parts of a photo show that the whole does not
-//! (scripts/measure-part-labels.py). With `--crops`, each part is instead cut from the photo
-//! (60 % of its width and height) and run through the whole network, five times the cost:
+//! Writes EfficientNet-Lite0's class distribution for five parts of every photo of a manifest,
+//! one JSON line per photo and part (`{"id": "ID|part", "labels", "probs"}`), for measuring
+//! what parts of a photo show that the whole does not (scripts/measure-part-labels.py). The
+//! parts are the corners and the centre of the head's 7 × 7 feature map, each 4 × 4 cells,
+//! pooled before the classifier's last layer: parts of what the classifier sees, the centred
+//! square of 87.5 % of the short side. With `--crops`, each part is instead a 60 % crop of the
+//! photo's corners and centre run through the whole network (which centre-crops it again),
+//! five times the cost:
 //! `cargo run --release --example region_probs -- MODELS_DIR MANIFEST.jsonl OUT.jsonl [--crops]`
 use std::io::Write;
 use std::path::Path;

@@ -385,16 +385,7 @@ fn a_photo_changed_meanwhile_is_not_overwritten() {
 
 #[test]
 fn library_show_says_what_similar_images_show_and_that_it_is_inferred() {
-    let env = common::Env::new();
-    let rows: Vec<String> = RAW
-        .iter()
-        .map(|id| row(id, false))
-        .chain(DESCRIBED.iter().map(|id| row(id, true)))
-        .map(|r| r.to_string())
-        .collect();
-    let manifest = env.dir.path().join("m.jsonl");
-    std::fs::write(&manifest, rows.join("\n")).unwrap();
-    let report = env.ingest(&demo(), &manifest);
+    let (env, report) = cli_library();
     assert_eq!(report["inferred"].as_u64(), Some(RAW.len() as u64));
     let out = env.run(&["library", "show", SKIER]);
     assert!(out.status.success());
@@ -411,6 +402,37 @@ fn library_show_says_what_similar_images_show_and_that_it_is_inferred() {
             .as_array()
             .map(Vec::len),
         Some(inferred::NEIGHBOURS)
+    );
+}
+
+/// The binary's library with `RAW` photos raw and `DESCRIBED` described, and its ingest report.
+fn cli_library() -> (common::Env, Value) {
+    let env = common::Env::new();
+    let rows: Vec<String> = RAW
+        .iter()
+        .map(|id| row(id, false))
+        .chain(DESCRIBED.iter().map(|id| row(id, true)))
+        .map(|r| r.to_string())
+        .collect();
+    let manifest = env.dir.path().join("m.jsonl");
+    std::fs::write(&manifest, rows.join("\n")).unwrap();
+    let report = env.ingest(&demo(), &manifest);
+    (env, report)
+}
+
+#[test]
+fn library_stats_prints_how_many_photos_borrow_words() {
+    let (env, _) = cli_library();
+    let out = env.run(&["library", "stats"]);
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("borrowing"))
+        .unwrap_or_else(|| panic!("no borrowing line: {shown}"));
+    assert!(
+        line.contains("nobody described borrow words from similar described photos"),
+        "{line}"
     );
 }
 
@@ -440,7 +462,17 @@ fn reindexing_with_another_embedder_borrows_for_its_vectors_too() {
 fn library_stats_count_the_photos_that_borrow() {
     let dir = tempfile::tempdir().unwrap();
     let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
-    assert_eq!(lib.store.stats().unwrap().borrowing, RAW.len() as u64);
+    let with_words = RAW
+        .iter()
+        .filter(|id| {
+            asset(&lib, id)
+                .description
+                .inferred
+                .is_some_and(|i| !i.words.is_empty())
+        })
+        .count();
+    assert!(with_words > 0);
+    assert_eq!(lib.store.stats().unwrap().borrowing, with_words as u64);
 }
 
 /// A campaign's export carries what a chosen raw reference borrowed, marked as inferred.
@@ -459,6 +491,44 @@ fn an_export_marks_a_references_borrowed_words_as_inferred() {
         .expect("no inferred column");
     let rec = rdr.records().next().unwrap().unwrap();
     assert!(rec[col].contains("not a caption"), "{:?}", &rec[col]);
+}
+
+/// An export leaves the library: its CSV and page name the borrowed words, not the library
+/// photos they came from (those stay in `campaign.json`, for provenance).
+#[test]
+fn an_exported_csv_names_no_lending_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
+    let c = skier_campaign(&lib);
+    let out = dir.path().join("export");
+    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
+    let csv = std::fs::read_to_string(out.join("references.csv")).unwrap();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for lender in names(&asset(&lib, SKIER)) {
+        assert!(!csv.contains(&lender), "{lender} in {csv}");
+        assert!(!html.contains(&lender), "{lender} in the page");
+    }
+}
+
+#[test]
+fn an_exported_campaign_json_carries_the_borrowed_words_and_their_lenders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
+    let c = skier_campaign(&lib);
+    let out = dir.path().join("export");
+    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("campaign.json")).unwrap()).unwrap();
+    let inferred = &doc["references"][0]["inferred"];
+    let stored = asset(&lib, SKIER).description.inferred.unwrap();
+    assert_eq!(inferred["words"], serde_json::json!(stored.words));
+    let lenders: Vec<&str> = inferred["from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(lenders, names(&asset(&lib, SKIER)));
 }
 
 /// A campaign with the raw skier as its one chosen reference.

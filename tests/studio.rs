@@ -615,6 +615,31 @@ fn remaining_actions_each_do_their_one_thing() {
 }
 
 #[test]
+fn the_library_pane_counts_borrowing_photos_and_keeps_its_ingest_hint() {
+    let mut s = state();
+    s.pane = Pane::Library;
+    update(
+        &mut s,
+        Action::StatsLoaded(Box::new(campaign_studio::store::LibraryStats {
+            assets: 328,
+            by_objective: vec![("likes".into(), 328)],
+            by_node: vec![("followers".into(), 328)],
+            embeddings: vec![("local/minilm-l6-v2/desc-v1".into(), 328)],
+            bytes: 41_000_000,
+            with_caption: 170,
+            borrowing: 158,
+            last_ingest: Some("2026-11-28T00:00:00Z".into()),
+        })),
+    );
+    let screen = draw(&mut s, 200, 60);
+    assert!(
+        screen.contains("158 borrowing words from similar photos"),
+        "{screen}"
+    );
+    assert!(screen.contains("(i: ingest a folder)"), "{screen}");
+}
+
+#[test]
 fn generate_pane_labels_nova_canvas_as_legacy() {
     let mut s = state();
     s.pane = Pane::Generate;

@@ -1046,13 +1046,13 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
                     report.updated,
                     report.unchanged,
                     report.failed.len()
-                ) + &if report.inferred > 0 {
-                    format!(
-                        " {} photos nobody described borrow words from similar ones.",
-                        report.inferred
-                    )
-                } else {
-                    String::new()
+                ) + &match report.inferred {
+                    0 => String::new(),
+                    1 => " 1 photo nobody described had its borrowed words brought up to date."
+                        .into(),
+                    n => format!(
+                        " {n} photos nobody described had their borrowed words brought up to date."
+                    ),
                 },
             );
             vec![Effect::LoadStats, Effect::LoadAssets]

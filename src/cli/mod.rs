@@ -1111,6 +1111,15 @@ fn run_ingest(
     Ok((report?, t.elapsed().as_secs_f64()))
 }
 
+/// "1 photo", "2 photos".
+fn photos(n: usize) -> String {
+    if n == 1 {
+        "1 photo".into()
+    } else {
+        format!("{n} photos")
+    }
+}
+
 fn print_ingest_summary(r: &IngestReport, secs: f64) {
     let done = r.ingested + r.updated;
     let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
@@ -1123,8 +1132,8 @@ fn print_ingest_summary(r: &IngestReport, secs: f64) {
     );
     if r.inferred > 0 {
         eprintln!(
-            "{} photos nobody described now borrow words from similar described ones (library show ID: \"inferred\")",
-            r.inferred
+            "{} nobody described had the words they borrow from similar described photos brought up to date (`library stats` counts them, `library show ID` shows them)",
+            photos(r.inferred)
         );
     }
     for f in &r.failed {
@@ -1378,8 +1387,8 @@ fn library(ctx: &Ctx, cmd: LibraryCmd) -> Result<i32> {
                 ))?;
                 if s.borrowing > 0 {
                     stdout_line(&format!(
-                        "borrowing   {} photos nobody described borrow words from similar described ones",
-                        s.borrowing
+                        "borrowing   {} nobody described borrow words from similar described photos",
+                        photos(s.borrowing as usize)
                     ))?;
                 }
                 let fmt = |v: &[(String, u64)]| {

@@ -104,6 +104,19 @@ impl Inferred {
         };
         format!("{what} (inferred from {}; not a caption)", from.join(", "))
     }
+
+    /// The words without the lenders, for what leaves the library (exports): "Similar
+    /// described images show: person, dog (inferred; not a caption)".
+    pub fn words_line(&self) -> String {
+        if self.words.is_empty() {
+            "Similar described images agree on no label (inferred; not a caption)".into()
+        } else {
+            format!(
+                "Similar described images show: {} (inferred; not a caption)",
+                self.words.join(", ")
+            )
+        }
+    }
 }
 
 /// One described photo an undescribed one borrows from.

@@ -81,7 +81,7 @@ fn references_csv(path: &Path, refs: &[crate::domain::Asset]) -> Result<()> {
                 a.description
                     .inferred
                     .as_ref()
-                    .map(|i| i.summary())
+                    .map(|i| i.words_line())
                     .as_deref(),
             ),
         ])
@@ -123,7 +123,11 @@ pub fn export(
             "asset_id": a.id, "external_id": a.external_id, "file": rel, "kpi": a.kpi,
             "objective": a.objective, "node": a.node, "description": a.description.description,
             "elements": a.description.elements, "licence": a.licence, "attribution": a.attribution,
-            "inferred": a.description.inferred.as_ref().map(|i| i.summary()),
+            "inferred": a.description.inferred.as_ref().map(|i| serde_json::json!({
+                "words": i.words,
+                "from": i.from.iter().map(|f| serde_json::json!({"name": f.name, "similarity": f.similarity})).collect::<Vec<_>>(),
+                "note": "inferred from similar described photos in the library; not a caption",
+            })),
         }));
     }
     let mut image_files = Vec::new();
@@ -189,7 +193,7 @@ pub fn export(
             a.description
                 .inferred
                 .as_ref()
-                .map(|i| format!(" &#183; {}", escape(&i.summary())))
+                .map(|i| format!(" &#183; {}", escape(&i.words_line())))
                 .unwrap_or_default()
         ));
     }

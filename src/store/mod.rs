@@ -70,7 +70,8 @@ pub struct LibraryStats {
     pub embeddings: Vec<(String, u64)>,
     pub bytes: u64,
     pub with_caption: u64,
-    /// Photos nobody described that borrow from similar described ones (`engine::inferred`).
+    /// Photos nobody described that borrow words from similar described ones
+    /// (`engine::inferred`; neighbours that agree on no word do not count).
     #[serde(default)]
     pub borrowing: u64,
     pub last_ingest: Option<String>,
@@ -823,7 +824,8 @@ impl Store {
         };
         let (bytes, with_caption, borrowing): (i64, i64, i64) = self.conn.query_row(
             "SELECT COALESCE(SUM(byte_size), 0), COUNT(caption),
-                    COUNT(json_extract(description, '$.inferred')) FROM assets",
+                    COALESCE(SUM(json_array_length(description, '$.inferred.words') > 0), 0)
+             FROM assets",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;

@@ -858,9 +858,15 @@ fn library(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            // Borrowing goes on the Assets line: the stats area is five rows.
+            let borrowing = if s.borrowing > 0 {
+                format!(", {} borrowing words from similar photos", s.borrowing)
+            } else {
+                String::new()
+            };
             let text = vec![
                 Line::raw(format!(
-                    "Assets: {} ({} with a caption), {:.1} MB",
+                    "Assets: {} ({} with a caption{borrowing}), {:.1} MB",
                     s.assets,
                     s.with_caption,
                     s.bytes as f64 / 1e6
@@ -876,16 +882,6 @@ fn library(f: &mut Frame, area: Rect, cx: &mut Ctx) {
                     cx.theme.muted,
                 ),
             ];
-            let mut text = text;
-            if s.borrowing > 0 {
-                text.insert(
-                    1,
-                    Line::raw(format!(
-                        "Borrowing: {} photos nobody described borrow words from similar described ones",
-                        s.borrowing
-                    )),
-                );
-            }
             f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), stats);
         }
     }
