@@ -478,11 +478,8 @@ fn library_stats_count_the_photos_that_borrow() {
 /// A campaign's export carries what a chosen raw reference borrowed, marked as inferred.
 #[test]
 fn an_export_marks_a_references_borrowed_words_as_inferred() {
-    let dir = tempfile::tempdir().unwrap();
-    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
-    let c = skier_campaign(&lib);
+    let (dir, _lib) = skier_export();
     let out = dir.path().join("export");
-    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
     let mut rdr = csv::Reader::from_path(out.join("references.csv")).unwrap();
     let header = rdr.headers().unwrap().clone();
     let col = header
@@ -497,11 +494,8 @@ fn an_export_marks_a_references_borrowed_words_as_inferred() {
 /// photos they came from (those stay in `campaign.json`, for provenance).
 #[test]
 fn an_exported_csv_names_no_lending_photo() {
-    let dir = tempfile::tempdir().unwrap();
-    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
-    let c = skier_campaign(&lib);
+    let (dir, lib) = skier_export();
     let out = dir.path().join("export");
-    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
     let csv = std::fs::read_to_string(out.join("references.csv")).unwrap();
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     for lender in names(&asset(&lib, SKIER)) {
@@ -512,11 +506,8 @@ fn an_exported_csv_names_no_lending_photo() {
 
 #[test]
 fn an_exported_campaign_json_carries_the_borrowed_words_and_their_lenders() {
-    let dir = tempfile::tempdir().unwrap();
-    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
-    let c = skier_campaign(&lib);
+    let (dir, lib) = skier_export();
     let out = dir.path().join("export");
-    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("campaign.json")).unwrap()).unwrap();
     let inferred = &doc["references"][0]["inferred"];
@@ -529,6 +520,16 @@ fn an_exported_campaign_json_carries_the_borrowed_words_and_their_lenders() {
         .filter_map(|f| f["name"].as_str())
         .collect();
     assert_eq!(lenders, names(&asset(&lib, SKIER)));
+}
+
+/// A library, the skier's campaign and its export in `<dir>/export`.
+fn skier_export() -> (tempfile::TempDir, Library) {
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, _) = library(dir.path(), &RAW, &DESCRIBED);
+    let c = skier_campaign(&lib);
+    let out = dir.path().join("export");
+    campaign_studio::engine::export::export(&lib, &c, &out, None).unwrap();
+    (dir, lib)
 }
 
 /// A campaign with the raw skier as its one chosen reference.

@@ -728,8 +728,12 @@ fn doctor_index(lib: &Library, probe: bool) -> serde_json::Value {
 /// One embedder's index snapshot, as `library stats` says it.
 fn snapshot_line(s: &campaign_studio::engine::live::SnapshotStatus) -> String {
     let what = || {
+        let lists = s
+            .lists
+            .map(|l| format!(" in {l} lists"))
+            .unwrap_or_default();
         format!(
-            "{} vectors, {}, {:.1} MB, up to change {}",
+            "{} vectors, {}{lists}, {:.1} MB, up to change {}",
             s.vectors.unwrap_or(0),
             s.storage.as_deref().unwrap_or("?"),
             s.bytes.unwrap_or(0) as f64 / 1e6,
@@ -1927,4 +1931,41 @@ fn demo(ctx: &Ctx, library: Option<PathBuf>, query: &str) -> Result<i32> {
         ctx.paths.data_dir.display()
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use campaign_studio::engine::live::SnapshotStatus;
+
+    fn current(lists: Option<usize>) -> SnapshotStatus {
+        SnapshotStatus {
+            embedder: "e".into(),
+            path: "/tmp/x.index".into(),
+            state: "current".into(),
+            vectors: Some(1_000_000),
+            storage: Some("sketch".into()),
+            lists,
+            bytes: Some(4_500_000_000),
+            seq: Some(7),
+            behind_by: Some(0),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_partitioned_snapshot_names_its_lists() {
+        assert_eq!(
+            snapshot_line(&current(Some(245))),
+            "current (1000000 vectors, sketch in 245 lists, 4500.0 MB, up to change 7)"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_without_a_partition_names_no_lists() {
+        assert_eq!(
+            snapshot_line(&current(None)),
+            "current (1000000 vectors, sketch, 4500.0 MB, up to change 7)"
+        );
+    }
 }

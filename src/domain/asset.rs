@@ -97,24 +97,25 @@ impl Inferred {
             .iter()
             .map(|f| format!("{} {:.2}", f.name, f.similarity))
             .collect();
-        let what = if self.words.is_empty() {
-            "Similar described images agree on no label".to_string()
-        } else {
-            format!("Similar described images show: {}", self.words.join(", "))
-        };
-        format!("{what} (inferred from {}; not a caption)", from.join(", "))
+        format!(
+            "{} (inferred from {}; not a caption)",
+            self.head(),
+            from.join(", ")
+        )
     }
 
     /// The words without the lenders, for what leaves the library (exports): "Similar
     /// described images show: person, dog (inferred; not a caption)".
     pub fn words_line(&self) -> String {
+        format!("{} (inferred; not a caption)", self.head())
+    }
+
+    /// What both lines open with: the words, or that the neighbours agree on none.
+    fn head(&self) -> String {
         if self.words.is_empty() {
-            "Similar described images agree on no label (inferred; not a caption)".into()
+            "Similar described images agree on no label".into()
         } else {
-            format!(
-                "Similar described images show: {} (inferred; not a caption)",
-                self.words.join(", ")
-            )
+            format!("Similar described images show: {}", self.words.join(", "))
         }
     }
 }

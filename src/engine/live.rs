@@ -79,6 +79,10 @@ pub struct SnapshotStatus {
     pub vectors: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
+    /// Lists of a partitioned snapshot (its rows stored list by list; a search reads the lists
+    /// nearest the query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lists: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,6 +316,7 @@ impl Library {
                 state: String::new(),
                 vectors: None,
                 storage: None,
+                lists: None,
                 bytes: None,
                 seq: None,
                 behind_by: None,
@@ -323,6 +328,7 @@ impl Library {
                     let behind = self.store.changes_after(&embedder, h.seq)?;
                     s.vectors = Some(h.count);
                     s.storage = Some(format!("{:?}", h.storage).to_lowercase());
+                    s.lists = (h.lists > 0).then_some(h.lists);
                     s.bytes = std::fs::metadata(&path).ok().map(|m| m.len());
                     s.seq = Some(h.seq);
                     if h.library_id != library_id || h.seq > self.store.feed_head()? {

@@ -190,6 +190,8 @@ impl LiveIndex {
                 seq: self.seq,
                 storage,
                 centre: keep_centre.then_some(self.base.centre.as_slice()),
+                centroids: self.base.partition.as_ref().map(|p| &p.centroids[..]),
+                partition_min_rows: self.base.partition_min_rows,
             },
             &self.rows(),
         )

@@ -11,6 +11,7 @@ pub mod kinds;
 pub mod label_space;
 pub mod live_index;
 pub mod minilm;
+pub mod partition;
 pub mod people;
 pub mod rephrase;
 pub mod smollm;

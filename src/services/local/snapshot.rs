@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{Col, Ids, Vectors};
 use super::exact_index::{ExactIndex, keeps_sketch, quantise, sketch_into};
+use super::partition::{self, Partition};
 use crate::config::VectorStorage;
 use crate::domain::EmbedderId;
 use crate::{Error, Result};
@@ -34,8 +35,9 @@ use crate::{Error, Result};
 const MAGIC: &[u8; 8] = b"CSINDEX\0";
 /// Bumped whenever the layout changes; a snapshot of another version is rebuilt. 2: int8
 /// snapshots of 768 or more dimensions hold sketches too (`keeps_sketch`); 3: int8 snapshots
-/// of any dimension do.
-pub const FORMAT: u32 = 3;
+/// of any dimension do; 4: large compact snapshots store their rows list by list, with the
+/// lists' centroids and offsets (`partition`).
+pub const FORMAT: u32 = 4;
 const ALIGN: u64 = 4096;
 /// A compact index's f32 rows up to this size are mapped like an f32 index's, above it read
 /// with `pread` per re-ranked row. Small indexes gain most from mapping (a re-rank of 42 rows
@@ -64,6 +66,9 @@ pub struct Header {
     /// The highest change-feed sequence number the snapshot holds.
     pub seq: i64,
     pub storage: VectorStorage,
+    /// Lists of the coarse partition (0: none; `partition`).
+    #[serde(default)]
+    pub lists: usize,
     /// Seconds since the Unix epoch.
     pub created_unix: u64,
     pub sections: Vec<Section>,
@@ -185,13 +190,15 @@ fn expected_len(h: &Header, name: &str) -> Option<u64> {
         "kpi" | "versions" => n.checked_mul(8)?,
         "id_offsets" => n.checked_add(1)?.checked_mul(8)?,
         "id_sorted" => n.checked_mul(4)?,
+        "centroids" => (h.lists as u64).checked_mul(d)?.checked_mul(4)?,
+        "list_offsets" => (h.lists as u64).checked_add(1)?.checked_mul(8)?,
         _ => return None,
     };
     Some(v)
 }
 
-/// The sections a snapshot of `storage` at `dim` dimensions holds, in file order.
-fn sections_for(storage: VectorStorage) -> Vec<&'static str> {
+/// The sections a snapshot of `storage` holds (with a partition of `lists` lists), in file order.
+fn sections_for(storage: VectorStorage, lists: usize) -> Vec<&'static str> {
     let int8: &[&'static str] = match storage {
         VectorStorage::Int8 => &["q8", "q8_scale"],
         _ => &[],
@@ -212,10 +219,16 @@ fn sections_for(storage: VectorStorage) -> Vec<&'static str> {
         "id_sorted",
         "codes",
     ];
+    let partition: &[&'static str] = if lists > 0 {
+        &["centroids", "list_offsets"]
+    } else {
+        &[]
+    };
     std::iter::once("vectors")
         .chain(sketch.iter().copied())
         .chain(int8.iter().copied())
         .chain(rest)
+        .chain(partition.iter().copied())
         .collect()
 }
 
@@ -259,12 +272,18 @@ pub fn open(
     ) {
         return Err(bad("its storage is not a concrete one".into()));
     }
+    if header.lists > header.count || (header.lists > 0 && !keeps_sketch(header.storage)) {
+        return Err(bad(format!(
+            "it claims {} lists for {} {:?} rows",
+            header.lists, header.count, header.storage
+        )));
+    }
     let file = File::open(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     let file_len = file
         .metadata()
         .map_err(|e| bad(format!("cannot read it: {e}")))?
         .len();
-    for name in sections_for(header.storage) {
+    for name in sections_for(header.storage, header.lists) {
         let s = header.section(name).map_err(bad)?;
         if s.offset % ALIGN != 0 || s.offset < ALIGN {
             return Err(bad(format!("its '{name}' section is misplaced")));
@@ -293,7 +312,7 @@ pub fn open(
     // faults their pages in now rather than during the first searches' re-rank).
     let vectors_on_disk = compact
         && header.count.saturating_mul(header.dim).saturating_mul(4) > MAP_VECTORS_MAX_BYTES;
-    for name in sections_for(header.storage) {
+    for name in sections_for(header.storage, header.lists) {
         let s = header.section(name).map_err(bad)?;
         let crc = if name == "vectors" && vectors_on_disk {
             crc_by_reads(&file, s.offset, s.len).map_err(|e| bad(format!("cannot read it: {e}")))?
@@ -372,6 +391,16 @@ pub fn open(
     if header.storage == VectorStorage::Int8 {
         ix.q8 = mapped!("q8", n * header.dim);
         ix.q8_scale = mapped!("q8_scale", n);
+    }
+    if header.lists > 0 {
+        let p = Partition {
+            centroids: mapped!("centroids", header.lists * header.dim),
+            offsets: mapped!("list_offsets", header.lists + 1),
+        };
+        if !p.is_consistent(n) {
+            return Err(bad("its list offsets are inconsistent".into()));
+        }
+        ix.partition = Some(p);
     }
     ix.build_head();
     // The compact codes are read by every query: ask the kernel to read them in now.
@@ -487,6 +516,12 @@ pub struct WriteSpec<'a> {
     pub storage: VectorStorage,
     /// The sketch centre to keep (None: the mean of the rows).
     pub centre: Option<&'a [f32]>,
+    /// A partition's centroids to keep (`lists x dim`; None: trained on the rows when they are
+    /// partitioned). Rows of an index partitioned by these keep their list.
+    pub centroids: Option<&'a [f32]>,
+    /// Snapshots of compact storage with at least this many rows are partitioned
+    /// (`partition::PARTITION_MIN_ROWS`; tests lower it).
+    pub partition_min_rows: usize,
 }
 
 /// A row to write: an index and one of its rows.
@@ -599,6 +634,16 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
     let storage = spec.storage.concrete();
     let sketched = keeps_sketch(storage);
     let words = dim.div_ceil(64);
+    // A large compact snapshot stores its rows list by list.
+    let (rows, centroids, list_offsets) = if sketched && n >= spec.partition_min_rows.max(1) {
+        let (order, centroids, offsets) = partition_rows(spec, rows)?;
+        let rows: Vec<RowRef<'_>> = order.iter().map(|&i| rows[i]).collect();
+        (rows, centroids, offsets)
+    } else {
+        (rows.to_vec(), Vec::new(), Vec::new())
+    };
+    let rows = &rows[..];
+    let lists = list_offsets.len().saturating_sub(1);
     let mut buf = Vec::new();
     let centre: Vec<f32> = match spec.centre {
         Some(c) if sketched && c.len() == dim => c.to_vec(),
@@ -719,6 +764,14 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
     w.begin()?;
     w.put(&serde_json::to_vec(&codes)?)?;
     w.end("codes");
+    if lists > 0 {
+        w.begin()?;
+        w.put(bytemuck::cast_slice(&centroids))?;
+        w.end("centroids");
+        w.begin()?;
+        w.put(bytemuck::cast_slice(&list_offsets))?;
+        w.end("list_offsets");
+    }
     let header = Header {
         embedder: spec.embedder.to_string(),
         library_id: spec.library_id.to_string(),
@@ -726,6 +779,7 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
         count: n,
         seq: spec.seq,
         storage,
+        lists,
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -748,4 +802,85 @@ fn write_to(tmp: &Path, spec: &WriteSpec<'_>, rows: &[RowRef<'_>]) -> Result<Hea
         .and_then(|_| file.sync_all())
         .map_err(io(tmp))?;
     Ok(header)
+}
+
+/// The partition of `rows`: the order to write them in (list by list, each list's rows in the
+/// order given), the centroids and each list's first row (plus the count). The centroids are
+/// the spec's where given and still sized for the rows (lists within a factor of two of
+/// `lists_for`), with each row of an index partitioned by them kept in its list; otherwise
+/// trained on a sample of the rows spread over them. Every other row goes to its nearest centroid
+/// (split over the threads: the cost is rows x lists x dimensions).
+fn partition_rows(
+    spec: &WriteSpec<'_>,
+    rows: &[RowRef<'_>],
+) -> Result<(Vec<usize>, Vec<f32>, Vec<u64>)> {
+    use rayon::prelude::*;
+    let (dim, n) = (spec.dim, rows.len());
+    let want = partition::lists_for(n);
+    let reused = spec.centroids.filter(|c| {
+        let lists = c.len() / dim.max(1);
+        c.len() == lists * dim && lists > 0 && lists * 2 >= want && lists <= want * 2
+    });
+    let centroids = match reused {
+        Some(c) => c.to_vec(),
+        None => {
+            let m = partition::sample_size(want, n);
+            let mut sample = Vec::with_capacity(m.saturating_mul(dim));
+            let mut buf = Vec::new();
+            for i in partition::spread(m, n) {
+                let (ix, r) = rows[i];
+                sample.extend_from_slice(ix.vectors.row(r, dim, &mut buf)?);
+            }
+            partition::train(&sample, dim, want)
+        }
+    };
+    let lists = centroids.len() / dim.max(1);
+    // Rows of an index partitioned by the same centroids keep their list (the indexes are
+    // told apart by address: the rows come from one or two).
+    let mut seen: Vec<usize> = Vec::new();
+    let mut same: Vec<usize> = Vec::new();
+    for &(ix, _) in rows {
+        let at = std::ptr::from_ref(ix) as usize;
+        if !seen.contains(&at) {
+            seen.push(at);
+            let by_these = ix
+                .partition
+                .as_ref()
+                .is_some_and(|p| p.centroids[..] == centroids[..]);
+            if reused.is_some() && by_these {
+                same.push(at);
+            }
+        }
+    }
+    let kept = |ix: &ExactIndex, r: usize| -> Option<u32> {
+        if !same.contains(&(std::ptr::from_ref(ix) as usize)) {
+            return None;
+        }
+        ix.partition.as_ref()?.list_of(r)
+    };
+    let assigned: Vec<u32> = rows
+        .par_iter()
+        .map_init(Vec::new, |buf, &(ix, r)| -> Result<u32> {
+            match kept(ix, r) {
+                Some(l) => Ok(l),
+                None => Ok(partition::nearest(
+                    &centroids,
+                    dim,
+                    ix.vectors.row(r, dim, buf)?,
+                )),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| assigned[i]);
+    let mut offsets = vec![0u64; lists + 1];
+    for &l in &assigned {
+        if let Some(o) = offsets.get_mut(l as usize + 1) {
+            *o += 1;
+        }
+    }
+    for l in 0..lists {
+        offsets[l + 1] += offsets[l];
+    }
+    Ok((order, centroids, offsets))
 }
