@@ -786,7 +786,8 @@ impl ExactIndex {
             .step_by(PROBE_CHECK_STRIDE)
             .map(|&r| dist(r as usize))
             .collect();
-        if near.is_empty() {
+        // Too few probed rows to hold the k asked (a k in the thousands): read them all.
+        if near.is_empty() || out.len() < k.saturating_mul(PROBE_CHECK_DEPTH) {
             return rows;
         }
         let depth = k.saturating_mul(PROBE_CHECK_DEPTH).clamp(1, near.len());
@@ -1277,10 +1278,6 @@ impl ExactIndex {
     /// Writes one vector whatever its version (loading from the store, benches); the trait's
     /// `upsert` checks versions first. A mapped snapshot refuses (write through `LiveIndex`).
     pub fn put(&mut self, id: &str, vector: &[f32], meta: VectorMeta, version: i64) -> Result<()> {
-        // A changed row would leave the head stale: drop it (a bulk load rebuilds it). Only a
-        // read-only snapshot has a partition, but a row added out of list order would break it.
-        self.head = Vec::new();
-        self.partition = None;
         // Only the length here (the hot path of loading from the store); `upsert` checks that
         // records from outside are finite too.
         if vector.len() != self.dim {
@@ -1295,6 +1292,11 @@ impl ExactIndex {
                 "internal: a snapshot is read-only; write through the live index".into(),
             ));
         }
+        // A changed row would leave the head stale: drop it (a bulk load rebuilds it). Only a
+        // read-only snapshot has a partition, but a row added out of list order would break it.
+        // Both after the checks: a refused write changes nothing.
+        self.head = Vec::new();
+        self.partition = None;
         let (o, n) = (self.code(&meta.objective), self.code(&meta.node));
         let d = self.dim;
         let kpi = meta.kpi.unwrap_or(f64::NAN);
@@ -2356,6 +2358,24 @@ mod tests {
         assert!(probed.len() >= 100_000 / 8, "{}", probed.len());
         assert!(probed.len() < 100_000 / 4, "{}", probed.len());
         assert!(probed.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_probe_for_more_results_than_its_rows_can_hold_reads_every_row() {
+        let ix = clustered_100k(VectorStorage::Int8);
+        let (_dir, mapped) = partitioned(&ix);
+        let q = wide_query(&mapped, 321);
+        // 5 000 x 4 = 20 000 rows needed; an eighth of 100 000 is 12 500.
+        assert_eq!(mapped.probe(&q, None, 5_000), None);
+    }
+
+    #[test]
+    fn a_refused_write_to_a_partitioned_snapshot_keeps_its_partition() {
+        let ix = clustered_256(VectorStorage::Int8);
+        let (_dir, mut mapped) = partitioned(&ix);
+        let v = ix.vector(0).unwrap();
+        assert!(mapped.put("new", &v, meta("a", "x", 0.0), 9).is_err());
+        assert!(mapped.partition.is_some());
     }
 
     #[test]

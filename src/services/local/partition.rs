@@ -19,7 +19,7 @@ use super::exact_index::dot;
 /// Snapshots of at least this many rows (with sketches) are partitioned: below it a search
 /// reads little enough that the sketch scan is as fast (the same size the head pass starts at).
 pub const PARTITION_MIN_ROWS: usize = 1 << 18;
-/// About this many rows per list, up to MAX_LISTS lists: 256 lists at 1M. The cost that bounds
+/// About this many rows per list, up to MAX_LISTS lists: 245 lists at 1M, 256 from 1.05M. The cost that bounds
 /// the count is assigning every row to its nearest centroid when a snapshot is written (rows x
 /// lists x dimensions: 0.27 T multiply-adds at 1M x 1024, seconds on two cores).
 const ROWS_PER_LIST: usize = 4096;
