@@ -747,20 +747,27 @@ impl ExactIndex {
                 Some(list) => list.get(i).map_or(usize::MAX, |&r| r as usize),
             }
         };
-        let order = p.ranked(query);
+        // Each list's part, nearest list first; the first `taken` are read.
+        let parts: Vec<_> = p
+            .ranked(query)
+            .into_iter()
+            .map(|l| within(p.range(l)))
+            .collect();
         let mut taken = 0;
         let mut got = 0usize;
-        for &l in &order {
-            got += within(p.range(l)).len();
+        for part in &parts {
+            got += part.len();
             taken += 1;
             if got >= want {
                 break;
             }
         }
-        let (mut chosen, left): (Vec<_>, Vec<_>) = (
-            order[..taken].iter().map(|&l| within(p.range(l))).collect(),
-            order[taken..].iter().map(|&l| within(p.range(l))).collect(),
-        );
+        // Too few probed rows to hold the k asked (a k in the thousands): read them all.
+        if got < k.saturating_mul(PROBE_CHECK_DEPTH) {
+            return rows;
+        }
+        let (chosen, left) = parts.split_at(taken);
+        let mut chosen = chosen.to_vec();
         chosen.sort_by_key(|r| r.start);
         let mut out = Vec::with_capacity(got);
         for part in &chosen {
@@ -786,8 +793,7 @@ impl ExactIndex {
             .step_by(PROBE_CHECK_STRIDE)
             .map(|&r| dist(r as usize))
             .collect();
-        // Too few probed rows to hold the k asked (a k in the thousands): read them all.
-        if near.is_empty() || out.len() < k.saturating_mul(PROBE_CHECK_DEPTH) {
+        if near.is_empty() {
             return rows;
         }
         let depth = k.saturating_mul(PROBE_CHECK_DEPTH).clamp(1, near.len());
@@ -2161,18 +2167,7 @@ mod tests {
         let ix = wide_index(VectorStorage::Int8, 1500);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.idx");
-        let rows: Vec<_> = (0..ix.len()).map(|r| (&ix, r)).collect();
-        let spec = crate::services::local::snapshot::WriteSpec {
-            embedder: &ix.embedder,
-            library_id: "lib",
-            dim: 1024,
-            seq: 1,
-            storage: VectorStorage::Int8,
-            centre: None,
-            centroids: None,
-            partition_min_rows: usize::MAX,
-        };
-        crate::services::local::snapshot::write(&path, &spec, &rows).unwrap();
+        write_at(&ix, &path, usize::MAX);
         let expect = crate::services::local::snapshot::Expect {
             embedder: &ix.embedder,
             library_id: "lib",
@@ -2281,9 +2276,13 @@ mod tests {
 
     /// `ix` written as a partitioned snapshot (from one row on) and opened, probing from 1 000
     /// rows ranked; the folder lives as long as the mapping is used.
-    fn partitioned(ix: &ExactIndex) -> (tempfile::TempDir, ExactIndex) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.idx");
+    /// Every row of `ix` written as a snapshot of its storage at `path`, partitioned from
+    /// `partition_min_rows` rows.
+    fn write_at(
+        ix: &ExactIndex,
+        path: &std::path::Path,
+        partition_min_rows: usize,
+    ) -> crate::services::local::snapshot::Header {
         let rows: Vec<_> = (0..ix.len()).map(|r| (ix, r)).collect();
         let spec = crate::services::local::snapshot::WriteSpec {
             embedder: &ix.embedder,
@@ -2293,9 +2292,15 @@ mod tests {
             storage: ix.storage,
             centre: None,
             centroids: None,
-            partition_min_rows: 1,
+            partition_min_rows,
         };
-        crate::services::local::snapshot::write(&path, &spec, &rows).unwrap();
+        crate::services::local::snapshot::write(path, &spec, &rows).unwrap()
+    }
+
+    fn partitioned(ix: &ExactIndex) -> (tempfile::TempDir, ExactIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.idx");
+        write_at(ix, &path, 1);
         let (mut mapped, _) = open_at(&path, ix);
         mapped.probe_min_ranked = 1_000;
         (dir, mapped)
@@ -2455,18 +2460,7 @@ mod tests {
         let ix = clustered_256(VectorStorage::Int8);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.idx");
-        let rows: Vec<_> = (0..ix.len()).map(|r| (&ix, r)).collect();
-        let spec = crate::services::local::snapshot::WriteSpec {
-            embedder: &ix.embedder,
-            library_id: "lib",
-            dim: 256,
-            seq: 1,
-            storage: VectorStorage::Int8,
-            centre: None,
-            centroids: None,
-            partition_min_rows: 20_001,
-        };
-        let h = crate::services::local::snapshot::write(&path, &spec, &rows).unwrap();
+        let h = write_at(&ix, &path, 20_001);
         assert_eq!(h.lists, 0);
         assert!(open_at(&path, &ix).0.partition.is_none());
     }
