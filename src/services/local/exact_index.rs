@@ -443,6 +443,14 @@ fn kpi_of(x: f64) -> Option<f64> {
     (!x.is_nan()).then_some(x)
 }
 
+/// The rows a probe of `ranked` rows reads, step after step while its check fails: an eighth
+/// (PROBE_SHARE), a quarter, then half (PROBE_MAX_SHARE), each rounded up.
+fn probe_steps(ranked: usize) -> impl Iterator<Item = usize> {
+    std::iter::successors(Some(PROBE_SHARE), |s| Some(s / 2))
+        .take_while(|&s| s >= PROBE_MAX_SHARE)
+        .map(move |s| ranked.div_ceil(s))
+}
+
 /// A scan pool of `threads` threads (None for one).
 pub(crate) fn scan_pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
     (threads > 1)
@@ -720,8 +728,8 @@ impl ExactIndex {
     /// as given. A list's matches are a slice of the sorted `rows` (rows are stored list by
     /// list), found by two binary searches. The probe is checked by a sample of the rows left
     /// out (`partition::PROBE_CHECK_STRIDE`): where it finds rows as near as the probed ones,
-    /// twice the rows are probed and checked again, up to 1 / PROBE_MAX_SHARE of the rows
-    /// ranked; past that every row ranked is read.
+    /// the lists nearest to the query are read until they hold a quarter of the rows ranked,
+    /// then half (1 / PROBE_MAX_SHARE), each checked again; past that every row ranked is read.
     fn probe(&self, query: &[f32], rows: Option<Vec<u32>>, k: usize) -> Option<Vec<u32>> {
         let Some(p) = &self.partition else {
             return rows;
@@ -764,8 +772,7 @@ impl ExactIndex {
                 .get(r.saturating_mul(w)..r.saturating_add(1).saturating_mul(w))
                 .map_or(u32::MAX, |x| hamming(x, &sq))
         };
-        let mut want = ranked.div_ceil(PROBE_SHARE);
-        while want <= ranked / PROBE_MAX_SHARE {
+        for want in probe_steps(ranked) {
             // The nearest lists until they hold `want` rows.
             let mut taken = 0;
             let mut got = 0usize;
@@ -810,7 +817,6 @@ impl ExactIndex {
             if !closer {
                 return Some(out);
             }
-            want = want.saturating_mul(2);
         }
         rows
     }
@@ -2502,8 +2508,9 @@ mod tests {
         }
         let probed = t.mapped.probe(&t.q, Some(t.rows.clone()), 10).unwrap();
         assert!(probed.len() > first, "{} rows, {first} first", probed.len());
-        assert!(probed.len() <= t.rows.len() / 2, "{}", probed.len());
+        assert!(probed.len() < t.rows.len(), "{}", probed.len());
         assert!(probed.windows(2).all(|w| w[0] < w[1]));
+        assert!(probed.iter().all(|r| t.rows.binary_search(r).is_ok()));
     }
 
     #[test]
@@ -2513,6 +2520,12 @@ mod tests {
             search_top10(&t.mapped, &t.q, &t.filter),
             brute_force_top10(&t.ix, &t.q, |r| r % 2 == 0)
         );
+    }
+
+    #[test]
+    fn a_probe_steps_through_an_eighth_a_quarter_and_half_of_any_row_count() {
+        let steps: Vec<usize> = probe_steps(65_537).collect();
+        assert_eq!(steps, [8_193, 16_385, 32_769]);
     }
 
     #[test]
