@@ -18,7 +18,7 @@ use campaign_studio::services::local::e5::E5;
 use campaign_studio::services::local::label_space::LabelSpace;
 use campaign_studio::services::local::minilm::MiniLm;
 use campaign_studio::services::local::people;
-use campaign_studio::services::{Embedder, TextRole};
+use campaign_studio::services::{Embedder, TextRole, language_offset};
 use criterion::{Criterion, criterion_group};
 
 fn model_files() -> ModelFiles {
@@ -142,6 +142,27 @@ fn embedders(c: &mut Criterion) {
                 space.vector_with(black_box(&labels), black_box(&doc), distance, Some(&d))
             })
         });
+        if e.language_offsets() {
+            // A Spanish brief (`services::language_offset`): the offset's parallel sentences
+            // embedded once per process, then per query the language reading and the shift.
+            let corpus = language_offset::corpus("Spanish").unwrap();
+            g.sample_size(10);
+            g.bench_function("language offset: 64 parallel sentence pairs (once)", |b| {
+                b.iter(|| language_offset::build(e.as_ref(), "Spanish", corpus).unwrap())
+            });
+            let q = e
+                .embed_texts(&[BRIEF.to_string()], TextRole::Query)
+                .unwrap()
+                .remove(0);
+            language_offset::shared(e.as_ref(), "Spanish").unwrap();
+            g.sample_size(100);
+            g.bench_function("language offset: read and move one Spanish brief", |b| {
+                b.iter(|| {
+                    let mut v = q.clone();
+                    language_offset::apply(e.as_ref(), black_box(BRIEF), &mut v).unwrap()
+                })
+            });
+        }
         g.finish();
     }
 }

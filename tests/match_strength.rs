@@ -351,3 +351,27 @@ fn campaign_recommend_widen_stores_the_outside_hits_with_the_run() {
     let text = shown.to_string();
     assert!(text.contains("\"outside_filter\":true"), "{text}");
 }
+
+/// The brief in Spanish (`services::language_offset`).
+const BRIEF_ES: &str =
+    "Familias disfrutando de un pícnic en un parque soleado con comida sobre una manta";
+
+#[test]
+fn search_json_says_a_spanish_brief_was_moved_by_the_spanish_offset() {
+    let r = cli_json(&["search", BRIEF_ES, "--json", "-k", "3"]);
+    assert_eq!(r["language_offset"], "Spanish", "{r}");
+}
+
+#[test]
+fn search_json_of_an_english_brief_carries_no_language_offset() {
+    let r = cli_json(&["search", BRIEF, "--json", "-k", "3"]);
+    assert!(r.get("language_offset").is_none(), "{r}");
+}
+
+#[test]
+fn search_prints_that_a_spanish_brief_was_read_as_spanish() {
+    let out = cli(&["search", BRIEF_ES, "-k", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("read as Spanish"), "{text}");
+}

@@ -1787,6 +1787,11 @@ fn print_hits(r: &SearchResult) -> Result<()> {
     if let Some(offer) = &r.widen_offer {
         stdout_line(&format!("  {offer}: add --widen"))?;
     }
+    if let Some(language) = &r.language_offset {
+        stdout_line(&format!(
+            "  read as {language}: its vector was moved toward English text by the measured {language} offset"
+        ))?;
+    }
     Ok(())
 }
 

@@ -38,6 +38,10 @@ pub struct SearchResult {
     /// The query's embedding (text searches), so `widen` does not pay for it again.
     #[serde(skip)]
     pub query_vector: Vec<f32>,
+    /// The language a text query was read as when its vector was moved toward English text by
+    /// that language's offset (`services::language_offset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language_offset: Option<String>,
 }
 
 /// How many of the library's vectors a query is compared with to learn its background (the
@@ -53,10 +57,7 @@ pub fn search(
     embedder: &dyn Embedder,
     req: &SearchRequest,
 ) -> Result<SearchResult> {
-    let q = embedder
-        .embed_texts(std::slice::from_ref(&req.query), TextRole::Query)?
-        .pop()
-        .unwrap_or_default();
+    let (q, language) = embed_query(embedder, &req.query)?;
     let mut r = search_vector(store, index, &q, req)?;
     judge_strength(
         store,
@@ -67,7 +68,26 @@ pub fn search(
     )?;
     r.widen_offer = offer_for(store, index.embedder(), &req.filter, req.k, &r.hits)?;
     r.query_vector = q;
+    r.language_offset = language.map(str::to_string);
     Ok(r)
+}
+
+/// The vector `text` is searched by: the embedder's, moved by the offset of the language it
+/// is written in where the embedder uses one (`services::language_offset`), with that
+/// language's name.
+pub fn embed_query(
+    embedder: &dyn Embedder,
+    text: &str,
+) -> Result<(Vec<f32>, Option<&'static str>)> {
+    let mut q = embedder
+        .embed_texts(&[text.to_string()], TextRole::Query)?
+        .pop()
+        .unwrap_or_default();
+    let language = crate::services::language_offset::apply(embedder, text, &mut q);
+    if let Some(language) = language {
+        tracing::debug!(language, "query moved by its language's offset");
+    }
+    Ok((q, language))
 }
 
 /// `widen_offer` for a search of `embedder`'s vectors, counting what lies outside the filter
@@ -212,10 +232,7 @@ pub fn widen(
         return Ok(());
     }
     let q = if result.query_vector.is_empty() {
-        embedder
-            .embed_texts(std::slice::from_ref(&req.query), TextRole::Query)?
-            .pop()
-            .unwrap_or_default()
+        embed_query(embedder, &req.query)?.0
     } else {
         result.query_vector.clone()
     };
@@ -343,6 +360,7 @@ fn search_vector_without(
         widen_offer: None,
         widened: false,
         query_vector: Vec::new(),
+        language_offset: None,
     })
 }
 

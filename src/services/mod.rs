@@ -11,6 +11,7 @@ pub const CANCELLED_NOTE: &str = "cancelled";
 pub mod fake;
 pub mod import_source;
 pub mod language;
+pub mod language_offset;
 pub mod local;
 pub mod meter;
 pub mod opensearch;
@@ -74,6 +75,11 @@ pub trait Embedder: Send + Sync {
     /// models say yes (e5 and MiniLM).
     fn label_space(&self) -> Option<f32> {
         None
+    }
+    /// Whether a query in another language is moved toward English text by that language's
+    /// offset (`language_offset`): multilingual local models, whose documents are English.
+    fn language_offsets(&self) -> bool {
+        false
     }
 }
 

@@ -99,6 +99,9 @@ impl Embedder for QueryCache {
     fn label_space(&self) -> Option<f32> {
         self.inner.label_space()
     }
+    fn language_offsets(&self) -> bool {
+        self.inner.language_offsets()
+    }
 }
 
 fn poisoned() -> crate::Error {
@@ -164,12 +167,16 @@ mod tests {
             fn label_space(&self) -> Option<f32> {
                 Some(0.4)
             }
+            fn language_offsets(&self) -> bool {
+                true
+            }
         }
         let c = QueryCache::new(Arc::new(Measured(EmbedderId::new("m"))), 4);
         assert_eq!(c.element_fit_threshold(true), Some(2.4));
         assert_eq!(c.element_fit_threshold(false), None);
         assert_eq!(c.strength_thresholds(true).map(|t| t.strong_z), Some(3.0));
         assert_eq!(c.strength_thresholds(false), None);
+        assert!(c.language_offsets());
         assert_eq!(c.label_space(), Some(0.4));
     }
 

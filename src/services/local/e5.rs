@@ -650,6 +650,11 @@ impl Embedder for E5 {
         Some(LABEL_SPACE_DISTANCE)
     }
 
+    /// Its documents are English; a Spanish query is moved toward them (`language_offset`).
+    fn language_offsets(&self) -> bool {
+        true
+    }
+
     fn dim(&self) -> usize {
         self.header.hidden
     }

@@ -1,0 +1,332 @@
+//! A query in another language, moved toward the English texts it is searched against.
+//!
+//! A multilingual embedder places a Spanish text and its English translation near each other,
+//! but not at the same place: every Spanish text also carries a direction of its own, the
+//! language. Searched against English documents (descriptions, and above all the English class
+//! documents raw photos are indexed by, `local::label_space`), that shared direction costs a
+//! Spanish brief part of its match. The offset is the mean difference between the vectors of
+//! parallel sentences, Spanish minus English, embedded as queries; a query the language
+//! detector reads as Spanish is searched as unit(q − offset).
+//!
+//! The sentences (`data/language-offsets/es.jsonl`, 64 pairs about campaigns of many kinds,
+//! written for this and never drawn from the evaluation sets) are embedded once per process
+//! and embedder, on the first query that needs them. The offset is the plain mean difference:
+//! no scale or other number was tuned. Only embedders that say so use it
+//! (`Embedder::language_offsets`: multilingual-e5), and only for the languages that have
+//! sentences here (Spanish); other queries are searched as they are. `tests/retrieval_quality.rs`
+//! measures what it changes.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::Deserialize;
+
+use crate::Result;
+use crate::services::language::{self, Reading};
+use crate::services::{Embedder, TextRole, normalize};
+
+/// The parallel sentences of each language that has them, by the name the language detector
+/// gives it.
+const CORPORA: &[(&str, &str)] = &[(
+    "Spanish",
+    include_str!("../../data/language-offsets/es.jsonl"),
+)];
+
+#[derive(Deserialize)]
+struct Pair {
+    en: String,
+    /// The sentence in the other language (the file's second key: "es" for Spanish).
+    #[serde(alias = "es")]
+    other: String,
+}
+
+/// The languages that have an offset, by the detector's names.
+pub fn languages() -> impl Iterator<Item = &'static str> {
+    CORPORA.iter().map(|(name, _)| *name)
+}
+
+/// The parallel sentences of `language` as shipped, if it has any.
+pub fn corpus(language: &str) -> Option<&'static str> {
+    CORPORA
+        .iter()
+        .find(|(name, _)| *name == language)
+        .map(|(_, corpus)| *corpus)
+}
+
+/// The parallel sentences of `corpus` (one JSON object a line, `en` and the other language).
+fn pairs(language: &str, corpus: &str) -> Result<Vec<Pair>> {
+    let mut out = Vec::new();
+    for (i, line) in corpus.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let pair: Pair = serde_json::from_str(line).map_err(|e| {
+            crate::Error::Inference(format!(
+                "the {language} parallel sentences, line {}: {e}",
+                i + 1
+            ))
+        })?;
+        out.push(pair);
+    }
+    if out.is_empty() {
+        return Err(crate::Error::Inference(format!(
+            "the {language} parallel sentences are empty"
+        )));
+    }
+    Ok(out)
+}
+
+/// The mean of `other − english` over the pairs, as `embedder` embeds them as queries.
+pub fn build(embedder: &dyn Embedder, language: &str, corpus: &str) -> Result<Vec<f32>> {
+    let pairs = pairs(language, corpus)?;
+    let english: Vec<String> = pairs.iter().map(|p| p.en.clone()).collect();
+    let other: Vec<String> = pairs.iter().map(|p| p.other.clone()).collect();
+    let (en, ot) = (
+        embedder.embed_texts(&english, TextRole::Query)?,
+        embedder.embed_texts(&other, TextRole::Query)?,
+    );
+    let dim = embedder.dim();
+    if en.len() != pairs.len()
+        || ot.len() != pairs.len()
+        || en.iter().chain(&ot).any(|v| v.len() != dim)
+    {
+        return Err(crate::Error::Inference(format!(
+            "the text embedder returned vectors of the wrong number or size for the {language} parallel sentences"
+        )));
+    }
+    let mut offset = vec![0.0f32; dim];
+    for (e, o) in en.iter().zip(&ot) {
+        for ((d, x), y) in offset.iter_mut().zip(o).zip(e) {
+            *d += x - y;
+        }
+    }
+    let n = pairs.len() as f32;
+    offset.iter_mut().for_each(|d| *d /= n);
+    if !offset.iter().all(|d| d.is_finite()) {
+        return Err(crate::Error::Inference(format!(
+            "the {language} offset is not finite"
+        )));
+    }
+    Ok(offset)
+}
+
+/// The offset of `language` under `embedder`, built on first use and kept for the process;
+/// `None` when the language has no sentences or the offset could not be built (logged once,
+/// not retried in this process).
+pub fn shared(embedder: &dyn Embedder, language: &str) -> Option<Arc<Vec<f32>>> {
+    type Slot = Arc<OnceLock<Option<Arc<Vec<f32>>>>>;
+    static OFFSETS: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    let corpus = corpus(language)?;
+    let key = format!("{}@{}/{language}", embedder.id(), embedder.dim());
+    let slot: Slot = OFFSETS
+        .get_or_init(Mutex::default)
+        .lock()
+        // The map holds only slots; one left by a panicking thread is still sound.
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key)
+        .or_default()
+        .clone();
+    slot.get_or_init(|| {
+        let t = std::time::Instant::now();
+        match build(embedder, language, corpus) {
+            Ok(offset) => {
+                tracing::info!(embedder = %embedder.id(), language, ms = t.elapsed().as_millis() as u64, "embedded the parallel sentences of the language offset");
+                Some(Arc::new(offset))
+            }
+            Err(e) => {
+                tracing::warn!(embedder = %embedder.id(), language, error = %e, "no language offset: such queries are searched as they are");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Moves `query` (the vector of `text` under `embedder`) by the offset of the language `text`
+/// reads as, when the embedder uses offsets and that language has one; returns the language's
+/// name when it did.
+pub fn apply(embedder: &dyn Embedder, text: &str, query: &mut [f32]) -> Option<&'static str> {
+    if !embedder.language_offsets() {
+        return None;
+    }
+    let Reading::Other(Some(name)) = language::reading(text) else {
+        return None;
+    };
+    let language = languages().find(|l| *l == name)?;
+    let offset = shared(embedder, language)?;
+    shift(query, &offset)?;
+    Some(language)
+}
+
+/// `query` ← unit(query − offset); `None` (and `query` unchanged) when the sizes differ or the
+/// result has no length.
+pub fn shift(query: &mut [f32], offset: &[f32]) -> Option<()> {
+    if query.len() != offset.len() {
+        return None;
+    }
+    let moved: Vec<f32> = query.iter().zip(offset).map(|(q, d)| q - d).collect();
+    let len = moved.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if !(len.is_finite() && len > 1e-6) {
+        return None;
+    }
+    query.copy_from_slice(&moved);
+    normalize(query);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spanish_sentences_parse_as_pairs() {
+        let (name, corpus) = CORPORA[0];
+        let pairs = pairs(name, corpus).unwrap();
+        assert_eq!(pairs.len(), 64);
+        assert!(
+            pairs
+                .iter()
+                .all(|p| !p.en.is_empty() && !p.other.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_bad_line_is_named_by_its_number() {
+        let e = pairs("Spanish", "{\"en\": \"a\", \"es\": \"b\"}\nnot json\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("Spanish") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_corpus_is_an_error() {
+        assert!(pairs("Spanish", "\n\n").is_err());
+    }
+
+    /// English text on the first axis; the Spanish sentences (and `SPANISH_QUERY`) halfway
+    /// toward the second, as a multilingual model would put them.
+    struct Bilingual {
+        id: crate::domain::EmbedderId,
+        opts_in: bool,
+        spanish: std::collections::HashSet<String>,
+    }
+
+    const SPANISH_QUERY: &str = "Campaña de verano para familias en la playa con helados";
+
+    fn bilingual(opts_in: bool) -> Bilingual {
+        let (name, corpus) = CORPORA[0];
+        let mut spanish: std::collections::HashSet<String> = pairs(name, corpus)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.other)
+            .collect();
+        spanish.insert(SPANISH_QUERY.into());
+        Bilingual {
+            id: crate::domain::EmbedderId::new("test/bilingual"),
+            opts_in,
+            spanish,
+        }
+    }
+
+    impl Embedder for Bilingual {
+        fn id(&self) -> &crate::domain::EmbedderId {
+            &self.id
+        }
+        fn dim(&self) -> usize {
+            3
+        }
+        fn embed_texts(&self, texts: &[String], _: TextRole) -> Result<Vec<Vec<f32>>> {
+            let h = std::f32::consts::FRAC_1_SQRT_2;
+            Ok(texts
+                .iter()
+                .map(|t| {
+                    if self.spanish.contains(t) {
+                        vec![h, h, 0.0]
+                    } else {
+                        vec![1.0, 0.0, 0.0]
+                    }
+                })
+                .collect())
+        }
+        fn language_offsets(&self) -> bool {
+            self.opts_in
+        }
+    }
+
+    #[test]
+    fn the_offset_is_the_mean_difference_of_the_parallel_sentences() {
+        let (name, corpus) = CORPORA[0];
+        let offset = build(&bilingual(true), name, corpus).unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let want = [h - 1.0, h, 0.0];
+        assert!(
+            offset.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{offset:?}"
+        );
+    }
+
+    #[test]
+    fn a_spanish_query_is_moved_onto_its_english_place() {
+        let e = bilingual(true);
+        let mut q = e
+            .embed_texts(&[SPANISH_QUERY.into()], TextRole::Query)
+            .unwrap()
+            .remove(0);
+        assert_eq!(apply(&e, SPANISH_QUERY, &mut q), Some("Spanish"));
+        assert!((q[0] - 1.0).abs() < 1e-6 && q[1].abs() < 1e-6, "{q:?}");
+    }
+
+    #[test]
+    fn an_english_query_is_left_as_it_is() {
+        let e = bilingual(true);
+        let text = "Summer campaign for families on the beach with ice cream";
+        let mut q = e
+            .embed_texts(&[text.into()], TextRole::Query)
+            .unwrap()
+            .remove(0);
+        assert_eq!(apply(&e, text, &mut q), None);
+        assert_eq!(q, vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_language_without_sentences_is_left_as_it_is() {
+        let e = bilingual(true);
+        let text = "Sommerkampagne für Familien am Strand mit Eis und Sonnenschirmen";
+        let mut q = vec![0.6, 0.8, 0.0];
+        assert_eq!(apply(&e, text, &mut q), None);
+        assert_eq!(q, vec![0.6, 0.8, 0.0]);
+    }
+
+    #[test]
+    fn an_embedder_that_does_not_opt_in_is_left_as_it_is() {
+        let e = bilingual(false);
+        let mut q = e
+            .embed_texts(&[SPANISH_QUERY.into()], TextRole::Query)
+            .unwrap()
+            .remove(0);
+        let before = q.clone();
+        assert_eq!(apply(&e, SPANISH_QUERY, &mut q), None);
+        assert_eq!(q, before);
+    }
+
+    #[test]
+    fn a_shift_subtracts_the_offset_and_keeps_unit_length() {
+        let mut q = [0.6, 0.8, 0.0];
+        shift(&mut q, &[0.0, 0.8, 0.0]).unwrap();
+        assert_eq!(q, [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_shift_of_another_size_leaves_the_query_alone() {
+        let mut q = [0.6, 0.8];
+        assert!(shift(&mut q, &[0.1, 0.1, 0.1]).is_none());
+        assert_eq!(q, [0.6, 0.8]);
+    }
+
+    #[test]
+    fn a_shift_that_cancels_the_query_leaves_it_alone() {
+        let mut q = [0.6, 0.8];
+        assert!(shift(&mut q, &[0.6, 0.8]).is_none());
+        assert_eq!(q, [0.6, 0.8]);
+    }
+}
