@@ -18,7 +18,7 @@ use campaign_studio::services::local::e5::E5;
 use campaign_studio::services::local::label_space::LabelSpace;
 use campaign_studio::services::local::minilm::MiniLm;
 use campaign_studio::services::local::people;
-use campaign_studio::services::{Embedder, TextRole, language_offset};
+use campaign_studio::services::{Embedder, TextRole, language, language_offset};
 use criterion::{Criterion, criterion_group};
 
 fn model_files() -> ModelFiles {
@@ -148,7 +148,7 @@ fn embedders(c: &mut Criterion) {
             let corpus = language_offset::corpus("Spanish").unwrap();
             g.sample_size(10);
             g.bench_function("language offset: 64 parallel sentence pairs (once)", |b| {
-                b.iter(|| language_offset::build(e.as_ref(), "Spanish", corpus).unwrap())
+                b.iter(|| language_offset::build(e.as_ref(), &corpus).unwrap())
             });
             let q = e
                 .embed_texts(&[BRIEF.to_string()], TextRole::Query)
@@ -159,7 +159,8 @@ fn embedders(c: &mut Criterion) {
             g.bench_function("language offset: read and move one Spanish brief", |b| {
                 b.iter(|| {
                     let mut v = q.clone();
-                    language_offset::apply(e.as_ref(), black_box(BRIEF), &mut v).unwrap()
+                    let reading = language::reading(black_box(BRIEF));
+                    language_offset::apply(e.as_ref(), BRIEF, &reading, &mut v).unwrap()
                 })
             });
         }

@@ -312,13 +312,18 @@ fn search_widen_prints_the_outside_hits_under_their_own_heading() {
 
 /// A new campaign with the picnic brief in likes / customers; its id.
 fn picnic_campaign() -> String {
+    campaign_of(BRIEF)
+}
+
+/// A campaign of `brief` for likes / customers; its id.
+fn campaign_of(brief: &str) -> String {
     let c = cli_json(&[
         "campaign",
         "new",
         "--name",
         "Picnic",
         "--brief",
-        BRIEF,
+        brief,
         "--objective",
         "likes",
         "--node",
@@ -374,4 +379,18 @@ fn search_prints_that_a_spanish_brief_was_read_as_spanish() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(text.contains("read as Spanish"), "{text}");
+}
+
+#[test]
+fn campaign_recommend_json_says_a_spanish_brief_was_moved_by_the_spanish_offset() {
+    let id = campaign_of(BRIEF_ES);
+    let r = cli_json(&["campaign", "recommend", &id, "-k", "3", "--json"]);
+    assert_eq!(r["language_offset"], "Spanish", "{r}");
+}
+
+#[test]
+fn campaign_recommend_json_of_an_english_brief_has_no_language_offset() {
+    let id = picnic_campaign();
+    let r = cli_json(&["campaign", "recommend", &id, "-k", "3", "--json"]);
+    assert!(r["language_offset"].is_null(), "{r}");
 }

@@ -122,6 +122,7 @@ fn brief_to_references_to_prompt_through_update() {
                 hits: vec![hit(1)],
                 query: String::new(),
                 widen_offer: None,
+                read_as: None,
             }
         )
         .is_empty()
@@ -135,6 +136,7 @@ fn brief_to_references_to_prompt_through_update() {
             hits: (1..=4).map(hit).collect(),
             query: "Dos amigos".into(),
             widen_offer: None,
+            read_as: None,
         },
     );
     let saved: Vec<&Effect> = fx
@@ -971,10 +973,35 @@ fn a_search_that_offers_to_widen_says_so_and_which_key() {
             hits: vec![hit(1)],
             query: "Picnic".into(),
             widen_offer: Some("only 1 of the 8 references asked for are in objective likes, audience followers: widen the search to other objectives and audiences".into()),
+            read_as: None,
         },
     );
     assert!(s.toast.as_ref().unwrap().text.contains("press w"));
     assert!(s.widen_offer.is_some());
+}
+
+#[test]
+fn a_search_moved_by_the_spanish_offset_says_it_was_read_as_spanish() {
+    let mut s = state();
+    update(&mut s, Action::NewCampaign);
+    type_text(&mut s, "Pícnic familiar en un parque soleado");
+    let effects = fx(update(&mut s, Action::Submit));
+    let [Effect::Search { job, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    update(
+        &mut s,
+        Action::SearchDone {
+            job: *job,
+            campaign: Box::new(campaign("c1", "Picnic")),
+            hits: vec![hit(1)],
+            query: "Picnic".into(),
+            widen_offer: None,
+            read_as: Some("Spanish".into()),
+        },
+    );
+    let said = &s.toast.as_ref().unwrap().text;
+    assert!(said.contains("Read as Spanish"), "{said}");
 }
 
 #[test]

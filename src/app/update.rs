@@ -889,22 +889,32 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             hits,
             query,
             widen_offer,
+            read_as,
         } => {
             if state.search_job != Some(job) {
                 return Vec::new(); // stale
             }
             state.search_job = None;
             let outside = hits.iter().filter(|h| h.outside_filter).count();
+            let read_as = read_as
+                .map(|l| format!(" Read as {l}: moved toward English text by the {l} offset."))
+                .unwrap_or_default();
             match (&widen_offer, outside) {
                 (Some(offer), _) => info(
                     state,
-                    format!("{} reference(s) found; {offer}: press w.", hits.len()),
+                    format!(
+                        "{} reference(s) found; {offer}: press w.{read_as}",
+                        hits.len()
+                    ),
                 ),
-                (None, 0) => info(state, format!("{} reference(s) found.", hits.len())),
+                (None, 0) => info(
+                    state,
+                    format!("{} reference(s) found.{read_as}", hits.len()),
+                ),
                 (None, n) => info(
                     state,
                     format!(
-                        "{} reference(s) found, {n} of them outside the campaign's objective and audience.",
+                        "{} reference(s) found, {n} of them outside the campaign's objective and audience.{read_as}",
                         hits.len()
                     ),
                 ),

@@ -13,7 +13,7 @@ use campaign_studio::engine::{export, generate, moodboard, prompt};
 use campaign_studio::services::local::rephrase::Rephrased;
 use campaign_studio::services::{PromptEvent, PromptWriter};
 
-use super::{Ctx, print_hits_of, stdout_line};
+use super::{Ctx, print_hits_of, print_language_offset, stdout_line};
 
 #[derive(Subcommand, Debug)]
 pub enum CampaignCmd {
@@ -414,6 +414,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 },
             )?;
             let offer = campaign::widen_offer_of(lib, &c, &run);
+            let read_as = campaign::language_offset_of(lib, &run);
             if widen && !run.hits.iter().any(|h| h.outside_filter) {
                 eprintln!(
                     "nothing to widen: a strong match and k references within the campaign's objective and audience, or nothing outside them"
@@ -423,7 +424,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 let widened = run.hits.iter().any(|h| h.outside_filter);
                 stdout_line(&serde_json::to_string(&json!({
                     "run": run.id, "query": run.query, "hits": run.hits,
-                    "widen_offer": offer, "widened": widened,
+                    "widen_offer": offer, "widened": widened, "language_offset": read_as,
                 }))?)?;
             } else {
                 print_hits_of(
@@ -436,6 +437,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 if let Some(offer) = offer {
                     stdout_line(&format!("  {offer}: add --widen"))?;
                 }
+                print_language_offset(read_as)?;
                 eprintln!(
                     "choose references with: campaign-studio campaign select {} ID...",
                     c.id

@@ -1787,7 +1787,12 @@ fn print_hits(r: &SearchResult) -> Result<()> {
     if let Some(offer) = &r.widen_offer {
         stdout_line(&format!("  {offer}: add --widen"))?;
     }
-    if let Some(language) = &r.language_offset {
+    print_language_offset(r.language_offset.as_deref())
+}
+
+/// The line that says a query was moved by its language's offset (`services::language_offset`).
+pub(crate) fn print_language_offset(language: Option<&str>) -> Result<()> {
+    if let Some(language) = language {
         stdout_line(&format!(
             "  read as {language}: its vector was moved toward English text by the measured {language} offset"
         ))?;

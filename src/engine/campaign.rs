@@ -148,6 +148,18 @@ pub fn recommend(
     store_run(lib, campaign, opts, result)
 }
 
+/// The language whose offset moved `run`'s query (`services::language_offset`), if any: said
+/// beside its hits, since it changes their order and strength. Read from the query again, so a
+/// run reopened later says it too.
+pub fn language_offset_of(lib: &Library, run: &RecommendationRun) -> Option<&'static str> {
+    let embedder = lib.embedder_for(&run.embedder).ok()?;
+    crate::services::language_offset::language_for(
+        embedder.as_ref(),
+        &run.query,
+        &crate::services::language::reading(&run.query),
+    )
+}
+
 /// What widening `run` would offer (`search::widen_offer`), for a run of `campaign`'s filter
 /// not widened yet; `None` once widened, for a "more like this" run (widening is for text
 /// searches) or when the filter holds a strong match and k assets.

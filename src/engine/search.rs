@@ -57,13 +57,14 @@ pub fn search(
     embedder: &dyn Embedder,
     req: &SearchRequest,
 ) -> Result<SearchResult> {
-    let (q, language) = embed_query(embedder, &req.query)?;
+    let reading = crate::services::language::reading(&req.query);
+    let (q, language) = embed_query_read(embedder, &req.query, &reading)?;
     let mut r = search_vector(store, index, &q, req)?;
     judge_strength(
         store,
         index.embedder(),
         &q,
-        embedder.strength_thresholds(crate::services::language::is_english(&req.query)),
+        embedder.strength_thresholds(reading == crate::services::language::Reading::English),
         &mut r.hits,
     )?;
     r.widen_offer = offer_for(store, index.embedder(), &req.filter, req.k, &r.hits)?;
@@ -79,11 +80,20 @@ pub fn embed_query(
     embedder: &dyn Embedder,
     text: &str,
 ) -> Result<(Vec<f32>, Option<&'static str>)> {
+    embed_query_read(embedder, text, &crate::services::language::reading(text))
+}
+
+/// `embed_query` for a text already read as `reading` (`services::language::reading`).
+fn embed_query_read(
+    embedder: &dyn Embedder,
+    text: &str,
+    reading: &crate::services::language::Reading,
+) -> Result<(Vec<f32>, Option<&'static str>)> {
     let mut q = embedder
         .embed_texts(&[text.to_string()], TextRole::Query)?
         .pop()
         .unwrap_or_default();
-    let language = crate::services::language_offset::apply(embedder, text, &mut q);
+    let language = crate::services::language_offset::apply(embedder, text, reading, &mut q);
     if let Some(language) = language {
         tracing::debug!(language, "query moved by its language's offset");
     }

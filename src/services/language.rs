@@ -54,6 +54,15 @@ pub fn reading(text: &str) -> Reading {
     }
 }
 
+/// How sure the detector is (0 to 1) that `text` is in the language it names `language` (as
+/// `Reading::Other` names it); 0 for a language it has no model of.
+pub fn confidence(text: &str, language: &str) -> f64 {
+    match language.parse::<Language>() {
+        Ok(l) => detector().compute_language_confidence(text, l),
+        Err(_) => 0.0,
+    }
+}
+
 /// True when `text` reads as English (see `reading`).
 pub fn is_english(text: &str) -> bool {
     reading(text) == Reading::English
@@ -82,6 +91,21 @@ mod tests {
             reading("Stellen Sie unsere neue Espressomaschine für vielbeschäftigte Familien vor."),
             Reading::Other(Some("German".into()))
         );
+    }
+
+    #[test]
+    fn a_spanish_brief_is_read_as_spanish_with_high_confidence() {
+        assert!(
+            confidence(
+                "Muestra a los seguidores la alegría de un pícnic en el parque.",
+                "Spanish"
+            ) > 0.8
+        );
+    }
+
+    #[test]
+    fn a_language_without_a_model_has_no_confidence() {
+        assert_eq!(confidence("hello", "Klingon"), 0.0);
     }
 
     #[test]

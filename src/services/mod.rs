@@ -81,6 +81,12 @@ pub trait Embedder: Send + Sync {
     fn language_offsets(&self) -> bool {
         false
     }
+    /// The embedder under a cache (`query_cache`), for texts that would only crowd a cache of
+    /// user queries out (the parallel sentences of `language_offset`); `None` for an embedder
+    /// that caches nothing.
+    fn uncached(&self) -> Option<&dyn Embedder> {
+        None
+    }
 }
 
 /// `Embedder::strength_thresholds`: a hit is strong at `strong_z` or more, fair at `fair_z` or

@@ -102,6 +102,9 @@ impl Embedder for QueryCache {
     fn language_offsets(&self) -> bool {
         self.inner.language_offsets()
     }
+    fn uncached(&self) -> Option<&dyn Embedder> {
+        Some(self.inner.as_ref())
+    }
 }
 
 fn poisoned() -> crate::Error {
@@ -177,6 +180,7 @@ mod tests {
         assert_eq!(c.strength_thresholds(true).map(|t| t.strong_z), Some(3.0));
         assert_eq!(c.strength_thresholds(false), None);
         assert!(c.language_offsets());
+        assert_eq!(c.uncached().map(|e| e.id().to_string()), Some("m".into()));
         assert_eq!(c.label_space(), Some(0.4));
     }
 
