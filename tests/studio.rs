@@ -956,25 +956,37 @@ fn a_reference_from_outside_the_filter_is_marked_with_its_own_group() {
     assert!(screen.contains("· 1 ↗ outside the filter"), "{screen}");
 }
 
-#[test]
-fn a_search_that_offers_to_widen_says_so_and_which_key() {
-    let mut s = state();
-    update(&mut s, Action::NewCampaign);
-    type_text(&mut s, "Picnic");
-    let effects = fx(update(&mut s, Action::Submit));
+/// A search of `brief` from a new campaign, answered with one hit, `widen_offer` and `read_as`.
+fn searched_with(s: &mut State, brief: &str, widen_offer: Option<&str>, read_as: Option<&str>) {
+    update(s, Action::NewCampaign);
+    type_text(s, brief);
+    let effects = fx(update(s, Action::Submit));
     let [Effect::Search { job, .. }] = effects.as_slice() else {
         panic!("{effects:?}")
     };
     update(
-        &mut s,
+        s,
         Action::SearchDone {
             job: *job,
             campaign: Box::new(campaign("c1", "Picnic")),
             hits: vec![hit(1)],
-            query: "Picnic".into(),
-            widen_offer: Some("only 1 of the 8 references asked for are in objective likes, audience followers: widen the search to other objectives and audiences".into()),
-            read_as: None,
+            query: brief.into(),
+            widen_offer: widen_offer.map(str::to_string),
+            read_as: read_as.map(str::to_string),
         },
+    );
+}
+
+#[test]
+fn a_search_that_offers_to_widen_says_so_and_which_key() {
+    let mut s = state();
+    searched_with(
+        &mut s,
+        "Picnic",
+        Some(
+            "only 1 of the 8 references asked for are in objective likes, audience followers: widen the search to other objectives and audiences",
+        ),
+        None,
     );
     assert!(s.toast.as_ref().unwrap().text.contains("press w"));
     assert!(s.widen_offer.is_some());
@@ -983,22 +995,11 @@ fn a_search_that_offers_to_widen_says_so_and_which_key() {
 #[test]
 fn a_search_moved_by_the_spanish_offset_says_it_was_read_as_spanish() {
     let mut s = state();
-    update(&mut s, Action::NewCampaign);
-    type_text(&mut s, "Pícnic familiar en un parque soleado");
-    let effects = fx(update(&mut s, Action::Submit));
-    let [Effect::Search { job, .. }] = effects.as_slice() else {
-        panic!("{effects:?}")
-    };
-    update(
+    searched_with(
         &mut s,
-        Action::SearchDone {
-            job: *job,
-            campaign: Box::new(campaign("c1", "Picnic")),
-            hits: vec![hit(1)],
-            query: "Picnic".into(),
-            widen_offer: None,
-            read_as: Some("Spanish".into()),
-        },
+        "Pícnic familiar en un parque soleado",
+        None,
+        Some("Spanish"),
     );
     let said = &s.toast.as_ref().unwrap().text;
     assert!(said.contains("Read as Spanish"), "{said}");

@@ -15,10 +15,10 @@
 //! (`Embedder::language_offsets`: multilingual-e5), and only for the languages that have
 //! sentences here (Spanish); other queries are searched as they are. `tests/retrieval_quality.rs`
 //! measures what it changes.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::Result;
+use crate::services::built_once::BuiltOnce;
 use crate::services::language::{self, Reading};
 use crate::services::{Embedder, TextRole, normalize};
 
@@ -132,26 +132,17 @@ pub fn build(embedder: &dyn Embedder, corpus: &Corpus) -> Result<Vec<f32>> {
 /// `None` when the language has no sentences or the offset could not be built (logged once,
 /// not retried in this process).
 pub fn shared(embedder: &dyn Embedder, language: &str) -> Option<Arc<Vec<f32>>> {
-    type Slot = Arc<OnceLock<Option<Arc<Vec<f32>>>>>;
-    static OFFSETS: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    static OFFSETS: BuiltOnce<Vec<f32>> = BuiltOnce::new();
     let corpus = corpus(language)?;
     // The sentences are not queries a user will repeat: past any query cache.
     let embedder = embedder.uncached().unwrap_or(embedder);
     let key = format!("{}@{}/{language}", embedder.id(), embedder.dim());
-    let slot: Slot = OFFSETS
-        .get_or_init(Mutex::default)
-        .lock()
-        // The map holds only slots; one left by a panicking thread is still sound.
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .entry(key)
-        .or_default()
-        .clone();
-    slot.get_or_init(|| {
+    OFFSETS.get_or_build(key, || {
         let t = std::time::Instant::now();
         match build(embedder, &corpus) {
             Ok(offset) => {
                 tracing::info!(embedder = %embedder.id(), language, ms = t.elapsed().as_millis() as u64, "embedded the parallel sentences of the language offset");
-                Some(Arc::new(offset))
+                Some(offset)
             }
             Err(e) => {
                 tracing::warn!(embedder = %embedder.id(), language, error = %e, "no language offset: such queries are searched as they are");
@@ -159,7 +150,6 @@ pub fn shared(embedder: &dyn Embedder, language: &str) -> Option<Arc<Vec<f32>>> 
             }
         }
     })
-    .clone()
 }
 
 /// The language whose offset a query `text` (read as `reading`, `language::reading`) is moved

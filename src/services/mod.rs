@@ -3,6 +3,7 @@
 //! touch the terminal.
 pub mod aws;
 pub mod bedrock;
+pub mod built_once;
 pub mod cancel;
 pub mod element_fit;
 

@@ -32,10 +32,11 @@
 //! only the vector of an asset without human text; what a search shows (the description, its
 //! elements) is unchanged.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use crate::Result;
 use crate::domain::{Description, Label};
+use crate::services::built_once::BuiltOnce;
 use crate::services::{Embedder, TextRole, normalize};
 
 /// The weight of the description document's own vector; the labels have the rest.
@@ -288,23 +289,14 @@ pub fn indexed_vector(
 /// could not be built (the error is logged once, and not retried in this process). Only the
 /// first caller for an embedder builds; others for it wait, those for other embedders do not.
 pub fn shared(embedder: &dyn Embedder) -> Option<Arc<LabelSpace>> {
-    type Slot = Arc<OnceLock<Option<Arc<LabelSpace>>>>;
-    static SPACES: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    static SPACES: BuiltOnce<LabelSpace> = BuiltOnce::new();
     let key = format!("{}@{}", embedder.id(), embedder.dim());
-    let slot: Slot = SPACES
-        .get_or_init(Mutex::default)
-        .lock()
-        // The map holds only slots; one left by a panicking thread is still sound.
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .entry(key)
-        .or_default()
-        .clone();
-    slot.get_or_init(|| {
+    SPACES.get_or_build(key, || {
         let t = std::time::Instant::now();
         match LabelSpace::build(embedder) {
             Ok(space) => {
                 tracing::info!(embedder = %embedder.id(), ms = t.elapsed().as_millis() as u64, "embedded the ImageNet class documents");
-                Some(Arc::new(space))
+                Some(space)
             }
             Err(e) => {
                 tracing::warn!(embedder = %embedder.id(), error = %e, "could not embed the ImageNet class documents: photos without human text keep their label document's vector");
@@ -312,7 +304,6 @@ pub fn shared(embedder: &dyn Embedder) -> Option<Arc<LabelSpace>> {
             }
         }
     })
-    .clone()
 }
 
 #[cfg(test)]
