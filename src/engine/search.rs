@@ -241,8 +241,9 @@ pub fn widen(
         result.widen_offer = None;
         return Ok(());
     }
+    let reading = crate::services::language::reading(&req.query);
     let q = if result.query_vector.is_empty() {
-        embed_query(embedder, &req.query)?.0
+        embed_query_read(embedder, &req.query, &reading)?.0
     } else {
         result.query_vector.clone()
     };
@@ -286,7 +287,7 @@ pub fn widen(
         store,
         index.embedder(),
         &q,
-        embedder.strength_thresholds(crate::services::language::is_english(&req.query)),
+        embedder.strength_thresholds(reading == crate::services::language::Reading::English),
         &mut outside,
     )?;
     result.hits.extend(outside);
