@@ -18,8 +18,8 @@ use campaign_studio::services::local::e5::E5;
 use campaign_studio::services::local::label_space::LabelSpace;
 use campaign_studio::services::local::minilm::MiniLm;
 use campaign_studio::services::local::people;
-use campaign_studio::services::{Embedder, TextRole, language, language_offset};
-use criterion::{Criterion, criterion_group};
+use campaign_studio::services::{Embedder, TextRole, language, language_offset, translate};
+use criterion::{BatchSize, Criterion, criterion_group};
 
 fn model_files() -> ModelFiles {
     let dir = std::env::var_os("CAMPAIGN_STUDIO_BENCH_MODELS")
@@ -163,6 +163,27 @@ fn embedders(c: &mut Criterion) {
                     language_offset::apply(e.as_ref(), BRIEF, &reading, &mut v).unwrap()
                 })
             });
+        }
+        if e.translates_queries() {
+            // A Spanish brief translated by Apertium (`services::translate`), where installed:
+            // one run of the program (each iteration on a newly opened one, past its memo) and
+            // the embedding of its English.
+            match translate::Apertium::open("apertium") {
+                Ok(_) => {
+                    g.sample_size(10);
+                    g.bench_function("Apertium: translate and embed one Spanish brief", |b| {
+                        b.iter_batched(
+                            || translate::Apertium::open("apertium").unwrap(),
+                            |a| {
+                                let t = a.translate("spa-eng", black_box(BRIEF)).unwrap();
+                                e.embed_texts(&[t], TextRole::Query).unwrap()
+                            },
+                            BatchSize::PerIteration,
+                        )
+                    });
+                }
+                Err(err) => eprintln!("no Apertium, its translation is not measured: {err}"),
+            }
         }
         g.finish();
     }

@@ -215,8 +215,14 @@ fn a_widened_hit_takes_its_kpi_percentile_within_its_own_objective_and_audience(
     );
 }
 
-/// The binary on this file's library (its config and data dirs, the shared model cache).
+/// The binary on this file's library (its config and data dirs, the shared model cache), with
+/// translation off (`services::translate`): the Spanish tests below are of the offset.
 fn cli(args: &[&str]) -> std::process::Output {
+    cli_with(args, "off")
+}
+
+/// `cli` with `apertium` as the translator (`CAMPAIGN_STUDIO_APERTIUM`).
+fn cli_with(args: &[&str], apertium: impl AsRef<std::ffi::OsStr>) -> std::process::Output {
     let lib = library();
     let data = lib.paths.data_dir.clone();
     let config = data.parent().unwrap().join("config");
@@ -229,6 +235,7 @@ fn cli(args: &[&str]) -> std::process::Output {
         .env("CAMPAIGN_STUDIO_CONFIG_DIR", config)
         .env("CAMPAIGN_STUDIO_DATA_DIR", &data)
         .env("CAMPAIGN_STUDIO_CACHE_DIR", common::models_cache())
+        .env("CAMPAIGN_STUDIO_APERTIUM", apertium)
         .args(args)
         .output()
         .unwrap()
@@ -393,4 +400,110 @@ fn campaign_recommend_json_of_an_english_brief_has_no_language_offset() {
     let id = picnic_campaign();
     let r = cli_json(&["campaign", "recommend", &id, "-k", "3", "--json"]);
     assert!(r["language_offset"].is_null(), "{r}");
+}
+
+/// What the stand-in translator answers for `BRIEF_ES`.
+const TRANSLATED: &str = "Families enjoying a picnic in a sunny park with food on a blanket";
+
+/// `cli_with` a stand-in Apertium answering `answer` (`common::fake_apertium`).
+#[cfg(unix)]
+fn cli_translated(args: &[&str], answer: Option<&str>) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    cli_with(args, common::fake_apertium(dir.path(), answer))
+}
+
+#[cfg(unix)]
+fn json_of(out: std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn search_json_of_a_spanish_brief_carries_the_translation_it_was_searched_as() {
+    let r = json_of(cli_translated(
+        &["search", BRIEF_ES, "--json", "-k", "3"],
+        Some(TRANSLATED),
+    ));
+    assert_eq!(r["translation"]["text"], TRANSLATED, "{r}");
+    assert_eq!(r["translation"]["from"], "Spanish", "{r}");
+    assert_eq!(r["translation"]["by"], "Apertium spa-eng", "{r}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_translated_spanish_brief_is_not_also_moved_by_the_offset() {
+    let r = json_of(cli_translated(
+        &["search", BRIEF_ES, "--json", "-k", "3"],
+        Some(TRANSLATED),
+    ));
+    assert!(r.get("language_offset").is_none(), "{r}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_translated_spanish_brief_finds_what_its_english_finds() {
+    let es = json_of(cli_translated(
+        &["search", BRIEF_ES, "--json", "-k", "3"],
+        Some(TRANSLATED),
+    ));
+    let en = cli_json(&["search", BRIEF, "--json", "-k", "3"]);
+    let ids = |r: &serde_json::Value| -> Vec<String> {
+        r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["asset_id"].to_string())
+            .collect()
+    };
+    assert_eq!(ids(&es), ids(&en));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_english_brief_is_not_translated() {
+    let r = json_of(cli_translated(
+        &["search", BRIEF, "--json", "-k", "3"],
+        Some("something else"),
+    ));
+    assert!(r.get("translation").is_none(), "{r}");
+}
+
+#[cfg(unix)]
+#[test]
+fn search_prints_the_translation_a_spanish_brief_was_searched_as() {
+    let out = cli_translated(&["search", BRIEF_ES, "-k", "3"], Some(TRANSLATED));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("read as Spanish: searched as its English translation by Apertium spa-eng")
+            && text.contains(TRANSLATED),
+        "{text}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_translator_that_fails_leaves_the_spanish_brief_to_the_offset() {
+    let r = json_of(cli_translated(
+        &["search", BRIEF_ES, "--json", "-k", "3"],
+        None,
+    ));
+    assert_eq!(r["language_offset"], "Spanish", "{r}");
+    assert!(r.get("translation").is_none(), "{r}");
+}
+
+#[cfg(unix)]
+#[test]
+fn campaign_recommend_json_carries_the_translation_of_a_spanish_brief() {
+    let id = campaign_of(BRIEF_ES);
+    let r = json_of(cli_translated(
+        &["campaign", "recommend", &id, "-k", "3", "--json"],
+        Some(TRANSLATED),
+    ));
+    assert_eq!(r["translation"]["text"], TRANSLATED, "{r}");
 }

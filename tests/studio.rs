@@ -5,7 +5,9 @@ use campaign_studio::domain::{
     Campaign, CampaignStep, GeneratedImage, GenerationParams, GenerationRequest, MatchStrength,
     Novelty, PromptSource, PromptVersion, Quality, ReferenceHit, StrengthLevel, TaskType,
 };
+use campaign_studio::engine::search::SearchedAs;
 use campaign_studio::services::PromptEvent;
+use campaign_studio::services::translate::Translation;
 use campaign_studio::ui::Ui;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -999,10 +1001,32 @@ fn a_search_moved_by_the_spanish_offset_says_it_was_read_as_spanish() {
         &mut s,
         "Pícnic familiar en un parque soleado",
         None,
-        Some("Spanish"),
+        SearchedAs::Moved("Spanish").describe().as_deref(),
     );
     let said = &s.toast.as_ref().unwrap().text;
     assert!(said.contains("Read as Spanish"), "{said}");
+}
+
+#[test]
+fn a_search_of_a_translated_brief_shows_the_english_it_searched() {
+    let mut s = state();
+    let translated = SearchedAs::Translated(Translation {
+        from: "Spanish".into(),
+        by: "Apertium spa-eng".into(),
+        text: "Family picnic in a sunny park".into(),
+    });
+    searched_with(
+        &mut s,
+        "Pícnic familiar en un parque soleado",
+        None,
+        translated.describe().as_deref(),
+    );
+    let said = &s.toast.as_ref().unwrap().text;
+    assert!(
+        said.contains("Read as Spanish: searched as its English translation by Apertium spa-eng")
+            && said.contains("Family picnic in a sunny park"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -85,7 +85,8 @@ pub enum Action {
         query: String,
         /// What widening would add (`engine::campaign::widen_offer_of`), if anything.
         widen_offer: Option<String>,
-        /// The language whose offset moved the query (`engine::campaign::language_offset_of`).
+        /// How a query in another language was searched, in words
+        /// (`engine::campaign::searched_as_of`).
         read_as: Option<String>,
     },
     PromptStream {

@@ -897,7 +897,11 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             state.search_job = None;
             let outside = hits.iter().filter(|h| h.outside_filter).count();
             let read_as = read_as
-                .map(|l| format!(" Read as {l}: moved toward English text by the {l} offset."))
+                .map(|said| {
+                    let mut c = said.chars();
+                    let first = c.next().map(|f| f.to_uppercase().collect::<String>());
+                    format!(" {}{}.", first.unwrap_or_default(), c.as_str())
+                })
                 .unwrap_or_default();
             match (&widen_offer, outside) {
                 (Some(offer), _) => info(

@@ -13,7 +13,7 @@ use campaign_studio::engine::{export, generate, moodboard, prompt};
 use campaign_studio::services::local::rephrase::Rephrased;
 use campaign_studio::services::{PromptEvent, PromptWriter};
 
-use super::{Ctx, print_hits_of, print_language_offset, stdout_line};
+use super::{Ctx, print_hits_of, print_searched_as, stdout_line};
 
 #[derive(Subcommand, Debug)]
 pub enum CampaignCmd {
@@ -414,7 +414,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 },
             )?;
             let offer = campaign::widen_offer_of(lib, &c, &run);
-            let read_as = campaign::language_offset_of(lib, &run);
+            let read_as = campaign::searched_as_of(lib, &run);
             if widen && !run.hits.iter().any(|h| h.outside_filter) {
                 eprintln!(
                     "nothing to widen: a strong match and k references within the campaign's objective and audience, or nothing outside them"
@@ -424,7 +424,8 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 let widened = run.hits.iter().any(|h| h.outside_filter);
                 stdout_line(&serde_json::to_string(&json!({
                     "run": run.id, "query": run.query, "hits": run.hits,
-                    "widen_offer": offer, "widened": widened, "language_offset": read_as,
+                    "widen_offer": offer, "widened": widened,
+                    "language_offset": read_as.language_offset(), "translation": read_as.translation(),
                 }))?)?;
             } else {
                 print_hits_of(
@@ -437,7 +438,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 if let Some(offer) = offer {
                     stdout_line(&format!("  {offer}: add --widen"))?;
                 }
-                print_language_offset(read_as)?;
+                print_searched_as(&read_as)?;
                 eprintln!(
                     "choose references with: campaign-studio campaign select {} ID...",
                     c.id

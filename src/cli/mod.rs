@@ -11,7 +11,7 @@ use campaign_studio::config::Config;
 use campaign_studio::domain::SearchFilter;
 use campaign_studio::engine::Library;
 use campaign_studio::engine::ingest::{self, IngestEvent, IngestOptions, IngestReport, Outcome};
-use campaign_studio::engine::search::{self, SearchRequest, SearchResult};
+use campaign_studio::engine::search::{self, SearchRequest, SearchResult, SearchedAs};
 use campaign_studio::paths::Paths;
 use campaign_studio::{logging, models};
 
@@ -790,6 +790,7 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
             "text_embedder_model": models::embedder_title(&ctx.config.models.text_embedder),
             "prompt_writer": ctx.config.prompt.writer,
             "image_generator": ctx.config.generator.backend,
+            "translator": campaign_studio::services::translate::status(),
         },
         "library": {"assets": stats.assets, "vectors": stats.embeddings},
         "bedrock": doctor_bedrock(ctx, probe),
@@ -852,8 +853,9 @@ fn doctor(ctx: &Ctx, probe: bool, json: bool) -> Result<i32> {
         ));
     }
     out.push_str(&format!(
-        "\nbackends\n  text embedder  {}\n  prompt writer  {}\n  generator      {}{}\n",
+        "\nbackends\n  text embedder  {}\n  translator     {}\n  prompt writer  {}\n  generator      {}{}\n",
         ctx.config.models.text_embedder,
+        s(&report["backends"]["translator"]),
         ctx.config.prompt.writer,
         ctx.config.generator.backend,
         match ctx.config.generator.backend.as_str() {
@@ -1787,15 +1789,13 @@ fn print_hits(r: &SearchResult) -> Result<()> {
     if let Some(offer) = &r.widen_offer {
         stdout_line(&format!("  {offer}: add --widen"))?;
     }
-    print_language_offset(r.language_offset.as_deref())
+    print_searched_as(&SearchedAs::of(r))
 }
 
-/// The line that says a query was moved by its language's offset (`services::language_offset`).
-pub(crate) fn print_language_offset(language: Option<&str>) -> Result<()> {
-    if let Some(language) = language {
-        stdout_line(&format!(
-            "  read as {language}: its vector was moved toward English text by the measured {language} offset"
-        ))?;
+/// The line that says how a query in another language was searched (`search::SearchedAs`).
+pub(crate) fn print_searched_as(searched_as: &SearchedAs) -> Result<()> {
+    if let Some(said) = searched_as.describe() {
+        stdout_line(&format!("  {said}"))?;
     }
     Ok(())
 }

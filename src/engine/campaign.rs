@@ -148,15 +148,18 @@ pub fn recommend(
     store_run(lib, campaign, opts, result)
 }
 
-/// The language whose offset moved `run`'s query (`services::language_offset`), if any: said
-/// beside its hits, since it changes their order and strength. Read from the query again, so a
-/// run reopened later says it too.
-pub fn language_offset_of(lib: &Library, run: &RecommendationRun) -> Option<&'static str> {
-    let embedder = lib.embedder_for(&run.embedder).ok()?;
-    crate::services::language_offset::language_for(
+/// How `run`'s query was brought to English text (`search::SearchedAs`): said beside its hits,
+/// since it changes their order and strength. Read from the query again (a translation is kept
+/// for the process, `services::translate`), so a run reopened later says it too.
+pub fn searched_as_of(lib: &Library, run: &RecommendationRun) -> search::SearchedAs {
+    let Ok(embedder) = lib.embedder_for(&run.embedder) else {
+        return search::SearchedAs::Written;
+    };
+    search::searched_as(
         embedder.as_ref(),
         &run.query,
         &crate::services::language::reading(&run.query),
+        crate::services::translate::shared(),
     )
 }
 

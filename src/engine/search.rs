@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use crate::domain::{Asset, EmbedderId, MatchStrength, ReferenceHit, SearchFilter, StrengthLevel};
+use crate::services::language::Reading;
+use crate::services::translate::Translation;
 use crate::services::{Embedder, Neighbour, StrengthThresholds, TextRole, VectorIndex};
 use crate::store::Store;
 use crate::{Error, Result};
@@ -42,6 +44,71 @@ pub struct SearchResult {
     /// that language's offset (`services::language_offset`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language_offset: Option<String>,
+    /// The English translation a text query was searched as (`services::translate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translation: Option<Translation>,
+}
+
+/// How a text query was brought to the English texts it is searched against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchedAs {
+    /// As written.
+    Written,
+    /// Its vector moved by its language's offset (`services::language_offset`).
+    Moved(&'static str),
+    /// As its English translation (`services::translate`).
+    Translated(Translation),
+}
+
+impl SearchedAs {
+    /// The language whose offset moved it.
+    pub fn language_offset(&self) -> Option<&'static str> {
+        match self {
+            SearchedAs::Moved(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn translation(&self) -> Option<&Translation> {
+        match self {
+            SearchedAs::Translated(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether the vector searched is that of English text, for `reading` (the query's own).
+    pub fn english(&self, reading: &Reading) -> bool {
+        *reading == Reading::English || matches!(self, SearchedAs::Translated(_))
+    }
+
+    /// What the CLI and the studio say of it; `None` for a query searched as written.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            SearchedAs::Written => None,
+            SearchedAs::Moved(l) => Some(format!(
+                "read as {l}: its vector was moved toward English text by the measured {l} offset{}",
+                if crate::services::translate::mode_for(l).is_some() {
+                    " (with Apertium installed, apertium-eng-spa, it is searched as its English translation, which finds more)"
+                } else {
+                    ""
+                }
+            )),
+            SearchedAs::Translated(t) => Some(format!(
+                "read as {}: searched as its English translation by {}: \u{201c}{}\u{201d}",
+                t.from, t.by, t.text
+            )),
+        }
+    }
+
+    /// It, as a result says it.
+    pub fn of(result: &SearchResult) -> SearchedAs {
+        match (&result.translation, &result.language_offset) {
+            (Some(t), _) => SearchedAs::Translated(t.clone()),
+            (None, Some(l)) => crate::services::language_offset::corpus(l)
+                .map_or(SearchedAs::Written, |c| SearchedAs::Moved(c.language)),
+            (None, None) => SearchedAs::Written,
+        }
+    }
 }
 
 /// How many of the library's vectors a query is compared with to learn its background (the
@@ -57,29 +124,46 @@ pub fn search(
     embedder: &dyn Embedder,
     req: &SearchRequest,
 ) -> Result<SearchResult> {
+    search_with(
+        store,
+        index,
+        embedder,
+        req,
+        crate::services::translate::shared(),
+    )
+}
+
+/// `search` with `translator` (none: a query in another language is moved by its offset alone,
+/// as where Apertium is not installed).
+pub fn search_with(
+    store: &Store,
+    index: &dyn VectorIndex,
+    embedder: &dyn Embedder,
+    req: &SearchRequest,
+    translator: Option<&crate::services::translate::Apertium>,
+) -> Result<SearchResult> {
     let reading = crate::services::language::reading(&req.query);
-    let (q, language) = embed_query_read(embedder, &req.query, &reading)?;
+    let (q, searched_as) = embed_query_with(embedder, &req.query, &reading, translator)?;
     let mut r = search_vector(store, index, &q, req)?;
     judge_strength(
         store,
         index.embedder(),
         &q,
-        embedder.strength_thresholds(reading == crate::services::language::Reading::English),
+        embedder.strength_thresholds(searched_as.english(&reading)),
         &mut r.hits,
     )?;
     r.widen_offer = offer_for(store, index.embedder(), &req.filter, req.k, &r.hits)?;
     r.query_vector = q;
-    r.language_offset = language.map(str::to_string);
+    r.language_offset = searched_as.language_offset().map(str::to_string);
+    r.translation = searched_as.translation().cloned();
     Ok(r)
 }
 
-/// The vector `text` is searched by: the embedder's, moved by the offset of the language it
-/// is written in where the embedder uses one (`services::language_offset`), with that
-/// language's name.
-pub fn embed_query(
-    embedder: &dyn Embedder,
-    text: &str,
-) -> Result<(Vec<f32>, Option<&'static str>)> {
+/// The vector `text` is searched by, and how it was brought to English text: its English
+/// translation's where the embedder's documents are English and the process has a translator
+/// for its language (`services::translate`); otherwise the embedder's vector of it, moved by
+/// the offset of its language where the embedder uses one (`services::language_offset`).
+pub fn embed_query(embedder: &dyn Embedder, text: &str) -> Result<(Vec<f32>, SearchedAs)> {
     embed_query_read(embedder, text, &crate::services::language::reading(text))
 }
 
@@ -87,17 +171,66 @@ pub fn embed_query(
 fn embed_query_read(
     embedder: &dyn Embedder,
     text: &str,
-    reading: &crate::services::language::Reading,
-) -> Result<(Vec<f32>, Option<&'static str>)> {
-    let mut q = embedder
-        .embed_texts(&[text.to_string()], TextRole::Query)?
-        .pop()
-        .unwrap_or_default();
-    let language = crate::services::language_offset::apply(embedder, text, reading, &mut q);
-    if let Some(language) = language {
-        tracing::debug!(language, "query moved by its language's offset");
+    reading: &Reading,
+) -> Result<(Vec<f32>, SearchedAs)> {
+    embed_query_with(
+        embedder,
+        text,
+        reading,
+        crate::services::translate::shared(),
+    )
+}
+
+/// `embed_query_read` with `translator` (none: the offset alone, as where Apertium is not
+/// installed).
+pub fn embed_query_with(
+    embedder: &dyn Embedder,
+    text: &str,
+    reading: &Reading,
+    translator: Option<&crate::services::translate::Apertium>,
+) -> Result<(Vec<f32>, SearchedAs)> {
+    let embed = |t: &str| -> Result<Vec<f32>> {
+        Ok(embedder
+            .embed_texts(&[t.to_string()], TextRole::Query)?
+            .pop()
+            .unwrap_or_default())
+    };
+    match searched_as(embedder, text, reading, translator) {
+        SearchedAs::Translated(t) => {
+            tracing::debug!(from = %t.from, by = %t.by, "query searched as its translation");
+            Ok((embed(&t.text)?, SearchedAs::Translated(t)))
+        }
+        SearchedAs::Moved(language) => {
+            let mut q = embed(text)?;
+            let offset = crate::services::language_offset::shared(embedder, language);
+            match offset.and_then(|o| crate::services::language_offset::shift(&mut q, &o)) {
+                Some(()) => {
+                    tracing::debug!(language, "query moved by its language's offset");
+                    Ok((q, SearchedAs::Moved(language)))
+                }
+                None => Ok((q, SearchedAs::Written)),
+            }
+        }
+        SearchedAs::Written => Ok((embed(text)?, SearchedAs::Written)),
     }
-    Ok((q, language))
+}
+
+/// How `text` (read as `reading`) is searched under `embedder` with `translator`: as its
+/// English translation, moved by its language's offset, or as written. Translates (kept for
+/// the process); embeds nothing.
+pub fn searched_as(
+    embedder: &dyn Embedder,
+    text: &str,
+    reading: &Reading,
+    translator: Option<&crate::services::translate::Apertium>,
+) -> SearchedAs {
+    if let Some(t) = translator
+        .and_then(|a| crate::services::translate::translate_query(a, embedder, text, reading))
+    {
+        return SearchedAs::Translated(t);
+    }
+    crate::services::language_offset::language_for(embedder, text, reading)
+        .map_or(SearchedAs::Written, SearchedAs::Moved)
 }
 
 /// `widen_offer` for a search of `embedder`'s vectors, counting what lies outside the filter
@@ -242,10 +375,10 @@ pub fn widen(
         return Ok(());
     }
     let reading = crate::services::language::reading(&req.query);
-    let q = if result.query_vector.is_empty() {
-        embed_query_read(embedder, &req.query, &reading)?.0
+    let (q, searched_as) = if result.query_vector.is_empty() {
+        embed_query_read(embedder, &req.query, &reading)?
     } else {
-        result.query_vector.clone()
+        (result.query_vector.clone(), SearchedAs::of(result))
     };
     let pool = req.rerank_pool.max(req.k);
     // Enough neighbours that `pool` of them are outside even when the filter's own assets are
@@ -287,7 +420,7 @@ pub fn widen(
         store,
         index.embedder(),
         &q,
-        embedder.strength_thresholds(reading == crate::services::language::Reading::English),
+        embedder.strength_thresholds(searched_as.english(&reading)),
         &mut outside,
     )?;
     result.hits.extend(outside);
@@ -372,6 +505,7 @@ fn search_vector_without(
         widened: false,
         query_vector: Vec::new(),
         language_offset: None,
+        translation: None,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod opensearch;
 pub mod query_cache;
 pub mod s3vectors;
 pub mod templates;
+pub mod translate;
 
 use crate::Result;
 use crate::domain::{Description, EmbedderId, Label, PaletteColor, SearchFilter};
@@ -80,6 +81,11 @@ pub trait Embedder: Send + Sync {
     /// Whether a query in another language is moved toward English text by that language's
     /// offset (`language_offset`): multilingual local models, whose documents are English.
     fn language_offsets(&self) -> bool {
+        false
+    }
+    /// Whether a query in another language is searched as its English translation where a
+    /// translator is installed (`translate`): local models whose documents are English.
+    fn translates_queries(&self) -> bool {
         false
     }
     /// The embedder under a cache (`query_cache`), for texts that would only crowd a cache of

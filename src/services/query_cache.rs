@@ -102,6 +102,10 @@ impl Embedder for QueryCache {
     fn language_offsets(&self) -> bool {
         self.inner.language_offsets()
     }
+
+    fn translates_queries(&self) -> bool {
+        self.inner.translates_queries()
+    }
     fn uncached(&self) -> Option<&dyn Embedder> {
         Some(self.inner.as_ref())
     }

@@ -314,7 +314,7 @@ impl Runner {
                 emit(Action::SearchDone {
                     job,
                     widen_offer: campaign::widen_offer_of(lib, &c, &run),
-                    read_as: campaign::language_offset_of(lib, &run).map(str::to_string),
+                    read_as: campaign::searched_as_of(lib, &run).describe(),
                     campaign: Box::new(c),
                     hits: run.hits,
                     query: run.query,

@@ -395,3 +395,39 @@ pub fn raw_row(r: &serde_json::Value) -> serde_json::Value {
         "node": r["node"], "results": r["results"],
     })
 }
+
+/// A stand-in for the `apertium` program (`services::translate`) in `dir`: it lists the
+/// spa-eng mode and answers every translation with `answer`, or fails when `answer` is None.
+#[cfg(unix)]
+pub fn fake_apertium(dir: &Path, answer: Option<&str>) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("apertium");
+    let body = match answer {
+        Some(a) => format!("cat > /dev/null\nprintf '%s\\n' '{}'", a.replace('\'', "")),
+        None => "exit 1".to_string(),
+    };
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nif [ \"$1\" = -l ]; then printf '  spa-eng\\n'; exit 0; fi\n{body}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Whether the real Apertium with its spa-eng pair is installed; when it is not, prints
+/// `skipped:` or, where CAMPAIGN_STUDIO_REQUIRE_SERVERS names apertium (CI installs it), fails.
+pub fn apertium_installed() -> bool {
+    if campaign_studio::services::translate::Apertium::open("apertium")
+        .is_ok_and(|a| a.has("spa-eng"))
+    {
+        return true;
+    }
+    let required = std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS").unwrap_or_default();
+    assert!(
+        !required.split(',').any(|s| s.trim() == "apertium"),
+        "CAMPAIGN_STUDIO_REQUIRE_SERVERS names apertium, but `apertium -l` lists no spa-eng (apt-get install apertium-eng-spa)"
+    );
+    println!("skipped: Apertium with spa-eng is not installed (apt-get install apertium-eng-spa)");
+    false
+}

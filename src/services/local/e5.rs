@@ -655,6 +655,12 @@ impl Embedder for E5 {
         true
     }
 
+    /// Its documents are English; a Spanish query is searched as its translation where
+    /// Apertium is installed (`translate`).
+    fn translates_queries(&self) -> bool {
+        true
+    }
+
     fn dim(&self) -> usize {
         self.header.hidden
     }

@@ -99,6 +99,12 @@ impl Embedder for MiniLm {
         Some(LABEL_SPACE_DISTANCE)
     }
 
+    /// Its documents are English and it reads no other language: a Spanish query is searched
+    /// as its translation where Apertium is installed (`translate`).
+    fn translates_queries(&self) -> bool {
+        true
+    }
+
     fn dim(&self) -> usize {
         self.dim
     }
