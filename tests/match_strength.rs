@@ -507,3 +507,15 @@ fn campaign_recommend_json_carries_the_translation_of_a_spanish_brief() {
     ));
     assert_eq!(r["translation"]["text"], TRANSLATED, "{r}");
 }
+
+#[cfg(unix)]
+#[test]
+fn campaign_recommend_with_a_failing_translator_says_the_offset_moved_it() {
+    let id = campaign_of(BRIEF_ES);
+    let r = json_of(cli_translated(
+        &["campaign", "recommend", &id, "-k", "3", "--json"],
+        None,
+    ));
+    assert_eq!(r["language_offset"], "Spanish", "{r}");
+    assert!(r.get("translation").is_none(), "{r}");
+}

@@ -86,7 +86,7 @@ pub enum Action {
         /// What widening would add (`engine::campaign::widen_offer_of`), if anything.
         widen_offer: Option<String>,
         /// How a query in another language was searched, in words
-        /// (`engine::campaign::searched_as_of`).
+        /// (`engine::search::SearchedAs::describe`).
         read_as: Option<String>,
     },
     PromptStream {

@@ -400,7 +400,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             let embedder = lib.text_embedder()?;
             let index = lib.search_index(embedder.id())?;
             crate::cli::warn_partial_index(lib, embedder.id())?;
-            let run = campaign::recommend(
+            let (run, read_as) = campaign::recommend(
                 lib,
                 &c,
                 index.as_ref(),
@@ -414,7 +414,6 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 },
             )?;
             let offer = campaign::widen_offer_of(lib, &c, &run);
-            let read_as = campaign::searched_as_of(lib, &run);
             if widen && !run.hits.iter().any(|h| h.outside_filter) {
                 eprintln!(
                     "nothing to widen: a strong match and k references within the campaign's objective and audience, or nothing outside them"
@@ -422,11 +421,17 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             }
             if json {
                 let widened = run.hits.iter().any(|h| h.outside_filter);
-                stdout_line(&serde_json::to_string(&json!({
+                let mut out = json!({
                     "run": run.id, "query": run.query, "hits": run.hits,
                     "widen_offer": offer, "widened": widened,
-                    "language_offset": read_as.language_offset(), "translation": read_as.translation(),
-                }))?)?;
+                });
+                if let Some(l) = read_as.language_offset() {
+                    out["language_offset"] = json!(l);
+                }
+                if let Some(t) = read_as.translation() {
+                    out["translation"] = json!(t);
+                }
+                stdout_line(&serde_json::to_string(&out)?)?;
             } else {
                 print_hits_of(
                     &run.query,

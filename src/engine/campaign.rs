@@ -100,14 +100,16 @@ pub struct RecommendOptions {
     pub widen: bool,
 }
 
-/// Filtered k-NN with the campaign's objective and node; the run is stored with its hits.
+/// Filtered k-NN with the campaign's objective and node; the run is stored with its hits, and
+/// returned with how its query was searched (`search::SearchedAs`: said beside the hits, since
+/// a translation or an offset changes their order and strength).
 pub fn recommend(
     lib: &Library,
     campaign: &Campaign,
     index: &dyn VectorIndex,
     embedder: &dyn Embedder,
     opts: &RecommendOptions,
-) -> Result<RecommendationRun> {
+) -> Result<(RecommendationRun, search::SearchedAs)> {
     let mut query = opts
         .query
         .clone()
@@ -145,22 +147,8 @@ pub fn recommend(
         lib.store_model_calls(Some(&campaign.id), "search")?;
         widened?;
     }
-    store_run(lib, campaign, opts, result)
-}
-
-/// How `run`'s query was brought to English text (`search::SearchedAs`): said beside its hits,
-/// since it changes their order and strength. Read from the query again (a translation is kept
-/// for the process, `services::translate`), so a run reopened later says it too.
-pub fn searched_as_of(lib: &Library, run: &RecommendationRun) -> search::SearchedAs {
-    let Ok(embedder) = lib.embedder_for(&run.embedder) else {
-        return search::SearchedAs::Written;
-    };
-    search::searched_as(
-        embedder.as_ref(),
-        &run.query,
-        &crate::services::language::reading(&run.query),
-        crate::services::translate::shared(),
-    )
+    let searched_as = search::SearchedAs::of(&result);
+    Ok((store_run(lib, campaign, opts, result)?, searched_as))
 }
 
 /// What widening `run` would offer (`search::widen_offer`), for a run of `campaign`'s filter

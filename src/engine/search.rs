@@ -85,14 +85,24 @@ impl SearchedAs {
     pub fn describe(&self) -> Option<String> {
         match self {
             SearchedAs::Written => None,
-            SearchedAs::Moved(l) => Some(format!(
-                "read as {l}: its vector was moved toward English text by the measured {l} offset{}",
-                if crate::services::translate::mode_for(l).is_some() {
-                    " (with Apertium installed, apertium-eng-spa, it is searched as its English translation, which finds more)"
-                } else {
-                    ""
-                }
-            )),
+            SearchedAs::Moved(l) => {
+                use crate::services::translate::{self, Availability};
+                let hint = match (translate::mode_for(l), translate::availability()) {
+                    (None, _) | (_, Availability::Off) => "",
+                    (Some(_), Availability::Missing(_)) => {
+                        " (with Apertium installed, apertium-eng-spa, it is searched as its English translation, which finds more)"
+                    }
+                    (Some(mode), Availability::Ready(a)) if !a.has(mode) => {
+                        " (install apertium-eng-spa to search its English translation, which finds more)"
+                    }
+                    (Some(_), Availability::Ready(_)) => {
+                        " (Apertium's translation failed: the log says why)"
+                    }
+                };
+                Some(format!(
+                    "read as {l}: its vector was moved toward English text by the measured {l} offset{hint}"
+                ))
+            }
             SearchedAs::Translated(t) => Some(format!(
                 "read as {}: searched as its English translation by {}: \u{201c}{}\u{201d}",
                 t.from, t.by, t.text
@@ -124,13 +134,9 @@ pub fn search(
     embedder: &dyn Embedder,
     req: &SearchRequest,
 ) -> Result<SearchResult> {
-    search_with(
-        store,
-        index,
-        embedder,
-        req,
-        crate::services::translate::shared(),
-    )
+    let reading = crate::services::language::reading(&req.query);
+    let translator = crate::services::translate::translator_for(embedder, &req.query, &reading);
+    search_read(store, index, embedder, req, &reading, translator)
 }
 
 /// `search` with `translator` (none: a query in another language is moved by its offset alone,
@@ -143,13 +149,25 @@ pub fn search_with(
     translator: Option<&crate::services::translate::Apertium>,
 ) -> Result<SearchResult> {
     let reading = crate::services::language::reading(&req.query);
-    let (q, searched_as) = embed_query_with(embedder, &req.query, &reading, translator)?;
+    search_read(store, index, embedder, req, &reading, translator)
+}
+
+/// `search_with` for a query already read as `reading`.
+fn search_read(
+    store: &Store,
+    index: &dyn VectorIndex,
+    embedder: &dyn Embedder,
+    req: &SearchRequest,
+    reading: &Reading,
+    translator: Option<&crate::services::translate::Apertium>,
+) -> Result<SearchResult> {
+    let (q, searched_as) = embed_query_with(embedder, &req.query, reading, translator)?;
     let mut r = search_vector(store, index, &q, req)?;
     judge_strength(
         store,
         index.embedder(),
         &q,
-        embedder.strength_thresholds(searched_as.english(&reading)),
+        embedder.strength_thresholds(searched_as.english(reading)),
         &mut r.hits,
     )?;
     r.widen_offer = offer_for(store, index.embedder(), &req.filter, req.k, &r.hits)?;
@@ -159,15 +177,12 @@ pub fn search_with(
     Ok(r)
 }
 
-/// The vector `text` is searched by, and how it was brought to English text: its English
-/// translation's where the embedder's documents are English and the process has a translator
-/// for its language (`services::translate`); otherwise the embedder's vector of it, moved by
-/// the offset of its language where the embedder uses one (`services::language_offset`).
-pub fn embed_query(embedder: &dyn Embedder, text: &str) -> Result<(Vec<f32>, SearchedAs)> {
-    embed_query_read(embedder, text, &crate::services::language::reading(text))
-}
-
-/// `embed_query` for a text already read as `reading` (`services::language::reading`).
+/// The vector `text` (read as `reading`, `services::language::reading`) is searched by, and
+/// how it was brought to English text: its English translation's where the embedder's
+/// documents are English and the process has a translator for its language
+/// (`services::translate`, looked for only for such a query); otherwise the embedder's vector
+/// of it, moved by the offset of its language where the embedder uses one
+/// (`services::language_offset`).
 fn embed_query_read(
     embedder: &dyn Embedder,
     text: &str,
@@ -177,7 +192,7 @@ fn embed_query_read(
         embedder,
         text,
         reading,
-        crate::services::translate::shared(),
+        crate::services::translate::translator_for(embedder, text, reading),
     )
 }
 
@@ -202,9 +217,8 @@ pub fn embed_query_with(
         }
         SearchedAs::Moved(language) => {
             let mut q = embed(text)?;
-            let offset = crate::services::language_offset::shared(embedder, language);
-            match offset.and_then(|o| crate::services::language_offset::shift(&mut q, &o)) {
-                Some(()) => {
+            match crate::services::language_offset::move_by(embedder, language, &mut q) {
+                Some(language) => {
                     tracing::debug!(language, "query moved by its language's offset");
                     Ok((q, SearchedAs::Moved(language)))
                 }
@@ -218,7 +232,7 @@ pub fn embed_query_with(
 /// How `text` (read as `reading`) is searched under `embedder` with `translator`: as its
 /// English translation, moved by its language's offset, or as written. Translates (kept for
 /// the process); embeds nothing.
-pub fn searched_as(
+fn searched_as(
     embedder: &dyn Embedder,
     text: &str,
     reading: &Reading,

@@ -167,7 +167,13 @@ pub fn language_for(
         return None;
     };
     let corpus = corpus(name)?;
-    (language::confidence(text, corpus.language) >= MIN_CONFIDENCE).then_some(corpus.language)
+    sure_of(text, corpus.language).then_some(corpus.language)
+}
+
+/// Whether the detector is sure enough that `text` is in `language` to move or translate it
+/// (`MIN_CONFIDENCE`).
+pub fn sure_of(text: &str, language: &str) -> bool {
+    language::confidence(text, language) >= MIN_CONFIDENCE
 }
 
 /// Moves `query` (the vector of `text` under `embedder`) by the offset of `language_for`'s
@@ -178,7 +184,16 @@ pub fn apply(
     reading: &Reading,
     query: &mut [f32],
 ) -> Option<&'static str> {
-    let language = language_for(embedder, text, reading)?;
+    move_by(embedder, language_for(embedder, text, reading)?, query)
+}
+
+/// Moves `query` by `language`'s offset under `embedder`; returns the language's name when it
+/// did (`None`: no offset could be built, or the sizes differ).
+pub fn move_by(
+    embedder: &dyn Embedder,
+    language: &'static str,
+    query: &mut [f32],
+) -> Option<&'static str> {
     let offset = shared(embedder, language)?;
     shift(query, &offset)?;
     Some(language)

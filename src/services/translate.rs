@@ -15,12 +15,13 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
-use crate::services::language::{self, Reading};
+use crate::services::language::Reading;
 use crate::services::{Embedder, language_offset};
 
 /// Names the Apertium program, or `off` for none.
@@ -36,13 +37,21 @@ const MAX_OUTPUT: u64 = 64 * 1024;
 /// How many translations a process keeps (a search, then the same run said again).
 const MEMO_SIZE: usize = 256;
 
-/// The Apertium mode that translates `language` (as `language::Reading::Other` names it) to
-/// English, for the languages this uses it for.
+/// The languages translated to English: (the language as `language::Reading::Other` names it,
+/// Apertium's mode, the Debian and Ubuntu package that carries it).
+const PAIRS: &[(&str, &str, &str)] = &[("Spanish", "spa-eng", "apertium-eng-spa")];
+
+/// The Apertium mode that translates `language` to English, for the languages this uses it for.
 pub fn mode_for(language: &str) -> Option<&'static str> {
-    match language {
-        "Spanish" => Some("spa-eng"),
-        _ => None,
-    }
+    PAIRS.iter().find(|p| p.0 == language).map(|p| p.1)
+}
+
+/// The package that installs `mode`, for an error that says what to install.
+fn package_of(mode: &str) -> String {
+    PAIRS.iter().find(|p| p.1 == mode).map_or_else(
+        || format!("the Apertium pair with {mode}"),
+        |p| p.2.to_string(),
+    )
 }
 
 /// One installed Apertium.
@@ -52,6 +61,8 @@ pub struct Apertium {
     modes: Vec<String>,
     limit: Duration,
     memo: Mutex<HashMap<(String, String), String>>,
+    /// Set when it gave no answer in time: not asked again in this process.
+    stalled: AtomicBool,
 }
 
 impl Apertium {
@@ -59,7 +70,7 @@ impl Apertium {
     /// to do when it cannot run or lists no mode.
     pub fn open(program: impl Into<OsString>) -> crate::Result<Apertium> {
         let program = program.into();
-        let listed = run(&program, &["-l"], "", TIME_LIMIT)?;
+        let listed = run(&program, &["-l"], "", TIME_LIMIT).map_err(Run::into_error)?;
         let modes = parse_modes(&listed);
         if modes.is_empty() {
             return Err(crate::Error::Inference(format!(
@@ -72,6 +83,7 @@ impl Apertium {
             modes,
             limit: TIME_LIMIT,
             memo: Mutex::default(),
+            stalled: AtomicBool::new(false),
         })
     }
 
@@ -96,11 +108,20 @@ impl Apertium {
         format!("Apertium {mode}")
     }
 
-    /// `text` translated by `mode`: one line, unknown words left as they are (`-u`).
+    /// `text` translated by `mode`: one line, unknown words left as they are (`-u`). Kept for
+    /// the process (the latest 256). After one translation that took past the time limit, none
+    /// is asked for again in this process.
     pub fn translate(&self, mode: &str, text: &str) -> crate::Result<String> {
         if !self.has(mode) {
             return Err(crate::Error::Inference(format!(
-                "Apertium has no {mode} mode: install its pair (apertium-eng-spa)"
+                "Apertium has no {mode} mode: install {}",
+                package_of(mode)
+            )));
+        }
+        if self.stalled.load(Ordering::Relaxed) {
+            return Err(crate::Error::Inference(format!(
+                "Apertium gave no answer within {} s earlier in this session, so it is not asked again until the app restarts (set {ENV}=off to stop using it)",
+                self.limit.as_secs_f32()
             )));
         }
         // Apertium translates line by line; a brief is one query.
@@ -109,11 +130,17 @@ impl Apertium {
         if let Some(t) = self.memo().get(&key) {
             return Ok(t.clone());
         }
-        let out = run(&self.program, &["-u", mode], &line, self.limit)?;
-        let out = clean(&out);
+        let out = match run(&self.program, &["-u", mode], &line, self.limit) {
+            Err(Run::Stalled(e)) => {
+                self.stalled.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            Err(Run::Failed(e)) => return Err(e),
+            Ok(out) => clean(&out),
+        };
         if out.is_empty() {
             return Err(crate::Error::Inference(format!(
-                "Apertium {mode} returned nothing for the query"
+                "Apertium {mode} returned nothing for the query (set {ENV}=off to search without it)"
             )));
         }
         let mut memo = self.memo();
@@ -152,97 +179,189 @@ fn clean(out: &str) -> String {
         .join(" ")
 }
 
+/// How a run of the program failed.
+enum Run {
+    /// No answer within the time limit (the program and what it started were ended).
+    Stalled(crate::Error),
+    Failed(crate::Error),
+}
+
+impl Run {
+    fn into_error(self) -> crate::Error {
+        match self {
+            Run::Stalled(e) | Run::Failed(e) => e,
+        }
+    }
+}
+
+/// How much of the program's stderr an error quotes (its last bytes).
+const STDERR_TAIL: usize = 300;
+
 /// Runs `program args` with `input` on its stdin; its stdout, or an error naming the program,
-/// the reason and what to do. Killed past `limit`.
-fn run(program: &OsString, args: &[&str], input: &str, limit: Duration) -> crate::Result<String> {
+/// the reason (with the end of its stderr) and what to do. Past `limit` it is ended with
+/// everything it started: `apertium` is a shell script running a pipeline, so on Unix it runs
+/// in a process group of its own and the whole group is ended (only processes this started).
+fn run(
+    program: &OsString,
+    args: &[&str],
+    input: &str,
+    limit: Duration,
+) -> std::result::Result<String, Run> {
     let name = program.to_string_lossy().into_owned();
     let failed = |why: String| {
         crate::Error::Inference(format!(
             "translation with {name} failed: {why} (set {ENV}=off to search without it)"
         ))
     };
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .spawn()
-        .map_err(|e| failed(format!("could not start it: {e}")))?;
-    let mut stdin = child.stdin.take();
+        .map_err(|e| Run::Failed(failed(format!("could not start it: {e}"))))?;
+    let stdin = child.stdin.take();
     let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
     let input = input.as_bytes().to_vec();
-    // Written and read on their own threads, so neither pipe can fill and stall the other.
+    // Written and read on their own threads, so no pipe can fill and stall the others.
     let writer = std::thread::spawn(move || {
-        if let Some(mut s) = stdin.take() {
+        if let Some(mut s) = stdin {
             let _ = s.write_all(&input).and_then(|()| s.write_all(b"\n"));
         }
     });
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(s) = stdout {
-            let _ = s.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
-        }
-        buf
-    });
-    let status = match child.wait_timeout(limit) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            // Our own child, ended by its handle.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(failed(format!(
-                "no answer within {} s",
-                limit.as_secs_f32()
-            )));
-        }
-        Err(e) => return Err(failed(e.to_string())),
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(s) = pipe {
+                let _ = s.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
+            }
+            buf
+        })
     };
+    let reader = read(stdout.map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let errors = read(stderr.map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let waited = child.wait_timeout(limit);
+    let stalled = !matches!(waited, Ok(Some(_)));
+    if stalled {
+        end(&mut child);
+    }
     let _ = writer.join();
     let out = reader.join().unwrap_or_default();
+    let err = errors.join().unwrap_or_default();
+    let said = {
+        let text = String::from_utf8_lossy(&err);
+        let text = text.trim();
+        let start = text.len().saturating_sub(STDERR_TAIL);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", &text[start..])
+        }
+    };
+    let status = match waited {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            return Err(Run::Stalled(failed(format!(
+                "no answer within {} s",
+                limit.as_secs_f32()
+            ))));
+        }
+        Err(e) => return Err(Run::Failed(failed(e.to_string()))),
+    };
     if !status.success() {
-        return Err(failed(format!("it exited with {status}")));
+        return Err(Run::Failed(failed(format!(
+            "it exited with {status}{said}"
+        ))));
     }
     if out.len() as u64 > MAX_OUTPUT {
-        return Err(failed(format!("it wrote more than {MAX_OUTPUT} bytes")));
+        return Err(Run::Failed(failed(format!(
+            "it wrote more than {MAX_OUTPUT} bytes"
+        ))));
     }
-    String::from_utf8(out).map_err(|_| failed("its output is not UTF-8".into()))
+    String::from_utf8(out).map_err(|_| Run::Failed(failed("its output is not UTF-8".into())))
+}
+
+/// Ends `child` and, on Unix, the process group it leads (`run` made it; nothing else is in it),
+/// then reaps it.
+fn end(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the group whose id is -pid: the group
+        // `run` created for this child, which holds only it and what it started.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether the process has a translator.
+pub enum Availability {
+    /// Turned off (`CAMPAIGN_STUDIO_APERTIUM=off` or empty).
+    Off,
+    /// Not found, or it could not list its modes: why.
+    Missing(String),
+    Ready(&'static Apertium),
 }
 
 /// The process's Apertium: `CAMPAIGN_STUDIO_APERTIUM` or `apertium` on the PATH, looked for
-/// once; `None` when it is off, absent or has no mode (logged once).
-pub fn shared() -> Option<&'static Apertium> {
-    static APERTIUM: OnceLock<Option<Apertium>> = OnceLock::new();
-    APERTIUM
-        .get_or_init(|| {
-            let program = std::env::var_os(ENV).unwrap_or_else(|| "apertium".into());
-            if program.is_empty() || program == "off" {
-                tracing::info!("translation off ({ENV}=off)");
-                return None;
+/// once, on the first query that would be translated.
+pub fn availability() -> Availability {
+    static APERTIUM: OnceLock<Option<Result<Apertium, String>>> = OnceLock::new();
+    let found = APERTIUM.get_or_init(|| {
+        let program = std::env::var_os(ENV).unwrap_or_else(|| "apertium".into());
+        if program.is_empty() || program == "off" {
+            tracing::info!("translation off ({ENV})");
+            return None;
+        }
+        Some(match Apertium::open(&program) {
+            Ok(a) => {
+                tracing::info!(program = %program.to_string_lossy(), modes = ?a.modes, "Apertium found: queries in its languages are translated to English");
+                Ok(a)
             }
-            match Apertium::open(&program) {
-                Ok(a) => {
-                    tracing::info!(program = %program.to_string_lossy(), modes = ?a.modes, "Apertium found: queries in its languages are translated to English");
-                    Some(a)
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "no Apertium: queries in other languages are searched without translation");
-                    None
-                }
+            Err(e) => {
+                tracing::info!(error = %e, "no Apertium: queries in other languages are searched without translation");
+                Err(e.to_string())
             }
         })
-        .as_ref()
+    });
+    match found {
+        None => Availability::Off,
+        Some(Err(why)) => Availability::Missing(why.clone()),
+        Some(Ok(a)) => Availability::Ready(a),
+    }
+}
+
+/// The process's Apertium, when it has one (`availability`).
+pub fn shared() -> Option<&'static Apertium> {
+    match availability() {
+        Availability::Ready(a) => Some(a),
+        _ => None,
+    }
 }
 
 /// What `doctor` says of the process's translator.
 pub fn status() -> String {
-    match shared() {
-        Some(a) if a.has("spa-eng") => {
+    match availability() {
+        Availability::Ready(a) if a.has("spa-eng") => {
             "Apertium spa-eng: Spanish queries are searched as their English translation".into()
         }
-        Some(_) => "Apertium without spa-eng: install apertium-eng-spa to translate Spanish queries"
-            .into(),
-        None if std::env::var_os(ENV).is_some_and(|v| v == "off") => format!("off ({ENV}=off)"),
-        None => "none: Spanish queries are moved by the Spanish offset; install Apertium (apertium-eng-spa) to search their English translation".into(),
+        Availability::Ready(_) => {
+            "Apertium without spa-eng: install apertium-eng-spa to translate Spanish queries".into()
+        }
+        Availability::Off => format!("off ({ENV}=off)"),
+        Availability::Missing(why) => format!(
+            "none ({why}): Spanish queries are moved by the Spanish offset; install Apertium (apertium-eng-spa) to search their English translation"
+        ),
     }
 }
 
@@ -259,8 +378,7 @@ pub struct Translation {
 
 /// The language `text` (read as `reading`) is translated from for `embedder`: one whose
 /// documents are English (`Embedder::translates_queries`), that Apertium has a mode for, and
-/// that the detector is sure of (`language_offset::MIN_CONFIDENCE`, the same gate as the
-/// offset's). Nothing runs.
+/// that the detector is sure of (`language_offset::sure_of`, the offset's gate). Nothing runs.
 pub fn language_for(embedder: &dyn Embedder, text: &str, reading: &Reading) -> Option<String> {
     if !embedder.translates_queries() {
         return None;
@@ -269,7 +387,18 @@ pub fn language_for(embedder: &dyn Embedder, text: &str, reading: &Reading) -> O
         return None;
     };
     mode_for(name)?;
-    (language::confidence(text, name) >= language_offset::MIN_CONFIDENCE).then(|| name.clone())
+    language_offset::sure_of(text, name).then(|| name.clone())
+}
+
+/// The process's Apertium for a query it would translate (`language_for`); for any other query
+/// nothing is looked for or run.
+pub fn translator_for(
+    embedder: &dyn Embedder,
+    text: &str,
+    reading: &Reading,
+) -> Option<&'static Apertium> {
+    language_for(embedder, text, reading)?;
+    shared()
 }
 
 /// `text` translated by `apertium` when `language_for` says so; `None` otherwise, or when the
@@ -371,6 +500,46 @@ mod tests {
             .with_limit(Duration::from_millis(200));
         let e = a.translate("spa-eng", "un perro").unwrap_err().to_string();
         assert!(e.contains("no answer"), "{e}");
+    }
+
+    #[test]
+    fn a_program_past_the_time_limit_is_not_asked_again_in_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Apertium::open(fake(dir.path(), "exec sleep 30"))
+            .unwrap()
+            .with_limit(Duration::from_millis(200));
+        assert!(a.translate("spa-eng", "un perro").is_err());
+        let e = a.translate("spa-eng", "un gato").unwrap_err().to_string();
+        assert!(e.contains("not asked again"), "{e}");
+    }
+
+    #[test]
+    fn what_a_stalled_program_started_is_ended_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // The script starts a process of its own and waits for it, as apertium's pipeline does.
+        let a = Apertium::open(fake(
+            dir.path(),
+            &format!("sleep 30 &\necho $! > {}\nwait", pid_file.display()),
+        ))
+        .unwrap()
+        .with_limit(Duration::from_millis(300));
+        assert!(a.translate("spa-eng", "un perro").is_err());
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        // Gone, or a zombie waiting for init to reap it: not running.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+        assert!(
+            stat.as_deref().map_or(true, |s| s.contains(") Z ")),
+            "the script's sleep still runs: {stat:?}"
+        );
+    }
+
+    #[test]
+    fn a_failing_program_s_own_message_is_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Apertium::open(fake(dir.path(), "echo 'Error: mode broken' >&2; exit 1")).unwrap();
+        let e = a.translate("spa-eng", "un perro").unwrap_err().to_string();
+        assert!(e.contains("Error: mode broken"), "{e}");
     }
 
     #[test]

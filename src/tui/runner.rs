@@ -12,7 +12,7 @@ use crate::domain::{BrandKit, Campaign};
 use crate::engine::campaign::{self, NewCampaign, RecommendOptions};
 use crate::engine::generate::{self, GenerateOptions};
 use crate::engine::ingest::{self, IngestOptions};
-use crate::engine::{Library, export, moodboard, prompt};
+use crate::engine::{Library, export, moodboard, prompt, search};
 use crate::services::cancel::CancelToken;
 use crate::services::{ImageGenerator, PromptWriter};
 use crate::store::Store;
@@ -294,8 +294,11 @@ impl Runner {
                     rerank_factor: lib.config.search.rerank_factor,
                     widen,
                 };
-                let run = match like {
-                    Some(asset) => campaign::recommend_like(lib, &c, &asset, &opts)?,
+                let (run, searched_as) = match like {
+                    Some(asset) => (
+                        campaign::recommend_like(lib, &c, &asset, &opts)?,
+                        search::SearchedAs::Written,
+                    ),
                     None => {
                         let embedder = lib.text_embedder()?;
                         let index = lib.search_index(embedder.id())?;
@@ -314,7 +317,7 @@ impl Runner {
                 emit(Action::SearchDone {
                     job,
                     widen_offer: campaign::widen_offer_of(lib, &c, &run),
-                    read_as: campaign::searched_as_of(lib, &run).describe(),
+                    read_as: searched_as.describe(),
                     campaign: Box::new(c),
                     hits: run.hits,
                     query: run.query,

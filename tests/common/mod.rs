@@ -158,6 +158,15 @@ pub fn manifest_len(lib: &Path) -> usize {
 
 pub mod studio;
 
+/// Whether CAMPAIGN_STUDIO_REQUIRE_SERVERS (comma-separated; CI sets it) names `server`: its
+/// tests then fail, not skip, when it is missing.
+pub fn required(server: &str) -> bool {
+    std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS")
+        .unwrap_or_default()
+        .split(',')
+        .any(|s| s.trim() == server)
+}
+
 /// The live OpenSearch node's URL (OPENSEARCH_URL, printed by `scripts/opensearch-node.sh
 /// start`), or None, after printing `skipped:`. When CAMPAIGN_STUDIO_REQUIRE_SERVERS names
 /// opensearch (CI) a missing URL fails the test instead.
@@ -168,9 +177,8 @@ pub fn opensearch_url() -> Option<String> {
     {
         return Some(u);
     }
-    let required = std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS").unwrap_or_default();
     assert!(
-        !required.split(',').any(|s| s.trim() == "opensearch"),
+        !required("opensearch"),
         "CAMPAIGN_STUDIO_REQUIRE_SERVERS names opensearch, but OPENSEARCH_URL is not set (start one with scripts/opensearch-node.sh start)"
     );
     println!("skipped: OPENSEARCH_URL not set");
@@ -423,9 +431,8 @@ pub fn apertium_installed() -> bool {
     {
         return true;
     }
-    let required = std::env::var("CAMPAIGN_STUDIO_REQUIRE_SERVERS").unwrap_or_default();
     assert!(
-        !required.split(',').any(|s| s.trim() == "apertium"),
+        !required("apertium"),
         "CAMPAIGN_STUDIO_REQUIRE_SERVERS names apertium, but `apertium -l` lists no spa-eng (apt-get install apertium-eng-spa)"
     );
     println!("skipped: Apertium with spa-eng is not installed (apt-get install apertium-eng-spa)");
