@@ -312,9 +312,9 @@ fn a_cycling_prompt_leaves_out_the_objects_of_a_skier_and_a_bear() {
     );
 }
 
-/// An English-only text embedder (MiniLM) cannot judge a Spanish brief: the composer keeps the
-/// references' elements and says it could not check them, rather than leaving out objects the
-/// brief asks for.
+/// An English-only text embedder (MiniLM) cannot judge a Spanish brief it is given untranslated:
+/// the composer keeps the references' elements and says it could not check them, rather than
+/// leaving out objects the brief asks for.
 #[test]
 fn an_english_only_embedder_does_not_judge_a_spanish_brief() {
     let env = Env::new();
@@ -340,7 +340,20 @@ fn an_english_only_embedder_does_not_judge_a_spanish_brief() {
     ]);
     let id = c["id"].as_str().unwrap().to_string();
     env.json(&["campaign", "select", &id, "coco-000000000785", "--json"]);
-    let p = env.json(&["campaign", "prompt", &id, "--json"]);
+    // With no translator (where Apertium is installed the composer gets the brief's English
+    // translation, which MiniLM can judge).
+    let out = env
+        .cmd()
+        .env("CAMPAIGN_STUDIO_APERTIUM", "off")
+        .args(["campaign", "prompt", &id, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
     let reasoning = p["reasoning"].as_str().unwrap();
     assert!(
         reasoning.contains("I could not check the references' elements against the brief")

@@ -519,3 +519,40 @@ fn campaign_recommend_with_a_failing_translator_says_the_offset_moved_it() {
     assert_eq!(r["language_offset"], "Spanish", "{r}");
     assert!(r.get("translation").is_none(), "{r}");
 }
+
+#[cfg(unix)]
+#[test]
+fn campaign_prompt_of_a_spanish_brief_is_composed_from_its_translation() {
+    let id = campaign_of(BRIEF_ES);
+    let p = json_of(cli_translated(
+        &["campaign", "prompt", &id, "--json"],
+        Some(TRANSLATED),
+    ));
+    let prompt = p["prompt"].as_str().unwrap();
+    assert!(prompt.contains("picnic in a sunny park"), "{prompt}");
+    assert!(!prompt.contains("soleado"), "{prompt}");
+}
+
+#[cfg(unix)]
+#[test]
+fn campaign_prompt_of_a_translated_brief_says_so_in_its_flags() {
+    let id = campaign_of(BRIEF_ES);
+    let p = json_of(cli_translated(
+        &["campaign", "prompt", &id, "--json"],
+        Some(TRANSLATED),
+    ));
+    let flags = p["flags"].to_string();
+    assert!(
+        flags.contains("translated from Spanish by Apertium spa-eng"),
+        "{flags}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn campaign_prompt_without_a_translator_flags_the_spanish_brief() {
+    let id = campaign_of(BRIEF_ES);
+    let p = cli_json(&["campaign", "prompt", &id, "--json"]);
+    let flags = p["flags"].to_string();
+    assert!(flags.contains("not in English"), "{flags}");
+}

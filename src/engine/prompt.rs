@@ -141,13 +141,23 @@ pub fn write_prompt(
 ) -> Result<PromptVersion> {
     let references = references_for(lib, campaign)?;
     let previous = current(lib, campaign)?.map(|p| p.prompt);
+    // A writer that cannot translate gets a brief in another language as its English
+    // translation, where Apertium is installed; the elements are then judged against it.
+    let translated_from = writer
+        .wants_english_brief()
+        .then(|| crate::services::translate::translate_brief(&campaign.brief))
+        .flatten();
+    let brief = translated_from
+        .as_ref()
+        .map_or_else(|| campaign.brief.clone(), |t| t.text.clone());
     let element_fit = if writer.wants_element_fit() {
-        element_fit_of(lib, &campaign.brief, &references)
+        element_fit_of(lib, &brief, &references)
     } else {
         None
     };
     let input = PromptInput {
-        brief: campaign.brief.clone(),
+        brief,
+        translated_from,
         objective: campaign.objective.clone(),
         node: campaign.node.clone(),
         references,

@@ -333,6 +333,9 @@ pub struct PromptInput {
     /// How well each reference element fits the brief, by the offline text embedder; `None`
     /// when it could not be measured.
     pub element_fit: Option<element_fit::ElementFit>,
+    /// Set when `brief` is the English translation of the campaign's brief, made for a writer
+    /// that cannot translate (`PromptWriter::wants_english_brief`, `translate`).
+    pub translated_from: Option<translate::Translation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -378,6 +381,12 @@ pub trait PromptWriter: Send + Sync {
     /// Whether it needs `PromptInput::element_fit` (a writer that does not understand the
     /// brief itself: the offline composer); language models judge the references themselves.
     fn wants_element_fit(&self) -> bool {
+        false
+    }
+    /// Whether a brief in another language is better given to it as its English translation
+    /// where a translator is installed (`translate`): a writer that cannot translate (the
+    /// offline composer); language models read the brief themselves.
+    fn wants_english_brief(&self) -> bool {
         false
     }
     fn write(

@@ -376,18 +376,23 @@ pub struct Translation {
     pub text: String,
 }
 
-/// The language `text` (read as `reading`) is translated from for `embedder`: one whose
-/// documents are English (`Embedder::translates_queries`), that Apertium has a mode for, and
+/// The language `text` (read as `reading`) is translated from: one Apertium has a mode for,
 /// that the detector is sure of (`language_offset::sure_of`, the offset's gate). Nothing runs.
-pub fn language_for(embedder: &dyn Embedder, text: &str, reading: &Reading) -> Option<String> {
-    if !embedder.translates_queries() {
-        return None;
-    }
+pub fn language_of(text: &str, reading: &Reading) -> Option<String> {
     let Reading::Other(Some(name)) = reading else {
         return None;
     };
     mode_for(name)?;
     language_offset::sure_of(text, name).then(|| name.clone())
+}
+
+/// `language_of` for a query searched by `embedder`: only one whose documents are English
+/// (`Embedder::translates_queries`).
+pub fn language_for(embedder: &dyn Embedder, text: &str, reading: &Reading) -> Option<String> {
+    if !embedder.translates_queries() {
+        return None;
+    }
+    language_of(text, reading)
 }
 
 /// The process's Apertium for a query it would translate (`language_for`); for any other query
@@ -401,6 +406,26 @@ pub fn translator_for(
     shared()
 }
 
+/// `text` in `from` translated by `apertium`; `None` when it has no mode for `from` or the
+/// translation failed (logged: the text is then used as it is).
+pub fn translate_from(apertium: &Apertium, from: &str, text: &str) -> Option<Translation> {
+    let mode = mode_for(from)?;
+    if !apertium.has(mode) {
+        return None;
+    }
+    match apertium.translate(mode, text) {
+        Ok(t) => Some(Translation {
+            by: Apertium::name(mode),
+            from: from.to_string(),
+            text: t,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "used without translation");
+            None
+        }
+    }
+}
+
 /// `text` translated by `apertium` when `language_for` says so; `None` otherwise, or when the
 /// translation failed (logged: the query is then searched without it).
 pub fn translate_query(
@@ -409,22 +434,14 @@ pub fn translate_query(
     text: &str,
     reading: &Reading,
 ) -> Option<Translation> {
-    let from = language_for(embedder, text, reading)?;
-    let mode = mode_for(&from)?;
-    if !apertium.has(mode) {
-        return None;
-    }
-    match apertium.translate(mode, text) {
-        Ok(t) => Some(Translation {
-            by: Apertium::name(mode),
-            from,
-            text: t,
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "the query is searched without translation");
-            None
-        }
-    }
+    translate_from(apertium, &language_for(embedder, text, reading)?, text)
+}
+
+/// A brief's English translation by the process's Apertium, when it reads as a language this
+/// translates (`language_of`) and one is installed; nothing is looked for or run otherwise.
+pub fn translate_brief(brief: &str) -> Option<Translation> {
+    let from = language_of(brief, &crate::services::language::reading(brief))?;
+    translate_from(shared()?, &from, brief)
 }
 
 #[cfg(all(test, unix))]

@@ -2,7 +2,8 @@
 //! prompt from the brief (subject), the chosen references (elements, light, colours), the
 //! campaign objective and audience (composition), and the brand kit, and explains each choice
 //! in its scratchpad, citing the references it used. It does not translate: a brief that is
-//! not in English is flagged.
+//! not in English is flagged, or, where Apertium is installed, given to it as its English
+//! translation (`PromptInput::translated_from`, said in the scratchpad and a flag).
 use std::collections::BTreeMap;
 
 use crate::Result;
@@ -220,17 +221,29 @@ const CAMPAIGN_NOUNS: [&str; 10] = [
     "announcement",
 ];
 
+/// Words that join a leading campaign noun to its theme ("Campaign of summer cycling").
+const THEME_JOINS: [&str; 6] = ["of", "for", "the", "a", "an", "to"];
+
 /// A first sentence "HEADING: picture" whose heading (at most six words) ends in a campaign
-/// noun: (the heading, its words before the noun, the picture).
+/// noun ("Summer cycling campaign"), or starts with one and a joining word ("Campaign for the
+/// summer sale"; the order a translation from Spanish gives, "Campaign of cycling of
+/// summer"): (the heading, its theme words, the picture).
 fn campaign_heading(first: &str) -> Option<(&str, String, &str)> {
     let (head, rest) = first.split_once(':')?;
     let words: Vec<&str> = head.split_whitespace().collect();
-    let last = words.last()?.to_lowercase();
-    if words.len() > 6 || !CAMPAIGN_NOUNS.contains(&last.as_str()) || rest.trim().is_empty() {
+    if words.len() > 6 || rest.trim().is_empty() {
         return None;
     }
-    let theme = words[..words.len() - 1].join(" ").to_lowercase();
-    Some((head.trim(), theme, rest.trim()))
+    let noun = |w: &str| CAMPAIGN_NOUNS.contains(&w.to_lowercase().as_str());
+    let joins = |w: &&str| THEME_JOINS.contains(&w.to_lowercase().as_str());
+    let theme = match words.as_slice() {
+        [init @ .., last] if noun(last) => init.to_vec(),
+        [first, join, tail @ ..] if noun(first) && joins(join) => {
+            tail.iter().copied().skip_while(joins).collect()
+        }
+        _ => return None,
+    };
+    Some((head.trim(), theme.join(" ").to_lowercase(), rest.trim()))
 }
 
 /// The brief's first sentence without the leading "launch our ..." words; a heading that names
@@ -303,6 +316,11 @@ impl PromptWriter for Composer {
         true
     }
 
+    /// It cannot translate: a brief in another language is better given as its translation.
+    fn wants_english_brief(&self) -> bool {
+        true
+    }
+
     fn write(
         &self,
         input: &PromptInput,
@@ -328,7 +346,19 @@ impl PromptWriter for Composer {
                 on_event,
             );
         }
-        if let Reading::Other(language) = crate::services::language::reading(&input.brief) {
+        if let Some(t) = &input.translated_from {
+            flags.push(format!(
+                "the brief was translated from {} by {} (a rule-based translator): check the subject",
+                t.from, t.by
+            ));
+            say(
+                format!(
+                    "The brief reads as {}; {} translated it, and the subject comes from the translation: \"{}\".",
+                    t.from, t.by, t.text
+                ),
+                on_event,
+            );
+        } else if let Reading::Other(language) = crate::services::language::reading(&input.brief) {
             let language = language
                 .map(|l| format!(" (it reads as {l})"))
                 .unwrap_or_default();
@@ -916,6 +946,25 @@ mod tests {
     }
 
     #[test]
+    fn a_heading_that_starts_with_the_campaign_noun_gives_way_to_the_picture() {
+        let (s, heading) = subject(
+            "Campaign of cycling of summer: youngsters mounting in bicycle by the city in a sunny day",
+        );
+        assert_eq!(
+            s,
+            "youngsters mounting in bicycle by the city in a sunny day, cycling of summer"
+        );
+        assert_eq!(heading.as_deref(), Some("Campaign of cycling of summer"));
+    }
+
+    #[test]
+    fn a_heading_that_starts_with_a_campaign_noun_but_no_joining_word_stays() {
+        let (s, heading) = subject("Ad agency life: a team around a table");
+        assert_eq!(s, "Ad agency life: a team around a table");
+        assert_eq!(heading, None);
+    }
+
+    #[test]
     fn a_bare_campaign_heading_leaves_no_theme() {
         let (s, _) = subject("Campaign: launch our new trail running shoe");
         assert_eq!(s, "trail running shoe");
@@ -1120,5 +1169,59 @@ mod tests {
             "{:?}",
             out.flags
         );
+    }
+
+    #[test]
+    fn a_translated_brief_is_said_in_the_scratchpad_and_a_flag() {
+        let out = Composer
+            .write(
+                &PromptInput {
+                    brief: "Launch of the new coffee maker for families".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    max_chars: 512,
+                    translated_from: Some(crate::services::translate::Translation {
+                        from: "Spanish".into(),
+                        by: "Apertium spa-eng".into(),
+                        text: "Launch of the new coffee maker for families".into(),
+                    }),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(
+            out.reasoning.contains("Apertium spa-eng translated it"),
+            "{}",
+            out.reasoning
+        );
+        assert_eq!(out.flags.len(), 1, "{:?}", out.flags);
+        assert!(
+            out.flags[0].contains("translated from Spanish"),
+            "{:?}",
+            out.flags
+        );
+    }
+
+    #[test]
+    fn a_translated_brief_gives_the_prompt_its_english_subject() {
+        let out = Composer
+            .write(
+                &PromptInput {
+                    brief: "Launch of the new coffee maker for families".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    max_chars: 512,
+                    translated_from: Some(crate::services::translate::Translation {
+                        from: "Spanish".into(),
+                        by: "Apertium spa-eng".into(),
+                        text: "Launch of the new coffee maker for families".into(),
+                    }),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(out.prompt.contains("coffee maker"), "{}", out.prompt);
     }
 }

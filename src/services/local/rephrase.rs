@@ -46,6 +46,10 @@ impl PromptWriter for Rephrased<'_> {
         self.base.wants_element_fit()
     }
 
+    fn wants_english_brief(&self) -> bool {
+        self.base.wants_english_brief()
+    }
+
     fn write(
         &self,
         input: &PromptInput,
