@@ -548,11 +548,42 @@ fn campaign_prompt_of_a_translated_brief_says_so_in_its_flags() {
     );
 }
 
-#[cfg(unix)]
 #[test]
 fn campaign_prompt_without_a_translator_flags_the_spanish_brief() {
     let id = campaign_of(BRIEF_ES);
     let p = cli_json(&["campaign", "prompt", &id, "--json"]);
     let flags = p["flags"].to_string();
     assert!(flags.contains("not in English"), "{flags}");
+}
+
+#[cfg(unix)]
+#[test]
+fn campaign_prompt_with_a_failing_translator_flags_the_spanish_brief() {
+    let id = campaign_of(BRIEF_ES);
+    let p = json_of(cli_translated(&["campaign", "prompt", &id, "--json"], None));
+    let flags = p["flags"].to_string();
+    assert!(flags.contains("not in English"), "{flags}");
+}
+
+/// The cycling brief in Spanish, with the real Apertium (`common::apertium_installed`).
+#[test]
+fn campaign_prompt_of_the_spanish_cycling_brief_leads_with_the_translated_picture() {
+    if !common::apertium_installed() {
+        return;
+    }
+    let id = campaign_of(
+        "Campaña de ciclismo de verano: jóvenes montando en bicicleta por la ciudad en un día soleado",
+    );
+    let out = cli_with(&["campaign", "prompt", &id, "--json"], "apertium");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prompt = p["prompt"].as_str().unwrap();
+    assert!(
+        prompt.contains("bicycle") && !prompt.starts_with("Campaign"),
+        "{prompt}"
+    );
 }

@@ -1,4 +1,4 @@
-//! A query in Spanish translated to English by Apertium, where it is installed.
+//! A query or brief in Spanish translated to English by Apertium, where it is installed.
 //!
 //! The offline text embedders' documents are English: human descriptions, and above all the
 //! English class documents raw photos are indexed by (`local::label_space`). A Spanish brief
@@ -27,7 +27,7 @@ use crate::services::{Embedder, language_offset};
 /// Names the Apertium program, or `off` for none.
 pub const ENV: &str = "CAMPAIGN_STUDIO_APERTIUM";
 
-/// How long one translation may take (it takes about 0.1 s) before the query is searched
+/// How long one translation may take (it takes about 0.1 s) before the query or brief is used
 /// without it.
 pub const TIME_LIMIT: Duration = Duration::from_secs(10);
 
@@ -314,7 +314,7 @@ pub enum Availability {
 }
 
 /// The process's Apertium: `CAMPAIGN_STUDIO_APERTIUM` or `apertium` on the PATH, looked for
-/// once, on the first query that would be translated.
+/// once, on the first query or brief that would be translated.
 pub fn availability() -> Availability {
     static APERTIUM: OnceLock<Option<Result<Apertium, String>>> = OnceLock::new();
     let found = APERTIUM.get_or_init(|| {
@@ -353,7 +353,7 @@ pub fn shared() -> Option<&'static Apertium> {
 pub fn status() -> String {
     match availability() {
         Availability::Ready(a) if a.has("spa-eng") => {
-            "Apertium spa-eng: Spanish queries are searched as their English translation".into()
+            "Apertium spa-eng: Spanish queries are searched as their English translation, and the offline composer writes from a Spanish brief's".into()
         }
         Availability::Ready(_) => {
             "Apertium without spa-eng: install apertium-eng-spa to translate Spanish queries".into()
@@ -365,14 +365,14 @@ pub fn status() -> String {
     }
 }
 
-/// A query searched as its English translation.
+/// A query or brief used as its English translation.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Translation {
     /// The language it was read as.
     pub from: String,
     /// What translated it ("Apertium spa-eng").
     pub by: String,
-    /// The English text searched.
+    /// The English text used.
     pub text: String,
 }
 
@@ -437,11 +437,33 @@ pub fn translate_query(
     translate_from(apertium, &language_for(embedder, text, reading)?, text)
 }
 
+/// `text` in `from` translated line by line by `apertium` (the composer reads a brief's first
+/// line as its first sentence, so its lines stay lines); empty lines are kept; `None` when any
+/// line could not be translated (logged).
+pub fn translate_lines(apertium: &Apertium, from: &str, text: &str) -> Option<Translation> {
+    let mut lines = Vec::new();
+    let mut by = None;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            lines.push(String::new());
+            continue;
+        }
+        let t = translate_from(apertium, from, line)?;
+        by = Some(t.by);
+        lines.push(t.text);
+    }
+    Some(Translation {
+        from: from.to_string(),
+        by: by?,
+        text: lines.join("\n"),
+    })
+}
+
 /// A brief's English translation by the process's Apertium, when it reads as a language this
 /// translates (`language_of`) and one is installed; nothing is looked for or run otherwise.
 pub fn translate_brief(brief: &str) -> Option<Translation> {
     let from = language_of(brief, &crate::services::language::reading(brief))?;
-    translate_from(shared()?, &from, brief)
+    translate_lines(shared()?, &from, brief)
 }
 
 #[cfg(all(test, unix))]
@@ -458,7 +480,19 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        runnable(&path);
         path.into_os_string()
+    }
+
+    /// Waits until the script at `path` can be run: a child another test forked while it was
+    /// being written holds it open for writing until that child execs ("Text file busy").
+    fn runnable(path: &std::path::Path) {
+        for _ in 0..1000 {
+            match Command::new(path).arg("-l").output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => std::thread::yield_now(),
+                _ => return,
+            }
+        }
     }
 
     #[test]
@@ -557,6 +591,14 @@ mod tests {
         let a = Apertium::open(fake(dir.path(), "echo 'Error: mode broken' >&2; exit 1")).unwrap();
         let e = a.translate("spa-eng", "un perro").unwrap_err().to_string();
         assert!(e.contains("Error: mode broken"), "{e}");
+    }
+
+    #[test]
+    fn a_brief_is_translated_line_by_line_and_keeps_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Apertium::open(fake(dir.path(), "tr a-z A-Z")).unwrap();
+        let t = translate_lines(&a, "Spanish", "un perro\n\nen la playa").unwrap();
+        assert_eq!(t.text, "UN PERRO\n\nEN LA PLAYA");
     }
 
     #[test]

@@ -420,6 +420,14 @@ pub fn fake_apertium(dir: &Path, answer: Option<&str>) -> std::path::PathBuf {
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A child another test forked while the script was being written holds it open for writing
+    // until that child execs ("Text file busy"): run it once before handing it out.
+    for _ in 0..1000 {
+        match std::process::Command::new(&path).arg("-l").output() {
+            Err(e) if e.raw_os_error() == Some(26) => std::thread::yield_now(),
+            _ => break,
+        }
+    }
     path
 }
 

@@ -225,22 +225,37 @@ const CAMPAIGN_NOUNS: [&str; 10] = [
 const THEME_JOINS: [&str; 6] = ["of", "for", "the", "a", "an", "to"];
 
 /// A first sentence "HEADING: picture" whose heading (at most six words) ends in a campaign
-/// noun ("Summer cycling campaign"), or starts with one and a joining word ("Campaign for the
-/// summer sale"; the order a translation from Spanish gives, "Campaign of cycling of
-/// summer"): (the heading, its theme words, the picture).
-fn campaign_heading(first: &str) -> Option<(&str, String, &str)> {
+/// noun ("Summer cycling campaign"): (the heading, its theme words, the picture). In a brief
+/// translated from Spanish (`translated`) the noun comes first, as Spanish puts it ("Campaign
+/// of cycling of summer", from "Campaña de ciclismo de verano"); an English heading that starts
+/// with one ("Campaign for Instagram: three square posts") says what the picture is for, and
+/// stays.
+fn campaign_heading(first: &str, translated: bool) -> Option<(&str, String, &str)> {
     let (head, rest) = first.split_once(':')?;
     let words: Vec<&str> = head.split_whitespace().collect();
     if words.len() > 6 || rest.trim().is_empty() {
         return None;
     }
-    let noun = |w: &str| CAMPAIGN_NOUNS.contains(&w.to_lowercase().as_str());
-    let joins = |w: &&str| THEME_JOINS.contains(&w.to_lowercase().as_str());
-    let theme = match words.as_slice() {
-        [init @ .., last] if noun(last) => init.to_vec(),
-        [first, join, tail @ ..] if noun(first) && joins(join) => {
-            tail.iter().copied().skip_while(joins).collect()
+    let noun = |w: &&str| CAMPAIGN_NOUNS.contains(&w.to_lowercase().as_str());
+    let join = |w: &&str| THEME_JOINS.contains(&w.to_lowercase().as_str());
+    let theme: Vec<&str> = match words.as_slice() {
+        [first, next, ..] if translated && noun(first) && join(next) => {
+            // The words between the noun and the colon, without joining words or a second
+            // campaign noun at either end ("of the summer promotion" → "summer").
+            let mut t = &words[1..];
+            while let [w, tail @ ..] = t
+                && (join(w) || noun(w))
+            {
+                t = tail;
+            }
+            while let [init @ .., w] = t
+                && (join(w) || noun(w))
+            {
+                t = init;
+            }
+            t.to_vec()
         }
+        [init @ .., last] if noun(last) => init.to_vec(),
         _ => return None,
     };
     Some((head.trim(), theme.join(" ").to_lowercase(), rest.trim()))
@@ -250,14 +265,14 @@ fn campaign_heading(first: &str) -> Option<(&str, String, &str)> {
 /// the campaign ("Summer cycling campaign: ...") gives way to the picture it introduces, with
 /// its theme words after it ("..., summer cycling"). Returns the subject and the heading, if
 /// one was moved.
-fn subject(brief: &str) -> (String, Option<String>) {
+fn subject(brief: &str, translated: bool) -> (String, Option<String>) {
     let first = brief
         .split(['.', '!', '?', '\n'])
         .map(str::trim)
         .find(|s| !s.is_empty())
         .unwrap_or(brief)
         .to_string();
-    let (first, theme, heading) = match campaign_heading(&first) {
+    let (first, theme, heading) = match campaign_heading(&first, translated) {
         Some((heading, theme, rest)) => (rest.to_string(), theme, Some(heading.to_string())),
         None => (first.clone(), String::new(), None),
     };
@@ -333,19 +348,6 @@ impl PromptWriter for Composer {
             reasoning.push(line);
         };
 
-        let (subj, heading) = subject(&input.brief);
-        say(
-            format!("Subject, from the brief's first sentence: \"{subj}\"."),
-            on_event,
-        );
-        if let Some(h) = heading {
-            say(
-                format!(
-                    "The heading \"{h}\" names the campaign, not the picture: the picture leads and the heading's theme words follow it."
-                ),
-                on_event,
-            );
-        }
         if let Some(t) = &input.translated_from {
             flags.push(format!(
                 "the brief was translated from {} by {} (a rule-based translator): check the subject",
@@ -358,7 +360,23 @@ impl PromptWriter for Composer {
                 ),
                 on_event,
             );
-        } else if let Reading::Other(language) = crate::services::language::reading(&input.brief) {
+        }
+        let (subj, heading) = subject(&input.brief, input.translated_from.is_some());
+        say(
+            format!("Subject, from the brief's first sentence: \"{subj}\"."),
+            on_event,
+        );
+        if let Some(h) = heading {
+            say(
+                format!(
+                    "The heading \"{h}\" names the campaign, not the picture: the picture leads and the heading's theme words follow it."
+                ),
+                on_event,
+            );
+        }
+        if input.translated_from.is_none()
+            && let Reading::Other(language) = crate::services::language::reading(&input.brief)
+        {
             let language = language
                 .map(|l| format!(" (it reads as {l})"))
                 .unwrap_or_default();
@@ -930,6 +948,7 @@ mod tests {
     fn a_campaign_heading_gives_way_to_the_picture_with_its_theme_after() {
         let (s, heading) = subject(
             "Summer cycling campaign: young people riding bikes in the city on a sunny day. More text.",
+            false,
         );
         assert_eq!(
             s,
@@ -940,15 +959,16 @@ mod tests {
 
     #[test]
     fn a_heading_that_names_the_picture_stays() {
-        let (s, heading) = subject("Coffee shop: a cosy morning espresso by the window");
+        let (s, heading) = subject("Coffee shop: a cosy morning espresso by the window", false);
         assert_eq!(s, "Coffee shop: a cosy morning espresso by the window");
         assert_eq!(heading, None);
     }
 
     #[test]
-    fn a_heading_that_starts_with_the_campaign_noun_gives_way_to_the_picture() {
+    fn a_translated_heading_that_starts_with_the_campaign_noun_gives_way_to_the_picture() {
         let (s, heading) = subject(
             "Campaign of cycling of summer: youngsters mounting in bicycle by the city in a sunny day",
+            true,
         );
         assert_eq!(
             s,
@@ -958,15 +978,30 @@ mod tests {
     }
 
     #[test]
+    fn a_translated_heading_drops_joining_words_and_a_second_campaign_noun_from_its_theme() {
+        let (s, _) = subject("Campaign of the summer promotion: a beach at noon", true);
+        // The leading "a" goes with the ask words, as in any subject.
+        assert_eq!(s, "beach at noon, summer");
+    }
+
+    #[test]
+    fn an_english_heading_that_starts_with_a_campaign_noun_is_not_moved_after_the_picture() {
+        // Only the leading ask words go ("Campaign for"), as before headings were moved.
+        let (s, heading) = subject("Campaign for Instagram: three square posts", false);
+        assert_eq!(s, "Instagram: three square posts");
+        assert_eq!(heading, None);
+    }
+
+    #[test]
     fn a_heading_that_starts_with_a_campaign_noun_but_no_joining_word_stays() {
-        let (s, heading) = subject("Ad agency life: a team around a table");
+        let (s, heading) = subject("Ad agency life: a team around a table", true);
         assert_eq!(s, "Ad agency life: a team around a table");
         assert_eq!(heading, None);
     }
 
     #[test]
     fn a_bare_campaign_heading_leaves_no_theme() {
-        let (s, _) = subject("Campaign: launch our new trail running shoe");
+        let (s, _) = subject("Campaign: launch our new trail running shoe", false);
         assert_eq!(s, "trail running shoe");
     }
 
@@ -1171,57 +1206,55 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_translated_brief_is_said_in_the_scratchpad_and_a_flag() {
-        let out = Composer
+    /// The composer's answer for `brief`, translated from Spanish (`PromptInput::translated_from`).
+    fn translated(brief: &str) -> PromptResult {
+        Composer
             .write(
                 &PromptInput {
-                    brief: "Launch of the new coffee maker for families".into(),
+                    brief: brief.into(),
                     objective: "likes".into(),
                     node: "followers".into(),
                     max_chars: 512,
                     translated_from: Some(crate::services::translate::Translation {
                         from: "Spanish".into(),
                         by: "Apertium spa-eng".into(),
-                        text: "Launch of the new coffee maker for families".into(),
+                        text: brief.into(),
                     }),
                     ..Default::default()
                 },
                 &mut |_| {},
             )
-            .unwrap();
-        assert!(
-            out.reasoning.contains("Apertium spa-eng translated it"),
-            "{}",
-            out.reasoning
-        );
+            .unwrap()
+    }
+
+    #[test]
+    fn a_translated_brief_is_said_in_the_scratchpad_before_its_subject() {
+        let out = translated("Launch of the new coffee maker for families");
+        let said = out.reasoning.find("Apertium spa-eng translated it");
+        let subject = out.reasoning.find("Subject, from the brief");
+        assert!(said.is_some() && said < subject, "{}", out.reasoning);
+    }
+
+    #[test]
+    fn a_translated_brief_is_flagged_for_checking() {
+        let out = translated("Launch of the new coffee maker for families");
         assert_eq!(out.flags.len(), 1, "{:?}", out.flags);
         assert!(
-            out.flags[0].contains("translated from Spanish"),
+            out.flags[0].contains("translated from Spanish") && out.flags[0].contains("check"),
             "{:?}",
             out.flags
         );
     }
 
     #[test]
-    fn a_translated_brief_gives_the_prompt_its_english_subject() {
-        let out = Composer
-            .write(
-                &PromptInput {
-                    brief: "Launch of the new coffee maker for families".into(),
-                    objective: "likes".into(),
-                    node: "followers".into(),
-                    max_chars: 512,
-                    translated_from: Some(crate::services::translate::Translation {
-                        from: "Spanish".into(),
-                        by: "Apertium spa-eng".into(),
-                        text: "Launch of the new coffee maker for families".into(),
-                    }),
-                    ..Default::default()
-                },
-                &mut |_| {},
-            )
-            .unwrap();
-        assert!(out.prompt.contains("coffee maker"), "{}", out.prompt);
+    fn a_translated_brief_s_heading_gives_way_to_the_picture_in_the_prompt() {
+        let out =
+            translated("Campaign of cycling of summer: youngsters riding bicycles in the city");
+        assert!(
+            out.prompt
+                .starts_with("youngsters riding bicycles in the city, cycling of summer"),
+            "{}",
+            out.prompt
+        );
     }
 }
