@@ -614,12 +614,16 @@ impl E5 {
 pub const ELEMENT_FIT_Z: f32 = 2.4;
 
 /// Match strength (`Embedder::strength_thresholds`), chosen on the dev queries and briefs over
-/// the reference library indexed from its photos alone (tests/retrieval_quality.rs says the
-/// rule): strong where at most 10 % of unrelated top-5 hits reach it (3.1), fair at the 10th
-/// percentile of relevant hits (2.2). English and Spanish pooled.
+/// the reference library indexed from its photos alone by the rule tests/retrieval_quality.rs
+/// says (and checks: `match_strength_thresholds_are_what_the_rule_gives_on_dev`): strong where at
+/// most 10 % of unrelated top-5 hits reach it (3.7), fair at the 10th percentile of relevant hits
+/// (2.4). English queries and briefs, and Spanish briefs as Apertium translates them, pooled.
+/// Refitted from 3.1 / 2.2 when Spanish queries came to be translated: photos indexed by their
+/// labels' class vectors and the Spanish offset had moved the z scale since the first fit, and a
+/// translated brief is judged as English text (held-out figures in the README).
 pub const STRENGTH: StrengthThresholds = StrengthThresholds {
-    strong_z: 3.1,
-    fair_z: 2.2,
+    strong_z: 3.7,
+    fair_z: 2.4,
 };
 
 /// How far a photo's description document lies from the mean of the ImageNet class
