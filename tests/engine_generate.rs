@@ -75,7 +75,7 @@ fn setup(dir: &Path) -> (Library, String) {
     .unwrap();
     let embedder = FakeEmbedder::new(64);
     let index = lib.load_index(&embedder.id).unwrap();
-    let (run, _) = campaign::recommend(
+    let run = campaign::recommend(
         &lib,
         &c,
         &index,

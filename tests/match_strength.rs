@@ -562,7 +562,10 @@ fn campaign_prompt_with_a_failing_translator_flags_the_spanish_brief() {
     let id = campaign_of(BRIEF_ES);
     let p = json_of(cli_translated(&["campaign", "prompt", &id, "--json"], None));
     let flags = p["flags"].to_string();
-    assert!(flags.contains("not in English"), "{flags}");
+    assert!(
+        flags.contains("not in English (it reads as Spanish) and was not translated (Apertium's translation failed"),
+        "{flags}"
+    );
 }
 
 /// The cycling brief in Spanish, with the real Apertium (`common::apertium_installed`).
@@ -586,4 +589,66 @@ fn campaign_prompt_of_the_spanish_cycling_brief_leads_with_the_translated_pictur
         prompt.contains("bicycle") && !prompt.starts_with("Campaign"),
         "{prompt}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn campaign_show_json_keeps_the_translation_a_run_was_searched_as() {
+    let id = campaign_of(BRIEF_ES);
+    json_of(cli_translated(
+        &["campaign", "recommend", &id, "-k", "3", "--json"],
+        Some(TRANSLATED),
+    ));
+    let shown = cli_json(&["campaign", "show", &id, "--json"]);
+    let run = shown["runs"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        run["searched_as"]["translated"]["text"], TRANSLATED,
+        "{run}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn campaign_show_says_how_the_latest_run_was_searched() {
+    let id = campaign_of(BRIEF_ES);
+    json_of(cli_translated(
+        &["campaign", "recommend", &id, "-k", "3", "--json"],
+        Some(TRANSLATED),
+    ));
+    let out = cli(&["campaign", "show", &id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("latest run: read as Spanish: searched as its English translation")
+            && text.contains(TRANSLATED),
+        "{text}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_moved_after_a_failed_translation_keeps_why_it_was_not_translated() {
+    let id = campaign_of(BRIEF_ES);
+    json_of(cli_translated(
+        &["campaign", "recommend", &id, "-k", "3", "--json"],
+        None,
+    ));
+    let shown = cli_json(&["campaign", "show", &id, "--json"]);
+    let run = shown["runs"].as_array().unwrap().last().unwrap().clone();
+    let moved = &run["searched_as"]["moved"];
+    assert_eq!(moved["language"], "Spanish", "{run}");
+    assert!(
+        moved["not_translated"]
+            .as_str()
+            .is_some_and(|why| why.contains("translation failed")),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_run_of_an_english_brief_is_kept_as_searched_as_written() {
+    let id = picnic_campaign();
+    cli_json(&["campaign", "recommend", &id, "-k", "3", "--json"]);
+    let shown = cli_json(&["campaign", "show", &id, "--json"]);
+    let run = shown["runs"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(run["searched_as"], "written", "{run}");
 }

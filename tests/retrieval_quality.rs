@@ -589,7 +589,9 @@ fn raw_photos_spanish_briefs_moved_by_the_language_offset_lose_nothing() {
             .map(|(text, _)| {
                 search_with(&lib.store, &index, e.as_ref(), &unfiltered(text, 5), None)
                     .unwrap()
-                    .language_offset
+                    .searched_as
+                    .language_offset()
+                    .map(str::to_string)
             })
             .collect()
     };

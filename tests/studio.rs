@@ -1,4 +1,5 @@
 //! The studio's state machine (update) and its screens (insta snapshots on TestBackend).
+use campaign_studio::app::action::OpenedCampaign;
 use campaign_studio::app::keymap::default_keymap;
 use campaign_studio::app::{Action, Effect, Pane, State, update};
 use campaign_studio::domain::{
@@ -1001,7 +1002,12 @@ fn a_search_moved_by_the_spanish_offset_says_it_was_read_as_spanish() {
         &mut s,
         "Pícnic familiar en un parque soleado",
         None,
-        SearchedAs::Moved("Spanish").describe().as_deref(),
+        SearchedAs::Moved {
+            language: "Spanish".into(),
+            not_translated: None,
+        }
+        .describe()
+        .as_deref(),
     );
     let said = &s.toast.as_ref().unwrap().text;
     assert!(said.contains("Read as Spanish"), "{said}");
@@ -1027,6 +1033,65 @@ fn a_search_of_a_translated_brief_shows_the_english_it_searched() {
             && said.contains("Family picnic in a sunny park"),
         "{said}"
     );
+}
+
+fn translated_picnic() -> SearchedAs {
+    SearchedAs::Translated(Translation {
+        from: "Spanish".into(),
+        by: "Apertium spa-eng".into(),
+        text: "Family picnic in a sunny park".into(),
+    })
+}
+
+#[test]
+fn the_references_pane_keeps_saying_the_english_a_brief_was_searched_as() {
+    let mut s = state();
+    searched_with(
+        &mut s,
+        "Pícnic familiar en un parque soleado",
+        None,
+        translated_picnic().describe().as_deref(),
+    );
+    s.toast = None;
+    let screen = draw(&mut s, 160, 40);
+    assert!(
+        screen.contains("searched as its English translation by Apertium spa-eng"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_reopened_campaign_says_how_its_last_search_was_made() {
+    let mut s = state();
+    update(
+        &mut s,
+        Action::CampaignOpened(Box::new(OpenedCampaign {
+            campaign: campaign("c1", "Picnic"),
+            hits: vec![hit(1)],
+            query: "Pícnic familiar en un parque soleado".into(),
+            widen_offer: None,
+            read_as: translated_picnic().describe(),
+            versions: Vec::new(),
+            gallery: Vec::new(),
+            view: None,
+        })),
+    );
+    s.pane = Pane::References;
+    let screen = draw(&mut s, 160, 40);
+    assert!(screen.contains("Family picnic in a sunny park"), "{screen}");
+}
+
+#[test]
+fn a_new_campaign_forgets_how_the_last_one_was_searched() {
+    let mut s = state();
+    searched_with(
+        &mut s,
+        "Pícnic familiar en un parque soleado",
+        None,
+        translated_picnic().describe().as_deref(),
+    );
+    update(&mut s, Action::NewCampaign);
+    assert_eq!(s.read_as, None);
 }
 
 #[test]

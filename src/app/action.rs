@@ -167,6 +167,9 @@ pub struct OpenedCampaign {
     pub query: String,
     /// What widening the last run would add, if anything.
     pub widen_offer: Option<String>,
+    /// How the last run's query was searched, when it was not as written
+    /// (`engine::search::SearchedAs::describe`).
+    pub read_as: Option<String>,
     pub versions: Vec<PromptVersion>,
     pub gallery: Vec<GeneratedImage>,
     pub view: Option<SessionView>,

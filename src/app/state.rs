@@ -234,6 +234,9 @@ pub struct State {
     pub search_query: String,
     /// What widening the last search would add (`engine::campaign::widen_offer_of`).
     pub widen_offer: Option<String>,
+    /// How the last search's query was brought to the library's English texts, in words, when
+    /// it was not searched as written (`engine::search::SearchedAs::describe`).
+    pub read_as: Option<String>,
     pub refs_cursor: usize,
     pub selected: Vec<String>,
     pub reasoning: String,
@@ -317,6 +320,7 @@ impl State {
             hits: Vec::new(),
             search_query: String::new(),
             widen_offer: None,
+            read_as: None,
             refs_cursor: 0,
             selected: Vec::new(),
             reasoning: String::new(),

@@ -280,6 +280,7 @@ fn reset_campaign(state: &mut State) {
     state.hits.clear();
     state.search_query.clear();
     state.widen_offer = None;
+    state.read_as = None;
     state.refs_cursor = 0;
     state.selected.clear();
     state.versions.clear();
@@ -896,6 +897,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             }
             state.search_job = None;
             let outside = hits.iter().filter(|h| h.outside_filter).count();
+            let said_read_as = read_as.clone();
             let read_as = read_as
                 .map(|said| {
                     let mut c = said.chars();
@@ -924,6 +926,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
                 ),
             }
             state.widen_offer = widen_offer;
+            state.read_as = said_read_as;
             let new_campaign = state.campaign.as_ref().map(|c| &c.id) != Some(&campaign.id);
             state.hits = hits;
             state.search_query = query;
@@ -1123,6 +1126,7 @@ fn opened_campaign(state: &mut State, opened: OpenedCampaign) {
         hits,
         query,
         widen_offer,
+        read_as,
         versions,
         gallery,
         view,
@@ -1145,6 +1149,7 @@ fn opened_campaign(state: &mut State, opened: OpenedCampaign) {
     state.hits = hits;
     state.search_query = query;
     state.widen_offer = widen_offer;
+    state.read_as = read_as;
     state.gallery = gallery;
     state.versions = versions;
     state.versions_cursor = state.versions.len().saturating_sub(1);

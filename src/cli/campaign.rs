@@ -286,6 +286,13 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                     stdout_line(&format!("brand kit: {}", b.name))?;
                 }
                 stdout_line(&format!("recommendation runs: {}", runs.len()))?;
+                if let Some(said) = runs
+                    .last()
+                    .and_then(|r| r.searched_as.as_ref())
+                    .and_then(|s| s.describe())
+                {
+                    stdout_line(&format!("  latest run: {said}"))?;
+                }
                 stdout_line(&format!("selected references: {}", c.selected.len()))?;
                 for id in &c.selected {
                     if let Some(a) = lib.store.asset(id)? {
@@ -400,7 +407,7 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
             let embedder = lib.text_embedder()?;
             let index = lib.search_index(embedder.id())?;
             crate::cli::warn_partial_index(lib, embedder.id())?;
-            let (run, read_as) = campaign::recommend(
+            let run = campaign::recommend(
                 lib,
                 &c,
                 index.as_ref(),
@@ -425,11 +432,13 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                     "run": run.id, "query": run.query, "hits": run.hits,
                     "widen_offer": offer, "widened": widened,
                 });
-                if let Some(l) = read_as.language_offset() {
-                    out["language_offset"] = json!(l);
-                }
-                if let Some(t) = read_as.translation() {
-                    out["translation"] = json!(t);
+                if let Some(read_as) = &run.searched_as {
+                    if let Some(l) = read_as.language_offset() {
+                        out["language_offset"] = json!(l);
+                    }
+                    if let Some(t) = read_as.translation() {
+                        out["translation"] = json!(t);
+                    }
                 }
                 stdout_line(&serde_json::to_string(&out)?)?;
             } else {
@@ -443,7 +452,9 @@ pub fn run(ctx: &Ctx, cmd: CampaignCmd) -> Result<i32> {
                 if let Some(offer) = offer {
                     stdout_line(&format!("  {offer}: add --widen"))?;
                 }
-                print_searched_as(&read_as)?;
+                if let Some(read_as) = &run.searched_as {
+                    print_searched_as(read_as)?;
+                }
                 eprintln!(
                     "choose references with: campaign-studio campaign select {} ID...",
                     c.id

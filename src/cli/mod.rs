@@ -1789,7 +1789,7 @@ fn print_hits(r: &SearchResult) -> Result<()> {
     if let Some(offer) = &r.widen_offer {
         stdout_line(&format!("  {offer}: add --widen"))?;
     }
-    print_searched_as(&SearchedAs::of(r))
+    print_searched_as(&r.searched_as)
 }
 
 /// The line that says how a query in another language was searched (`search::SearchedAs`).

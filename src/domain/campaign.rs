@@ -75,6 +75,40 @@ pub struct RecommendationRun {
     pub embedder: String,
     pub hits: Vec<ReferenceHit>,
     pub created_at: String,
+    /// How its text query was brought to the library's English texts (a translation or an
+    /// offset changes the hits' order and strength, so a reopened run says it); `None` for a
+    /// run stored before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched_as: Option<SearchedAs>,
+}
+
+/// How a text query was brought to the English texts it is searched against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchedAs {
+    /// As written (an English query, an image, or one nothing was known to help).
+    Written,
+    /// Its vector moved by its language's offset (`services::language_offset`).
+    Moved {
+        language: String,
+        /// Why it was not translated, where a translator would have found more ("Apertium is
+        /// not installed: …"; `services::translate::why_not_translated`, when it was searched).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_translated: Option<String>,
+    },
+    /// As its English translation (`services::translate`).
+    Translated(Translation),
+}
+
+/// A query or brief used as its English translation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    /// The language it was read as.
+    pub from: String,
+    /// What translated it ("Apertium spa-eng").
+    pub by: String,
+    /// The English text used.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

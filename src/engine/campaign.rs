@@ -100,16 +100,16 @@ pub struct RecommendOptions {
     pub widen: bool,
 }
 
-/// Filtered k-NN with the campaign's objective and node; the run is stored with its hits, and
-/// returned with how its query was searched (`search::SearchedAs`: said beside the hits, since
-/// a translation or an offset changes their order and strength).
+/// Filtered k-NN with the campaign's objective and node; the run is stored with its hits and
+/// how its query was searched (`RecommendationRun::searched_as`: said beside the hits, since a
+/// translation or an offset changes their order and strength).
 pub fn recommend(
     lib: &Library,
     campaign: &Campaign,
     index: &dyn VectorIndex,
     embedder: &dyn Embedder,
     opts: &RecommendOptions,
-) -> Result<(RecommendationRun, search::SearchedAs)> {
+) -> Result<RecommendationRun> {
     let mut query = opts
         .query
         .clone()
@@ -147,8 +147,7 @@ pub fn recommend(
         lib.store_model_calls(Some(&campaign.id), "search")?;
         widened?;
     }
-    let searched_as = search::SearchedAs::of(&result);
-    Ok((store_run(lib, campaign, opts, result)?, searched_as))
+    store_run(lib, campaign, opts, result)
 }
 
 /// What widening `run` would offer (`search::widen_offer`), for a run of `campaign`'s filter
@@ -194,6 +193,7 @@ fn store_run(
         embedder: result.embedder,
         hits: result.hits,
         created_at: now(),
+        searched_as: Some(result.searched_as),
     };
     run.id = lib.store.insert_run(&run)?;
     lib.store

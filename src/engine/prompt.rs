@@ -147,6 +147,16 @@ pub fn write_prompt(
         .wants_english_brief()
         .then(|| crate::services::translate::translate_brief(&campaign.brief))
         .flatten();
+    // Where a translation was wanted and not made, the composer says why.
+    let not_translated = if writer.wants_english_brief() && translated_from.is_none() {
+        crate::services::translate::language_of(
+            &campaign.brief,
+            &crate::services::language::reading(&campaign.brief),
+        )
+        .and_then(|l| crate::services::translate::why_not_translated(&l))
+    } else {
+        None
+    };
     let brief = translated_from
         .as_ref()
         .map_or_else(|| campaign.brief.clone(), |t| t.text.clone());
@@ -158,6 +168,7 @@ pub fn write_prompt(
     let input = PromptInput {
         brief,
         translated_from,
+        not_translated,
         objective: campaign.objective.clone(),
         node: campaign.node.clone(),
         references,

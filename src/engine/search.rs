@@ -40,31 +40,39 @@ pub struct SearchResult {
     /// The query's embedding (text searches), so `widen` does not pay for it again.
     #[serde(skip)]
     pub query_vector: Vec<f32>,
-    /// The language a text query was read as when its vector was moved toward English text by
-    /// that language's offset (`services::language_offset`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub language_offset: Option<String>,
-    /// The English translation a text query was searched as (`services::translate`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub translation: Option<Translation>,
+    /// How a text query was brought to the library's English texts. In JSON as it always was:
+    /// `language_offset` (the language whose offset moved it) or `translation` (`{from, by,
+    /// text}`), neither for a query searched as written.
+    #[serde(flatten, serialize_with = "searched_as_fields")]
+    pub searched_as: SearchedAs,
 }
 
-/// How a text query was brought to the English texts it is searched against.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SearchedAs {
-    /// As written.
-    Written,
-    /// Its vector moved by its language's offset (`services::language_offset`).
-    Moved(&'static str),
-    /// As its English translation (`services::translate`).
-    Translated(Translation),
+/// `SearchResult::searched_as` as the fields `--json` has carried since before it was one.
+fn searched_as_fields<S: serde::Serializer>(
+    searched_as: &SearchedAs,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fields<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        language_offset: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        translation: Option<&'a Translation>,
+    }
+    Fields {
+        language_offset: searched_as.language_offset(),
+        translation: searched_as.translation(),
+    }
+    .serialize(serializer)
 }
+
+pub use crate::domain::SearchedAs;
 
 impl SearchedAs {
     /// The language whose offset moved it.
-    pub fn language_offset(&self) -> Option<&'static str> {
+    pub fn language_offset(&self) -> Option<&str> {
         match self {
-            SearchedAs::Moved(l) => Some(l),
+            SearchedAs::Moved { language, .. } => Some(language),
             _ => None,
         }
     }
@@ -85,38 +93,20 @@ impl SearchedAs {
     pub fn describe(&self) -> Option<String> {
         match self {
             SearchedAs::Written => None,
-            SearchedAs::Moved(l) => {
-                use crate::services::translate::{self, Availability};
-                let hint = match (translate::mode_for(l), translate::availability()) {
-                    (None, _) | (_, Availability::Off) => "",
-                    (Some(_), Availability::Missing(_)) => {
-                        " (with Apertium installed, apertium-eng-spa, it is searched as its English translation, which finds more)"
-                    }
-                    (Some(mode), Availability::Ready(a)) if !a.has(mode) => {
-                        " (install apertium-eng-spa to search its English translation, which finds more)"
-                    }
-                    (Some(_), Availability::Ready(_)) => {
-                        " (Apertium's translation failed: the log says why)"
-                    }
-                };
-                Some(format!(
-                    "read as {l}: its vector was moved toward English text by the measured {l} offset{hint}"
-                ))
-            }
+            SearchedAs::Moved {
+                language: l,
+                not_translated,
+            } => Some(format!(
+                "read as {l}: its vector was moved toward English text by the measured {l} offset{}",
+                not_translated
+                    .as_ref()
+                    .map(|why| format!(" (not translated, which finds more: {why})"))
+                    .unwrap_or_default()
+            )),
             SearchedAs::Translated(t) => Some(format!(
                 "read as {}: searched as its English translation by {}: \u{201c}{}\u{201d}",
                 t.from, t.by, t.text
             )),
-        }
-    }
-
-    /// It, as a result says it.
-    pub fn of(result: &SearchResult) -> SearchedAs {
-        match (&result.translation, &result.language_offset) {
-            (Some(t), _) => SearchedAs::Translated(t.clone()),
-            (None, Some(l)) => crate::services::language_offset::corpus(l)
-                .map_or(SearchedAs::Written, |c| SearchedAs::Moved(c.language)),
-            (None, None) => SearchedAs::Written,
         }
     }
 }
@@ -172,8 +162,7 @@ fn search_read(
     )?;
     r.widen_offer = offer_for(store, index.embedder(), &req.filter, req.k, &r.hits)?;
     r.query_vector = q;
-    r.language_offset = searched_as.language_offset().map(str::to_string);
-    r.translation = searched_as.translation().cloned();
+    r.searched_as = searched_as;
     Ok(r)
 }
 
@@ -215,12 +204,24 @@ pub fn embed_query_with(
             tracing::debug!(from = %t.from, by = %t.by, "query searched as its translation");
             Ok((embed(&t.text)?, SearchedAs::Translated(t)))
         }
-        SearchedAs::Moved(language) => {
+        SearchedAs::Moved {
+            language,
+            not_translated,
+        } => {
             let mut q = embed(text)?;
-            match crate::services::language_offset::move_by(embedder, language, &mut q) {
+            let moved = crate::services::language_offset::corpus(&language).and_then(|c| {
+                crate::services::language_offset::move_by(embedder, c.language, &mut q)
+            });
+            match moved {
                 Some(language) => {
                     tracing::debug!(language, "query moved by its language's offset");
-                    Ok((q, SearchedAs::Moved(language)))
+                    Ok((
+                        q,
+                        SearchedAs::Moved {
+                            language: language.to_string(),
+                            not_translated,
+                        },
+                    ))
                 }
                 None => Ok((q, SearchedAs::Written)),
             }
@@ -243,8 +244,13 @@ fn searched_as(
     {
         return SearchedAs::Translated(t);
     }
-    crate::services::language_offset::language_for(embedder, text, reading)
-        .map_or(SearchedAs::Written, SearchedAs::Moved)
+    crate::services::language_offset::language_for(embedder, text, reading).map_or(
+        SearchedAs::Written,
+        |language| SearchedAs::Moved {
+            language: language.to_string(),
+            not_translated: crate::services::translate::why_not_translated(language),
+        },
+    )
 }
 
 /// `widen_offer` for a search of `embedder`'s vectors, counting what lies outside the filter
@@ -392,7 +398,7 @@ pub fn widen(
     let (q, searched_as) = if result.query_vector.is_empty() {
         embed_query_read(embedder, &req.query, &reading)?
     } else {
-        (result.query_vector.clone(), SearchedAs::of(result))
+        (result.query_vector.clone(), result.searched_as.clone())
     };
     let pool = req.rerank_pool.max(req.k);
     // Enough neighbours that `pool` of them are outside even when the filter's own assets are
@@ -518,8 +524,7 @@ fn search_vector_without(
         widen_offer: None,
         widened: false,
         query_vector: Vec::new(),
-        language_offset: None,
-        translation: None,
+        searched_as: SearchedAs::Written,
     })
 }
 

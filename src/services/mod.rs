@@ -336,6 +336,9 @@ pub struct PromptInput {
     /// Set when `brief` is the English translation of the campaign's brief, made for a writer
     /// that cannot translate (`PromptWriter::wants_english_brief`, `translate`).
     pub translated_from: Option<translate::Translation>,
+    /// Why a brief that wanted translating was not translated (Apertium missing, or its
+    /// translation failed: `translate::why_not_translated`); `None` otherwise.
+    pub not_translated: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]

@@ -349,6 +349,26 @@ pub fn shared() -> Option<&'static Apertium> {
     }
 }
 
+/// Why text read as `language` was not translated, where a translator would have served it:
+/// Apertium is not installed, lacks the pair, or its translation failed (asked after a
+/// translation was wanted and not made); `None` when no pair serves the language or translation
+/// is turned off. Said where the text is used (a search, the composer), when it is used.
+pub fn why_not_translated(language: &str) -> Option<String> {
+    let mode = mode_for(language)?;
+    match availability() {
+        Availability::Off => None,
+        Availability::Missing(_) => Some(format!(
+            "Apertium is not installed: apt-get install apertium {}",
+            package_of(mode)
+        )),
+        Availability::Ready(a) if !a.has(mode) => Some(format!(
+            "Apertium lacks {mode}: apt-get install {}",
+            package_of(mode)
+        )),
+        Availability::Ready(_) => Some("Apertium's translation failed: the log says why".into()),
+    }
+}
+
 /// What `doctor` says of the process's translator.
 pub fn status() -> String {
     match availability() {
@@ -365,16 +385,7 @@ pub fn status() -> String {
     }
 }
 
-/// A query or brief used as its English translation.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Translation {
-    /// The language it was read as.
-    pub from: String,
-    /// What translated it ("Apertium spa-eng").
-    pub by: String,
-    /// The English text used.
-    pub text: String,
-}
+pub use crate::domain::Translation;
 
 /// The language `text` (read as `reading`) is translated from: one Apertium has a mode for,
 /// that the detector is sure of (`language_offset::sure_of`, the offset's gate). Nothing runs.

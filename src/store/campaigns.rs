@@ -208,8 +208,8 @@ impl Store {
 
     pub fn insert_run(&self, run: &RecommendationRun) -> Result<i64> {
         self.conn.execute(
-            "INSERT INTO recommendation_runs (campaign_id, query, k, kpi_weight, embedder, hits, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO recommendation_runs (campaign_id, query, k, kpi_weight, embedder, hits, created_at, searched_as)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 run.campaign_id,
                 run.query,
@@ -217,7 +217,11 @@ impl Store {
                 run.kpi_weight,
                 run.embedder,
                 serde_json::to_string(&run.hits)?,
-                run.created_at
+                run.created_at,
+                run.searched_as
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()?
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -225,7 +229,7 @@ impl Store {
 
     pub fn runs(&self, campaign_id: &str) -> Result<Vec<RecommendationRun>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, campaign_id, query, k, kpi_weight, embedder, hits, created_at
+            "SELECT id, campaign_id, query, k, kpi_weight, embedder, hits, created_at, searched_as
              FROM recommendation_runs WHERE campaign_id = ?1 ORDER BY id",
         )?;
         let v = stmt
@@ -240,6 +244,11 @@ impl Store {
                     hits: serde_json::from_str(&r.get::<_, String>(6)?)
                         .map_err(|e| json_err(6, e))?,
                     created_at: r.get(7)?,
+                    searched_as: r
+                        .get::<_, Option<String>>(8)?
+                        .map(|j| serde_json::from_str(&j))
+                        .transpose()
+                        .map_err(|e| json_err(8, e))?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

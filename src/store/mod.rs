@@ -996,6 +996,66 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_run_stored_before_migration_7_reads_as_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db.sqlite3");
+        {
+            // A database as version 6 left it, with one run.
+            let conn = Connection::open(&p).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            for (i, sql) in schema::MIGRATIONS.iter().take(6).enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+            conn.execute_batch(
+                r#"
+                INSERT INTO campaigns (id, name, brief, objective, node, created_at, updated_at)
+                    VALUES ('c1', 'n', 'b', 'likes', 'followers', 't', 't');
+                INSERT INTO recommendation_runs (campaign_id, query, k, kpi_weight, embedder, hits, created_at)
+                    VALUES ('c1', 'b', 8, 0.3, 'local/multilingual-e5-small-q4/desc-v1', '[]', 't');
+                "#,
+            )
+            .unwrap();
+        }
+        let store = Store::open(&p).unwrap();
+        let runs = store.runs("c1").unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].searched_as, None);
+    }
+
+    #[test]
+    fn a_runs_translation_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO campaigns (id, name, brief, objective, node, created_at, updated_at)
+                    VALUES ('c1', 'n', 'b', 'likes', 'followers', 't', 't');",
+            )
+            .unwrap();
+        let searched_as = crate::domain::SearchedAs::Translated(crate::domain::Translation {
+            from: "Spanish".into(),
+            by: "Apertium spa-eng".into(),
+            text: "Family picnic".into(),
+        });
+        let run = crate::domain::RecommendationRun {
+            id: 0,
+            campaign_id: "c1".into(),
+            query: "Pícnic familiar".into(),
+            k: 8,
+            kpi_weight: 0.3,
+            embedder: "local/multilingual-e5-small-q4/desc-v1".into(),
+            hits: Vec::new(),
+            created_at: now(),
+            searched_as: Some(searched_as.clone()),
+        };
+        store.insert_run(&run).unwrap();
+        assert_eq!(store.runs("c1").unwrap()[0].searched_as, Some(searched_as));
+    }
+
     fn asset(id: &str, node: &str) -> Asset {
         Asset {
             id: id.into(),

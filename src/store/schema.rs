@@ -201,4 +201,10 @@ pub const MIGRATIONS: &[&str] = &[
         UPDATE embeddings SET seq = (SELECT seq FROM feed WHERE id = 1) WHERE asset_id = NEW.id;
     END;
     "#,
+    // 7: how each run's text query was brought to the library's English texts (JSON
+    // SearchedAs: as written, moved by its language's offset, or translated); NULL for runs
+    // stored before.
+    r#"
+    ALTER TABLE recommendation_runs ADD COLUMN searched_as TEXT;
+    "#,
 ];

@@ -12,7 +12,7 @@ use crate::domain::{BrandKit, Campaign};
 use crate::engine::campaign::{self, NewCampaign, RecommendOptions};
 use crate::engine::generate::{self, GenerateOptions};
 use crate::engine::ingest::{self, IngestOptions};
-use crate::engine::{Library, export, moodboard, prompt, search};
+use crate::engine::{Library, export, moodboard, prompt};
 use crate::services::cancel::CancelToken;
 use crate::services::{ImageGenerator, PromptWriter};
 use crate::store::Store;
@@ -139,6 +139,10 @@ impl Runner {
             widen_offer: last
                 .as_ref()
                 .and_then(|r| campaign::widen_offer_of(&self.lib, &c, r)),
+            read_as: last
+                .as_ref()
+                .and_then(|r| r.searched_as.as_ref())
+                .and_then(|s| s.describe()),
             hits: last.map(|r| r.hits).unwrap_or_default(),
             versions: store.prompt_versions(&c.id)?,
             gallery: store.generated_images(&c.id)?,
@@ -294,11 +298,8 @@ impl Runner {
                     rerank_factor: lib.config.search.rerank_factor,
                     widen,
                 };
-                let (run, searched_as) = match like {
-                    Some(asset) => (
-                        campaign::recommend_like(lib, &c, &asset, &opts)?,
-                        search::SearchedAs::Written,
-                    ),
+                let run = match like {
+                    Some(asset) => campaign::recommend_like(lib, &c, &asset, &opts)?,
                     None => {
                         let embedder = lib.text_embedder()?;
                         let index = lib.search_index(embedder.id())?;
@@ -317,7 +318,7 @@ impl Runner {
                 emit(Action::SearchDone {
                     job,
                     widen_offer: campaign::widen_offer_of(lib, &c, &run),
-                    read_as: searched_as.describe(),
+                    read_as: run.searched_as.as_ref().and_then(|s| s.describe()),
                     campaign: Box::new(c),
                     hits: run.hits,
                     query: run.query,

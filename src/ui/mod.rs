@@ -449,9 +449,10 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
         .map(|c| c.brief.trim())
         .unwrap_or("");
     let shows_query = !state.search_query.is_empty() && state.search_query.trim() != brief;
-    let [head, query, offer, body] = Layout::vertical([
+    let [head, query, read_as, offer, body] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(shows_query as u16),
+        Constraint::Length(state.read_as.is_some() as u16),
         Constraint::Length(state.widen_offer.is_some() as u16),
         Constraint::Min(1),
     ])
@@ -467,6 +468,9 @@ fn references(f: &mut Frame, area: Rect, cx: &mut Ctx) {
             Paragraph::new(format!("searched as: {}", state.search_query)).style(cx.theme.accent),
             query,
         );
+    }
+    if let Some(said) = &state.read_as {
+        f.render_widget(Paragraph::new(said.as_str()).style(cx.theme.muted), read_as);
     }
     f.render_widget(
         Paragraph::new(format!(

@@ -16,12 +16,22 @@ pub const MODEL: &str = "local/composer-v1 (deterministic template composer, not
 const BASE_NEGATIVE: &str = "blurry, low resolution, distorted anatomy, extra fingers, watermark, garbled text, jpeg artifacts";
 
 /// Leading words of a brief that ask for something rather than describe it.
-const ASK_WORDS: [&str; 22] = [
+const ASK_WORDS: [&str; 30] = [
     "launch",
     "promote",
     "announce",
     "introduce",
     "advertise",
+    "present",
+    // The same asks as nouns and gerunds, the way a translated brief words them ("Launching of
+    // the new coffee maker", from "Lanzamiento de la nueva cafetera").
+    "launching",
+    "promoting",
+    "announcing",
+    "introducing",
+    "advertising",
+    "presenting",
+    "of",
     "campaign",
     "for",
     "show",
@@ -380,13 +390,26 @@ impl PromptWriter for Composer {
             let language = language
                 .map(|l| format!(" (it reads as {l})"))
                 .unwrap_or_default();
-            flags.push(format!("the brief is not in English{language}; the offline composer does not translate, so the subject keeps the brief's words"));
-            say(
-                format!(
-                    "The brief does not read as English{language}; I cannot translate offline, so the subject keeps its words."
-                ),
-                on_event,
-            );
+            match &input.not_translated {
+                Some(why) => {
+                    flags.push(format!("the brief is not in English{language} and was not translated ({why}), so the subject keeps the brief's words"));
+                    say(
+                        format!(
+                            "The brief does not read as English{language} and was not translated ({why}), so the subject keeps its words."
+                        ),
+                        on_event,
+                    );
+                }
+                None => {
+                    flags.push(format!("the brief is not in English{language}; the offline composer does not translate, so the subject keeps the brief's words"));
+                    say(
+                        format!(
+                            "The brief does not read as English{language}; I cannot translate offline, so the subject keeps its words."
+                        ),
+                        on_event,
+                    );
+                }
+            }
         }
 
         // Elements shared by the references, most frequent first (ties: first seen).
@@ -1000,6 +1023,12 @@ mod tests {
     }
 
     #[test]
+    fn a_translated_launch_gives_way_to_what_is_launched() {
+        let (s, _) = subject("Launching of the new coffee maker for the families", true);
+        assert_eq!(s, "coffee maker for the families");
+    }
+
+    #[test]
     fn a_bare_campaign_heading_leaves_no_theme() {
         let (s, _) = subject("Campaign: launch our new trail running shoe", false);
         assert_eq!(s, "trail running shoe");
@@ -1201,6 +1230,31 @@ mod tests {
         assert_eq!(out.flags.len(), 1);
         assert!(
             out.flags[0].contains("not in English (it reads as Spanish)"),
+            "{:?}",
+            out.flags
+        );
+    }
+
+    #[test]
+    fn a_spanish_brief_left_untranslated_says_why() {
+        let out = Composer
+            .write(
+                &PromptInput {
+                    brief: "Lanzamiento de la nueva cafetera para las familias".into(),
+                    objective: "likes".into(),
+                    node: "followers".into(),
+                    max_chars: 512,
+                    not_translated: Some(
+                        "Apertium is not installed: apt-get install apertium apertium-eng-spa"
+                            .into(),
+                    ),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(
+            out.flags[0].contains("was not translated (Apertium is not installed"),
             "{:?}",
             out.flags
         );
