@@ -652,3 +652,34 @@ fn a_run_of_an_english_brief_is_kept_as_searched_as_written() {
     let run = shown["runs"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(run["searched_as"], "written", "{run}");
 }
+
+#[cfg(unix)]
+#[test]
+fn an_export_keeps_the_translation_a_run_was_searched_as() {
+    let id = campaign_of(BRIEF_ES);
+    json_of(cli_translated(
+        &["campaign", "recommend", &id, "-k", "3", "--json"],
+        Some(TRANSLATED),
+    ));
+    let out = tempfile::tempdir().unwrap();
+    cli_json(&[
+        "campaign",
+        "export",
+        &id,
+        "--out",
+        out.path().to_str().unwrap(),
+        "--json",
+    ]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("campaign.json")).unwrap()).unwrap();
+    let run = doc["recommendation_runs"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        run["searched_as"]["translated"]["text"], TRANSLATED,
+        "{run}"
+    );
+}

@@ -143,19 +143,13 @@ pub fn write_prompt(
     let previous = current(lib, campaign)?.map(|p| p.prompt);
     // A writer that cannot translate gets a brief in another language as its English
     // translation, where Apertium is installed; the elements are then judged against it.
-    let translated_from = writer
-        .wants_english_brief()
-        .then(|| crate::services::translate::translate_brief(&campaign.brief))
-        .flatten();
-    // Where a translation was wanted and not made, the composer says why.
-    let not_translated = if writer.wants_english_brief() && translated_from.is_none() {
-        crate::services::translate::language_of(
-            &campaign.brief,
-            &crate::services::language::reading(&campaign.brief),
-        )
-        .and_then(|l| crate::services::translate::why_not_translated(&l))
+    let (translated_from, not_translated) = if writer.wants_english_brief() {
+        match crate::services::translate::translate_brief(&campaign.brief) {
+            Ok(t) => (t, None),
+            Err(why) => (None, Some(why)),
+        }
     } else {
-        None
+        (None, None)
     };
     let brief = translated_from
         .as_ref()

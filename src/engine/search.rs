@@ -100,7 +100,7 @@ impl SearchedAs {
                 "read as {l}: its vector was moved toward English text by the measured {l} offset{}",
                 not_translated
                     .as_ref()
-                    .map(|why| format!(" (not translated, which finds more: {why})"))
+                    .map(|why| format!(" (its English translation would find more, but {why})"))
                     .unwrap_or_default()
             )),
             SearchedAs::Translated(t) => Some(format!(
@@ -248,7 +248,10 @@ fn searched_as(
         SearchedAs::Written,
         |language| SearchedAs::Moved {
             language: language.to_string(),
-            not_translated: crate::services::translate::why_not_translated(language),
+            not_translated: crate::services::translate::why_not_translated(
+                language,
+                translator.is_some(),
+            ),
         },
     )
 }
@@ -646,6 +649,54 @@ pub fn known_neighbours(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_query_says_why_it_was_not_translated() {
+        let said = SearchedAs::Moved {
+            language: "Spanish".into(),
+            not_translated: Some("Apertium's translation failed; the log says why".into()),
+        }
+        .describe()
+        .unwrap();
+        assert!(
+            said.ends_with(
+                "Spanish offset (its English translation would find more, but Apertium's translation failed; the log says why)"
+            ),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_moved_query_with_nothing_to_add_says_only_the_move() {
+        let said = SearchedAs::Moved {
+            language: "Spanish".into(),
+            not_translated: None,
+        }
+        .describe()
+        .unwrap();
+        assert!(said.ends_with("measured Spanish offset"), "{said}");
+    }
+
+    #[test]
+    fn a_search_result_as_written_carries_neither_offset_nor_translation_in_json() {
+        let r = SearchResult {
+            query: "q".into(),
+            embedder: "e".into(),
+            objective: None,
+            node: None,
+            kpi_weight: 0.3,
+            hits: Vec::new(),
+            widen_offer: None,
+            widened: false,
+            query_vector: Vec::new(),
+            searched_as: SearchedAs::Written,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(
+            v.get("language_offset").is_none() && v.get("translation").is_none(),
+            "{v}"
+        );
+    }
 
     fn hit(level: StrengthLevel, outside: bool) -> ReferenceHit {
         ReferenceHit {

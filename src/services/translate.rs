@@ -349,23 +349,36 @@ pub fn shared() -> Option<&'static Apertium> {
     }
 }
 
-/// Why text read as `language` was not translated, where a translator would have served it:
-/// Apertium is not installed, lacks the pair, or its translation failed (asked after a
-/// translation was wanted and not made); `None` when no pair serves the language or translation
-/// is turned off. Said where the text is used (a search, the composer), when it is used.
-pub fn why_not_translated(language: &str) -> Option<String> {
+/// Why text read as `language` was not translated, where a translator would have served it
+/// (`why_not_translated_by` with the process's Apertium).
+pub fn why_not_translated(language: &str, tried: bool) -> Option<String> {
+    why_not_translated_by(language, &availability(), tried)
+}
+
+/// Why text read as `language` was not translated under `availability`: Apertium could not be
+/// used (and why), lacks the pair, or, when a translation was `tried`, failed; `None` when no
+/// pair serves the language, translation is turned off, or nothing was tried with a ready
+/// Apertium (a caller that chose not to translate). Said where the text is used (a search, the
+/// composer), when it is used.
+pub fn why_not_translated_by(
+    language: &str,
+    availability: &Availability,
+    tried: bool,
+) -> Option<String> {
     let mode = mode_for(language)?;
-    match availability() {
+    match availability {
         Availability::Off => None,
-        Availability::Missing(_) => Some(format!(
-            "Apertium is not installed: apt-get install apertium {}",
+        Availability::Missing(why) => Some(format!(
+            "Apertium is not available ({why}); apt-get install apertium {}",
             package_of(mode)
         )),
         Availability::Ready(a) if !a.has(mode) => Some(format!(
-            "Apertium lacks {mode}: apt-get install {}",
+            "Apertium lacks {mode}; apt-get install {}",
             package_of(mode)
         )),
-        Availability::Ready(_) => Some("Apertium's translation failed: the log says why".into()),
+        Availability::Ready(_) => {
+            tried.then(|| "Apertium's translation failed; the log says why".to_string())
+        }
     }
 }
 
@@ -471,10 +484,18 @@ pub fn translate_lines(apertium: &Apertium, from: &str, text: &str) -> Option<Tr
 }
 
 /// A brief's English translation by the process's Apertium, when it reads as a language this
-/// translates (`language_of`) and one is installed; nothing is looked for or run otherwise.
-pub fn translate_brief(brief: &str) -> Option<Translation> {
-    let from = language_of(brief, &crate::services::language::reading(brief))?;
-    translate_lines(shared()?, &from, brief)
+/// translates (`language_of`): `Ok(None)` for a brief that needs none, or when translation is
+/// turned off (nothing is looked for or run); `Err` with why (`why_not_translated`) when one
+/// was wanted and not made.
+pub fn translate_brief(brief: &str) -> std::result::Result<Option<Translation>, String> {
+    let Some(from) = language_of(brief, &crate::services::language::reading(brief)) else {
+        return Ok(None);
+    };
+    let made = shared().and_then(|a| translate_lines(a, &from, brief));
+    match made {
+        Some(t) => Ok(Some(t)),
+        None => why_not_translated(&from, true).map_or(Ok(None), Err),
+    }
 }
 
 #[cfg(all(test, unix))]
@@ -504,6 +525,71 @@ mod tests {
                 _ => return,
             }
         }
+    }
+
+    /// A ready Apertium listing `modes` (never run), for `why_not_translated_by`.
+    fn listing(modes: &[&str]) -> Availability {
+        Availability::Ready(Box::leak(Box::new(Apertium {
+            program: "apertium".into(),
+            modes: modes.iter().map(|m| m.to_string()).collect(),
+            limit: Duration::from_secs(1),
+            memo: Mutex::default(),
+            stalled: AtomicBool::new(false),
+        })))
+    }
+
+    #[test]
+    fn no_reason_is_given_when_translation_is_turned_off() {
+        assert_eq!(
+            why_not_translated_by("Spanish", &Availability::Off, true),
+            None
+        );
+    }
+
+    #[test]
+    fn a_missing_apertium_is_said_with_why_and_what_to_install() {
+        let why = why_not_translated_by(
+            "Spanish",
+            &Availability::Missing("could not start it".into()),
+            true,
+        )
+        .unwrap();
+        assert!(
+            why.contains("(could not start it)")
+                && why.contains("apt-get install apertium apertium-eng-spa"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_apertium_without_the_pair_names_the_package() {
+        let why = why_not_translated_by("Spanish", &listing(&["eng-spa"]), true).unwrap();
+        assert!(
+            why.contains("lacks spa-eng; apt-get install apertium-eng-spa"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_tried_translation_that_gave_nothing_is_said_to_have_failed() {
+        let why = why_not_translated_by("Spanish", &listing(&["spa-eng"]), true).unwrap();
+        assert!(why.contains("translation failed"), "{why}");
+    }
+
+    #[test]
+    fn a_translation_not_tried_with_a_ready_apertium_is_not_called_failed() {
+        assert_eq!(
+            why_not_translated_by("Spanish", &listing(&["spa-eng"]), false),
+            None
+        );
+    }
+
+    #[test]
+    fn a_language_without_a_pair_needs_no_reason() {
+        assert_eq!(
+            why_not_translated_by("German", &Availability::Missing("x".into()), true),
+            None
+        );
     }
 
     #[test]
@@ -588,12 +674,19 @@ mod tests {
         .with_limit(Duration::from_millis(300));
         assert!(a.translate("spa-eng", "un perro").is_err());
         let pid = std::fs::read_to_string(&pid_file).unwrap();
-        // Gone, or a zombie waiting for init to reap it: not running.
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
-        assert!(
-            stat.as_deref().map_or(true, |s| s.contains(") Z ")),
-            "the script's sleep still runs: {stat:?}"
-        );
+        // Gone, or a zombie waiting for init to reap it: not running. A killed process dies
+        // when it is next scheduled, so its state is read until it is dead, for at most 10 s
+        // (it would sleep on for 30); CI once read it as still running ("R") just after the kill.
+        let path = format!("/proc/{}/stat", pid.trim());
+        let dead =
+            |stat: &std::io::Result<String>| stat.as_deref().map_or(true, |s| s.contains(") Z "));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut stat = std::fs::read_to_string(&path);
+        while !dead(&stat) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+            stat = std::fs::read_to_string(&path);
+        }
+        assert!(dead(&stat), "the script's sleep still runs: {stat:?}");
     }
 
     #[test]

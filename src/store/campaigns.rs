@@ -244,11 +244,16 @@ impl Store {
                     hits: serde_json::from_str(&r.get::<_, String>(6)?)
                         .map_err(|e| json_err(6, e))?,
                     created_at: r.get(7)?,
-                    searched_as: r
-                        .get::<_, Option<String>>(8)?
-                        .map(|j| serde_json::from_str(&j))
-                        .transpose()
-                        .map_err(|e| json_err(8, e))?,
+                    // Only says how the hits were found: a value this build cannot read
+                    // (corrupt, or from a newer build) reads as not recorded rather than
+                    // closing the campaign.
+                    searched_as: r.get::<_, Option<String>>(8)?.and_then(|j| {
+                        serde_json::from_str(&j)
+                            .inspect_err(|e| {
+                                tracing::warn!(error = %e, "a run's searched_as was not readable")
+                            })
+                            .ok()
+                    }),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

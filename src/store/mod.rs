@@ -1026,6 +1026,25 @@ mod tests {
     }
 
     #[test]
+    fn a_run_whose_searched_as_is_unreadable_still_reads_with_it_unrecorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                r#"
+                INSERT INTO campaigns (id, name, brief, objective, node, created_at, updated_at)
+                    VALUES ('c1', 'n', 'b', 'likes', 'followers', 't', 't');
+                INSERT INTO recommendation_runs (campaign_id, query, k, kpi_weight, embedder, hits, created_at, searched_as)
+                    VALUES ('c1', 'b', 8, 0.3, 'local/multilingual-e5-small-q4/desc-v1', '[]', 't', '{"guessed":1}');
+                "#,
+            )
+            .unwrap();
+        let runs = store.runs("c1").unwrap();
+        assert_eq!((runs.len(), runs[0].searched_as.clone()), (1, None));
+    }
+
+    #[test]
     fn a_runs_translation_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db.sqlite3")).unwrap();

@@ -16,22 +16,12 @@ pub const MODEL: &str = "local/composer-v1 (deterministic template composer, not
 const BASE_NEGATIVE: &str = "blurry, low resolution, distorted anatomy, extra fingers, watermark, garbled text, jpeg artifacts";
 
 /// Leading words of a brief that ask for something rather than describe it.
-const ASK_WORDS: [&str; 30] = [
+const ASK_WORDS: [&str; 22] = [
     "launch",
     "promote",
     "announce",
     "introduce",
     "advertise",
-    "present",
-    // The same asks as nouns and gerunds, the way a translated brief words them ("Launching of
-    // the new coffee maker", from "Lanzamiento de la nueva cafetera").
-    "launching",
-    "promoting",
-    "announcing",
-    "introducing",
-    "advertising",
-    "presenting",
-    "of",
     "campaign",
     "for",
     "show",
@@ -49,6 +39,20 @@ const ASK_WORDS: [&str; 30] = [
     "please",
     "let's",
     "sell",
+];
+
+/// Asks the way a translation words them, as nouns and gerunds ("Launching of the new coffee
+/// maker", from "Lanzamiento de la nueva cafetera"): skipped in a translated brief only, where
+/// they cannot be the subject ("Present wrapped in red ribbon" can, in an English one).
+const TRANSLATED_ASK_WORDS: [&str; 8] = [
+    "launching",
+    "promoting",
+    "announcing",
+    "introducing",
+    "advertising",
+    "presenting",
+    "presentation",
+    "promotion",
 ];
 
 pub struct Composer;
@@ -287,13 +291,17 @@ fn subject(brief: &str, translated: bool) -> (String, Option<String>) {
         None => (first.clone(), String::new(), None),
     };
     let words: Vec<&str> = first.split_whitespace().collect();
+    // "of" joins an ask to what it asks for ("Launch of our new shoe"), so it is skipped only
+    // after one ("Of course, ..." keeps its words).
     let skip = words
         .iter()
-        .take_while(|w| {
-            ASK_WORDS.contains(
-                &w.to_lowercase()
-                    .trim_matches(|c: char| !c.is_alphanumeric()),
-            )
+        .enumerate()
+        .take_while(|(i, w)| {
+            let w = w.to_lowercase();
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            ASK_WORDS.contains(&w)
+                || (translated && TRANSLATED_ASK_WORDS.contains(&w))
+                || (*i > 0 && w == "of")
         })
         .count();
     let rest = if skip < words.len() {
@@ -390,26 +398,26 @@ impl PromptWriter for Composer {
             let language = language
                 .map(|l| format!(" (it reads as {l})"))
                 .unwrap_or_default();
-            match &input.not_translated {
+            // Why a wanted translation was not made, when one was wanted.
+            let (flag, said) = match &input.not_translated {
                 Some(why) => {
-                    flags.push(format!("the brief is not in English{language} and was not translated ({why}), so the subject keeps the brief's words"));
-                    say(
-                        format!(
-                            "The brief does not read as English{language} and was not translated ({why}), so the subject keeps its words."
-                        ),
-                        on_event,
-                    );
+                    let why = format!(" and was not translated ({why})");
+                    (why.clone(), why)
                 }
-                None => {
-                    flags.push(format!("the brief is not in English{language}; the offline composer does not translate, so the subject keeps the brief's words"));
-                    say(
-                        format!(
-                            "The brief does not read as English{language}; I cannot translate offline, so the subject keeps its words."
-                        ),
-                        on_event,
-                    );
-                }
-            }
+                None => (
+                    "; the offline composer does not translate".to_string(),
+                    "; I cannot translate offline".to_string(),
+                ),
+            };
+            flags.push(format!(
+                "the brief is not in English{language}{flag}, so the subject keeps the brief's words"
+            ));
+            say(
+                format!(
+                    "The brief does not read as English{language}{said}, so the subject keeps its words."
+                ),
+                on_event,
+            );
         }
 
         // Elements shared by the references, most frequent first (ties: first seen).
@@ -1026,6 +1034,24 @@ mod tests {
     fn a_translated_launch_gives_way_to_what_is_launched() {
         let (s, _) = subject("Launching of the new coffee maker for the families", true);
         assert_eq!(s, "coffee maker for the families");
+    }
+
+    #[test]
+    fn an_english_brief_opening_with_of_keeps_its_words() {
+        let (s, _) = subject("Of course, families love picnics", false);
+        assert_eq!(s, "Of course, families love picnics");
+    }
+
+    #[test]
+    fn an_english_present_is_a_subject_not_an_ask() {
+        let (s, _) = subject("Present wrapped in red ribbon under the tree", false);
+        assert_eq!(s, "Present wrapped in red ribbon under the tree");
+    }
+
+    #[test]
+    fn an_english_launch_of_gives_way_to_what_is_launched() {
+        let (s, _) = subject("Launch of our new trail running shoe", false);
+        assert_eq!(s, "trail running shoe");
     }
 
     #[test]
