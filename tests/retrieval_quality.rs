@@ -1349,13 +1349,17 @@ fn match_strength_thresholds_are_what_the_rule_gives_on_dev() {
             pooled[1].1.len(),
             pooled[0].1.len()
         );
-        assert_eq!(
-            (strong, fair),
-            (
-                (shipped.strong_z * 10.0).round() as i32,
-                (shipped.fair_z * 10.0).round() as i32
-            ),
-            "{id}: refit the match-strength thresholds"
-        );
+        // The thresholds were fitted on the full reference library; the bundled subset (no
+        // ../shared beside the clone) only prints what the rule gives there.
+        if full {
+            assert_eq!(
+                (strong, fair),
+                (
+                    (shipped.strong_z * 10.0).round() as i32,
+                    (shipped.fair_z * 10.0).round() as i32
+                ),
+                "{id}: refit the match-strength thresholds"
+            );
+        }
     }
 }

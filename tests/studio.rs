@@ -1016,17 +1016,7 @@ fn a_search_moved_by_the_spanish_offset_says_it_was_read_as_spanish() {
 #[test]
 fn a_search_of_a_translated_brief_shows_the_english_it_searched() {
     let mut s = state();
-    let translated = SearchedAs::Translated(Translation {
-        from: "Spanish".into(),
-        by: "Apertium spa-eng".into(),
-        text: "Family picnic in a sunny park".into(),
-    });
-    searched_with(
-        &mut s,
-        "Pícnic familiar en un parque soleado",
-        None,
-        translated.describe().as_deref(),
-    );
+    searched_translated(&mut s);
     let said = &s.toast.as_ref().unwrap().text;
     assert!(
         said.contains("Read as Spanish: searched as its English translation by Apertium spa-eng")
@@ -1043,15 +1033,20 @@ fn translated_picnic() -> SearchedAs {
     })
 }
 
-#[test]
-fn the_references_pane_keeps_saying_the_english_a_brief_was_searched_as() {
-    let mut s = state();
+/// A search of the Spanish picnic brief, searched as its translation (`translated_picnic`).
+fn searched_translated(s: &mut State) {
     searched_with(
-        &mut s,
+        s,
         "Pícnic familiar en un parque soleado",
         None,
         translated_picnic().describe().as_deref(),
     );
+}
+
+#[test]
+fn the_references_pane_keeps_saying_the_english_a_brief_was_searched_as() {
+    let mut s = state();
+    searched_translated(&mut s);
     s.toast = None;
     let screen = draw(&mut s, 160, 40);
     assert!(
@@ -1084,12 +1079,7 @@ fn a_reopened_campaign_says_how_its_last_search_was_made() {
 #[test]
 fn a_new_campaign_forgets_how_the_last_one_was_searched() {
     let mut s = state();
-    searched_with(
-        &mut s,
-        "Pícnic familiar en un parque soleado",
-        None,
-        translated_picnic().describe().as_deref(),
-    );
+    searched_translated(&mut s);
     update(&mut s, Action::NewCampaign);
     assert_eq!(s.read_as, None);
 }

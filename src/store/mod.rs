@@ -941,21 +941,26 @@ mod tests {
         );
     }
 
+    /// A database at `path` as migration `version` left it, with `rows` (SQL) written into it.
+    fn database_at(path: &Path, version: usize, rows: &str) {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for (i, sql) in schema::MIGRATIONS.iter().take(version).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .unwrap();
+        }
+        conn.execute_batch(rows).unwrap();
+    }
+
     #[test]
     fn migration_5_carries_over_earlier_prompt_tokens_and_generations() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("db.sqlite3");
-        {
-            // A database as version 4 left it.
-            let conn = Connection::open(&p).unwrap();
-            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-            for (i, sql) in schema::MIGRATIONS.iter().take(4).enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-            }
-            conn.execute_batch(
-                r#"
+        database_at(
+            &p,
+            4,
+            r#"
                 INSERT INTO campaigns (id, name, brief, objective, node, created_at, updated_at)
                     VALUES ('c1', 'n', 'b', 'likes', 'followers', 't', 't');
                 INSERT INTO prompt_versions (campaign_id, source, model, reasoning, prompt, negative_prompt, refs, flags, created_at, usage)
@@ -966,10 +971,8 @@ mod tests {
                     VALUES ('c1', 1, 'amazon.nova-canvas-v1:0', '{"params":{"width":1280,"height":720,"quality":"premium"}}', 't4');
                 INSERT INTO generated_images (id, generation_id, campaign_id, path, seed, refs, created_at)
                     VALUES ('i1', 1, 'c1', 'p1', 1, '[]', 't4'), ('i2', 1, 'c1', 'p2', 1, '[]', 't4');
-                "#,
-            )
-            .unwrap();
-        }
+            "#,
+        );
         let store = Store::open(&p).unwrap();
         let calls = store.model_calls(Some("c1")).unwrap();
         assert_eq!(calls.len(), 2, "{calls:?}");
@@ -1000,25 +1003,16 @@ mod tests {
     fn a_run_stored_before_migration_7_reads_as_not_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("db.sqlite3");
-        {
-            // A database as version 6 left it, with one run.
-            let conn = Connection::open(&p).unwrap();
-            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-            for (i, sql) in schema::MIGRATIONS.iter().take(6).enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.pragma_update(None, "user_version", (i + 1) as i64)
-                    .unwrap();
-            }
-            conn.execute_batch(
-                r#"
+        database_at(
+            &p,
+            6,
+            r#"
                 INSERT INTO campaigns (id, name, brief, objective, node, created_at, updated_at)
                     VALUES ('c1', 'n', 'b', 'likes', 'followers', 't', 't');
                 INSERT INTO recommendation_runs (campaign_id, query, k, kpi_weight, embedder, hits, created_at)
                     VALUES ('c1', 'b', 8, 0.3, 'local/multilingual-e5-small-q4/desc-v1', '[]', 't');
-                "#,
-            )
-            .unwrap();
-        }
+            "#,
+        );
         let store = Store::open(&p).unwrap();
         let runs = store.runs("c1").unwrap();
         assert_eq!(runs.len(), 1);
