@@ -673,19 +673,7 @@ fn raw_photos_spanish_briefs_translated_by_apertium_find_at_least_what_the_offse
     } = judged();
     let lib = raw_library(&lib_dir);
     translated_lose_nothing(&lib, "raw photos", &held_out, &judged, full);
-    let mut pooled: [Levels; 3] = Default::default();
-    for (i, queries) in held_out.iter().enumerate() {
-        let translator = (i == 2).then(apertium);
-        for (p, l) in pooled.iter_mut().zip(strength_levels(
-            &lib,
-            e5::EMBEDDER_ID,
-            queries,
-            &judged,
-            translator,
-        )) {
-            p.absorb(l);
-        }
-    }
+    let pooled = translated_strength_levels(&lib, e5::EMBEDDER_ID, &held_out, &judged);
     strength_floors_hold(
         "held-out, default embedder, Spanish briefs translated",
         pooled,
@@ -965,6 +953,27 @@ fn match_strength_calls_unrelated_photos_weak_and_relevant_ones_strong_or_fair()
         }
     }
     strength_floors_hold("held-out, default embedder", pooled);
+}
+
+/// `strength_levels` pooled over `sets` (English queries, English briefs, Spanish briefs), the
+/// Spanish briefs searched as Apertium's translation.
+fn translated_strength_levels(
+    lib: &Library,
+    embedder: &str,
+    sets: &Sets,
+    judged: &HashMap<String, HashSet<String>>,
+) -> [Levels; 3] {
+    let mut pooled: [Levels; 3] = Default::default();
+    for (i, queries) in sets.iter().enumerate() {
+        let translator = (i == 2).then(apertium);
+        for (p, l) in pooled
+            .iter_mut()
+            .zip(strength_levels(lib, embedder, queries, judged, translator))
+        {
+            p.absorb(l);
+        }
+    }
+    pooled
 }
 
 /// Asserts the match-strength floors on `pooled` (relevant, unrelated, nearest unrelated), and
@@ -1329,16 +1338,7 @@ fn match_strength_thresholds_are_what_the_rule_gives_on_dev() {
         (e5::EMBEDDER_ID, e5::STRENGTH),
         (minilm::EMBEDDER_ID, minilm::STRENGTH),
     ] {
-        let mut pooled: [Levels; 3] = Default::default();
-        for (i, queries) in dev.iter().enumerate() {
-            let translator = (i == 2).then(apertium);
-            for (p, l) in pooled
-                .iter_mut()
-                .zip(strength_levels(&lib, id, queries, &judged, translator))
-            {
-                p.absorb(l);
-            }
-        }
+        let pooled = translated_strength_levels(&lib, id, &dev, &judged);
         let (strong, fair) = strength_rule(&pooled[0], &pooled[1]);
         eprintln!(
             "{id}: the rule on dev gives strong {:.1}, fair {:.1} (shipped {:.1} / {:.1}; {} unrelated, {} relevant hits)",

@@ -125,8 +125,7 @@ pub fn search(
     req: &SearchRequest,
 ) -> Result<SearchResult> {
     let reading = crate::services::language::reading(&req.query);
-    let translator = crate::services::translate::translator_for(embedder, &req.query, &reading);
-    search_read(store, index, embedder, req, &reading, translator)
+    search_read(store, index, embedder, req, &reading, Translator::Process)
 }
 
 /// `search` with `translator` (none: a query in another language is moved by its offset alone,
@@ -139,7 +138,31 @@ pub fn search_with(
     translator: Option<&crate::services::translate::Apertium>,
 ) -> Result<SearchResult> {
     let reading = crate::services::language::reading(&req.query);
-    search_read(store, index, embedder, req, &reading, translator)
+    search_read(
+        store,
+        index,
+        embedder,
+        req,
+        &reading,
+        Translator::Given(translator),
+    )
+}
+
+/// Where a search gets its translator: the process's Apertium (`translate::shared`, looked for
+/// only for a query it would translate), or one given (none: the offset alone).
+#[derive(Clone, Copy)]
+enum Translator<'a> {
+    Process,
+    Given(Option<&'a crate::services::translate::Apertium>),
+}
+
+impl<'a> Translator<'a> {
+    fn get(self) -> Option<&'a crate::services::translate::Apertium> {
+        match self {
+            Translator::Process => crate::services::translate::shared(),
+            Translator::Given(a) => a,
+        }
+    }
 }
 
 /// `search_with` for a query already read as `reading`.
@@ -149,9 +172,9 @@ fn search_read(
     embedder: &dyn Embedder,
     req: &SearchRequest,
     reading: &Reading,
-    translator: Option<&crate::services::translate::Apertium>,
+    translator: Translator,
 ) -> Result<SearchResult> {
-    let (q, searched_as) = embed_query_with(embedder, &req.query, reading, translator)?;
+    let (q, searched_as) = embed_query_by(embedder, &req.query, reading, translator)?;
     let mut r = search_vector(store, index, &q, req)?;
     judge_strength(
         store,
@@ -177,12 +200,7 @@ fn embed_query_read(
     text: &str,
     reading: &Reading,
 ) -> Result<(Vec<f32>, SearchedAs)> {
-    embed_query_with(
-        embedder,
-        text,
-        reading,
-        crate::services::translate::translator_for(embedder, text, reading),
-    )
+    embed_query_by(embedder, text, reading, Translator::Process)
 }
 
 /// `embed_query_read` with `translator` (none: the offset alone, as where Apertium is not
@@ -192,6 +210,15 @@ pub fn embed_query_with(
     text: &str,
     reading: &Reading,
     translator: Option<&crate::services::translate::Apertium>,
+) -> Result<(Vec<f32>, SearchedAs)> {
+    embed_query_by(embedder, text, reading, Translator::Given(translator))
+}
+
+fn embed_query_by(
+    embedder: &dyn Embedder,
+    text: &str,
+    reading: &Reading,
+    translator: Translator,
 ) -> Result<(Vec<f32>, SearchedAs)> {
     let embed = |t: &str| -> Result<Vec<f32>> {
         Ok(embedder
@@ -237,23 +264,27 @@ fn searched_as(
     embedder: &dyn Embedder,
     text: &str,
     reading: &Reading,
-    translator: Option<&crate::services::translate::Apertium>,
+    translator: Translator,
 ) -> SearchedAs {
-    if let Some(t) = translator
-        .and_then(|a| crate::services::translate::translate_query(a, embedder, text, reading))
-    {
+    use crate::services::{language_offset, translate};
+    // The detector's confidence is read once, here: it gates translation and the offset alike.
+    let language = match reading {
+        Reading::Other(Some(name)) if language_offset::sure_of(text, name) => name.as_str(),
+        _ => return SearchedAs::Written,
+    };
+    let translator = (embedder.translates_queries() && translate::mode_for(language).is_some())
+        .then(|| translator.get())
+        .flatten();
+    if let Some(t) = translator.and_then(|a| translate::translate_from(a, language, text)) {
         return SearchedAs::Translated(t);
     }
-    crate::services::language_offset::language_for(embedder, text, reading).map_or(
-        SearchedAs::Written,
-        |language| SearchedAs::Moved {
-            language: language.to_string(),
-            not_translated: crate::services::translate::why_not_translated(
-                language,
-                translator.is_some(),
-            ),
+    match language_offset::corpus(language).filter(|_| embedder.language_offsets()) {
+        Some(c) => SearchedAs::Moved {
+            language: c.language.to_string(),
+            not_translated: translate::why_not_translated(c.language, translator.is_some()),
         },
-    )
+        None => SearchedAs::Written,
+    }
 }
 
 /// `widen_offer` for a search of `embedder`'s vectors, counting what lies outside the filter

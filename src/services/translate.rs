@@ -22,7 +22,7 @@ use std::time::Duration;
 use wait_timeout::ChildExt;
 
 use crate::services::language::Reading;
-use crate::services::{Embedder, language_offset};
+use crate::services::language_offset;
 
 /// Names the Apertium program, or `off` for none.
 pub const ENV: &str = "CAMPAIGN_STUDIO_APERTIUM";
@@ -410,26 +410,6 @@ pub fn language_of(text: &str, reading: &Reading) -> Option<String> {
     language_offset::sure_of(text, name).then(|| name.clone())
 }
 
-/// `language_of` for a query searched by `embedder`: only one whose documents are English
-/// (`Embedder::translates_queries`).
-pub fn language_for(embedder: &dyn Embedder, text: &str, reading: &Reading) -> Option<String> {
-    if !embedder.translates_queries() {
-        return None;
-    }
-    language_of(text, reading)
-}
-
-/// The process's Apertium for a query it would translate (`language_for`); for any other query
-/// nothing is looked for or run.
-pub fn translator_for(
-    embedder: &dyn Embedder,
-    text: &str,
-    reading: &Reading,
-) -> Option<&'static Apertium> {
-    language_for(embedder, text, reading)?;
-    shared()
-}
-
 /// `text` in `from` translated by `apertium`; `None` when it has no mode for `from` or the
 /// translation failed (logged: the text is then used as it is).
 pub fn translate_from(apertium: &Apertium, from: &str, text: &str) -> Option<Translation> {
@@ -448,17 +428,6 @@ pub fn translate_from(apertium: &Apertium, from: &str, text: &str) -> Option<Tra
             None
         }
     }
-}
-
-/// `text` translated by `apertium` when `language_for` says so; `None` otherwise, or when the
-/// translation failed (logged: the query is then searched without it).
-pub fn translate_query(
-    apertium: &Apertium,
-    embedder: &dyn Embedder,
-    text: &str,
-    reading: &Reading,
-) -> Option<Translation> {
-    translate_from(apertium, &language_for(embedder, text, reading)?, text)
 }
 
 /// `text` in `from` translated line by line by `apertium` (the composer reads a brief's first
