@@ -25,6 +25,11 @@
 //! set would no longer be held out); the Spanish bound is now a regression guard at 0.65, with
 //! the miss said in the README. A missed named element costs little: the subject, which names
 //! it, comes from the brief anyway.
+//!
+//! Where Apertium is installed the composer judges a Spanish brief as its English translation
+//! (`engine::prompt::write_prompt`). Those briefs have the English bounds, written before they
+//! were first measured (e5 kept 0.77 named, 0.2 % unrelated; MiniLM, which then judges them,
+//! 0.88 and 0.5 %).
 mod common;
 
 use std::collections::HashMap;
@@ -88,6 +93,19 @@ fn minilm() -> Arc<dyn Embedder> {
 enum Lang {
     En,
     Es,
+    /// The Spanish brief as the composer judges it where Apertium is installed: its English
+    /// translation (`translate::translate_brief`, as `engine::prompt::write_prompt` makes it).
+    EsTranslated,
+}
+
+/// The Spanish `brief` as the composer reads it where Apertium is installed: its translation,
+/// or the brief as written when it does not read surely enough as Spanish to be translated.
+fn as_composed(brief: &str) -> String {
+    match campaign_studio::services::translate::translate_brief(brief) {
+        Ok(Some(t)) => t.text,
+        Ok(None) => brief.to_string(),
+        Err(why) => panic!("{brief:?} was not translated: {why}"),
+    }
 }
 
 /// The scores of a set's judged pairs: (named, unrelated).
@@ -97,11 +115,19 @@ fn judged_scores(embedder: &dyn Embedder, file: &str, lang: Lang) -> (Vec<f32>, 
     let names: Vec<String> = SUPERCATEGORY.iter().map(|(n, _)| n.to_string()).collect();
     let (mut named, mut unrelated) = (Vec::new(), Vec::new());
     for b in briefs(file) {
-        let text = match lang {
-            Lang::En => &b.en,
-            Lang::Es => &b.es,
+        let scores = match lang {
+            Lang::En => element_fit::scores(embedder, &b.en, &names).unwrap(),
+            Lang::Es => element_fit::scores(embedder, &b.es, &names).unwrap(),
+            // As the composer judges it: a brief left in Spanish is not judged by an
+            // English-only model (`minilm_does_not_judge_spanish_briefs`).
+            Lang::EsTranslated => {
+                let text = as_composed(&b.es);
+                match element_fit::measure(embedder, &text, &names).unwrap() {
+                    Some(fit) => fit.scores,
+                    None => continue,
+                }
+            }
         };
-        let scores = element_fit::scores(embedder, text, &names).unwrap();
         let groups: Vec<&str> = b.labels.iter().map(|l| supercategory[l.as_str()]).collect();
         for (name, group) in SUPERCATEGORY {
             let score = scores[name];
@@ -157,6 +183,7 @@ fn held_out(embedder: &dyn Embedder, lang: Lang) -> (f64, f64) {
     let lang = match lang {
         Lang::En => "English",
         Lang::Es => "Spanish",
+        Lang::EsTranslated => "Spanish, translated",
     };
     println!(
         "{} held-out {lang}: named kept {n:.2} ({} pairs), unrelated kept {u:.3} ({} pairs)",
@@ -199,6 +226,47 @@ fn e5_keeps_most_named_elements_of_held_out_english_briefs() {
 fn e5_keeps_most_named_elements_of_held_out_spanish_briefs() {
     let (named, _) = held_out(e5().as_ref(), Lang::Es);
     assert!(named >= MIN_NAMED_KEPT_SPANISH_E5, "{named:.2}");
+}
+
+/// Spanish briefs as their Apertium translation (what the composer judges where Apertium is
+/// installed): the English bounds, written before this was first measured, since the text
+/// judged is English.
+#[test]
+fn e5_keeps_few_unrelated_elements_of_held_out_spanish_briefs_translated() {
+    if !common::apertium_installed() {
+        return;
+    }
+    let (_, unrelated) = held_out(e5().as_ref(), Lang::EsTranslated);
+    assert!(unrelated <= MAX_UNRELATED_KEPT, "{unrelated:.3}");
+}
+
+#[test]
+fn e5_keeps_most_named_elements_of_held_out_spanish_briefs_translated() {
+    if !common::apertium_installed() {
+        return;
+    }
+    let (named, _) = held_out(e5().as_ref(), Lang::EsTranslated);
+    assert!(named >= MIN_NAMED_KEPT, "{named:.2}");
+}
+
+/// MiniLM does not judge a Spanish brief as written, but where Apertium is installed the
+/// composer gives it the English translation, which it does judge: the English bounds.
+#[test]
+fn minilm_keeps_few_unrelated_elements_of_held_out_spanish_briefs_translated() {
+    if !common::apertium_installed() {
+        return;
+    }
+    let (_, unrelated) = held_out(minilm().as_ref(), Lang::EsTranslated);
+    assert!(unrelated <= MAX_UNRELATED_KEPT, "{unrelated:.3}");
+}
+
+#[test]
+fn minilm_keeps_most_named_elements_of_held_out_spanish_briefs_translated() {
+    if !common::apertium_installed() {
+        return;
+    }
+    let (named, _) = held_out(minilm().as_ref(), Lang::EsTranslated);
+    assert!(named >= MIN_NAMED_KEPT, "{named:.2}");
 }
 
 #[test]
