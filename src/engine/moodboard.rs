@@ -9,7 +9,7 @@ use std::path::Path;
 use font8x8::UnicodeFonts;
 use image::{Rgb, RgbImage, imageops};
 
-use crate::domain::Campaign;
+use crate::domain::{Campaign, SearchedAs};
 use crate::engine::{Library, prompt};
 use crate::{Error, Result};
 
@@ -69,6 +69,40 @@ fn parse_hex(hex: &str) -> Option<Rgb<u8>> {
     Some(Rgb([p(0)?, p(2)?, p(4)?]))
 }
 
+/// At most this many lines say how the references were searched (a long translation is cut).
+const SEARCHED_LINES: usize = 3;
+/// Characters in a line of text at scale 2 (16 px each) between the margins.
+const COLUMNS: usize = ((WIDTH - 2 * MARGIN) / 16) as usize;
+
+/// The lines under the title: the campaign and its filter, then how its latest run's query was
+/// searched when it was not searched as written (a Spanish brief searched as its English
+/// translation, or moved toward English text and why it was not translated), as `campaign
+/// show` says it. The font has no curly quotes, so quotes are straight.
+fn header(campaign: &Campaign, searched_as: Option<&SearchedAs>) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "{}  -  {} / {}  -  references chosen, not generated images",
+            campaign.name, campaign.objective, campaign.node
+        )
+        .chars()
+        .take(COLUMNS)
+        .collect(),
+    ];
+    if let Some(said) = searched_as.and_then(SearchedAs::describe) {
+        let said = format!("References {said}").replace(['\u{201c}', '\u{201d}'], "\"");
+        let mut wrapped = wrap(&said, COLUMNS);
+        if wrapped.len() > SEARCHED_LINES {
+            wrapped.truncate(SEARCHED_LINES);
+            if let Some(last) = wrapped.last_mut() {
+                let kept: String = last.chars().take(COLUMNS - 3).collect();
+                *last = format!("{kept}...");
+            }
+        }
+        lines.extend(wrapped);
+    }
+    lines
+}
+
 /// Renders the mood board of a campaign to `out` (PNG). Returns the number of references shown.
 pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
     let refs: Vec<_> = campaign
@@ -77,6 +111,15 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
         .filter_map(|id| lib.store.asset(id).ok().flatten())
         .collect();
     let current = prompt::current(lib, campaign)?;
+    // How well each reference matched, and how the query was searched, from the campaign's
+    // latest run (a reference chosen in an earlier run shows its KPI only, and whether it is
+    // outside the campaign's filter).
+    let latest = lib.store.runs(&campaign.id)?.pop();
+    let header = header(
+        campaign,
+        latest.as_ref().and_then(|r| r.searched_as.as_ref()),
+    );
+    let header_h = 52 + header.len() as u32 * 24 + 14;
     let tile_w = (WIDTH - 2 * MARGIN - 2 * 24) / 3;
     let tile_h = tile_w * 3 / 4;
     let rows = refs.len().div_ceil(3) as u32;
@@ -85,7 +128,7 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
         .map(|p| wrap(&p.prompt, 92))
         .unwrap_or_default();
     let height = MARGIN
-        + 90
+        + header_h
         + rows * (tile_h + 56)
         + 140
         + 40
@@ -95,25 +138,18 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
     let mut img = RgbImage::from_pixel(WIDTH, height, BG);
 
     draw_text(&mut img, MARGIN, MARGIN, "MOOD BOARD", 5, INK);
-    let sub = format!(
-        "{}  -  {} / {}  -  references chosen, not generated images",
-        campaign.name, campaign.objective, campaign.node
-    );
-    draw_text(
-        &mut img,
-        MARGIN,
-        MARGIN + 52,
-        &sub.chars().take(96).collect::<String>(),
-        2,
-        MUTED,
-    );
+    for (i, line) in header.iter().enumerate() {
+        draw_text(
+            &mut img,
+            MARGIN,
+            MARGIN + 52 + i as u32 * 24,
+            line,
+            2,
+            MUTED,
+        );
+    }
 
-    // How well each reference matched, from the campaign's latest run (a reference chosen in an
-    // earlier run shows its KPI only, and whether it is outside the campaign's filter).
-    let matched: std::collections::HashMap<String, crate::domain::ReferenceHit> = lib
-        .store
-        .runs(&campaign.id)?
-        .pop()
+    let matched: std::collections::HashMap<String, crate::domain::ReferenceHit> = latest
         .map(|r| {
             r.hits
                 .into_iter()
@@ -121,7 +157,7 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut y = MARGIN + 90;
+    let mut y = MARGIN + header_h;
     for (i, a) in refs.iter().enumerate() {
         let (col, row) = (i as u32 % 3, i as u32 / 3);
         let x = MARGIN + col * (tile_w + 24);
@@ -246,5 +282,72 @@ mod tests {
         draw_text(&mut img, 0, 0, "MB", 1, INK);
         assert!(img.pixels().any(|p| *p == INK));
         assert_eq!(parse_hex("#ff6600"), Some(Rgb([255, 102, 0])));
+    }
+
+    fn campaign() -> Campaign {
+        Campaign {
+            id: "c1".into(),
+            name: "Picnic".into(),
+            brief: "Familias de picnic en un parque soleado".into(),
+            objective: "likes".into(),
+            node: "customers".into(),
+            brand: None,
+            selected: Vec::new(),
+            step: crate::domain::CampaignStep::References,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_board_says_its_references_were_searched_as_a_translation() {
+        let searched = SearchedAs::Translated(crate::domain::Translation {
+            from: "Spanish".into(),
+            by: "Apertium spa-eng".into(),
+            text: "Families of picnic in a sunny park".into(),
+        });
+        let lines = header(&campaign(), Some(&searched));
+        assert_eq!(
+            lines[1..].join(" "),
+            "References read as Spanish: searched as its English translation by Apertium \
+             spa-eng: \"Families of picnic in a sunny park\""
+        );
+    }
+
+    #[test]
+    fn a_board_says_why_a_moved_query_was_not_translated() {
+        let searched = SearchedAs::Moved {
+            language: "Spanish".into(),
+            not_translated: Some("Apertium is not installed".into()),
+        };
+        let said = header(&campaign(), Some(&searched))[1..].join(" ");
+        assert!(said.contains("moved toward English text"), "{said}");
+        assert!(said.contains("Apertium is not installed"), "{said}");
+    }
+
+    #[test]
+    fn a_board_searched_as_written_says_only_the_campaign() {
+        let lines = header(&campaign(), Some(&SearchedAs::Written));
+        assert_eq!(
+            lines,
+            vec!["Picnic  -  likes / customers  -  references chosen, not generated images"]
+        );
+        assert_eq!(header(&campaign(), None), lines);
+    }
+
+    #[test]
+    fn a_long_translation_is_cut_to_three_lines_that_fit() {
+        let searched = SearchedAs::Translated(crate::domain::Translation {
+            from: "Spanish".into(),
+            by: "Apertium spa-eng".into(),
+            text: "sunny park ".repeat(60),
+        });
+        let lines = header(&campaign(), Some(&searched));
+        assert_eq!(lines.len(), 1 + SEARCHED_LINES);
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= COLUMNS),
+            "{lines:?}"
+        );
+        assert!(lines[SEARCHED_LINES].ends_with("..."));
     }
 }
