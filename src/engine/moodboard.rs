@@ -73,6 +73,58 @@ fn parse_hex(hex: &str) -> Option<Rgb<u8>> {
 const SEARCHED_LINES: usize = 3;
 /// Characters in a line of text at scale 2 (16 px each) between the margins.
 const COLUMNS: usize = ((WIDTH - 2 * MARGIN) / 16) as usize;
+/// Space between the three tiles of a row.
+const GUTTER: u32 = 24;
+const TILE_W: u32 = (WIDTH - 2 * MARGIN - 2 * GUTTER) / 3;
+/// Characters in a line of a tile's caption at scale 2.
+const TILE_COLUMNS: usize = (TILE_W / 16) as usize;
+/// The most lines under a tile (`tile_lines`), 20 px each.
+const TILE_LINES: u32 = 4;
+
+/// What a tile says under its picture, each line cut to the tile's width: the reference's id,
+/// "OUTSIDE FILTER" when it is not in the campaign's objective and audience (from the asset's
+/// own group, so a reference chosen from a widened run stays marked after a later run), its
+/// match in the campaign's latest run (strength, z, the share of the library below it and the
+/// raw similarity, as `campaign recommend` prints them; a reference chosen in an earlier run
+/// has none), and its KPI with its percentile in its group.
+fn tile_lines(
+    asset: &crate::domain::Asset,
+    campaign: &Campaign,
+    hit: Option<&crate::domain::ReferenceHit>,
+) -> Vec<String> {
+    let mut lines = vec![
+        asset
+            .external_id
+            .clone()
+            .unwrap_or_else(|| asset.file.clone()),
+    ];
+    if asset.objective != campaign.objective || asset.node != campaign.node {
+        lines.push("OUTSIDE FILTER".into());
+    }
+    if let Some(h) = hit {
+        lines.push(match &h.strength {
+            Some(s) => format!(
+                "{}z{:.1} p{:.1} sim {:.3}",
+                s.level
+                    .map(|l| format!("{} ", l.as_str()))
+                    .unwrap_or_default(),
+                s.z,
+                s.percentile * 100.0,
+                h.similarity
+            ),
+            None => format!("sim {:.3}", h.similarity),
+        });
+    }
+    let kpi = asset.kpi.map(|k| match hit {
+        Some(h) => format!("KPI {k} (p{:.0})", h.kpi_percentile * 100.0),
+        None => format!("KPI {k}"),
+    });
+    lines.extend(kpi);
+    lines
+        .into_iter()
+        .map(|l| l.chars().take(TILE_COLUMNS).collect())
+        .collect()
+}
 
 /// The lines under the title: the campaign and its filter, then how its latest run's query was
 /// searched when it was not searched as written (a Spanish brief searched as its English
@@ -120,21 +172,16 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
         latest.as_ref().and_then(|r| r.searched_as.as_ref()),
     );
     let header_h = 52 + header.len() as u32 * 24 + 14;
-    let tile_w = (WIDTH - 2 * MARGIN - 2 * 24) / 3;
+    let tile_w = TILE_W;
     let tile_h = tile_w * 3 / 4;
+    let row_h = tile_h + 16 + TILE_LINES * 20;
     let rows = refs.len().div_ceil(3) as u32;
     let prompt_lines = current
         .as_ref()
         .map(|p| wrap(&p.prompt, 92))
         .unwrap_or_default();
-    let height = MARGIN
-        + header_h
-        + rows * (tile_h + 56)
-        + 140
-        + 40
-        + prompt_lines.len() as u32 * 24
-        + MARGIN
-        + 40;
+    let height =
+        MARGIN + header_h + rows * row_h + 140 + 40 + prompt_lines.len() as u32 * 24 + MARGIN + 40;
     let mut img = RgbImage::from_pixel(WIDTH, height, BG);
 
     draw_text(&mut img, MARGIN, MARGIN, "MOOD BOARD", 5, INK);
@@ -160,8 +207,8 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
     let mut y = MARGIN + header_h;
     for (i, a) in refs.iter().enumerate() {
         let (col, row) = (i as u32 % 3, i as u32 / 3);
-        let x = MARGIN + col * (tile_w + 24);
-        let ty = y + row * (tile_h + 56);
+        let x = MARGIN + col * (tile_w + GUTTER);
+        let ty = y + row * row_h;
         let limits = crate::services::local::imaging::ImageLimits::of(&lib.config.library);
         let open = |p: &str| crate::services::local::imaging::open_limited(Path::new(p), limits);
         match open(&a.thumbnail_path).or_else(|_| open(&a.stored_path)) {
@@ -185,38 +232,27 @@ pub fn render(lib: &Library, campaign: &Campaign, out: &Path) -> Result<usize> {
                 );
             }
         }
-        let label = a.external_id.clone().unwrap_or_else(|| a.file.clone());
-        draw_text(
-            &mut img,
-            x,
-            ty + tile_h + 10,
-            &label.chars().take(36).collect::<String>(),
-            2,
-            INK,
-        );
-        let mut kpi = a.kpi.map(|k| format!("KPI {k}")).unwrap_or_default();
-        if let Some(s) = matched.get(&a.id).and_then(|h| h.strength) {
-            let word = s
-                .level
-                .map(|l| format!("{} ", l.as_str()))
-                .unwrap_or_default();
-            kpi = format!("{kpi}  {word}z{:.1}", s.z);
+        for (i, line) in tile_lines(a, campaign, matched.get(&a.id))
+            .iter()
+            .enumerate()
+        {
+            // The id, and the filter warning, in ink; the figures muted.
+            let colour = if i == 0 || line == "OUTSIDE FILTER" {
+                INK
+            } else {
+                MUTED
+            };
+            draw_text(
+                &mut img,
+                x,
+                ty + tile_h + 10 + i as u32 * 20,
+                line,
+                2,
+                colour,
+            );
         }
-        // From the asset's own group (a reference chosen from a widened run stays marked after
-        // a later run), first so the cut at 36 characters never drops it.
-        if a.objective != campaign.objective || a.node != campaign.node {
-            kpi = format!("OUTSIDE FILTER  {kpi}");
-        }
-        draw_text(
-            &mut img,
-            x,
-            ty + tile_h + 30,
-            &kpi.trim().chars().take(36).collect::<String>(),
-            2,
-            MUTED,
-        );
     }
-    y += rows * (tile_h + 56);
+    y += rows * row_h;
 
     // Palette: brand colours first, then each reference's top colours.
     draw_text(&mut img, MARGIN, y + 8, "PALETTE", 3, INK);
@@ -333,6 +369,113 @@ mod tests {
             vec!["Picnic  -  likes / customers  -  references chosen, not generated images"]
         );
         assert_eq!(header(&campaign(), None), lines);
+    }
+
+    fn asset(objective: &str, node: &str) -> crate::domain::Asset {
+        crate::domain::Asset {
+            id: "a1".into(),
+            external_id: Some("coco-000000114174".into()),
+            file: "a1.jpg".into(),
+            stored_path: String::new(),
+            thumbnail_path: String::new(),
+            byte_size: 1,
+            format: "jpeg".into(),
+            width: 1,
+            height: 1,
+            phash: String::new(),
+            objective: objective.into(),
+            node: node.into(),
+            kpi: Some(0.0371),
+            caption: None,
+            description: Default::default(),
+            model_labels: Vec::new(),
+            licence: None,
+            attribution: None,
+            metadata: serde_json::Value::Null,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn hit(strength: Option<crate::domain::MatchStrength>) -> crate::domain::ReferenceHit {
+        crate::domain::ReferenceHit {
+            asset_id: "a1".into(),
+            external_id: None,
+            file: String::new(),
+            stored_path: String::new(),
+            thumbnail_path: String::new(),
+            similarity: 0.7904,
+            kpi: Some(0.0371),
+            kpi_percentile: 0.83,
+            score: 0.958,
+            objective: "likes".into(),
+            node: "customers".into(),
+            description: String::new(),
+            elements: Vec::new(),
+            strength,
+            outside_filter: false,
+            inferred: None,
+        }
+    }
+
+    fn weak() -> Option<crate::domain::MatchStrength> {
+        Some(crate::domain::MatchStrength {
+            level: Some(crate::domain::StrengthLevel::Weak),
+            z: 1.94,
+            percentile: 0.975,
+        })
+    }
+
+    #[test]
+    fn a_tile_says_strength_percentile_and_raw_similarity() {
+        let lines = tile_lines(
+            &asset("likes", "customers"),
+            &campaign(),
+            Some(&hit(weak())),
+        );
+        assert_eq!(
+            lines,
+            vec![
+                "coco-000000114174",
+                "weak z1.9 p97.5 sim 0.790",
+                "KPI 0.0371 (p83)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tile_outside_the_filter_says_so_on_a_line_of_its_own() {
+        let lines = tile_lines(
+            &asset("clicks", "customers"),
+            &campaign(),
+            Some(&hit(weak())),
+        );
+        assert_eq!(lines[1], "OUTSIDE FILTER");
+    }
+
+    #[test]
+    fn a_tile_without_a_measured_strength_keeps_the_raw_similarity() {
+        let lines = tile_lines(&asset("likes", "customers"), &campaign(), Some(&hit(None)));
+        assert_eq!(lines[1], "sim 0.790");
+    }
+
+    #[test]
+    fn a_reference_from_an_earlier_run_shows_its_kpi_only() {
+        let lines = tile_lines(&asset("likes", "customers"), &campaign(), None);
+        assert_eq!(lines, vec!["coco-000000114174", "KPI 0.0371"]);
+    }
+
+    #[test]
+    fn every_tile_line_fits_its_tile() {
+        let mut a = asset("clicks", "followers");
+        a.external_id = Some("x".repeat(200));
+        a.kpi = Some(123_456_789.123_456_78);
+        let lines = tile_lines(&a, &campaign(), Some(&hit(weak())));
+        assert_eq!(lines.len() as u32, TILE_LINES);
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= TILE_COLUMNS),
+            "{lines:?}"
+        );
     }
 
     #[test]
