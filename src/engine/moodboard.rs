@@ -92,38 +92,66 @@ fn tile_lines(
     campaign: &Campaign,
     hit: Option<&crate::domain::ReferenceHit>,
 ) -> Vec<String> {
-    let mut lines = vec![
-        asset
-            .external_id
-            .clone()
-            .unwrap_or_else(|| asset.file.clone()),
-    ];
+    let id = asset
+        .external_id
+        .clone()
+        .unwrap_or_else(|| asset.file.clone());
+    let mut lines = vec![cut(&id, TILE_COLUMNS)];
     if asset.objective != campaign.objective || asset.node != campaign.node {
         lines.push("OUTSIDE FILTER".into());
     }
     if let Some(h) = hit {
-        lines.push(match &h.strength {
-            Some(s) => format!(
-                "{}z{:.1} p{:.1} sim {:.3}",
-                s.level
-                    .map(|l| format!("{} ", l.as_str()))
-                    .unwrap_or_default(),
-                s.z,
-                s.percentile * 100.0,
-                h.similarity
-            ),
-            None => format!("sim {:.3}", h.similarity),
-        });
+        let mut fields = Vec::new();
+        if let Some(s) = &h.strength {
+            fields.extend(s.level.map(|l| l.as_str().to_string()));
+            fields.push(format!("z{:.1}", s.z));
+            fields.push(format!("p{:.1}", s.percentile * 100.0));
+        }
+        fields.push(format!("sim {:.3}", h.similarity));
+        lines.push(fitted(&fields, TILE_COLUMNS));
     }
-    let kpi = asset.kpi.map(|k| match hit {
-        Some(h) => format!("KPI {k} (p{:.0})", h.kpi_percentile * 100.0),
-        None => format!("KPI {k}"),
-    });
-    lines.extend(kpi);
+    if let Some(k) = asset.kpi {
+        // As `campaign recommend` prints it; a KPI too long for the tile in scientific notation.
+        let mut kpi = format!("KPI {k:.4}");
+        if kpi.chars().count() > TILE_COLUMNS {
+            kpi = format!("KPI {k:.3e}");
+        }
+        let mut fields = vec![kpi];
+        fields.extend(hit.map(|h| format!("(p{:.0})", h.kpi_percentile * 100.0)));
+        lines.push(fitted(&fields, TILE_COLUMNS));
+    }
     lines
-        .into_iter()
-        .map(|l| l.chars().take(TILE_COLUMNS).collect())
-        .collect()
+}
+
+/// `text` in at most `columns` characters, ending in "..." when it was cut.
+fn cut(text: &str, columns: usize) -> String {
+    if text.chars().count() <= columns {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(columns.saturating_sub(3)).collect();
+    format!("{kept}...")
+}
+
+/// `fields` joined by spaces in at most `columns` characters: whole fields are dropped from the
+/// end rather than a figure cut short; the first is cut (`cut`) only when it alone is too long.
+fn fitted(fields: &[String], columns: usize) -> String {
+    let mut line = String::new();
+    for f in fields {
+        let with = if line.is_empty() {
+            f.clone()
+        } else {
+            format!("{line} {f}")
+        };
+        if with.chars().count() > columns {
+            break;
+        }
+        line = with;
+    }
+    if line.is_empty() {
+        cut(fields.first().map_or("", String::as_str), columns)
+    } else {
+        line
+    }
 }
 
 /// The lines under the title: the campaign and its filter, then how its latest run's query was
@@ -131,18 +159,23 @@ fn tile_lines(
 /// translation, or moved toward English text and why it was not translated), as `campaign
 /// show` says it. The font has no curly quotes, so quotes are straight.
 fn header(campaign: &Campaign, searched_as: Option<&SearchedAs>) -> Vec<String> {
-    let mut lines = vec![
-        format!(
-            "{}  -  {} / {}  -  references chosen, not generated images",
-            campaign.name, campaign.objective, campaign.node
-        )
-        .chars()
-        .take(COLUMNS)
-        .collect(),
-    ];
+    // The notice that these are not generated images always fits; a long name is cut.
+    let rest = format!(
+        "  -  {} / {}  -  references chosen, not generated images",
+        campaign.objective, campaign.node
+    );
+    let name = cut(
+        &campaign.name,
+        COLUMNS.saturating_sub(rest.chars().count()).max(12),
+    );
+    let mut lines = vec![cut(&format!("{name}{rest}"), COLUMNS)];
     if let Some(said) = searched_as.and_then(SearchedAs::describe) {
-        let said = format!("References {said}").replace(['\u{201c}', '\u{201d}'], "\"");
-        let mut wrapped = wrap(&said, COLUMNS);
+        // As `campaign show` says it ("latest run: ..."): the run's hits are the board's strengths.
+        let said = format!("Latest search: {said}").replace(['\u{201c}', '\u{201d}'], "\"");
+        let mut wrapped: Vec<String> = wrap(&said, COLUMNS)
+            .iter()
+            .map(|l| cut(l, COLUMNS))
+            .collect();
         if wrapped.len() > SEARCHED_LINES {
             wrapped.truncate(SEARCHED_LINES);
             if let Some(last) = wrapped.last_mut() {
@@ -345,7 +378,7 @@ mod tests {
         let lines = header(&campaign(), Some(&searched));
         assert_eq!(
             lines[1..].join(" "),
-            "References read as Spanish: searched as its English translation by Apertium \
+            "Latest search: read as Spanish: searched as its English translation by Apertium \
              spa-eng: \"Families of picnic in a sunny park\""
         );
     }
@@ -476,6 +509,56 @@ mod tests {
             lines.iter().all(|l| l.chars().count() <= TILE_COLUMNS),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn a_word_longer_than_a_line_is_cut_where_the_board_ends() {
+        let searched = SearchedAs::Translated(crate::domain::Translation {
+            from: "Spanish".into(),
+            by: "Apertium spa-eng".into(),
+            text: "https://example.com/".repeat(12),
+        });
+        let lines = header(&campaign(), Some(&searched));
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= COLUMNS),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.ends_with("...")), "{lines:?}");
+    }
+
+    #[test]
+    fn a_long_campaign_name_keeps_the_not_generated_notice() {
+        let mut c = campaign();
+        c.name = "Summer ".repeat(40);
+        let first = &header(&c, None)[0];
+        assert!(first.chars().count() <= COLUMNS, "{first}");
+        assert!(
+            first.ends_with("references chosen, not generated images"),
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn a_huge_kpi_keeps_its_percentile_whole() {
+        let mut a = asset("likes", "customers");
+        a.kpi = Some(1.234_567_89e30);
+        let lines = tile_lines(&a, &campaign(), Some(&hit(weak())));
+        assert_eq!(lines[2], "KPI 1.235e30 (p83)");
+    }
+
+    #[test]
+    fn a_strength_line_too_long_drops_whole_fields() {
+        let strong = Some(crate::domain::MatchStrength {
+            level: Some(crate::domain::StrengthLevel::Strong),
+            z: 1234.54,
+            percentile: 1.0,
+        });
+        let lines = tile_lines(
+            &asset("likes", "customers"),
+            &campaign(),
+            Some(&hit(strong)),
+        );
+        assert_eq!(lines[1], "strong z1234.5 p100.0");
     }
 
     #[test]
