@@ -164,6 +164,37 @@ pub struct Asset {
     pub updated_at: String,
 }
 
+#[cfg(test)]
+impl Asset {
+    /// A minimal asset for unit tests: `id`.png, 1 x 1, in `objective` / `node`, KPI 0.5,
+    /// nothing described, no dates.
+    pub(crate) fn for_test(id: &str, objective: &str, node: &str) -> Asset {
+        Asset {
+            id: id.into(),
+            external_id: None,
+            file: format!("{id}.png"),
+            stored_path: String::new(),
+            thumbnail_path: String::new(),
+            byte_size: 1,
+            format: "png".into(),
+            width: 1,
+            height: 1,
+            phash: String::new(),
+            objective: objective.into(),
+            node: node.into(),
+            kpi: Some(0.5),
+            caption: None,
+            description: Default::default(),
+            model_labels: Vec::new(),
+            licence: None,
+            attribution: None,
+            metadata: serde_json::Value::Null,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+}
+
 /// The filter a k-NN search applies while it searches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchFilter {

@@ -406,27 +406,9 @@ mod tests {
 
     fn asset(objective: &str, node: &str) -> crate::domain::Asset {
         crate::domain::Asset {
-            id: "a1".into(),
             external_id: Some("coco-000000114174".into()),
-            file: "a1.jpg".into(),
-            stored_path: String::new(),
-            thumbnail_path: String::new(),
-            byte_size: 1,
-            format: "jpeg".into(),
-            width: 1,
-            height: 1,
-            phash: String::new(),
-            objective: objective.into(),
-            node: node.into(),
             kpi: Some(0.0371),
-            caption: None,
-            description: Default::default(),
-            model_labels: Vec::new(),
-            licence: None,
-            attribution: None,
-            metadata: serde_json::Value::Null,
-            created_at: String::new(),
-            updated_at: String::new(),
+            ..crate::domain::Asset::for_test("a1", objective, node)
         }
     }
 

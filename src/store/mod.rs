@@ -1071,27 +1071,9 @@ mod tests {
 
     fn asset(id: &str, node: &str) -> Asset {
         Asset {
-            id: id.into(),
-            external_id: None,
-            file: format!("{id}.png"),
-            stored_path: String::new(),
-            thumbnail_path: String::new(),
-            byte_size: 1,
-            format: "png".into(),
-            width: 1,
-            height: 1,
-            phash: String::new(),
-            objective: "likes".into(),
-            node: node.into(),
-            kpi: Some(0.5),
-            caption: None,
-            description: Default::default(),
-            model_labels: Vec::new(),
-            licence: None,
-            attribution: None,
-            metadata: serde_json::Value::Null,
             created_at: now(),
             updated_at: now(),
+            ..Asset::for_test(id, "likes", node)
         }
     }
 
