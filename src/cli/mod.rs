@@ -1859,7 +1859,7 @@ pub(crate) fn print_hits_of(
 
 /// "strong z3.4 p99.8" (or "z1.2 p80.1" when the embedder's thresholds are unmeasured).
 pub(crate) fn strength_tag(s: &campaign_studio::domain::MatchStrength) -> String {
-    let figures = format!("z{:.1} p{:.1}", s.z, s.percentile * 100.0);
+    let figures = s.figures();
     match s.level {
         Some(l) => format!("{:<6} {figures}", l.as_str()),
         None => figures,

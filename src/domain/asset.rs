@@ -300,6 +300,12 @@ pub struct MatchStrength {
 }
 
 impl MatchStrength {
+    /// Its figures in short, as `campaign recommend` and the mood board print them after the
+    /// level: "z3.4 p99.8".
+    pub fn figures(&self) -> String {
+        format!("z{:.1} p{:.1}", self.z, self.percentile * 100.0)
+    }
+
     /// "strong (z 3.4, above 99.8 % of the library)"; "z 1.2, …" when unjudged.
     pub fn describe(&self) -> String {
         let pct = format!(

@@ -81,7 +81,7 @@ const TILE_COLUMNS: usize = (TILE_W / 16) as usize;
 /// The most lines under a tile (`tile_lines`), 20 px each.
 const TILE_LINES: u32 = 4;
 
-/// What a tile says under its picture, each line cut to the tile's width: the reference's id,
+/// What a tile says under its picture, each line within the tile's width: the reference's id,
 /// "OUTSIDE FILTER" when it is not in the campaign's objective and audience (from the asset's
 /// own group, so a reference chosen from a widened run stays marked after a later run), its
 /// match in the campaign's latest run (strength, z, the share of the library below it and the
@@ -104,14 +104,13 @@ fn tile_lines(
         let mut fields = Vec::new();
         if let Some(s) = &h.strength {
             fields.extend(s.level.map(|l| l.as_str().to_string()));
-            fields.push(format!("z{:.1}", s.z));
-            fields.push(format!("p{:.1}", s.percentile * 100.0));
+            fields.push(s.figures());
         }
         fields.push(format!("sim {:.3}", h.similarity));
         lines.push(fitted(&fields, TILE_COLUMNS));
     }
     if let Some(k) = asset.kpi {
-        // As `campaign recommend` prints it; a KPI too long for the tile in scientific notation.
+        // As `campaign recommend` prints it; one too long for the tile in scientific notation.
         let mut kpi = format!("KPI {k:.4}");
         if kpi.chars().count() > TILE_COLUMNS {
             kpi = format!("KPI {k:.3e}");
